@@ -1,0 +1,97 @@
+"""All configuration in one place: environment ``VOXVAULT_*`` first, then an optional TOML/.env file.
+
+Nothing else in the package reads the environment; components receive a ``Settings`` instance.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def _config_file() -> str | None:
+    return os.environ.get("VOXVAULT_CONFIG") or None
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Env vars are ``VOXVAULT_<FIELD>``; a TOML file via ``VOXVAULT_CONFIG``."""
+
+    model_config = SettingsConfigDict(env_prefix="VOXVAULT_", extra="ignore", env_file=None)
+
+    data_dir: Path = Field(default=Path("./data"), description="Root for the database, blobs and caches.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in data_dir if unset.")
+    blob_url: str | None = Field(default=None, description="file:///path or s3://bucket/prefix; data_dir/blobs if unset.")
+    s3_endpoint_url: str | None = None
+    cache_dir: Path | None = Field(default=None, description="Where joined model weights live; data_dir/cache if unset.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    tts_engine: str = "kokoro"
+    speaker_engine: str = "ge2e"
+    vad_engine: str = "silero"
+    asr_engine: str = "pocketsphinx"
+    device: str = Field(default="cpu", description="cpu or cuda (PyTorch engines only).")
+    kokoro_precision: str = Field(default="float", description="float (dequantised graph, faster) or int8.")
+    threads: int = Field(default=0, description="Inference threads; 0 = all cores.")
+
+    default_voice: str = "af_alpha"
+    loudness_lufs: float = -18.0
+    max_input_chars: int = 20_000
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_seconds: float = 600.0
+    max_concurrent_syntheses: int = 4
+    queue_size: int = 32
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in {"cpu", "cuda"}:
+            raise ValueError("device must be 'cpu' or 'cuda'")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # Derived locations -------------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'voxvault.db').resolve()}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or (self.data_dir / "blobs").resolve().as_uri()
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return (self.cache_dir or self.data_dir / "cache").resolve()
+
+    def prepare(self) -> Settings:
+        """Create the data and cache directories; returns self for chaining."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.resolved_cache_dir.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings safe to print (no credentials in URLs)."""
+        d = self.model_dump(mode="json")
+        for k in ("database_url",):
+            if d.get(k) and "@" in d[k]:
+                d[k] = d[k].split("@", 1)[0].rsplit(":", 1)[0] + ":***@" + d[k].split("@", 1)[1]
+        return d

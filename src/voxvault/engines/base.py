@@ -1,0 +1,76 @@
+"""Small protocols every engine implements, so the pipeline never depends on one model.
+
+Engines are plain classes, constructed once (weights loaded in ``__init__``) and reused across requests.
+All audio crossing these boundaries is mono float32 in [-1, 1] at the engine's declared sample rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float32]
+
+STYLE_DIM = 256
+EMBEDDING_DIM = 256
+
+
+@runtime_checkable
+class TTSEngine(Protocol):
+    """Phonemes + a style vector -> waveform."""
+
+    name: str
+    sample_rate: int
+    max_phonemes: int
+
+    def synthesize(self, phonemes: str, style: FloatArray, speed: float = 1.0) -> FloatArray:
+        """Speak one piece of at most ``max_phonemes`` phoneme characters.
+
+        ``style`` is either a single 256-d vector or a (N, 256) table indexed by phoneme count (Kokoro packs).
+        """
+        ...
+
+
+@runtime_checkable
+class SpeakerEncoder(Protocol):
+    """Waveform -> L2-normalised speaker embedding."""
+
+    name: str
+    sample_rate: int
+    dim: int
+
+    def embed(self, audio: FloatArray, sample_rate: int) -> FloatArray: ...
+
+
+@dataclass(frozen=True)
+class SpeechSegment:
+    start: float  # seconds
+    end: float
+
+
+@runtime_checkable
+class VoiceActivityDetector(Protocol):
+    name: str
+    sample_rate: int
+
+    def speech_segments(self, audio: FloatArray, sample_rate: int) -> list[SpeechSegment]: ...
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    word: str
+    start: float
+    end: float
+
+
+@runtime_checkable
+class SpeechRecognizer(Protocol):
+    name: str
+    sample_rate: int
+
+    def transcribe(self, audio: FloatArray, sample_rate: int) -> str: ...
+
+    def align(self, audio: FloatArray, sample_rate: int, text: str) -> list[WordTiming]: ...

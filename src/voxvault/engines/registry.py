@@ -1,0 +1,101 @@
+"""Engines by name, loaded lazily once per process and shared.
+
+``EngineRegistry(settings).tts()`` returns the configured TTS engine; the first call pays the load cost.
+Optional engines register a factory here; unknown names give a clear error instead of an ImportError.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from voxvault.config import Settings
+from voxvault.engines.base import SpeakerEncoder, SpeechRecognizer, TTSEngine, VoiceActivityDetector
+from voxvault.errors import VoxError
+
+Factory = Callable[[Settings], Any]
+
+
+def _kokoro(settings: Settings) -> TTSEngine:
+    from voxvault.engines.kokoro import KokoroEngine
+
+    return KokoroEngine(
+        cache_dir=settings.resolved_cache_dir,
+        precision=settings.kokoro_precision,
+        threads=settings.threads,
+    )
+
+
+def _ge2e(settings: Settings) -> SpeakerEncoder:
+    from voxvault.engines.ge2e import GE2EEncoder
+
+    return GE2EEncoder(device=settings.device)
+
+
+def _silero(settings: Settings) -> VoiceActivityDetector:
+    from voxvault.engines.silero import SileroVAD
+
+    return SileroVAD()
+
+
+def _pocketsphinx(settings: Settings) -> SpeechRecognizer:
+    from voxvault.engines.asr import PocketSphinxASR
+
+    return PocketSphinxASR()
+
+
+FACTORIES: dict[str, dict[str, Factory]] = {
+    "tts": {"kokoro": _kokoro},
+    "speaker": {"ge2e": _ge2e},
+    "vad": {"silero": _silero},
+    "asr": {"pocketsphinx": _pocketsphinx},
+}
+
+
+class EngineRegistry:
+    """Holds one instance per engine kind; thread-safe lazy construction."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._instances: dict[str, Any] = {}
+        self._load_seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, kind: str, name: str) -> Any:
+        key = f"{kind}:{name}"
+        inst = self._instances.get(key)
+        if inst is not None:
+            return inst
+        with self._lock:
+            inst = self._instances.get(key)
+            if inst is None:
+                factory = FACTORIES.get(kind, {}).get(name)
+                if factory is None:
+                    known = ", ".join(sorted(FACTORIES.get(kind, {})))
+                    raise VoxError("unknown_engine", f"no {kind} engine named {name!r} (known: {known})", 500)
+                t0 = time.perf_counter()
+                inst = factory(self.settings)
+                self._load_seconds[key] = time.perf_counter() - t0
+                self._instances[key] = inst
+        return inst
+
+    def tts(self) -> TTSEngine:
+        return self._get("tts", self.settings.tts_engine)  # type: ignore[no-any-return]
+
+    def speaker(self) -> SpeakerEncoder:
+        return self._get("speaker", self.settings.speaker_engine)  # type: ignore[no-any-return]
+
+    def vad(self) -> VoiceActivityDetector:
+        return self._get("vad", self.settings.vad_engine)  # type: ignore[no-any-return]
+
+    def asr(self) -> SpeechRecognizer:
+        return self._get("asr", self.settings.asr_engine)  # type: ignore[no-any-return]
+
+    @property
+    def load_seconds(self) -> dict[str, float]:
+        return dict(self._load_seconds)
+
+    def loaded(self, kind: str) -> bool:
+        return any(k.startswith(kind + ":") for k in self._instances)
