@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     kokoro_precision: str = Field(default="float", description="float (dequantised graph, faster) or int8.")
     threads: int = Field(default=0, description="Inference threads; 0 = all cores.")
 
-    default_voice: str = "af_alpha"
+    default_voice: str = "alpha"
     loudness_lufs: float = -18.0
     max_input_chars: int = 20_000
     max_upload_bytes: int = 50 * 1024 * 1024

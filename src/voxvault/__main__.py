@@ -1,0 +1,3 @@
+from voxvault.cli import app
+
+app()

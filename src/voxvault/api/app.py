@@ -1,0 +1,78 @@
+"""The FastAPI application factory: ``create_app(settings)``.
+
+Engines warm up in a background thread at start, so ``/healthz`` answers at once and ``/readyz`` turns
+ready when the first synthesis would be fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from voxvault.api.errors import install_error_handlers
+from voxvault.api.metrics import Metrics
+from voxvault.api.routes import speech, system
+from voxvault.config import Settings
+from voxvault.service import VoxVault
+from voxvault.synthesis.admission import Admission
+
+log = logging.getLogger(__name__)
+
+
+def _warm_up(app: FastAPI) -> None:
+    t0 = time.perf_counter()
+    try:
+        app.state.vv.warm_up()
+        app.state.ready.set()
+        log.info("engines ready in %.2fs", time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - reported through /readyz
+        app.state.warmup_error = f"{type(exc).__name__}"
+        log.exception("warm-up failed")
+
+
+def create_app(settings: Settings | None = None, vv: VoxVault | None = None, warm_up: bool = True) -> FastAPI:
+    vv = vv or VoxVault(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm_up:
+            threading.Thread(target=_warm_up, args=(app,), name="voxvault-warmup", daemon=True).start()
+        else:
+            app.state.ready.set()
+        yield
+
+    app = FastAPI(
+        title="voxvault",
+        version="0.1.0",
+        description="Consent-first voice cloning: OpenAI-compatible speech, consent-verified voices.",
+        lifespan=lifespan,
+    )
+    app.state.vv = vv
+    app.state.metrics = Metrics()
+    app.state.admission = Admission(vv.settings.max_concurrent_syntheses, vv.settings.queue_size)
+    app.state.ready = threading.Event()
+    app.state.warmup_error = None
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        app.state.metrics.request_seconds.labels(
+            method=request.method, route=template, status=str(response.status_code)
+        ).observe(time.perf_counter() - t0)
+        response.headers["x-request-id"] = request.state.request_id
+        return response
+
+    app.include_router(system.router)
+    app.include_router(speech.router)
+    return app

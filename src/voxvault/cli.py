@@ -1,0 +1,130 @@
+"""``voxvault`` command line: serve the API, speak text, list voices, check the install.
+
+Errors a user can cause print one red line with their code and exit 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from voxvault.config import Settings
+from voxvault.errors import VoxError
+
+app = typer.Typer(help="voxvault: consent-first voice cloning, offline.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: VoxError) -> NoReturn:
+    err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _vv() -> object:
+    from voxvault.service import VoxVault
+
+    return VoxVault(Settings())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default VOXVAULT_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default VOXVAULT_PORT or 8000).")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from voxvault.api.app import create_app
+
+    settings = Settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    console.print(f"voxvault serving on http://{settings.host}:{settings.port}  (docs: /docs)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@app.command()
+def say(
+    text: Annotated[str, typer.Argument(help="Text or SSML to speak; '-' reads standard input.")],
+    voice: Annotated[str | None, typer.Option("--voice", "-v", help="Voice id (a preset by default).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file; format from its suffix.")] = Path(
+        "out.wav"
+    ),
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="mp3, opus, aac, flac, wav or pcm.")] = None,
+    speed: Annotated[float, typer.Option(help="0.25 to 4.0")] = 1.0,
+) -> None:
+    """Speak text into an audio file."""
+    from voxvault.service import VoxVault
+
+    if text == "-":
+        text = sys.stdin.read()
+    fmt = fmt or (output.suffix.lstrip(".").lower() or "wav")
+    fmt = {"ogg": "opus", "raw": "pcm", "m4a": "aac"}.get(fmt, fmt)
+    try:
+        with console.status("synthesising…"):
+            speech = VoxVault(Settings()).speak(text, voice=voice, format=fmt, speed=speed)
+    except VoxError as exc:
+        _fail(exc)
+    tmp = output.with_name(output.name + ".part")
+    tmp.write_bytes(speech.audio)
+    tmp.replace(output)
+    console.print(
+        f"wrote {output} ({speech.duration:.2f} s of audio, {len(speech.audio)} bytes, "
+        f"synthesised in {speech.timings['total_s']:.2f} s)"
+    )
+
+
+@app.command()
+def voices(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the voices that can speak."""
+    from voxvault.service import VoxVault
+
+    items = VoxVault(Settings()).voices()
+    if as_json:
+        print(json.dumps([v.__dict__ for v in items], indent=2))
+        return
+    table = Table("id", "kind", "status", "description")
+    for v in items:
+        table.add_row(v.id, v.kind, v.status, v.description)
+    console.print(table)
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Load every engine, time it and print versions."""
+    from voxvault.service import VoxVault
+
+    with console.status("loading engines…"):
+        report = VoxVault(Settings()).doctor()
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        table = Table("engine", "name", "ok", "load s", "detail")
+        for kind, info in report["engines"].items():
+            detail = info.get("error") or (json.dumps(info["sample"]) if "sample" in info else "")
+            table.add_row(kind, str(info.get("name", "")), "yes" if info["ok"] else "[red]no[/]",
+                          str(info.get("load_s", "")), detail)
+        console.print(table)
+        console.print({k: v for k, v in report["versions"].items()})
+    if not all(info["ok"] for info in report["engines"].values()):
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,210 @@
+"""Text -> pieces -> acoustic model -> loudness -> encoded bytes, as a whole file or a stream.
+
+Everything a request can get wrong is checked in ``prepare`` before any audio is produced, so a streamed
+response never starts and then fails on bad input. Rendering is piece by piece: the first piece is kept
+short so the first audio leaves quickly; later pieces are longer (fewer model calls, better prosody).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voxvault.audio import CONTENT_TYPES, FORMATS, StreamEncoder, encode, normalize_loudness
+from voxvault.audio.loudness import stream_gain
+from voxvault.engines.base import FloatArray, TTSEngine
+from voxvault.errors import VoxError
+from voxvault.text import Piece, TextFrontend
+
+log = logging.getLogger(__name__)
+
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+FIRST_PIECE_PHONEMES = 60
+OUTPUT_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+
+
+@dataclass(frozen=True)
+class VoiceStyle:
+    """What the acoustic model needs to speak in a voice: its id (for records) and its style."""
+
+    voice_id: str
+    style: FloatArray
+
+
+@dataclass
+class PreparedSpeech:
+    """A validated request, ready to render; holds no raw text, only its pieces and digests."""
+
+    pieces: list[Piece]
+    voice: VoiceStyle
+    format: str
+    speed: float
+    sample_rate: int
+    text_sha256: str
+    text_chars: int
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+
+@dataclass
+class RenderedSpeech:
+    audio: bytes
+    samples: FloatArray
+    sample_rate: int
+    duration: float
+    content_type: str
+    output_sha256: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# Called with (float audio chunk at engine rate, offset in samples) -> the chunk to emit. The watermark
+# and any other per-output post-processing plug in here.
+ChunkHook = Callable[[FloatArray, int], FloatArray]
+
+
+class SpeechPipeline:
+    """Stateless per request; holds the loaded engines and shared limits."""
+
+    def __init__(
+        self,
+        tts: TTSEngine,
+        frontend: TextFrontend,
+        *,
+        loudness_lufs: float = -18.0,
+        max_input_chars: int = 20_000,
+    ) -> None:
+        self.tts = tts
+        self.frontend = frontend
+        self.loudness_lufs = loudness_lufs
+        self.max_input_chars = max_input_chars
+
+    # -- validation ------------------------------------------------------------------------------------
+    def prepare(
+        self,
+        text: str,
+        voice: VoiceStyle,
+        *,
+        fmt: str = "mp3",
+        speed: float = 1.0,
+        sample_rate: int | None = None,
+        lexicon: Mapping[str, str] | None = None,
+        ssml: bool | None = None,
+        first_piece_phonemes: int | None = FIRST_PIECE_PHONEMES,
+    ) -> PreparedSpeech:
+        if fmt not in FORMATS:
+            raise VoxError(
+                "unsupported_format", f"response_format {fmt!r} is not one of {', '.join(sorted(FORMATS))}"
+            )
+        if not (MIN_SPEED <= speed <= MAX_SPEED):
+            raise VoxError("invalid_speed", f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
+        if sample_rate is not None and sample_rate not in OUTPUT_SAMPLE_RATES:
+            raise VoxError(
+                "invalid_sample_rate",
+                f"sample_rate must be one of {', '.join(map(str, OUTPUT_SAMPLE_RATES))}",
+            )
+        if len(text) > self.max_input_chars:
+            raise VoxError(
+                "input_too_long",
+                f"input has {len(text)} characters; the limit is {self.max_input_chars} per request "
+                "(use a batch job for longer texts)",
+                413,
+            )
+        pieces = self.frontend.plan(
+            text, lexicon=lexicon, ssml=ssml, first_piece_max_phonemes=first_piece_phonemes
+        )
+        return PreparedSpeech(
+            pieces=pieces,
+            voice=voice,
+            format=fmt,
+            speed=speed,
+            sample_rate=sample_rate or self.tts.sample_rate,
+            text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            text_chars=len(text),
+        )
+
+    # -- rendering -------------------------------------------------------------------------------------
+    def raw_chunks(self, prepared: PreparedSpeech, cancel: threading.Event | None = None) -> Iterator[FloatArray]:
+        """Model output per piece, pauses included, before loudness; stops early when ``cancel`` is set."""
+        sr = self.tts.sample_rate
+        for piece in prepared.pieces:
+            if cancel is not None and cancel.is_set():
+                return
+            audio = self.tts.synthesize(piece.phonemes, prepared.voice.style, prepared.speed * piece.speed)
+            pause = np.zeros(int(round(piece.pause_after * sr)), dtype=np.float32)
+            yield np.concatenate([audio.astype(np.float32, copy=False), pause])
+
+    def render(self, prepared: PreparedSpeech, hook: ChunkHook | None = None) -> RenderedSpeech:
+        """The whole output as one file, loudness-normalised over the entire text."""
+        t0 = time.perf_counter()
+        chunks = list(self.raw_chunks(prepared))
+        t_model = time.perf_counter()
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        samples = normalize_loudness(samples, self.tts.sample_rate, self.loudness_lufs)
+        if hook is not None:
+            samples = hook(samples, 0)
+        audio = encode(samples, self.tts.sample_rate, prepared.format, out_sample_rate=prepared.sample_rate)
+        t_end = time.perf_counter()
+        duration = len(samples) / self.tts.sample_rate
+        log.info(
+            "rendered voice=%s pieces=%d chars=%d audio_s=%.2f model_s=%.3f total_s=%.3f bytes=%d",
+            prepared.voice.voice_id, len(prepared.pieces), prepared.text_chars, duration,
+            t_model - t0, t_end - t0, len(audio),
+        )
+        return RenderedSpeech(
+            audio=audio,
+            samples=samples,
+            sample_rate=self.tts.sample_rate,
+            duration=duration,
+            content_type=prepared.content_type,
+            output_sha256=hashlib.sha256(audio).hexdigest(),
+            timings={"model_s": t_model - t0, "total_s": t_end - t0},
+        )
+
+    def stream(
+        self,
+        prepared: PreparedSpeech,
+        hook: ChunkHook | None = None,
+        cancel: threading.Event | None = None,
+        stats: dict[str, float] | None = None,
+    ) -> Iterator[bytes]:
+        """Encoded bytes as soon as each piece is ready.
+
+        Loudness: a stream cannot know its integrated loudness ahead, so the gain measured on the first
+        piece is held for the whole stream (Kokoro's level is steady across pieces); a limiter keeps peaks
+        below full scale. ``stats`` receives first_audio_s, audio_s and total_s when given.
+        """
+        sr = self.tts.sample_rate
+        t0 = time.perf_counter()
+        encoder = StreamEncoder(prepared.format, sr, out_sample_rate=prepared.sample_rate)
+        gain: float | None = None
+        offset = 0
+        first = True
+        for chunk in self.raw_chunks(prepared, cancel):
+            if gain is None:
+                gain = stream_gain(chunk, sr, self.loudness_lufs)
+            out = np.clip(chunk * gain, -1.0, 1.0).astype(np.float32)
+            if hook is not None:
+                out = hook(out, offset)
+            offset += len(out)
+            data = encoder.push(out)
+            if data:
+                if first and stats is not None:
+                    stats["first_audio_s"] = time.perf_counter() - t0
+                first = False
+                yield data
+        tail = encoder.close()
+        if tail:
+            if first and stats is not None:
+                stats["first_audio_s"] = time.perf_counter() - t0
+            yield tail
+        if stats is not None:
+            stats["audio_s"] = offset / sr
+            stats["total_s"] = time.perf_counter() - t0
