@@ -1,0 +1,42 @@
+# voxvault: two commands on a fresh machine -> `make run` serves, `make test` passes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export VOXVAULT_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: run test lint bench install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first: the CPU build of 2.13.0 is on disk; anything asking for a newer torch would pull GBs of CUDA.
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements-nodeps.txt
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(BIN)/voxvault serve
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: install-dev lint
+	$(BIN)/python -m pytest
+
+bench: install-dev
+	$(BIN)/python bench/synthesis.py --out bench/results/synthesis.json --doc docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

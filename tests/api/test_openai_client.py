@@ -1,0 +1,46 @@
+"""The official ``openai`` package, pointed at a running voxvault, works unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxvault.audio import decode
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def openai_client(live_server: str):  # type: ignore[no-untyped-def]
+    openai = pytest.importorskip("openai")
+    return openai.OpenAI(base_url=live_server + "/v1", api_key="not-needed-yet", max_retries=0)
+
+
+def test_speech_create(openai_client) -> None:
+    response = openai_client.audio.speech.create(
+        model="tts-1", voice="alloy", input="Hello from the OpenAI client.", response_format="mp3"
+    )
+    audio = decode(response.content, max_bytes=10_000_000, max_seconds=60)
+    assert audio.duration > 1.0
+
+
+def test_speech_streaming_response(openai_client, tmp_path) -> None:
+    out = tmp_path / "stream.wav"
+    chunks = 0
+    with openai_client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="nova", input="Streaming works. This is the second sentence.", response_format="wav"
+    ) as response:
+        with out.open("wb") as f:
+            for chunk in response.iter_bytes(4096):
+                f.write(chunk)
+                chunks += 1
+    assert chunks >= 1
+    audio = decode(out, max_bytes=10_000_000, max_seconds=60)
+    assert audio.duration > 1.5
+
+
+def test_openai_error_surface(openai_client) -> None:
+    import openai
+
+    with pytest.raises(openai.NotFoundError) as info:
+        openai_client.audio.speech.create(model="tts-1", voice="no-such-voice", input="Hi")
+    assert "no-such-voice" in str(info.value)

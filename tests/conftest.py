@@ -1,0 +1,87 @@
+"""Shared fixtures: one loaded VoxVault per test session, a fresh data dir per test where it matters.
+
+Model weights are joined once into ``.cache/models`` at the repo root (gitignored) and reused by every
+test and every run, so the suite pays the 92 MB join and the float-graph conversion once per machine.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TESTDATA = REPO.parent / "shared" / "testdata"
+SPEAKERS = TESTDATA / "speakers"
+MODEL_CACHE = REPO / ".cache" / "models"
+
+
+def speaker_clips() -> list[Path]:
+    return sorted(SPEAKERS.glob("en_*.wav")) if SPEAKERS.is_dir() else []
+
+
+needs_testdata = pytest.mark.skipif(not speaker_clips(), reason="../shared/testdata/speakers is missing")
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> Path:
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    return MODEL_CACHE
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):  # type: ignore[no-untyped-def]
+    from voxvault.config import Settings
+
+    data = tmp_path_factory.mktemp("data")
+    return Settings(data_dir=data, cache_dir=model_cache, max_input_chars=20_000)
+
+
+@pytest.fixture(scope="session")
+def vv(settings):  # type: ignore[no-untyped-def]
+    from voxvault.service import VoxVault
+
+    return VoxVault(settings)
+
+
+@pytest.fixture(scope="session")
+def app(vv):  # type: ignore[no-untyped-def]
+    from voxvault.api.app import create_app
+
+    return create_app(vv=vv, warm_up=False)
+
+
+@pytest.fixture(scope="session")
+def client(app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The app served by uvicorn on a loopback port, for real HTTP clients (openai package)."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
