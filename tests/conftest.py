@@ -56,7 +56,23 @@ def app(vv):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def client(app):  # type: ignore[no-untyped-def]
+def admin_key(vv) -> str:  # type: ignore[no-untyped-def]
+    """An admin key in the default tenant (what `voxvault serve` prints on first start)."""
+    org_id, project_id = vv.keys.ensure_default_project()
+    return str(vv.keys.create(org_id=org_id, project_id=project_id, scopes=["admin"], name="tests").secret)
+
+
+@pytest.fixture(scope="session")
+def client(app, admin_key: str):  # type: ignore[no-untyped-def]
+    """A TestClient authenticated with the admin key."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def anon_client(app):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
     with TestClient(app) as c:

@@ -44,6 +44,7 @@ def serve(
     import uvicorn
 
     from voxvault.api.app import create_app
+    from voxvault.service import VoxVault
 
     settings = Settings()
     if host:
@@ -51,8 +52,16 @@ def serve(
     if port:
         settings.port = port
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    vv = VoxVault(settings)
+    try:
+        created = vv.bootstrap()
+    except VoxError as exc:
+        _fail(exc)
+    if created is not None and settings.bootstrap_key is None:
+        # Printed once to the terminal, never logged: only its SHA-256 is stored.
+        console.print(f"[bold yellow]Admin API key (shown once, store it now):[/] {created.secret}", highlight=False)
     console.print(f"voxvault serving on http://{settings.host}:{settings.port}  (docs: /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(create_app(vv=vv), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
 @app.command()

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -44,8 +44,13 @@ class Settings(BaseSettings):
     max_input_chars: int = 20_000
     max_upload_bytes: int = 50 * 1024 * 1024
     max_upload_seconds: float = 600.0
-    max_concurrent_syntheses: int = 4
-    queue_size: int = 32
+    max_concurrent_syntheses: int = 2
+    queue_size: int = 16
+
+    master_key: SecretStr | None = Field(default=None, description="kid:base64 pairs, comma-separated.")
+    master_key_file: Path | None = Field(default=None, description="Key file; data_dir/master.key if unset.")
+    bootstrap_key: SecretStr | None = Field(default=None, description="Admin key to create on first start.")
+    retain_samples_days: int = Field(default=0, description="Keep raw enrollment samples this long (0 = no).")
 
     @field_validator("device")
     @classmethod
@@ -81,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def resolved_cache_dir(self) -> Path:
         return (self.cache_dir or self.data_dir / "cache").resolve()
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return (self.master_key_file or self.data_dir / "master.key").resolve()
 
     def prepare(self) -> Settings:
         """Create the data and cache directories; returns self for chaining."""

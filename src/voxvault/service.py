@@ -13,7 +13,16 @@ from typing import Any
 
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
-from voxvault.synthesis import RenderedSpeech, SpeechPipeline
+from voxvault.governance.audit import AuditTrail
+from voxvault.governance.crypto import Envelope, LocalKeyManager
+from voxvault.governance.keys import CreatedKey, KeyService, Principal
+from voxvault.store.blobs import BlobStore, open_blob_store
+from voxvault.store.db import Database
+from voxvault.errors import VoxError
+from voxvault.store.models import Project
+from voxvault.synthesis import RenderedSpeech, SpeechPipeline, VoiceStyle
+from voxvault.synthesis.pipeline import ChunkHook
+from voxvault.synthesis.records import GenerationLog
 from voxvault.text import TextFrontend
 from voxvault.voices.catalog import VoiceCatalog, VoiceInfo
 
@@ -29,6 +38,50 @@ class VoxVault:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = (settings or Settings()).prepare()
         self.engines = EngineRegistry(self.settings)
+
+    # -- storage and governance (opened on first use; the schema is migrated then) ------------------------
+    @cached_property
+    def db(self) -> Database:
+        db = Database(self.settings.resolved_database_url)
+        db.migrate()
+        return db
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return open_blob_store(self.settings.resolved_blob_url, s3_endpoint_url=self.settings.s3_endpoint_url)
+
+    @cached_property
+    def key_manager(self) -> LocalKeyManager:
+        if self.settings.master_key is not None:
+            return LocalKeyManager.from_env_value(self.settings.master_key.get_secret_value())
+        return LocalKeyManager.from_file(self.settings.resolved_master_key_file)
+
+    @cached_property
+    def envelope(self) -> Envelope:
+        return Envelope(self.key_manager)
+
+    @cached_property
+    def keys(self) -> KeyService:
+        return KeyService(self.db)
+
+    @cached_property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self.db)
+
+    def bootstrap(self) -> CreatedKey | None:
+        """First start: create the default tenant and an admin key (returned once), unless keys exist.
+
+        With ``VOXVAULT_BOOTSTRAP_KEY`` set, that value becomes the admin key (automated deployments).
+        """
+        if self.keys.count() > 0:
+            return None
+        org_id, project_id = self.keys.ensure_default_project()
+        secret = self.settings.bootstrap_key.get_secret_value() if self.settings.bootstrap_key else None
+        created = self.keys.create(org_id=org_id, project_id=project_id, scopes=["admin"], name="bootstrap admin",
+                                   secret=secret)
+        self.audit.record("key.created", actor=None, target=created.id,
+                          details={"scopes": created.scopes, "prefix": created.prefix, "bootstrap": True})
+        return created
 
     @cached_property
     def frontend(self) -> TextFrontend:
@@ -46,6 +99,28 @@ class VoxVault:
     @cached_property
     def catalog(self) -> VoiceCatalog:
         return VoiceCatalog(self.engines.tts())
+
+    @cached_property
+    def generations(self) -> GenerationLog:
+        return GenerationLog(self.db, self.audit)
+
+    def watermark_hook(self, watermark_id: int) -> ChunkHook | None:
+        """Per-output hook that marks audio with the generation's id (None until a marker is loaded)."""
+        return None
+
+    def voice_for(self, principal: Principal, voice_id: str) -> VoiceStyle:
+        """Resolve a voice for a caller: tenant, key voice list and consent status all enforced here."""
+        style = self.catalog.resolve(voice_id, project_id=principal.project_id)
+        if not principal.may_use_voice(style.voice_id):
+            self.audit.record("access.denied", actor=principal.key_id, target=style.voice_id,
+                              details={"reason": "voice_not_allowed"})
+            raise VoxError("voice_not_allowed", f"this API key may not use voice {voice_id!r}", 403)
+        return style
+
+    def lexicon_for(self, principal: Principal) -> dict[str, str]:
+        with self.db.session() as s:
+            project = s.get(Project, principal.project_id)
+            return dict(project.lexicon or {}) if project is not None else {}
 
     def voices(self) -> list[VoiceInfo]:
         return self.catalog.presets()

@@ -10,9 +10,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def openai_client(live_server: str):  # type: ignore[no-untyped-def]
+def openai_client(live_server: str, admin_key: str):  # type: ignore[no-untyped-def]
     openai = pytest.importorskip("openai")
-    return openai.OpenAI(base_url=live_server + "/v1", api_key="not-needed-yet", max_retries=0)
+    return openai.OpenAI(base_url=live_server + "/v1", api_key=admin_key, max_retries=0)
 
 
 def test_speech_create(openai_client) -> None:

@@ -38,7 +38,7 @@ class VoiceCatalog:
             if style in self._preset_styles
         ]
 
-    def resolve(self, voice_id: str) -> VoiceStyle:
+    def resolve(self, voice_id: str, project_id: str | None = None) -> VoiceStyle:
         preset = resolve_preset(voice_id)
         if preset is not None and preset.engine_style in self._preset_styles:
             return VoiceStyle(voice_id=preset.id, style=self._preset_styles[preset.engine_style])

@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from voxvault.api.deps import require
 from voxvault.api.schemas import SpeechRequest
+from voxvault.governance.keys import Principal
 from voxvault.synthesis import PreparedSpeech
+from voxvault.synthesis.records import GenerationTicket
 
 router = APIRouter(tags=["speech"])
 log = logging.getLogger(__name__)
 
 
-def _metered(request: Request, prepared: PreparedSpeech, chunks: Iterator[bytes], stats: dict[str, float],
-             t_start: float, cancel: threading.Event) -> Iterator[bytes]:
-    """Wrap the byte stream: release the admission slot and record metrics however the stream ends."""
+def _metered(
+    request: Request, prepared: PreparedSpeech, ticket: GenerationTicket, principal: Principal,
+    chunks: Iterator[bytes], stats: dict[str, float], t_start: float, cancel: threading.Event,
+) -> Iterator[bytes]:
+    """Wrap the byte stream: release the admission slot, record metrics, generation and audit entry."""
     state = request.app.state
     admission = state.admission
+    digest = hashlib.sha256()
+    completed = False
     try:
         with admission.running():
             state.metrics.active_syntheses.inc()
@@ -35,7 +44,9 @@ def _metered(request: Request, prepared: PreparedSpeech, chunks: Iterator[bytes]
                             time.perf_counter() - t_start
                         )
                         first = False
+                    digest.update(data)
                     yield data
+                completed = True
             finally:
                 state.metrics.active_syntheses.dec()
     finally:
@@ -46,10 +57,14 @@ def _metered(request: Request, prepared: PreparedSpeech, chunks: Iterator[bytes]
         if audio_s > 0:
             state.metrics.real_time_factor.observe(stats.get("total_s", total) / audio_s)
             state.metrics.audio_seconds.inc(audio_s)
+        state.vv.generations.finish(
+            ticket, output_sha256=digest.hexdigest(), duration_s=audio_s, latency_ms=total * 1000,
+            key_id=principal.key_id, prepared=prepared, completed=completed,
+        )
         log.info(
-            "speech voice=%s format=%s chars=%d pieces=%d audio_s=%.2f first_audio_s=%.3f total_s=%.3f",
-            prepared.voice.voice_id, prepared.format, prepared.text_chars, len(prepared.pieces), audio_s,
-            stats.get("first_audio_s", -1.0), total,
+            "speech generation=%s voice=%s format=%s chars=%d pieces=%d audio_s=%.2f first_audio_s=%.3f "
+            "total_s=%.3f", ticket.id, prepared.voice.voice_id, prepared.format, prepared.text_chars,
+            len(prepared.pieces), audio_s, stats.get("first_audio_s", -1.0), total,
         )
 
 
@@ -61,23 +76,41 @@ def _sse(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield b'data: {"type": "speech.audio.done"}\n\n'
 
 
+def start_speech_stream(
+    request: Request, principal: Principal, prepared: PreparedSpeech, t_start: float
+) -> tuple[Iterator[bytes], GenerationTicket]:
+    """Admit, open the generation record, and return the metered byte stream (shared by all speech routes)."""
+    vv = request.app.state.vv
+    request.app.state.admission.reserve()
+    try:
+        ticket = vv.generations.begin(prepared, principal.key_id)
+    except Exception:
+        request.app.state.admission.release()
+        raise
+    cancel = threading.Event()
+    stats: dict[str, float] = {}
+    hook = vv.watermark_hook(ticket.watermark_id)
+    raw = vv.pipeline.stream(prepared, hook=hook, cancel=cancel, stats=stats)
+    return _metered(request, prepared, ticket, principal, raw, stats, t_start, cancel), ticket
+
+
 @router.post(
     "/v1/audio/speech",
     response_class=StreamingResponse,
     responses={200: {"content": {"audio/mpeg": {}}, "description": "Audio bytes, streamed (chunked)."}},
 )
-def create_speech(body: SpeechRequest, request: Request) -> StreamingResponse:
+def create_speech(
+    body: SpeechRequest, request: Request, principal: Annotated[Principal, Depends(require("speech:create"))]
+) -> StreamingResponse:
     t_start = time.perf_counter()
     vv = request.app.state.vv
-    style = vv.catalog.resolve(body.voice)
+    style = vv.voice_for(principal, body.voice)
     prepared = vv.pipeline.prepare(
-        body.input, style, fmt=body.response_format, speed=body.speed, sample_rate=body.sample_rate
+        body.input, style, fmt=body.response_format, speed=body.speed, sample_rate=body.sample_rate,
+        lexicon=vv.lexicon_for(principal),
     )
-    request.app.state.admission.reserve()
-    cancel = threading.Event()
-    stats: dict[str, float] = {}
-    chunks = _metered(request, prepared, vv.pipeline.stream(prepared, cancel=cancel, stats=stats), stats,
-                      t_start, cancel)
+    chunks, ticket = start_speech_stream(request, principal, prepared, t_start)
+    headers = {"x-generation-id": ticket.id}
     if body.stream_format == "sse":
-        return StreamingResponse(_sse(chunks), media_type="text/event-stream")
-    return StreamingResponse(chunks, media_type=prepared.content_type)
+        return StreamingResponse(_sse(chunks), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(chunks, media_type=prepared.content_type, headers=headers)

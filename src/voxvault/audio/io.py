@@ -1,0 +1,589 @@
+"""Bounded audio decoding and encoding with PyAV (FFmpeg), resampling with soxr.
+
+Uploads are untrusted: :func:`decode` checks the byte size before FFmpeg sees anything, only lets
+FFmpeg pick among a fixed list of audio demuxers (so playlists such as HLS or ``concat`` can never make
+it open other files or URLs), stops as soon as the decoded duration passes the limit and gives up after
+a wall-clock budget. Every refusal is a :class:`~voxvault.errors.VoxError` whose message names the
+problem without FFmpeg's text (which can carry file paths).
+
+Output formats follow OpenAI's ``response_format`` names: ``mp3``, ``opus`` (Ogg Opus, served as
+``audio/ogg``: the container is Ogg, and ``audio/opus`` is not what browsers sniff for), ``aac`` (ADTS),
+``flac``, ``wav`` and ``pcm`` (raw signed 16-bit little-endian mono, no header).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import stat
+import struct
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import av
+import numpy as np
+import soxr
+
+from voxvault.errors import VoxError
+
+log = logging.getLogger(__name__)
+
+FORMATS: tuple[str, ...] = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+
+CONTENT_TYPES: dict[str, str] = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+}
+
+FILE_EXTENSIONS: dict[str, str] = {
+    "mp3": ".mp3",
+    "opus": ".opus",
+    "aac": ".aac",
+    "flac": ".flac",
+    "wav": ".wav",
+    "pcm": ".pcm",
+}
+
+# Demuxers FFmpeg may choose for an upload. Everything else (playlists, image and subtitle formats,
+# raw guesses) is refused before a single packet is read.
+_ALLOWED_DEMUXERS = "wav,w64,aiff,caf,au,flac,mp3,ogg,matroska,webm,mov,mp4,m4a,aac,amr,wv"
+# Bound FFmpeg's format probing on hostile input; plenty for any real audio header.
+_PROBE_OPTIONS = {"probesize": str(2 * 1024 * 1024), "analyzeduration": str(5_000_000)}
+# A corrupt packet here and there is tolerated (FFmpeg conceals it); more than this is a broken file.
+_MAX_BAD_PACKETS = 8
+
+_MIN_RATE = 8_000
+_MAX_RATE = 192_000
+
+_RESAMPLE_QUALITY = "HQ"
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """Mono float32 samples in [-1, 1] plus what the upload was."""
+
+    samples: np.ndarray
+    sample_rate: int
+    duration: float
+    source_format: str
+    """Container, by FFmpeg's demuxer name (``wav``, ``mp3``, ``ogg``, ``matroska`` for webm/mkv, ``mp4``
+    for mp4/m4a/mov, ``aac`` for ADTS...)."""
+    source_sample_rate: int
+    channels: int
+    codec: str = ""
+    """FFmpeg decoder name, e.g. ``pcm_s16le``, ``mp3float``, ``opus``, ``aac``."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resampling
+# ---------------------------------------------------------------------------------------------------
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample mono audio with soxr (high quality); returns float32."""
+    if sr_in <= 0 or sr_out <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+    arr = np.asarray(x, dtype=np.float32)
+    if sr_in == sr_out or arr.size == 0:
+        return arr.copy()
+    return np.asarray(soxr.resample(arr, sr_in, sr_out, quality=_RESAMPLE_QUALITY), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding
+# ---------------------------------------------------------------------------------------------------
+
+
+def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
+    """Convert any FFmpeg sample format to mono float32 by averaging the channels."""
+    arr = frame.to_ndarray()
+    channels = frame.layout.nb_channels or 1
+    kind = frame.format.name.rstrip("p")
+    if kind == "u8":
+        data = (arr.astype(np.float32) - 128.0) / 128.0
+    elif kind == "s16":
+        data = arr.astype(np.float32) / 32768.0
+    elif kind == "s32":
+        data = (arr.astype(np.float64) / 2147483648.0).astype(np.float32)
+    elif kind == "s64":
+        data = (arr.astype(np.float64) / 9223372036854775808.0).astype(np.float32)
+    else:  # flt, dbl
+        data = arr.astype(np.float32, copy=False)
+    if frame.format.is_planar:
+        data = data.reshape(channels, -1)
+    else:
+        data = data.reshape(-1, channels).T
+    mono = data[0] if channels == 1 else data.mean(axis=0, dtype=np.float32)
+    return np.asarray(mono, dtype=np.float32)
+
+
+def _open_source(data: bytes | bytearray | memoryview | str | Path, max_bytes: int) -> BinaryIO:
+    """A readable file object for ``data``, refusing oversize input before anything reads it."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        size = len(data)
+        if size > max_bytes:
+            raise VoxError(
+                "upload_too_large",
+                f"Audio is {size} bytes; the limit is {max_bytes} bytes.",
+                status=413,
+                size=size,
+                max_bytes=max_bytes,
+            )
+        return io.BytesIO(bytes(data))
+    path = Path(data)
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise VoxError("invalid_audio", "The audio file could not be read.", status=422) from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise VoxError("invalid_audio", "The audio source is not a regular file.", status=422)
+    if info.st_size > max_bytes:
+        raise VoxError(
+            "upload_too_large",
+            f"Audio is {info.st_size} bytes; the limit is {max_bytes} bytes.",
+            status=413,
+            size=info.st_size,
+            max_bytes=max_bytes,
+        )
+    try:
+        # A Python file object, never a path string: FFmpeg must not interpret protocols in the name.
+        return open(path, "rb")  # noqa: SIM115 - closed by decode()
+    except OSError as exc:
+        raise VoxError("invalid_audio", "The audio file could not be read.", status=422) from exc
+
+
+def _check_rate(rate: int, what: str) -> int:
+    if not isinstance(rate, int | np.integer) or not _MIN_RATE <= int(rate) <= _MAX_RATE:
+        raise VoxError(
+            "invalid_sample_rate",
+            f"{what} must be an integer between {_MIN_RATE} and {_MAX_RATE} Hz, got {rate!r}.",
+            status=400,
+        )
+    return int(rate)
+
+
+def decode(
+    data: bytes | str | Path,
+    *,
+    max_bytes: int,
+    max_seconds: float,
+    target_sr: int | None = None,
+    timeout_s: float = 30.0,
+) -> DecodedAudio:
+    """Decode an untrusted upload (any common audio container) to mono float32.
+
+    Refuses with ``upload_too_large`` (413) before decoding when the input is over ``max_bytes``,
+    ``audio_too_long`` (413) as soon as the decoded audio passes ``max_seconds`` (the rest is never
+    decoded), ``decode_timeout`` (422) past ``timeout_s`` of wall-clock time, and ``invalid_audio``
+    (415 when the bytes are not a known audio container, 422 when it is broken, silent-empty or has no
+    audio stream). ``str`` and ``Path`` are local file paths.
+    """
+    if target_sr is not None:
+        target_sr = _check_rate(target_sr, "target_sr")
+    started = time.monotonic()
+    deadline = started + max(0.0, timeout_s)
+    source = _open_source(data, max_bytes)
+    try:
+        return _decode_file(source, max_seconds=max_seconds, target_sr=target_sr, deadline=deadline)
+    finally:
+        source.close()
+        log.debug("decode took %.3f s", time.monotonic() - started)
+
+
+def _timeout_error() -> VoxError:
+    return VoxError("decode_timeout", "Decoding the audio took too long.", status=422)
+
+
+def _decode_file(source: BinaryIO, *, max_seconds: float, target_sr: int | None, deadline: float) -> DecodedAudio:
+    budget = max(0.001, deadline - time.monotonic())
+    try:
+        container = av.open(
+            source,
+            mode="r",
+            container_options={"format_whitelist": _ALLOWED_DEMUXERS, **_PROBE_OPTIONS},
+            metadata_errors="replace",
+            timeout=budget,
+        )
+    except av.error.ExitError as exc:
+        raise _timeout_error() from exc
+    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+        raise VoxError(
+            "invalid_audio",
+            "The upload is not a supported audio file (expected wav, flac, mp3, ogg/opus, webm, m4a/aac).",
+            status=415,
+        ) from exc
+    try:
+        with container:
+            return _decode_container(container, max_seconds=max_seconds, target_sr=target_sr, deadline=deadline)
+    except VoxError:
+        raise
+    except av.error.ExitError as exc:
+        raise _timeout_error() from exc
+    except Exception as exc:  # FFmpeg can fail in many ways on hostile input; none may escape as a 500.
+        log.info("audio decode failed: %s", type(exc).__name__)
+        raise VoxError("invalid_audio", "The audio file is corrupt or cannot be decoded.", status=422) from exc
+
+
+def _decode_container(
+    container: Any, *, max_seconds: float, target_sr: int | None, deadline: float
+) -> DecodedAudio:
+    if not container.streams.audio:
+        raise VoxError("invalid_audio", "The file contains no audio stream.", status=422)
+    stream = container.streams.audio[0]
+    demuxer = container.format.name.split(",")[0]
+    source_format = "mp4" if demuxer == "mov" else demuxer
+    codec = stream.codec_context.name
+
+    chunks: list[np.ndarray] = []
+    resampler: soxr.ResampleStream | None = None
+    first_rate = 0
+    channels = 0
+    decoded_seconds = 0.0
+    bad_packets = 0
+
+    def add(mono: np.ndarray, rate: int) -> None:
+        nonlocal resampler, first_rate
+        if not first_rate:
+            first_rate = rate
+            if target_sr is not None and target_sr != rate:
+                resampler = soxr.ResampleStream(rate, target_sr, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
+        if rate != first_rate:  # chained streams may switch rate mid-file: keep one timeline
+            mono = resample(mono, rate, first_rate)
+        out = resampler.resample_chunk(mono, last=False) if resampler is not None else mono
+        if out.size:
+            chunks.append(np.asarray(out, dtype=np.float32))
+
+    def take(frames: list[av.AudioFrame]) -> None:
+        nonlocal decoded_seconds, channels
+        for frame in frames:
+            if frame.samples == 0 or not frame.sample_rate:
+                continue
+            decoded_seconds += frame.samples / frame.sample_rate
+            if decoded_seconds > max_seconds + 1e-6:
+                raise VoxError(
+                    "audio_too_long",
+                    f"Audio is longer than the {max_seconds:g} s limit.",
+                    status=413,
+                    max_seconds=max_seconds,
+                )
+            channels = channels or (frame.layout.nb_channels or 1)
+            add(_frame_to_mono(frame), int(frame.sample_rate))
+
+    for packet in container.demux(stream):
+        if time.monotonic() > deadline:
+            raise _timeout_error()
+        try:
+            frames = packet.decode()
+        except av.error.ExitError:
+            raise
+        except av.FFmpegError as exc:
+            bad_packets += 1
+            if bad_packets > _MAX_BAD_PACKETS:
+                raise VoxError("invalid_audio", "The audio file is corrupt.", status=422) from exc
+            continue
+        take(frames)  # type: ignore[arg-type]
+    try:
+        take(stream.decode(None))  # type: ignore[arg-type]  # drain the decoder
+    except av.error.ExitError:
+        raise
+    except av.FFmpegError:
+        pass
+
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        if tail.size:
+            chunks.append(np.asarray(tail, dtype=np.float32))
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    if samples.size == 0:
+        raise VoxError("invalid_audio", "The file contains no decodable audio.", status=422)
+    np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    np.clip(samples, -1.0, 1.0, out=samples)
+    rate = target_sr or first_rate
+    return DecodedAudio(
+        samples=samples,
+        sample_rate=rate,
+        duration=samples.size / rate,
+        source_format=source_format,
+        source_sample_rate=first_rate,
+        channels=channels,
+        codec=codec,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Encoding
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CodecSpec:
+    container: str
+    codec: str
+    legal_rates: tuple[int, ...] | None  # None: any rate
+    default_bitrate: int | None
+    container_options: dict[str, str]
+    stream_container_options: dict[str, str]
+    codec_options: dict[str, str]
+
+
+_SPECS: dict[str, _CodecSpec] = {
+    # Streams skip the Xing/LAME header (it needs a seek back); one-shot files get an exact one.
+    "mp3": _CodecSpec(
+        "mp3", "libmp3lame", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000), 96_000, {}, {}, {}
+    ),
+    # Ogg pages: one-shot files use FFmpeg's 1 s pages; streams close a page every 60 ms (3 Opus packets,
+    # about 4 kbit/s of page overhead) so audio leaves the muxer promptly.
+    "opus": _CodecSpec(
+        "ogg", "libopus", (8000, 12000, 16000, 24000, 48000), 32_000, {}, {"page_duration": "60000"}, {}
+    ),
+    "aac": _CodecSpec(
+        "adts",
+        "aac",
+        (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000),
+        64_000,
+        {},
+        {},
+        {},
+    ),
+    "flac": _CodecSpec("flac", "flac", None, None, {"write_padding": "0"}, {"write_padding": "0"}, {}),
+}
+
+
+def _nearest_rate(rate: int, legal: tuple[int, ...] | None) -> int:
+    if legal is None or rate in legal:
+        return rate
+    return min(legal, key=lambda r: (abs(r - rate), -r))
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise VoxError(
+            "unsupported_format",
+            f"Unsupported audio format {fmt!r}; choose one of {', '.join(FORMATS)}.",
+            status=400,
+            supported=list(FORMATS),
+        )
+    return fmt
+
+
+def _check_bitrate(bitrate: int | None) -> int | None:
+    if bitrate is None:
+        return None
+    if not isinstance(bitrate, int | np.integer) or not 6_000 <= int(bitrate) <= 512_000:
+        raise VoxError("invalid_bitrate", "bitrate must be an integer between 6000 and 512000 bit/s.", status=400)
+    return int(bitrate)
+
+
+def _prepare_samples(samples: np.ndarray) -> np.ndarray:
+    arr = np.asarray(samples, dtype=np.float32)
+    if arr.ndim != 1:
+        raise ValueError(f"expected mono samples (1-D), got shape {arr.shape}")
+    arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(arr, -1.0, 1.0)
+
+
+def _to_s16le(x: np.ndarray) -> bytes:
+    return np.round(x * 32767.0).astype("<i2").tobytes()
+
+
+def _wav_header(sample_rate: int, data_bytes: int | None) -> bytes:
+    """44-byte PCM WAV header; ``data_bytes=None`` writes 0xFFFFFFFF sizes ("until end of stream")."""
+    if data_bytes is None:
+        riff_size = data_size = 0xFFFFFFFF
+    else:
+        riff_size, data_size = 36 + data_bytes, data_bytes
+    fmt_chunk = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", riff_size)
+        + b"WAVEfmt "
+        + struct.pack("<I", len(fmt_chunk))
+        + fmt_chunk
+        + b"data"
+        + struct.pack("<I", data_size)
+    )
+
+
+class _DrainSink:
+    """Write-only, non-seekable sink: FFmpeg writes, we hand the bytes out after every push."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def drain(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
+
+
+class _AVWriter:
+    """One PyAV output container fed mono float32 frames at the codec's rate."""
+
+    def __init__(self, fmt: str, rate: int, bitrate: int | None, sink: Any, streaming: bool) -> None:
+        spec = _SPECS[fmt]
+        options = {**spec.container_options, **(spec.stream_container_options if streaming else {})}
+        if streaming:
+            options["flush_packets"] = "1"
+        self._container = av.open(sink, mode="w", format=spec.container, container_options=options)
+        try:
+            self._stream = self._container.add_stream(spec.codec, rate=rate, options=dict(spec.codec_options))
+            self._stream.layout = "mono"
+            chosen = bitrate or spec.default_bitrate
+            if chosen:
+                self._stream.bit_rate = chosen
+            self._container.start_encoding()
+        except BaseException:
+            self._container.close()
+            raise
+        self._rate = rate
+        self._pts = 0
+
+    def write(self, x: np.ndarray) -> None:
+        if x.size == 0:
+            return
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x, dtype=np.float32)[None, :], format="flt", layout="mono")
+        frame.sample_rate = self._rate
+        frame.time_base = Fraction(1, self._rate)
+        frame.pts = self._pts
+        self._pts += x.size
+        self._container.mux(self._stream.encode(frame))
+
+    def close(self) -> None:
+        try:
+            self._container.mux(self._stream.encode(None))
+        finally:
+            self._container.close()
+
+
+class StreamEncoder:
+    """Incremental encoder for streamed responses: concatenating every returned chunk is a valid file.
+
+    ``push`` returns whatever encoded bytes are ready (the first call also carries the container header);
+    ``close`` flushes the encoder. Audio held back per format (measured at 24 kHz in, see
+    docs/dev/audio.md): pcm/wav none; mp3 about one 24 ms frame plus LAME's look-ahead; aac about two
+    1024-sample frames; opus up to two 60 ms Ogg pages plus one 20 ms Opus frame; flac one block
+    (about 4096 samples). A ``wav`` stream has a header with 0xFFFFFFFF sizes, as OpenAI's does.
+    """
+
+    def __init__(
+        self, fmt: str, sample_rate: int, out_sample_rate: int | None = None, *, bitrate: int | None = None
+    ) -> None:
+        self.format = _check_format(fmt)
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        requested = _check_rate(out_sample_rate, "out_sample_rate") if out_sample_rate else sample_rate
+        spec = _SPECS.get(fmt)
+        self.out_sample_rate = _nearest_rate(requested, spec.legal_rates if spec else None)
+        self.sample_rate = sample_rate
+        bitrate = _check_bitrate(bitrate)
+        self._resampler = (
+            soxr.ResampleStream(sample_rate, self.out_sample_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
+            if self.out_sample_rate != sample_rate
+            else None
+        )
+        self._pending_header = _wav_header(self.out_sample_rate, None) if fmt == "wav" else b""
+        self._sink = _DrainSink()
+        self._writer = _AVWriter(fmt, self.out_sample_rate, bitrate, self._sink, True) if spec else None
+        self._closed = False
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    def _emit(self, x: np.ndarray) -> bytes:
+        if self._writer is None:
+            return _to_s16le(x)
+        self._writer.write(x)
+        return self._sink.drain()
+
+    def _take_header(self) -> bytes:
+        head, self._pending_header = self._pending_header, b""
+        return head
+
+    def push(self, samples: np.ndarray) -> bytes:
+        """Encode a chunk of mono float32 samples at ``sample_rate``; returns the bytes ready so far."""
+        if self._closed:
+            raise RuntimeError("StreamEncoder is closed")
+        x = _prepare_samples(samples)
+        if self._resampler is not None:
+            x = np.asarray(self._resampler.resample_chunk(x, last=False), dtype=np.float32)
+        return self._take_header() + self._emit(x)
+
+    def close(self) -> bytes:
+        """Flush everything still buffered; safe to call twice (the second call returns b"")."""
+        if self._closed:
+            return b""
+        self._closed = True
+        out = self._take_header()
+        if self._resampler is not None:
+            tail = np.asarray(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True), np.float32)
+            out += self._emit(np.clip(tail, -1.0, 1.0))
+        if self._writer is not None:
+            self._writer.close()
+            out += self._sink.drain()
+        return out
+
+    def __enter__(self) -> StreamEncoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def encode(
+    samples: np.ndarray,
+    sample_rate: int,
+    fmt: str,
+    *,
+    out_sample_rate: int | None = None,
+    bitrate: int | None = None,
+) -> bytes:
+    """Encode mono float32 audio to a complete file in ``fmt`` (see :data:`FORMATS`).
+
+    Rates a codec cannot carry go to the nearest legal one (Opus: 8/12/16/24/48 kHz; MP3: MPEG
+    rates up to 48 kHz; AAC: the ADTS table). ``bitrate`` (bit/s) applies to mp3, opus and aac.
+    """
+    _check_format(fmt)
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    requested = _check_rate(out_sample_rate, "out_sample_rate") if out_sample_rate else sample_rate
+    spec = _SPECS.get(fmt)
+    rate = _nearest_rate(requested, spec.legal_rates if spec else None)
+    bitrate = _check_bitrate(bitrate)
+    x = _prepare_samples(samples)
+    if rate != sample_rate:
+        x = np.clip(resample(x, sample_rate, rate), -1.0, 1.0)
+    if fmt == "pcm":
+        return _to_s16le(x)
+    if fmt == "wav":
+        pcm = _to_s16le(x)
+        return _wav_header(rate, len(pcm)) + pcm
+    assert spec is not None
+    buffer = io.BytesIO()  # seekable: FFmpeg writes exact lengths (Xing header, FLAC STREAMINFO)
+    writer = _AVWriter(fmt, rate, bitrate, buffer, False)
+    writer.write(x)
+    writer.close()
+    return buffer.getvalue()
+
+
+__all__ = [
+    "CONTENT_TYPES",
+    "FILE_EXTENSIONS",
+    "FORMATS",
+    "DecodedAudio",
+    "StreamEncoder",
+    "decode",
+    "encode",
+    "resample",
+]
