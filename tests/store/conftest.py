@@ -33,7 +33,9 @@ def _pg_user() -> str | None:
 def pg_user() -> str:
     user = _pg_user()
     if user is None:
-        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}/{PG_DATABASE} as {' or '.join(PG_USERS)}")
+        pytest.skip(
+            f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}/{PG_DATABASE} as {' or '.join(PG_USERS)}"
+        )
     return user
 
 

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import insert, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from voxvault.errors import VoxError
@@ -106,7 +106,9 @@ def test_crud_roundtrip_across_all_tables(db: Database) -> None:
     org_id, project_id = _org_and_project(db)
     expires = dt.datetime(2031, 5, 17, 12, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     with db.session() as s:
-        key = ApiKey(org_id=org_id, project_id=project_id, prefix="vv_ab12", key_hash="h" * 64, scopes=["tts"])
+        key = ApiKey(
+            org_id=org_id, project_id=project_id, prefix="vv_ab12", key_hash="h" * 64, scopes=["tts"]
+        )
         consent = Consent(
             project_id=project_id,
             speaker_name="Ada",
@@ -139,7 +141,9 @@ def test_crud_roundtrip_across_all_tables(db: Database) -> None:
                 JobItem(job_id=job.id, item_id="1", status="done", sha256="d" * 64, duration=2.0),
                 JobItem(job_id=job.id, item_id="2", error="text too long", status="failed"),
                 _generation(voice.id),
-                AuditLog(action="voice.create", actor=key.id, target=voice.id, prev_hash="0" * 64, hash="1" * 64),
+                AuditLog(
+                    action="voice.create", actor=key.id, target=voice.id, prev_hash="0" * 64, hash="1" * 64
+                ),
             ]
         )
         ids = (key.id, consent.id, voice.id, job.id)
@@ -198,7 +202,7 @@ def test_unique_constraints_hold(db: Database) -> None:
         s.flush()
         s.add(JobItem(job_id=job.id, item_id="a"))
     with pytest.raises(IntegrityError), db.session() as s:
-        s.execute(JobItem.__table__.insert().values(job_id=job.id, item_id="a", status="pending"))
+        s.execute(insert(JobItem).values(job_id=job.id, item_id="a", status="pending"))
     with pytest.raises(IntegrityError), db.session() as s:
         first = _generation()
         s.add(first)

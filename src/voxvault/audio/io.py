@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import av
 import numpy as np
 import soxr
+from av.audio.stream import AudioStream
 
 from voxvault.errors import VoxError
 
@@ -116,10 +117,8 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
         data = (arr.astype(np.float64) / 9223372036854775808.0).astype(np.float32)
     else:  # flt, dbl
         data = arr.astype(np.float32, copy=False)
-    if frame.format.is_planar:
-        data = data.reshape(channels, -1)
-    else:
-        data = data.reshape(-1, channels).T
+    # Planar formats are (channels, n); packed ones interleave the channels in one row.
+    data = data.reshape(channels, -1) if frame.format.is_planar else data.reshape(-1, channels).T
     mono = data[0] if channels == 1 else data.mean(axis=0, dtype=np.float32)
     return np.asarray(mono, dtype=np.float32)
 
@@ -201,7 +200,9 @@ def _timeout_error() -> VoxError:
     return VoxError("decode_timeout", "Decoding the audio took too long.", status=422)
 
 
-def _decode_file(source: BinaryIO, *, max_seconds: float, target_sr: int | None, deadline: float) -> DecodedAudio:
+def _decode_file(
+    source: BinaryIO, *, max_seconds: float, target_sr: int | None, deadline: float
+) -> DecodedAudio:
     budget = max(0.001, deadline - time.monotonic())
     try:
         container = av.open(
@@ -221,14 +222,18 @@ def _decode_file(source: BinaryIO, *, max_seconds: float, target_sr: int | None,
         ) from exc
     try:
         with container:
-            return _decode_container(container, max_seconds=max_seconds, target_sr=target_sr, deadline=deadline)
+            return _decode_container(
+                container, max_seconds=max_seconds, target_sr=target_sr, deadline=deadline
+            )
     except VoxError:
         raise
     except av.error.ExitError as exc:
         raise _timeout_error() from exc
     except Exception as exc:  # FFmpeg can fail in many ways on hostile input; none may escape as a 500.
         log.info("audio decode failed: %s", type(exc).__name__)
-        raise VoxError("invalid_audio", "The audio file is corrupt or cannot be decoded.", status=422) from exc
+        raise VoxError(
+            "invalid_audio", "The audio file is corrupt or cannot be decoded.", status=422
+        ) from exc
 
 
 def _decode_container(
@@ -253,7 +258,9 @@ def _decode_container(
         if not first_rate:
             first_rate = rate
             if target_sr is not None and target_sr != rate:
-                resampler = soxr.ResampleStream(rate, target_sr, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
+                resampler = soxr.ResampleStream(
+                    rate, target_sr, 1, dtype="float32", quality=_RESAMPLE_QUALITY
+                )
         if rate != first_rate:  # chained streams may switch rate mid-file: keep one timeline
             mono = resample(mono, rate, first_rate)
         out = resampler.resample_chunk(mono, last=False) if resampler is not None else mono
@@ -288,9 +295,9 @@ def _decode_container(
             if bad_packets > _MAX_BAD_PACKETS:
                 raise VoxError("invalid_audio", "The audio file is corrupt.", status=422) from exc
             continue
-        take(frames)  # type: ignore[arg-type]
+        take(frames)
     try:
-        take(stream.decode(None))  # type: ignore[arg-type]  # drain the decoder
+        take(stream.decode(None))  # drain the decoder
     except av.error.ExitError:
         raise
     except av.FFmpegError:
@@ -336,7 +343,13 @@ class _CodecSpec:
 _SPECS: dict[str, _CodecSpec] = {
     # Streams skip the Xing/LAME header (it needs a seek back); one-shot files get an exact one.
     "mp3": _CodecSpec(
-        "mp3", "libmp3lame", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000), 96_000, {}, {}, {}
+        "mp3",
+        "libmp3lame",
+        (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+        96_000,
+        {},
+        {},
+        {},
     ),
     # Ogg pages: one-shot files use FFmpeg's 1 s pages; streams close a page every 60 ms (3 Opus packets,
     # about 4 kbit/s of page overhead) so audio leaves the muxer promptly.
@@ -377,7 +390,9 @@ def _check_bitrate(bitrate: int | None) -> int | None:
     if bitrate is None:
         return None
     if not isinstance(bitrate, int | np.integer) or not 6_000 <= int(bitrate) <= 512_000:
-        raise VoxError("invalid_bitrate", "bitrate must be an integer between 6000 and 512000 bit/s.", status=400)
+        raise VoxError(
+            "invalid_bitrate", "bitrate must be an integer between 6000 and 512000 bit/s.", status=400
+        )
     return int(bitrate)
 
 
@@ -437,7 +452,10 @@ class _AVWriter:
             options["flush_packets"] = "1"
         self._container = av.open(sink, mode="w", format=spec.container, container_options=options)
         try:
-            self._stream = self._container.add_stream(spec.codec, rate=rate, options=dict(spec.codec_options))
+            stream = self._container.add_stream(spec.codec, rate=rate, options=dict(spec.codec_options))
+            if not isinstance(stream, AudioStream):
+                raise RuntimeError(f"{spec.codec} is not an audio encoder")
+            self._stream = stream
             self._stream.layout = "mono"
             chosen = bitrate or spec.default_bitrate
             if chosen:
@@ -452,7 +470,9 @@ class _AVWriter:
     def write(self, x: np.ndarray) -> None:
         if x.size == 0:
             return
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x, dtype=np.float32)[None, :], format="flt", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(x, dtype=np.float32)[None, :], format="flt", layout="mono"
+        )
         frame.sample_rate = self._rate
         frame.time_base = Fraction(1, self._rate)
         frame.pts = self._pts
@@ -470,10 +490,12 @@ class StreamEncoder:
     """Incremental encoder for streamed responses: concatenating every returned chunk is a valid file.
 
     ``push`` returns whatever encoded bytes are ready (the first call also carries the container header);
-    ``close`` flushes the encoder. Audio held back per format (measured at 24 kHz in, see
-    docs/dev/audio.md): pcm/wav none; mp3 about one 24 ms frame plus LAME's look-ahead; aac about two
-    1024-sample frames; opus up to two 60 ms Ogg pages plus one 20 ms Opus frame; flac one block
-    (about 4096 samples). A ``wav`` stream has a header with 0xFFFFFFFF sizes, as OpenAI's does.
+    ``close`` flushes the encoder. Audio still inside the encoder after a push (measured with 24 kHz
+    input): pcm and wav none; mp3 about 60 ms (LAME look-ahead plus one frame); aac about 60-80 ms (two
+    1024-sample frames); opus about 110 ms (the open 60 ms Ogg page, the last closed page that the muxer
+    keeps until the next one, one 20 ms Opus frame); flac up to one block (about 40-190 ms). A ``wav``
+    stream carries a header with 0xFFFFFFFF sizes ("until the end"), as OpenAI's does; an mp3 stream
+    has no Xing/LAME header, so decoders keep the encoder's padding (about 50 ms at the start).
     """
 
     def __init__(
@@ -488,7 +510,9 @@ class StreamEncoder:
         self.sample_rate = sample_rate
         bitrate = _check_bitrate(bitrate)
         self._resampler = (
-            soxr.ResampleStream(sample_rate, self.out_sample_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY)
+            soxr.ResampleStream(
+                sample_rate, self.out_sample_rate, 1, dtype="float32", quality=_RESAMPLE_QUALITY
+            )
             if self.out_sample_rate != sample_rate
             else None
         )

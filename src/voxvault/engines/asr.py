@@ -149,6 +149,7 @@ class PocketSphinxASR:
         words = normalize_text(text).split()
         if not words or peak < SILENCE_PEAK or len(pcm) < 2 * SAMPLE_RATE // 10:
             return []
+        duration = len(pcm) / 2 / SAMPLE_RATE
         timings: list[WordTiming] = []
         with self._decoder() as decoder:
             known = [w for w in words if decoder.lookup_word(w) is not None]
@@ -168,7 +169,7 @@ class PocketSphinxASR:
                     WordTiming(
                         word=word,
                         start=seg.start_frame / self._frame_rate,
-                        end=(seg.end_frame + 1) / self._frame_rate,
+                        end=min((seg.end_frame + 1) / self._frame_rate, duration),
                     )
                 )
         elapsed = time.perf_counter() - t0

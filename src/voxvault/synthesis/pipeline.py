@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voxvault.audio import CONTENT_TYPES, FORMATS, StreamEncoder, encode, normalize_loudness
-from voxvault.audio.loudness import stream_gain
+from voxvault.audio import CONTENT_TYPES, FORMATS, StreamEncoder, StreamNormalizer, encode, normalize_loudness
 from voxvault.engines.base import FloatArray, TTSEngine
 from voxvault.errors import VoxError
 from voxvault.text import Piece, TextFrontend
@@ -178,33 +177,41 @@ class SpeechPipeline:
         """Encoded bytes as soon as each piece is ready.
 
         Loudness: a stream cannot know its integrated loudness ahead, so the gain measured on the first
-        piece is held for the whole stream (Kokoro's level is steady across pieces); a limiter keeps peaks
-        below full scale. ``stats`` receives first_audio_s, audio_s and total_s when given.
+        second is held for the whole stream (Kokoro's level is steady across pieces); a look-ahead limiter
+        keeps peaks below full scale. ``stats`` receives first_audio_s, audio_s and total_s when given.
         """
         sr = self.tts.sample_rate
         t0 = time.perf_counter()
         encoder = StreamEncoder(prepared.format, sr, out_sample_rate=prepared.sample_rate)
-        gain: float | None = None
+        normalizer = StreamNormalizer(sr, target_lufs=self.loudness_lufs)
         offset = 0
         first = True
-        for chunk in self.raw_chunks(prepared, cancel):
-            if gain is None:
-                gain = stream_gain(chunk, sr, self.loudness_lufs)
-            out = np.clip(chunk * gain, -1.0, 1.0).astype(np.float32)
+
+        def emit(samples: FloatArray) -> bytes:
+            nonlocal offset
+            if len(samples) == 0:
+                return b""
             if hook is not None:
-                out = hook(out, offset)
-            offset += len(out)
-            data = encoder.push(out)
-            if data:
-                if first and stats is not None:
-                    stats["first_audio_s"] = time.perf_counter() - t0
-                first = False
-                yield data
-        tail = encoder.close()
-        if tail:
-            if first and stats is not None:
+                samples = hook(samples, offset)
+            offset += len(samples)
+            return encoder.push(samples)
+
+        def ready(data: bytes) -> bool:
+            nonlocal first
+            if data and first and stats is not None:
                 stats["first_audio_s"] = time.perf_counter() - t0
-            yield tail
+            first = first and not data
+            return bool(data)
+
+        for chunk in self.raw_chunks(prepared, cancel):
+            data = emit(normalizer.push(chunk))
+            if ready(data):
+                yield data
+        if cancel is not None and cancel.is_set():
+            return
+        data = emit(normalizer.flush()) + encoder.close()
+        if ready(data):
+            yield data
         if stats is not None:
             stats["audio_s"] = offset / sr
             stats["total_s"] = time.perf_counter() - t0
