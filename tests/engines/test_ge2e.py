@@ -49,7 +49,9 @@ def test_mel_filterbank_matches_librosa_reference_values() -> None:
     # Reference numbers from librosa 0.11: librosa.filters.mel(sr=16000, n_fft=400, n_mels=40)
     basis = mel_filterbank()
     assert basis.shape == (40, 201)
-    np.testing.assert_allclose(basis[[0, 10, 39]].sum(axis=1), [0.02480904, 0.02480904, 0.02497876], rtol=1e-5)
+    np.testing.assert_allclose(
+        basis[[0, 10, 39]].sum(axis=1), [0.02480904, 0.02480904, 0.02497876], rtol=1e-5
+    )
     assert [int(basis[i].argmax()) for i in (0, 10, 39)] == [2, 20, 185]
 
 
@@ -181,3 +183,23 @@ def test_embed_segments_pads_short_audio_to_one_window(encoder: GE2EEncoder) -> 
     assert rows.shape == (1, 256)
     with pytest.raises(VoxError):
         encoder.embed_segments(rng.standard_normal(16000).astype(np.float32), 16000, window_s=1.0, hop_s=2.0)
+
+
+@needs_clips
+def test_concurrent_calls_give_the_same_embedding(encoder: GE2EEncoder, clips: dict) -> None:
+    import threading
+
+    inputs = [clips["james"], clips["ashley"]]
+    expected = [encoder.embed(a, sr) for a, sr in inputs]
+    results: dict[int, np.ndarray] = {}
+
+    def run(i: int) -> None:
+        results[i] = encoder.embed(*inputs[i % 2])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        np.testing.assert_allclose(results[i], expected[i % 2], atol=1e-5)

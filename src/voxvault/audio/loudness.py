@@ -4,10 +4,12 @@ Offline, :func:`normalize_loudness` measures the integrated loudness of the whol
 to reach the target and lets the limiter hold every (4x oversampled) peak under the ceiling.
 
 A stream cannot know its integrated loudness in advance, so :class:`StreamNormalizer` uses one fixed
-gain for the whole stream: either given by the caller (e.g. measured once on a reference clip of the
-voice with :func:`loudness_gain_db`) or measured on the first chunk that carries enough audio (the first
-sentence, in practice). A gain that kept re-adapting would audibly pump between sentences; a fixed gain
-keeps the speaker's natural dynamics and the limiter still catches a louder passage later on. The
+gain for the whole stream: either given by the caller (preferred: measured once per voice on a
+reference rendering with :func:`loudness_gain_db`, since TTS output of one voice is consistent) or
+measured on the first second pushed. A gain that kept re-adapting would audibly pump between sentences;
+a fixed gain keeps the speaker's natural dynamics and the limiter still catches a louder passage later.
+The first-second estimate is rough: on the six test speakers the first second of speech measures up to
+4 LU off the whole clip (mostly louder), so such streams can land a few LU under the target. The
 limiter is the same one as offline and delays the stream by its look-ahead (about 21 ms).
 """
 

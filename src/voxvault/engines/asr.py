@@ -97,9 +97,10 @@ class PocketSphinxASR:
             raise ValueError("pool_size must be >= 1")
         t0 = time.perf_counter()
         self._pool: queue.Queue[Decoder] = queue.Queue()
-        for _ in range(pool_size):
-            self._pool.put(Decoder(loglevel="FATAL"))
-        self._frame_rate = 100  # PocketSphinx default -frate
+        decoders = [Decoder(loglevel="FATAL") for _ in range(pool_size)]
+        for decoder in decoders:
+            self._pool.put(decoder)
+        self._frame_rate = int(decoders[0].config["frate"])  # feature frames per second (100)
         self.load_seconds = time.perf_counter() - t0
         log.info("pocketsphinx loaded %d decoder(s) in %.2fs", pool_size, self.load_seconds)
 
@@ -114,8 +115,10 @@ class PocketSphinxASR:
     @staticmethod
     def _decode(decoder: Decoder, pcm: bytes) -> None:
         decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
+        try:
+            decoder.process_raw(pcm, full_utt=True)
+        finally:
+            decoder.end_utt()  # never leave an utterance open on a pooled decoder
 
     def transcribe(self, audio: FloatArray, sample_rate: int) -> str:
         """Lowercase words recognised with the bundled language model; "" for silence."""
@@ -159,7 +162,7 @@ class PocketSphinxASR:
                 decoder.set_align_text(" ".join(known))
                 self._decode(decoder, pcm)
             except RuntimeError as exc:  # alignment search could not be built or did not finish
-                log.warning("asr align failed: %s", exc)
+                log.warning("asr align failed (%s), %d words", type(exc).__name__, len(known))
                 return []
             for seg in decoder.seg() or []:  # None when the search did not reach the end of the text
                 word = _VARIANT.sub("", seg.word)

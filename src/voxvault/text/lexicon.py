@@ -55,7 +55,7 @@ def validate_lexicon(entries: Mapping[str, str]) -> dict[str, str]:
         if not _WORD_RE.match(stripped):
             raise VoxError(
                 "invalid_lexicon",
-                f"lexicon word {stripped!r} must be a single word of letters (apostrophes and hyphens allowed)",
+                f"lexicon word {stripped!r} must be one word of letters (apostrophes and hyphens allowed)",
                 word=stripped,
             )
         if len(ipa) > MAX_IPA_CHARS:
@@ -65,7 +65,9 @@ def validate_lexicon(entries: Mapping[str, str]) -> dict[str, str]:
                 word=stripped,
             )
         try:
-            checked[lexicon_key(stripped)] = validate_ipa(ipa, code="invalid_lexicon", what=f"lexicon entry {stripped!r}")
+            checked[lexicon_key(stripped)] = validate_ipa(
+                ipa, code="invalid_lexicon", what=f"lexicon entry {stripped!r}"
+            )
         except VoxError as exc:
             exc.details.setdefault("word", stripped)
             raise

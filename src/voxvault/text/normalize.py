@@ -18,6 +18,7 @@ from collections.abc import Callable
 from num2words import num2words
 
 __all__ = [
+    "MONTHS",
     "cardinal_words",
     "date_words",
     "digit_words",
@@ -202,12 +203,14 @@ def date_words(year: int | None, month: int | None, day: int | None) -> str | No
 
 
 def _sentence_continues(text: str, end: int) -> bool:
-    """True when an abbreviation's period at ``end`` also closes a sentence (end of text or a capital next)."""
+    """Whether an abbreviation's period at ``end`` also closes a sentence (text ends or a capital follows)."""
     rest = text[end:]
     return bool(re.match(r"\s*$", rest) or re.match(r"\s+[\"“(]?[A-Z]", rest))
 
 
-def _sub(pattern: str | re.Pattern[str], repl: Callable[[re.Match[str]], str], text: str, flags: int = 0) -> str:
+def _sub(
+    pattern: str | re.Pattern[str], repl: Callable[[re.Match[str]], str], text: str, flags: int = 0
+) -> str:
     compiled = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, flags)
     return compiled.sub(repl, text)
 
@@ -345,8 +348,12 @@ def _abbreviations(text: str) -> str:
     def title(m: re.Match[str]) -> str:
         return f"{_TITLES[m.group(1)]} "
 
-    text = _sub(r"\b(Mr|Mrs|Ms)\.?\s+(?=[A-Z])", title, text)
-    text = _sub(r"\b(" + "|".join(k for k in _TITLES if k not in ("Mr", "Mrs", "Ms")) + r")\.\s+(?=[A-Z])", title, text)
+    text = _sub(r"\b(Mr|Mrs|Ms)(?:\.\s*|\s+(?=[A-Z]))", title, text)  # these are only ever titles
+    text = _sub(
+        r"\b(" + "|".join(k for k in _TITLES if k not in ("Mr", "Mrs", "Ms")) + r")\.\s+(?=[A-Z])",
+        title,
+        text,
+    )
 
     def title_or_street(m: re.Match[str]) -> str:
         as_title, as_street = _TITLE_OR_STREET[m.group(1)]
@@ -391,7 +398,13 @@ _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
 
 def _money(text: str) -> str:
     def money(m: re.Match[str]) -> str:
-        negative, symbol, integer, fraction, scale = m.group(1), m.group(2), m.group(3), m.group(4), m.group(5)
+        negative, symbol, integer, fraction, scale = (
+            m.group(1),
+            m.group(2),
+            m.group(3),
+            m.group(4),
+            m.group(5),
+        )
         unit, units, sub, subs = _CURRENCIES[symbol]
         prefix = "minus " if negative else ""
         if scale:
@@ -671,7 +684,8 @@ def _cleanup(text: str) -> str:
     text = "".join(
         ch if _is_speakable_letter(ch) or ch in _KEPT_PUNCTUATION or ch.isspace() else " " for ch in text
     )
-    text = re.sub(r"(?<![^\W\d_])-|-(?![^\W\d_])", " ", text)  # hyphens only inside words
+    # Hyphens only inside words, plus the spelled letter "A-" (see spell_characters).
+    text = re.sub(r"(?<![^\W\d_])-|(?<!\bA)-(?![^\W\d_])", " ", text)
     text = re.sub(r"(?<![^\W\d_])'(?![^\W\d_])", " ", text)  # apostrophes only next to letters
     text = re.sub(r"\(\s*\)", " ", text)
     text = re.sub(r"\s+", " ", text)

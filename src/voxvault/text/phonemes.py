@@ -60,6 +60,7 @@ def espeak_to_kokoro(espeak_ipa: str) -> str:
     ps = ps.replace("ː", "")
     ps = ps.replace("o", "ɔ")  # a bare "o" only comes from espeak < 1.52
     ps = ps.replace("^", "")
+    ps = ps.replace("ɹɹ", "ɹ")  # "ɚ" + linking r ("number eight") would otherwise double it
     return filter_to_vocab(ps)
 
 
