@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     master_key_file: Path | None = Field(default=None, description="Key file; data_dir/master.key if unset.")
     bootstrap_key: SecretStr | None = Field(default=None, description="Admin key to create on first start.")
     retain_samples_days: int = Field(default=0, description="Keep raw enrollment samples this long (0 = no).")
+    redis_url: str | None = Field(
+        default=None, description="redis://host:6379/0 shares rate limits; in-process if unset."
+    )
+    rate_limit_per_key_per_minute: int = Field(
+        default=120, ge=0, description="Speech requests per API key (0 = off)."
+    )
+    rate_limit_per_voice_per_minute: int = Field(
+        default=60, ge=0, description="Speech requests per voice (0 = off)."
+    )
 
     @field_validator("device")
     @classmethod
@@ -100,7 +109,7 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to print (no credentials in URLs)."""
         d = self.model_dump(mode="json")
-        for k in ("database_url",):
+        for k in ("database_url", "redis_url"):
             if d.get(k) and "@" in d[k]:
                 d[k] = d[k].split("@", 1)[0].rsplit(":", 1)[0] + ":***@" + d[k].split("@", 1)[1]
         return d

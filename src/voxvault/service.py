@@ -16,6 +16,7 @@ from voxvault.engines.registry import EngineRegistry
 from voxvault.governance.audit import AuditTrail
 from voxvault.governance.crypto import Envelope, LocalKeyManager
 from voxvault.governance.keys import CreatedKey, KeyService, Principal
+from voxvault.governance.ratelimit import SpeechLimits, open_rate_limiter
 from voxvault.store.blobs import BlobStore, open_blob_store
 from voxvault.store.db import Database
 from voxvault.errors import VoxError
@@ -62,7 +63,7 @@ class VoxVault:
 
     @cached_property
     def keys(self) -> KeyService:
-        return KeyService(self.db)
+        return KeyService(self.db, self.audit)
 
     @cached_property
     def audit(self) -> AuditTrail:
@@ -77,11 +78,23 @@ class VoxVault:
             return None
         org_id, project_id = self.keys.ensure_default_project()
         secret = self.settings.bootstrap_key.get_secret_value() if self.settings.bootstrap_key else None
-        created = self.keys.create(org_id=org_id, project_id=project_id, scopes=["admin"], name="bootstrap admin",
-                                   secret=secret)
-        self.audit.record("key.created", actor=None, target=created.id,
-                          details={"scopes": created.scopes, "prefix": created.prefix, "bootstrap": True})
-        return created
+        try:
+            return self.keys.create(org_id=org_id, project_id=project_id, scopes=["admin"],
+                                    name="bootstrap admin", secret=secret, bootstrap=True)
+        except VoxError as exc:
+            if exc.code == "key_exists":  # another process started at the same time with the same key
+                return None
+            raise
+
+    @cached_property
+    def limits(self) -> SpeechLimits:
+        """Speech rate limits per key and per voice (Redis when ``VOXVAULT_REDIS_URL`` is set)."""
+        return SpeechLimits(
+            open_rate_limiter(self.settings.redis_url),
+            self.audit,
+            per_key=self.settings.rate_limit_per_key_per_minute,
+            per_voice=self.settings.rate_limit_per_voice_per_minute,
+        )
 
     @cached_property
     def frontend(self) -> TextFrontend:
@@ -115,6 +128,7 @@ class VoxVault:
             self.audit.record("access.denied", actor=principal.key_id, target=style.voice_id,
                               details={"reason": "voice_not_allowed"})
             raise VoxError("voice_not_allowed", f"this API key may not use voice {voice_id!r}", 403)
+        self.limits.check(principal, style.voice_id)
         return style
 
     def lexicon_for(self, principal: Principal) -> dict[str, str]:

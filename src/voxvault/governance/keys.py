@@ -46,16 +46,16 @@ def parse_expiry(value: str, now: dt.datetime | None = None) -> dt.datetime:
     """``30d``, ``12h``, ``90m``, ``2w`` from now, or an ISO date/time (UTC when no zone is given)."""
     now = now or utcnow()
     m = _DURATION.fullmatch(value.strip().lower())
-    if m:
-        seconds = int(m.group(1)) * _UNITS[m.group(2)]
-        if seconds <= 0:
-            raise VoxError("invalid_expiry", "an expiry must be in the future")
-        return now + dt.timedelta(seconds=seconds)
     try:
+        if m:
+            seconds = int(m.group(1)) * _UNITS[m.group(2)]
+            if seconds <= 0:
+                raise VoxError("invalid_expiry", "an expiry must be in the future")
+            return now + dt.timedelta(seconds=seconds)
         when = dt.datetime.fromisoformat(value.strip())
-    except ValueError:
+        return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise VoxError("invalid_expiry", "expiry is a duration like 30d/12h or an ISO date") from None
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)

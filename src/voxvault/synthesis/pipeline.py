@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voxvault.audio import CONTENT_TYPES, FORMATS, StreamEncoder, StreamNormalizer, encode, normalize_loudness
+from voxvault.audio import (
+    CONTENT_TYPES,
+    FORMATS,
+    StreamEncoder,
+    StreamNormalizer,
+    encode,
+    loudness_gain_db,
+    normalize_loudness,
+)
 from voxvault.engines.base import FloatArray, TTSEngine
 from voxvault.errors import VoxError
 from voxvault.text import Piece, TextFrontend
@@ -84,6 +92,10 @@ class SpeechPipeline:
         self.frontend = frontend
         self.loudness_lufs = loudness_lufs
         self.max_input_chars = max_input_chars
+        # Stream gain per voice, measured on the first long-enough piece it speaks and then held, so
+        # every stream of a voice has the same level and no stream waits to measure.
+        self._voice_gain_db: dict[str, float] = {}
+        self._gain_lock = threading.Lock()
 
     # -- validation ------------------------------------------------------------------------------------
     def prepare(
@@ -167,6 +179,16 @@ class SpeechPipeline:
             timings={"model_s": t_model - t0, "total_s": t_end - t0},
         )
 
+    def _gain_for(self, voice: VoiceStyle, first_chunk: FloatArray) -> float:
+        cached = self._voice_gain_db.get(voice.voice_id)
+        if cached is not None:
+            return cached
+        gain = loudness_gain_db(first_chunk, self.tts.sample_rate, self.loudness_lufs)
+        if len(first_chunk) >= self.tts.sample_rate:
+            with self._gain_lock:
+                self._voice_gain_db[voice.voice_id] = gain
+        return gain
+
     def stream(
         self,
         prepared: PreparedSpeech,
@@ -176,14 +198,14 @@ class SpeechPipeline:
     ) -> Iterator[bytes]:
         """Encoded bytes as soon as each piece is ready.
 
-        Loudness: a stream cannot know its integrated loudness ahead, so the gain measured on the first
-        second is held for the whole stream (Kokoro's level is steady across pieces); a look-ahead limiter
-        keeps peaks below full scale. ``stats`` receives first_audio_s, audio_s and total_s when given.
+        Loudness: a stream cannot know its integrated loudness ahead, so one gain per voice (measured on
+        the first piece of at least a second it ever spoke) is held for the whole stream; Kokoro's level
+        is steady across pieces. A look-ahead limiter keeps peaks below full scale. ``stats`` receives first_audio_s, audio_s and total_s when given.
         """
         sr = self.tts.sample_rate
         t0 = time.perf_counter()
         encoder = StreamEncoder(prepared.format, sr, out_sample_rate=prepared.sample_rate)
-        normalizer = StreamNormalizer(sr, target_lufs=self.loudness_lufs)
+        normalizer: StreamNormalizer | None = None
         offset = 0
         first = True
 
@@ -204,12 +226,15 @@ class SpeechPipeline:
             return bool(data)
 
         for chunk in self.raw_chunks(prepared, cancel):
+            if normalizer is None:
+                normalizer = StreamNormalizer(sr, gain_db=self._gain_for(prepared.voice, chunk),
+                                              target_lufs=self.loudness_lufs)
             data = emit(normalizer.push(chunk))
             if ready(data):
                 yield data
         if cancel is not None and cancel.is_set():
             return
-        data = emit(normalizer.flush()) + encoder.close()
+        data = (emit(normalizer.flush()) if normalizer is not None else b"") + encoder.close()
         if ready(data):
             yield data
         if stats is not None:
