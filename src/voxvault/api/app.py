@@ -17,6 +17,8 @@ from fastapi import FastAPI, Request, Response
 
 from voxvault.api.errors import install_error_handlers
 from voxvault.api.metrics import Metrics
+from voxvault.api.routes import audit as audit_routes
+from voxvault.api.routes import keys as key_routes
 from voxvault.api.routes import speech, system
 from voxvault.config import Settings
 from voxvault.service import VoxVault
@@ -75,4 +77,6 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
 
     app.include_router(system.router)
     app.include_router(speech.router)
+    app.include_router(key_routes.router)
+    app.include_router(audit_routes.router)
     return app

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from voxvault.errors import VoxError
 from voxvault.store.db import Database
 from voxvault.store.models import AuditLog, utcnow
 
@@ -134,6 +135,21 @@ def parse_anchor(value: str) -> tuple[int, str]:
     ):
         raise ValueError("an anchor reads <seq>:<64 hex digits>, as printed by 'voxvault audit verify'")
     return int(seq_s), digest
+
+
+def parse_since(since: str | None) -> tuple[int, dt.datetime | None]:
+    """``since`` is a sequence number (entries after it) or an ISO time (entries at or after it)."""
+    if since is None or not since.strip():
+        return 0, None
+    value = since.strip()
+    if value.isascii() and value.isdigit():
+        return min(int(value), 2**62), None
+    try:
+        when = dt.datetime.fromisoformat(value)
+        when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise VoxError("invalid_since", "since is a sequence number or an ISO 8601 time", 422) from None
+    return 0, when
 
 
 class AuditTrail:

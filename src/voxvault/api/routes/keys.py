@@ -33,7 +33,9 @@ class KeyCreateRequest(BaseModel):
     )
     expires_at: dt.datetime | None = Field(default=None, description="ISO time; UTC when no zone is given.")
     project_id: str | None = Field(
-        default=None, max_length=64, description="A project of the caller's organisation (default: the caller's)."
+        default=None,
+        max_length=64,
+        description="A project of the caller's organisation (default: the caller's).",
     )
 
 
@@ -52,9 +54,19 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, k: KeyInfo) -> KeyOut:
-        return cls(id=k.id, prefix=k.prefix, name=k.name, project_id=k.project_id, scopes=k.scopes,
-                   voice_ids=k.voice_ids, created_at=k.created_at, expires_at=k.expires_at,
-                   revoked_at=k.revoked_at, last_used_at=k.last_used_at, state=k.state)
+        return cls(
+            id=k.id,
+            prefix=k.prefix,
+            name=k.name,
+            project_id=k.project_id,
+            scopes=k.scopes,
+            voice_ids=k.voice_ids,
+            created_at=k.created_at,
+            expires_at=k.expires_at,
+            revoked_at=k.revoked_at,
+            last_used_at=k.last_used_at,
+            state=k.state,
+        )
 
 
 class KeyCreated(KeyOut):
@@ -62,8 +74,17 @@ class KeyCreated(KeyOut):
 
     @classmethod
     def created(cls, c: CreatedKey) -> KeyCreated:
-        return cls(id=c.id, prefix=c.prefix, name=c.name, project_id=c.project_id, scopes=c.scopes,
-                   voice_ids=c.voice_ids, created_at=c.created_at, expires_at=c.expires_at, key=c.secret)
+        return cls(
+            id=c.id,
+            prefix=c.prefix,
+            name=c.name,
+            project_id=c.project_id,
+            scopes=c.scopes,
+            voice_ids=c.voice_ids,
+            created_at=c.created_at,
+            expires_at=c.expires_at,
+            key=c.secret,
+        )
 
 
 class KeysOut(BaseModel):
@@ -81,7 +102,11 @@ def create_key(body: KeyCreateRequest, request: Request, principal: Admin) -> Ke
     expires_at = body.expires_at
     if expires_at is not None:
         try:
-            expires_at = expires_at.replace(tzinfo=dt.UTC) if expires_at.tzinfo is None else expires_at.astimezone(dt.UTC)
+            expires_at = (
+                expires_at.replace(tzinfo=dt.UTC)
+                if expires_at.tzinfo is None
+                else expires_at.astimezone(dt.UTC)
+            )
         except OverflowError:
             raise VoxError("invalid_expiry", "expires_at is out of range") from None
     created = request.app.state.vv.keys.create(
@@ -103,8 +128,6 @@ def list_keys(request: Request, principal: Admin) -> KeysOut:
 
 
 @router.delete("/{key_id}", response_model=KeyOut)
-def revoke_key(
-    request: Request, principal: Admin, key_id: Annotated[str, Path(max_length=64)]
-) -> KeyOut:
+def revoke_key(request: Request, principal: Admin, key_id: Annotated[str, Path(max_length=64)]) -> KeyOut:
     """Revoke a key at once; it answers 401 from then on. Revoking twice is harmless."""
     return KeyOut.of(request.app.state.vv.keys.revoke(key_id, principal.org_id, actor=principal.key_id))
