@@ -38,5 +38,9 @@ test: install-dev lint
 bench: install-dev
 	$(BIN)/python bench/synthesis.py --out bench/results/synthesis.json --doc docs/benchmarks.md
 
+.PHONY: bench-batch
+bench-batch: install-dev
+	$(BIN)/python bench/batch.py --out bench/results/batch.json --doc docs/benchmarks.md
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,13 +15,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from voxvault.cli_batch import batch_app
+from voxvault.cli_governance import audit_app, keys_app
+from voxvault.cli_voices import register as register_voice_commands
 from voxvault.config import Settings
 from voxvault.errors import VoxError
 
-app = typer.Typer(help="voxvault: consent-first voice cloning, offline.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="voxvault: consent-first voice cloning, offline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 err_console = Console(stderr=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(batch_app, name="batch")
 
 
 def _fail(exc: VoxError) -> NoReturn:
@@ -37,7 +46,9 @@ def _vv() -> object:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (default VOXVAULT_HOST or 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default VOXVAULT_HOST or 127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default VOXVAULT_PORT or 8000).")] = None,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
@@ -51,7 +62,9 @@ def serve(
         settings.host = host
     if port:
         settings.port = port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     vv = VoxVault(settings)
     try:
         created = vv.bootstrap()
@@ -59,7 +72,9 @@ def serve(
         _fail(exc)
     if created is not None and settings.bootstrap_key is None:
         # Printed once to the terminal, never logged: only its SHA-256 is stored.
-        console.print(f"[bold yellow]Admin API key (shown once, store it now):[/] {created.secret}", highlight=False)
+        console.print(
+            f"[bold yellow]Admin API key (shown once, store it now):[/] {created.secret}", highlight=False
+        )
     console.print(f"voxvault serving on http://{settings.host}:{settings.port}  (docs: /docs)")
     uvicorn.run(create_app(vv=vv), host=settings.host, port=settings.port, log_level=settings.log_level)
 
@@ -67,11 +82,15 @@ def serve(
 @app.command()
 def say(
     text: Annotated[str, typer.Argument(help="Text or SSML to speak; '-' reads standard input.")],
-    voice: Annotated[str | None, typer.Option("--voice", "-v", help="Voice id (a preset by default).")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file; format from its suffix.")] = Path(
-        "out.wav"
-    ),
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help="mp3, opus, aac, flac, wav or pcm.")] = None,
+    voice: Annotated[
+        str | None, typer.Option("--voice", "-v", help="Voice id (a preset by default).")
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output file; format from its suffix.")
+    ] = Path("out.wav"),
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="mp3, opus, aac, flac, wav or pcm.")
+    ] = None,
     speed: Annotated[float, typer.Option(help="0.25 to 4.0")] = 1.0,
 ) -> None:
     """Speak text into an audio file."""
@@ -95,19 +114,8 @@ def say(
     )
 
 
-@app.command()
-def voices(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the voices that can speak."""
-    from voxvault.service import VoxVault
-
-    items = VoxVault(Settings()).voices()
-    if as_json:
-        print(json.dumps([v.__dict__ for v in items], indent=2))
-        return
-    table = Table("id", "kind", "status", "description")
-    for v in items:
-        table.add_row(v.id, v.kind, v.status, v.description)
-    console.print(table)
+# `voxvault voices [show|revoke|renew|rm]`, `voxvault consent start`, `voxvault enroll` (cli_voices.py).
+register_voice_commands(app)
 
 
 @app.command()
@@ -123,8 +131,13 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         table = Table("engine", "name", "ok", "load s", "detail")
         for kind, info in report["engines"].items():
             detail = info.get("error") or (json.dumps(info["sample"]) if "sample" in info else "")
-            table.add_row(kind, str(info.get("name", "")), "yes" if info["ok"] else "[red]no[/]",
-                          str(info.get("load_s", "")), detail)
+            table.add_row(
+                kind,
+                str(info.get("name", "")),
+                "yes" if info["ok"] else "[red]no[/]",
+                str(info.get("load_s", "")),
+                detail,
+            )
         console.print(table)
         console.print({k: v for k, v in report["versions"].items()})
     if not all(info["ok"] for info in report["engines"].values()):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from voxvault.config import Settings
@@ -27,12 +28,12 @@ CLI_ACTOR = "cli"
 
 keys_app = typer.Typer(help="API keys (create, list, revoke) and the master key.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log: verify and export.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(exc: VoxError) -> NoReturn:
-    err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+    err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
     raise typer.Exit(2)
 
 

@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 def _config_file() -> str | None:
@@ -24,9 +29,13 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("./data"), description="Root for the database, blobs and caches.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in data_dir if unset.")
-    blob_url: str | None = Field(default=None, description="file:///path or s3://bucket/prefix; data_dir/blobs if unset.")
+    blob_url: str | None = Field(
+        default=None, description="file:///path or s3://bucket/prefix; data_dir/blobs if unset."
+    )
     s3_endpoint_url: str | None = None
-    cache_dir: Path | None = Field(default=None, description="Where joined model weights live; data_dir/cache if unset.")
+    cache_dir: Path | None = Field(
+        default=None, description="Where joined model weights live; data_dir/cache if unset."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -46,11 +55,30 @@ class Settings(BaseSettings):
     max_upload_seconds: float = 600.0
     max_concurrent_syntheses: int = 2
     queue_size: int = 16
+    stream_max_lateness_s: float = Field(
+        default=1.0, gt=0, description="Refuse new syntheses (429) while queued audio is this far past due."
+    )
+    stream_send_timeout_s: float = Field(
+        default=20.0, gt=0, description="Drop a stream whose client has not taken audio for this long."
+    )
+    ws_max_message_bytes: int = Field(default=65_536, ge=1024, description="Largest WebSocket text message.")
+    ws_inactivity_timeout_s: float = Field(
+        default=20.0, gt=0, description="Default idle time before a text-input WebSocket is closed."
+    )
 
     master_key: SecretStr | None = Field(default=None, description="kid:base64 pairs, comma-separated.")
     master_key_file: Path | None = Field(default=None, description="Key file; data_dir/master.key if unset.")
     bootstrap_key: SecretStr | None = Field(default=None, description="Admin key to create on first start.")
     retain_samples_days: int = Field(default=0, description="Keep raw enrollment samples this long (0 = no).")
+    consent_challenge_ttl_s: float = Field(
+        default=600.0, gt=0, description="Life of a consent's one-time code."
+    )
+    consent_max_days: int = Field(default=1825, ge=1, description="Longest consent (and clone) lifetime.")
+    enroll_min_speech_s: float = Field(default=10.0, gt=0, description="Speech needed across the samples.")
+    enroll_max_files: int = Field(default=20, ge=1, description="Most sample files per enrollment.")
+    speaker_match_threshold: float = Field(
+        default=0.75, ge=-1, le=1, description="GE2E cosine consent voice vs samples (docs/consent.md)."
+    )
     redis_url: str | None = Field(
         default=None, description="redis://host:6379/0 shares rate limits; in-process if unset."
     )
@@ -60,6 +88,10 @@ class Settings(BaseSettings):
     rate_limit_per_voice_per_minute: int = Field(
         default=60, ge=0, description="Speech requests per voice (0 = off)."
     )
+    batch_workers: int = Field(
+        default=1, ge=1, description="Synthesis threads per batch job in the API server."
+    )
+    batch_max_items: int = Field(default=1_000_000, ge=1, description="Most items one batch job may hold.")
 
     @field_validator("device")
     @classmethod

@@ -9,23 +9,30 @@ from __future__ import annotations
 import importlib.metadata
 import time
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
+from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.governance.crypto import Envelope, LocalKeyManager
 from voxvault.governance.keys import CreatedKey, KeyService, Principal
 from voxvault.governance.ratelimit import SpeechLimits, open_rate_limiter
 from voxvault.store.blobs import BlobStore, open_blob_store
 from voxvault.store.db import Database
-from voxvault.errors import VoxError
 from voxvault.store.models import Project
 from voxvault.synthesis import RenderedSpeech, SpeechPipeline, VoiceStyle
 from voxvault.synthesis.pipeline import ChunkHook
 from voxvault.synthesis.records import GenerationLog
 from voxvault.text import TextFrontend
 from voxvault.voices.catalog import VoiceCatalog, VoiceInfo
+from voxvault.voices.conditioning import StyleConditioner
+from voxvault.voices.consent import ConsentService
+from voxvault.voices.enrollment import Enrollment
+from voxvault.voices.lifecycle import VoiceRegistry
+
+if TYPE_CHECKING:
+    from voxvault.voices.script_check import ScriptChecker
 
 
 class VoxVault:
@@ -79,8 +86,14 @@ class VoxVault:
         org_id, project_id = self.keys.ensure_default_project()
         secret = self.settings.bootstrap_key.get_secret_value() if self.settings.bootstrap_key else None
         try:
-            return self.keys.create(org_id=org_id, project_id=project_id, scopes=["admin"],
-                                    name="bootstrap admin", secret=secret, bootstrap=True)
+            return self.keys.create(
+                org_id=org_id,
+                project_id=project_id,
+                scopes=["admin"],
+                name="bootstrap admin",
+                secret=secret,
+                bootstrap=True,
+            )
         except VoxError as exc:
             if exc.code == "key_exists":  # another process started at the same time with the same key
                 return None
@@ -111,7 +124,50 @@ class VoxVault:
 
     @cached_property
     def catalog(self) -> VoiceCatalog:
-        return VoiceCatalog(self.engines.tts())
+        return VoiceCatalog(self.engines.tts(), cloned=self.voice_registry)
+
+    # -- consent and cloned voices (docs/consent.md) -------------------------------------------------------
+    @cached_property
+    def voice_registry(self) -> VoiceRegistry:
+        return VoiceRegistry(self.db, self.blobs, self.envelope, self.audit)
+
+    @cached_property
+    def consents(self) -> ConsentService:
+        return ConsentService(
+            self.db,
+            self.audit,
+            challenge_ttl_s=self.settings.consent_challenge_ttl_s,
+            max_days=self.settings.consent_max_days,
+        )
+
+    @cached_property
+    def script_checker(self) -> ScriptChecker:
+        from voxvault.voices.script_check import ScriptChecker
+
+        return ScriptChecker()
+
+    @cached_property
+    def conditioner(self) -> StyleConditioner:
+        styles = self.catalog.preset_styles()
+
+        def synthesize(text: str, preset: str) -> tuple[Any, int]:
+            speech = self.speak(text, voice=preset, format="pcm")
+            return speech.samples, speech.sample_rate
+
+        return StyleConditioner(styles, self.engines.speaker(), synthesize)
+
+    @cached_property
+    def enrollment(self) -> Enrollment:
+        return Enrollment(
+            settings=self.settings,
+            db=self.db,
+            audit=self.audit,
+            engines=self.engines,
+            consents=self.consents,
+            registry=self.voice_registry,
+            script_checker=lambda: self.script_checker,
+            conditioner=lambda: self.conditioner,
+        )
 
     @cached_property
     def generations(self) -> GenerationLog:
@@ -125,8 +181,12 @@ class VoxVault:
         """Resolve a voice for a caller: tenant, key voice list and consent status all enforced here."""
         style = self.catalog.resolve(voice_id, project_id=principal.project_id)
         if not principal.may_use_voice(style.voice_id):
-            self.audit.record("access.denied", actor=principal.key_id, target=style.voice_id,
-                              details={"reason": "voice_not_allowed"})
+            self.audit.record(
+                "access.denied",
+                actor=principal.key_id,
+                target=style.voice_id,
+                details={"reason": "voice_not_allowed"},
+            )
             raise VoxError("voice_not_allowed", f"this API key may not use voice {voice_id!r}", 403)
         self.limits.check(principal, style.voice_id)
         return style

@@ -75,8 +75,14 @@ def test_long_text_is_spoken_completely(client) -> None:
 def test_unknown_fields_ignored_and_voice_object_accepted(client) -> None:
     r = client.post(
         "/v1/audio/speech",
-        json={"model": "gpt-4o-mini-tts", "input": "Hi there.", "voice": {"id": "kumo"}, "instructions": "x",
-              "response_format": "wav", "extra_thing": 1},
+        json={
+            "model": "gpt-4o-mini-tts",
+            "input": "Hi there.",
+            "voice": {"id": "kumo"},
+            "instructions": "x",
+            "response_format": "wav",
+            "extra_thing": 1,
+        },
     )
     assert r.status_code == 200, r.text
 

@@ -20,10 +20,15 @@ def test_voices_lists_the_presets(client) -> None:
 
 
 def test_metrics_expose_latency_first_audio_rtf_and_errors(client) -> None:
-    client.post("/v1/audio/speech", json={"input": "Metrics please.", "voice": "alpha", "response_format": "pcm"})
+    client.post(
+        "/v1/audio/speech", json={"input": "Metrics please.", "voice": "alpha", "response_format": "pcm"}
+    )
     client.post("/v1/audio/speech", json={"input": "", "voice": "alpha"})
     text = client.get("/metrics").text
-    assert 'voxvault_http_request_duration_seconds_bucket{le="0.01",method="POST",route="/v1/audio/speech"' in text
+    assert (
+        'voxvault_http_request_duration_seconds_bucket{le="0.01",method="POST",route="/v1/audio/speech"'
+        in text
+    )
     assert "voxvault_time_to_first_audio_seconds_count" in text
     assert "voxvault_real_time_factor_count" in text
     assert 'voxvault_errors_total{code="empty_text"}' in text

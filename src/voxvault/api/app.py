@@ -18,9 +18,14 @@ from fastapi import FastAPI, Request, Response
 from voxvault.api.errors import install_error_handlers
 from voxvault.api.metrics import Metrics
 from voxvault.api.routes import audit as audit_routes
+from voxvault.api.routes import batches as batch_routes
+from voxvault.api.routes import consents as consent_routes
+from voxvault.api.routes import elevenlabs, speech, system
 from voxvault.api.routes import keys as key_routes
-from voxvault.api.routes import speech, system
+from voxvault.api.routes import voices as voice_routes
+from voxvault.api.streaming import SendTimeoutMiddleware
 from voxvault.config import Settings
+from voxvault.governance.redaction import install_log_redaction
 from voxvault.service import VoxVault
 from voxvault.synthesis.admission import Admission
 
@@ -39,6 +44,7 @@ def _warm_up(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None, vv: VoxVault | None = None, warm_up: bool = True) -> FastAPI:
+    install_log_redaction()  # API keys never reach a log line, not even uvicorn's access log
     vv = vv or VoxVault(settings)
 
     @asynccontextmanager
@@ -57,7 +63,13 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     )
     app.state.vv = vv
     app.state.metrics = Metrics()
-    app.state.admission = Admission(vv.settings.max_concurrent_syntheses, vv.settings.queue_size)
+    app.state.admission = Admission(
+        vv.settings.max_concurrent_syntheses,
+        vv.settings.queue_size,
+        lateness=lambda: vv.pipeline.scheduler.lateness_s(),  # reserve() runs after prepare: loaded
+        max_lateness_s=vv.settings.stream_max_lateness_s,
+    )
+    app.state.send_timeout_s = vv.settings.stream_send_timeout_s
     app.state.ready = threading.Event()
     app.state.warmup_error = None
     install_error_handlers(app)
@@ -75,8 +87,13 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
         response.headers["x-request-id"] = request.state.request_id
         return response
 
+    app.add_middleware(SendTimeoutMiddleware, default_timeout_s=vv.settings.stream_send_timeout_s)
     app.include_router(system.router)
     app.include_router(speech.router)
+    app.include_router(elevenlabs.router)
     app.include_router(key_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(batch_routes.router)
+    app.include_router(voice_routes.router)
+    app.include_router(consent_routes.router)
     return app

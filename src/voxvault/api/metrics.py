@@ -35,7 +35,10 @@ class Metrics:
             "voxvault_audio_seconds_total", "Seconds of audio synthesised.", registry=self.registry
         )
         self.errors = Counter(
-            "voxvault_errors_total", "Refused or failed requests by error code.", ["code"], registry=self.registry
+            "voxvault_errors_total",
+            "Refused or failed requests by error code.",
+            ["code"],
+            registry=self.registry,
         )
         self.active_syntheses = Gauge(
             "voxvault_active_syntheses", "Syntheses running now.", registry=self.registry

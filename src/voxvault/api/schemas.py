@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -14,7 +15,9 @@ class SpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(default="tts-1", description="Accepted for compatibility; the configured engine speaks.")
+    model: str = Field(
+        default="tts-1", description="Accepted for compatibility; the configured engine speaks."
+    )
     input: str = Field(description="Text (or SSML starting with <speak>) to speak.")
     voice: str = Field(default="alpha", description="Preset id, OpenAI voice name, or a cloned voice id.")
     response_format: ResponseFormat = "mp3"
@@ -37,6 +40,7 @@ class VoiceOut(BaseModel):
     kind: str
     status: str
     description: str = ""
+    expires_at: dt.datetime | None = None  # cloned voices: when their consent ends
 
 
 class VoicesOut(BaseModel):

@@ -1,43 +1,55 @@
-"""Turn a dynamically quantised (int8) ONNX graph back into a float32 graph.
+"""Rewrites of a dynamically quantised (int8) ONNX graph, done once and cached by the engine.
 
-Why: the shipped Kokoro graph is int8 with *dynamic* activation quantisation. On CPU the per-call
-``DynamicQuantizeLinear`` passes and ``ConvInteger`` (which has no fast MLAS path for 1-D convolutions
-over long audio-rate tensors) cost far more than they save; float ``Conv``/``MatMul`` with the weights
-dequantised once is several times faster and numerically closer to the original fp32 model.
-
-Rewritten patterns (as laid out by ``onnxruntime.quantization.quantize_dynamic``):
+The shipped Kokoro graph was made by ``onnxruntime.quantization.quantize_dynamic``. Its layout:
 
 * ``DynamicQuantizeLinear(x) -> MatMulInteger(xq, Wq, xzp, wzp) -> Cast -> Mul(xs * ws)``
-  becomes ``MatMul(x, (Wq - wzp) * ws)``.
-* ``DynamicQuantizeLinear(x) -> ConvInteger(...) [-> Add(quantised bias)] -> Cast -> Mul(xs * ws)``
-  becomes ``Conv(x, (Wq - wzp) * ws, bias)`` with the original float bias.
-* ``DynamicQuantizeLSTM`` (com.microsoft) becomes a standard ``LSTM`` with dequantised, transposed weights.
+* ``DynamicQuantizeLinear(x) -> ConvInteger(xq, Wq, xzp, wzp) [-> Add(bias_q)] -> Cast -> Mul(xs * ws)``
+  where the bias was quantised at run time as ``Floor(bias / (xs * ws))``
+* ``DynamicQuantizeLSTM`` (com.microsoft) with int8 weights stored as [D, input, 4H].
 
-Anything that does not match exactly is left as it is (and counted), so the result always runs.
-Nodes that become unused are removed, as are unused initializers.
+Two rewrites are offered:
+
+``dequantize_model``
+    Everything back to float32: ``MatMul(x, (Wq - wzp) * ws)``, ``Conv(x, W, bias)`` with the original
+    float bias, and a standard ``LSTM``. Numerically this is the closest we can get to the fp32 model.
+
+``convs_to_int8_gemm``
+    Only the 1-D ``ConvInteger`` nodes change: onnxruntime runs ``ConvInteger`` through a slow uint8 x uint8
+    path, while ``MatMulIntegerToFloat`` with uint8 activations and int8 weights hits the VNNI kernels.
+    Each convolution becomes ``DynamicQuantizeLinear -> Transpose -> Pad -> Gather (im2col, uint8) ->
+    MatMulIntegerToFloat`` with per-output-channel int8 weights, then a Transpose back. Only use this where
+    the CPU has VNNI: without it the uint8 x int8 kernels can saturate.
+
+Anything that does not match exactly is left as it is (and counted), so the result always runs. Nodes that
+become unused are removed, as are unused initializers.
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 from numpy.typing import NDArray
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 
+#: Bumped whenever a rewrite changes, so cached converted models are rebuilt.
+REWRITE_VERSION = 1
+
 
 @dataclass
 class ConversionReport:
-    """What the rewrite did, for logs and benchmarks."""
+    """What a rewrite did, for logs and benchmarks."""
 
     matmul: int = 0
     conv: int = 0
     lstm: int = 0
-    kept_quantised: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
     removed_nodes: int = 0
 
     @property
@@ -58,7 +70,7 @@ class _Graph:
                 if i:
                     self.consumers[i].append(n)
         self._arrays: dict[str, NDArray[np.generic]] = {}
-        self._dequantised: dict[tuple[str, ...], str] = {}
+        self._added: dict[tuple[str, ...], str] = {}
 
     def array(self, name: str) -> NDArray[np.generic] | None:
         if name not in self.inits:
@@ -71,31 +83,57 @@ class _Graph:
         nodes = self.consumers.get(name, [])
         return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op_type else None
 
-    def add_initializer(self, key: tuple[str, ...], name: str, value: NDArray[np.float32]) -> str:
-        """Add a float initializer once per distinct source (shared ALBERT weights stay shared)."""
-        existing = self._dequantised.get(key)
+    def fresh_name(self, base: str) -> str:
+        name, suffix = base, 1
+        while name in self.inits or name in self.producer:
+            name = f"{base}_{suffix}"
+            suffix += 1
+        return name
+
+    def add_initializer(self, key: tuple[str, ...], base: str, value: NDArray[np.generic]) -> str:
+        """Add an initializer once per distinct source (ALBERT's shared layer weights stay shared)."""
+        existing = self._added.get(key)
         if existing is not None:
             return existing
-        unique = name
-        suffix = 1
-        while unique in self.inits or unique in self.producer:
-            unique = f"{name}_{suffix}"
-            suffix += 1
-        tensor = numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), unique)
+        name = self.fresh_name(base)
+        tensor = numpy_helper.from_array(np.ascontiguousarray(value), name)
         self.graph.initializer.append(tensor)
-        self.inits[unique] = tensor
-        self._dequantised[key] = unique
-        return unique
+        self.inits[name] = tensor
+        self._added[key] = name
+        return name
+
+    def constant(self, base: str, value: NDArray[np.generic]) -> str:
+        return self.add_initializer(("const", str(value.dtype), repr(value.tolist())), base, value)
 
 
-def _dynamic_quant_source(g: _Graph, quantised_input: str, zero_point_input: str) -> tuple[str, str] | None:
-    """For ``DynamicQuantizeLinear(x)`` feeding a node, return (x, x_scale)."""
-    dql = g.producer.get(quantised_input)
+# --- pattern matching ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Quantised:
+    """One matched ``DynamicQuantizeLinear -> integer op -> ... -> Mul(scale)`` pattern."""
+
+    node: NodeProto
+    x: str  # float activation feeding DynamicQuantizeLinear
+    x_q: str  # its uint8 version
+    x_scale: str
+    x_zero_point: str
+    weight: NDArray[np.float32]  # dequantised
+    bias: str | None
+    output: str  # float output of the pattern (name kept so consumers are untouched)
+    dead: list[NodeProto]
+    key: str
+
+
+def _dynamic_quant_source(g: _Graph, node: NodeProto) -> NodeProto | None:
+    if len(node.input) < 3:
+        return None
+    dql = g.producer.get(node.input[0])
     if dql is None or dql.op_type != "DynamicQuantizeLinear":
         return None
-    if dql.output[0] != quantised_input or dql.output[2] != zero_point_input:
+    if dql.output[0] != node.input[0] or dql.output[2] != node.input[2]:
         return None
-    return dql.input[0], dql.output[1]
+    return dql
 
 
 def _weight_scale(g: _Graph, scale_product: str, act_scale: str) -> NDArray[np.float32] | None:
@@ -110,7 +148,9 @@ def _weight_scale(g: _Graph, scale_product: str, act_scale: str) -> NDArray[np.f
     return None if arr is None else arr.astype(np.float32)
 
 
-def _cast_then_scale(g: _Graph, integer_output: str, act_scale: str) -> tuple[NodeProto, NodeProto, NDArray[np.float32]] | None:
+def _cast_then_scale(
+    g: _Graph, integer_output: str, act_scale: str
+) -> tuple[NodeProto, NodeProto, NDArray[np.float32]] | None:
     """Match ``Cast(to float) -> Mul(scale)`` after an integer op; returns (cast, mul, weight_scale)."""
     cast = g.only_consumer(integer_output, "Cast")
     if cast is None or helper.get_attribute_value(cast.attribute[0]) != TensorProto.FLOAT:
@@ -125,13 +165,6 @@ def _cast_then_scale(g: _Graph, integer_output: str, act_scale: str) -> tuple[No
     return None if scale is None else (cast, mul, scale)
 
 
-def _zero_point(g: _Graph, node: NodeProto, index: int) -> NDArray[np.float32] | None:
-    if len(node.input) <= index or not node.input[index]:
-        return np.zeros((), np.float32)
-    arr = g.array(node.input[index])
-    return None if arr is None else arr.astype(np.float32)
-
-
 def _per_channel(values: NDArray[np.float32], ndim: int, axis: int) -> NDArray[np.float32]:
     """Shape a scalar or 1-D per-channel parameter to broadcast along ``axis`` of an ``ndim`` tensor."""
     if values.size == 1:
@@ -141,26 +174,7 @@ def _per_channel(values: NDArray[np.float32], ndim: int, axis: int) -> NDArray[n
     return values.reshape(shape)
 
 
-def _convert_matmul(g: _Graph, node: NodeProto) -> tuple[NodeProto, list[NodeProto]] | None:
-    src = _dynamic_quant_source(g, node.input[0], node.input[2] if len(node.input) > 2 else "")
-    weight = g.array(node.input[1])
-    zero_point = _zero_point(g, node, 3)
-    if src is None or weight is None or weight.ndim != 2 or zero_point is None:
-        return None
-    x, act_scale = src
-    tail = _cast_then_scale(g, node.output[0], act_scale)
-    if tail is None:
-        return None
-    cast, mul, scale = tail
-    # Weight is [K, N]; per-channel parameters run along N (the output columns).
-    w = (weight.astype(np.float32) - _per_channel(zero_point, 2, 1)) * _per_channel(scale, 2, 1)
-    key = ("matmul", node.input[1], node.input[3] if len(node.input) > 3 else "", scale.tobytes().hex())
-    w_name = g.add_initializer(key, node.input[1].removesuffix("_quantized") + "_float", w)
-    new = helper.make_node("MatMul", [x, w_name], [mul.output[0]], name=node.name.removesuffix("_quant"))
-    return new, [node, cast, mul]
-
-
-def _quantised_bias(g: _Graph, bias_sum: str, act_scale: str) -> str | None:
+def _quantised_bias(g: _Graph, bias_sum: str) -> str | None:
     """Follow ``Reshape <- Cast <- Floor <- Div(bias, scale)`` back to the original float bias."""
     name = bias_sum
     for _ in range(6):
@@ -168,71 +182,219 @@ def _quantised_bias(g: _Graph, bias_sum: str, act_scale: str) -> str | None:
         if node is None:
             return None
         if node.op_type == "Div":
-            bias = node.input[0]
-            return bias if g.array(bias) is not None else None
+            return node.input[0] if g.array(node.input[0]) is not None else None
         if node.op_type not in {"Reshape", "Cast", "Floor", "Round"}:
             return None
         name = node.input[0]
     return None
 
 
-def _convert_conv(g: _Graph, node: NodeProto) -> tuple[NodeProto, list[NodeProto]] | None:
-    src = _dynamic_quant_source(g, node.input[0], node.input[2] if len(node.input) > 2 else "")
+def _match(g: _Graph, node: NodeProto, channel_axis: int) -> _Quantised | None:
+    """Match a MatMulInteger (channel_axis=1 of [K, N]) or ConvInteger (channel_axis=0 of [O, I, k])."""
+    dql = _dynamic_quant_source(g, node)
     weight = g.array(node.input[1])
-    zero_point = _zero_point(g, node, 3)
-    if src is None or weight is None or weight.ndim < 3 or zero_point is None:
+    if dql is None or weight is None:
         return None
-    x, act_scale = src
-    dead: list[NodeProto] = [node]
+    zp_name = node.input[3] if len(node.input) > 3 else ""
+    zero_point = g.array(zp_name) if zp_name else np.zeros((), np.float32)
+    if zero_point is None:
+        return None
+    dead = [node]
     integer_out = node.output[0]
     bias: str | None = None
-    add = g.only_consumer(integer_out, "Add")
+    add = g.only_consumer(integer_out, "Add") if node.op_type == "ConvInteger" else None
     if add is not None:
         other = [i for i in add.input if i != integer_out]
-        bias = _quantised_bias(g, other[0], act_scale) if len(other) == 1 else None
+        bias = _quantised_bias(g, other[0]) if len(other) == 1 else None
         if bias is None:
             return None
         dead.append(add)
         integer_out = add.output[0]
-    tail = _cast_then_scale(g, integer_out, act_scale)
+    tail = _cast_then_scale(g, integer_out, dql.output[1])
     if tail is None:
         return None
     cast, mul, scale = tail
     dead += [cast, mul]
-    # Weight is [O, I/group, *kernel]; per-channel parameters run along O.
-    w = (weight.astype(np.float32) - _per_channel(zero_point, weight.ndim, 0)) * _per_channel(
-        scale, weight.ndim, 0
+    w = (
+        weight.astype(np.float32) - _per_channel(zero_point.astype(np.float32), weight.ndim, channel_axis)
+    ) * (_per_channel(scale, weight.ndim, channel_axis))
+    key = f"{node.input[1]}|{zp_name}|{scale.tobytes().hex()}"
+    x_q, x_scale, x_zero_point = dql.output[0], dql.output[1], dql.output[2]
+    return _Quantised(
+        node, dql.input[0], x_q, x_scale, x_zero_point, w.astype(np.float32), bias, mul.output[0], dead, key
     )
-    key = ("conv", node.input[1], node.input[3] if len(node.input) > 3 else "", scale.tobytes().hex())
-    w_name = g.add_initializer(key, node.input[1].removesuffix("_quantized") + "_float", w)
-    inputs = [x, w_name] + ([bias] if bias else [])
-    new = helper.make_node("Conv", inputs, [mul.output[0]], name=node.name.removesuffix("_quant"))
+
+
+# --- rewrites -----------------------------------------------------------------------------------------
+
+_Rewrite = tuple[list[NodeProto], list[NodeProto]]  # (new nodes, nodes they replace)
+
+
+def _float_matmul(g: _Graph, node: NodeProto) -> _Rewrite | None:
+    m = _match(g, node, channel_axis=1)
+    if m is None or m.weight.ndim != 2:
+        return None
+    w = g.add_initializer(("matmul", m.key), node.input[1].removesuffix("_quantized") + "_float", m.weight)
+    return [helper.make_node("MatMul", [m.x, w], [m.output], name=node.name.removesuffix("_quant"))], m.dead
+
+
+def _float_conv(g: _Graph, node: NodeProto) -> _Rewrite | None:
+    m = _match(g, node, channel_axis=0)
+    if m is None or m.weight.ndim < 3:
+        return None
+    w = g.add_initializer(("conv", m.key), node.input[1].removesuffix("_quantized") + "_float", m.weight)
+    new = helper.make_node(
+        "Conv", [m.x, w] + ([m.bias] if m.bias else []), [m.output], name=node.name.removesuffix("_quant")
+    )
     new.attribute.extend(node.attribute)
-    return new, dead
+    return [new], m.dead
 
 
-def _convert_lstm(g: _Graph, node: NodeProto) -> tuple[NodeProto, list[NodeProto]] | None:
+def _float_lstm(g: _Graph, node: NodeProto) -> _Rewrite | None:
     """``DynamicQuantizeLSTM`` stores W as [D, input, 4H] int8; ONNX ``LSTM`` wants [D, 4H, input] float."""
     inputs = list(node.input) + [""] * (12 - len(node.input))
     floats: list[str] = []
     for w_idx, s_idx, z_idx, label in ((1, 8, 9, "W"), (2, 10, 11, "R")):
-        weight, scale, zp = g.array(inputs[w_idx]), g.array(inputs[s_idx]), g.array(inputs[z_idx])
-        if weight is None or scale is None or weight.ndim != 3:
+        weight, scale = g.array(inputs[w_idx]), g.array(inputs[s_idx])
+        zp = g.array(inputs[z_idx]) if inputs[z_idx] else np.zeros((), np.int8)
+        if weight is None or scale is None or zp is None or weight.ndim != 3:
             return None
-        zp_f = np.zeros((), np.float32) if zp is None else zp.astype(np.float32)
         d = weight.shape[0]
         # Per-direction ([D]) or per-direction-per-column ([D, 4H]) parameters.
         s = scale.astype(np.float32).reshape(d, 1, -1)
-        z = zp_f.reshape(d, 1, -1) if zp_f.size > 1 else zp_f
+        z = zp.astype(np.float32).reshape(d, 1, -1) if zp.size > 1 else zp.astype(np.float32)
         w = ((weight.astype(np.float32) - z) * s).transpose(0, 2, 1)
         key = ("lstm", inputs[w_idx], inputs[s_idx], inputs[z_idx])
-        floats.append(g.add_initializer(key, f"{inputs[w_idx].removesuffix('_quantized')}_{label}_float", w))
+        base = f"{inputs[w_idx].removesuffix('_quantized')}_{label}_float"
+        floats.append(g.add_initializer(key, base, w.astype(np.float32)))
     new_inputs = [inputs[0], floats[0], floats[1], *inputs[3:8]]
     while new_inputs and not new_inputs[-1]:
         new_inputs.pop()
     new = helper.make_node("LSTM", new_inputs, list(node.output), name=node.name.removesuffix("_quant"))
     new.attribute.extend(node.attribute)
-    return new, [node]
+    return [new], [node]
+
+
+def _gemm_conv(g: _Graph, node: NodeProto) -> _Rewrite | None:
+    """1-D ConvInteger -> uint8 im2col (Gather) + MatMulIntegerToFloat with per-channel int8 weights."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("group", 1) != 1 or list(attrs.get("strides", [1])) != [1]:
+        return None
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        return None
+    m = _match(g, node, channel_axis=0)
+    if m is None or m.weight.ndim != 3:
+        return None
+    out_ch, in_ch, kernel = m.weight.shape
+    dilation = int(attrs.get("dilations", [1])[0])
+    pad_begin, pad_end = (int(p) for p in attrs.get("pads", [0, 0]))
+
+    # Symmetric per-output-channel int8 in [-127, 127]; rows ordered (tap, input channel) to match im2col.
+    max_abs = np.abs(m.weight).reshape(out_ch, -1).max(axis=1)
+    scale = np.where(max_abs > 0, max_abs / 127.0, 1.0).astype(np.float32)
+    w_q = np.clip(np.rint(m.weight / scale[:, None, None]), -127, 127).astype(np.int8)
+    w_mat = w_q.transpose(2, 1, 0).reshape(kernel * in_ch, out_ch)
+    base = g.fresh_name(node.name.removesuffix("_quant").strip("/").replace("/", "_") + "_gemm")
+    w_name = g.add_initializer(("gemm_w", m.key), base + "_W", w_mat)
+    s_name = g.add_initializer(("gemm_s", m.key), base + "_Wscale", scale)
+    bias = m.bias or g.add_initializer(("gemm_b0", str(out_ch)), base + "_B0", np.zeros(out_ch, np.float32))
+
+    nodes: list[NodeProto] = []
+
+    def add(op: str, inputs: list[str], suffix: str, domain: str = "", **kw: Any) -> str:
+        out = f"{base}_{suffix}"
+        nodes.append(helper.make_node(op, inputs, [out], name=out, domain=domain, **kw))
+        return out
+
+    time_major = add("Transpose", [m.x_q], "xt", perm=[0, 2, 1])  # [1, T, C] uint8
+    if kernel == 1 and pad_begin == pad_end == 0:
+        columns = time_major
+    else:
+        pads = g.constant("gemm_pads", np.array([0, pad_begin, 0, 0, pad_end, 0], np.int64))
+        # Padding with the activation zero point is padding with 0.0.
+        padded = add("Pad", [time_major, pads, m.x_zero_point], "xp")
+        length = add("Shape", [padded], "len", start=1, end=2)  # [T_padded]
+        span = g.constant("gemm_span", np.array([dilation * (kernel - 1)], np.int64))
+        out_len = add("Sub", [length, span], "tout")
+        steps = add(
+            "Range",
+            [
+                g.constant("gemm_zero", np.array(0, np.int64)),
+                add("Squeeze", [out_len, g.constant("gemm_axis0", np.array([0], np.int64))], "tsc"),
+                g.constant("gemm_one", np.array(1, np.int64)),
+            ],
+            "steps",
+        )
+        starts = add("Unsqueeze", [steps, g.constant("gemm_axis1", np.array([1], np.int64))], "starts")
+        taps = g.constant("gemm_taps", (np.arange(kernel, dtype=np.int64) * dilation).reshape(1, kernel))
+        index = add("Add", [starts, taps], "idx")  # [T_out, kernel]
+        gathered = add("Gather", [padded, index], "cols4", axis=1)  # [1, T_out, kernel, C]
+        shape = g.constant("gemm_shape", np.array([0, -1, kernel * in_ch], np.int64))
+        columns = add("Reshape", [gathered, shape], "cols")
+    product = add(
+        "MatMulIntegerToFloat",
+        [columns, w_name, m.x_scale, s_name, m.x_zero_point, "", bias],
+        "y",
+        domain="com.microsoft",
+    )
+    nodes.append(helper.make_node("Transpose", [product], [m.output], name=f"{base}_out", perm=[0, 2, 1]))
+    return nodes, m.dead
+
+
+# --- driver -------------------------------------------------------------------------------------------
+
+_COUNTER = {"MatMulInteger": "matmul", "ConvInteger": "conv", "DynamicQuantizeLSTM": "lstm"}
+
+
+def _apply(
+    model: onnx.ModelProto, rewrites: dict[str, Callable[[_Graph, NodeProto], _Rewrite | None]]
+) -> ConversionReport:
+    nodes = list(model.graph.node)
+    g = _Graph(model.graph, nodes)
+    report = ConversionReport()
+    replacement: dict[int, list[NodeProto]] = {}
+    for node in nodes:
+        rewrite = rewrites.get(node.op_type)
+        if rewrite is None:
+            if node.op_type in _COUNTER:
+                report.kept[node.op_type] = report.kept.get(node.op_type, 0) + 1
+            continue
+        result = rewrite(g, node)
+        if result is None:
+            report.kept[node.op_type] = report.kept.get(node.op_type, 0) + 1
+            continue
+        new_nodes, dead = result
+        # New nodes read only tensors that existed before the original integer op, so putting them where
+        # that op was keeps the node list topologically sorted.
+        for d in dead:
+            replacement[id(d)] = []
+        replacement[id(node)] = new_nodes
+        counter = _COUNTER[node.op_type]
+        setattr(report, counter, getattr(report, counter) + 1)
+    rebuilt: list[NodeProto] = []
+    for node in nodes:
+        if id(node) in replacement:
+            rebuilt.extend(replacement[id(node)])
+        else:
+            copy = NodeProto()
+            copy.CopyFrom(node)
+            rebuilt.append(copy)
+    replaced = len(nodes) - sum(1 for n in nodes if id(n) not in replacement)
+    del model.graph.node[:]
+    model.graph.node.extend(rebuilt)
+    report.removed_nodes = replaced + _remove_dead(model.graph)
+    if any(n.domain == "com.microsoft" for n in model.graph.node) and not any(
+        o.domain == "com.microsoft" for o in model.opset_import
+    ):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return report
+
+
+def _delete_indices(container: Any, doomed: list[int]) -> int:
+    """Delete entries of a protobuf repeated field in place (no copies of the big initializers)."""
+    for i in reversed(doomed):
+        del container[i]
+    return len(doomed)
 
 
 def _remove_dead(graph: onnx.GraphProto) -> int:
@@ -243,70 +405,40 @@ def _remove_dead(graph: onnx.GraphProto) -> int:
         used = set(outputs)
         for n in graph.node:
             used.update(i for i in n.input if i)
-        alive = [n for n in graph.node if any(o in used for o in n.output if o)]
-        if len(alive) == len(graph.node):
+        gone = _delete_indices(
+            graph.node, [i for i, n in enumerate(graph.node) if not any(o in used for o in n.output if o)]
+        )
+        if not gone:
             break
-        removed += len(graph.node) - len(alive)
-        del graph.node[:]
-        graph.node.extend(alive)
-    used_inits = {i for n in graph.node for i in n.input}
-    kept_inits = [t for t in graph.initializer if t.name in used_inits or t.name in outputs]
-    del graph.initializer[:]
-    graph.initializer.extend(kept_inits)
+        removed += gone
+    used_names = {i for n in graph.node for i in n.input} | outputs
+    _delete_indices(
+        graph.initializer, [i for i, t in enumerate(graph.initializer) if t.name not in used_names]
+    )
     produced = {o for n in graph.node for o in n.output}
-    kept_info = [v for v in graph.value_info if v.name in produced]
-    del graph.value_info[:]
-    graph.value_info.extend(kept_info)
+    _delete_indices(graph.value_info, [i for i, v in enumerate(graph.value_info) if v.name not in produced])
     return removed
-
-
-_CONVERTERS = {
-    "MatMulInteger": _convert_matmul,
-    "ConvInteger": _convert_conv,
-    "DynamicQuantizeLSTM": _convert_lstm,
-}
-_COUNTERS = {"MatMulInteger": "matmul", "ConvInteger": "conv", "DynamicQuantizeLSTM": "lstm"}
 
 
 def dequantize_model(model: onnx.ModelProto) -> ConversionReport:
     """Rewrite ``model`` in place to float32 weights; returns what was converted and what was kept."""
-    nodes = list(model.graph.node)
-    g = _Graph(model.graph, nodes)
-    report = ConversionReport()
-    replacements: dict[int, NodeProto | None] = {}
-    for node in nodes:
-        convert = _CONVERTERS.get(node.op_type)
-        if convert is None:
-            continue
-        result = convert(g, node)
-        if result is None:
-            report.kept_quantised[node.op_type] = report.kept_quantised.get(node.op_type, 0) + 1
-            continue
-        new, dead = result
-        # The new node reads only tensors that existed before the original integer op, so putting it
-        # where that op was keeps the node list topologically sorted.
-        for d in dead:
-            replacements[id(d)] = None
-        replacements[id(node)] = new
-        setattr(report, _COUNTERS[node.op_type], getattr(report, _COUNTERS[node.op_type]) + 1)
-    rebuilt: list[NodeProto] = []
-    for node in nodes:
-        if id(node) not in replacements:
-            copy = NodeProto()
-            copy.CopyFrom(node)
-            rebuilt.append(copy)
-        elif (new_node := replacements[id(node)]) is not None:
-            rebuilt.append(new_node)
-    del model.graph.node[:]
-    model.graph.node.extend(rebuilt)
-    report.removed_nodes = len(nodes) - len(rebuilt) + _remove_dead(model.graph)
-    return report
+    return _apply(
+        model,
+        {"MatMulInteger": _float_matmul, "ConvInteger": _float_conv, "DynamicQuantizeLSTM": _float_lstm},
+    )
 
 
-def convert_file(src: Path, dst: Path) -> ConversionReport:
-    """Convert ``src`` (int8 ONNX) to ``dst`` (float32 ONNX), written to a temp file and renamed atomically."""
+def convs_to_int8_gemm(model: onnx.ModelProto) -> ConversionReport:
+    """Rewrite 1-D ``ConvInteger`` patterns in place to im2col + uint8 x int8 ``MatMulIntegerToFloat``."""
+    return _apply(model, {"ConvInteger": _gemm_conv})
+
+
+def convert_file(
+    src: Path, dst: Path, rewrite: Callable[[onnx.ModelProto], ConversionReport]
+) -> ConversionReport:
+    """Apply ``rewrite`` to the model at ``src`` and write ``dst`` atomically (temp file + rename)."""
     model = onnx.load(str(src))
-    report = dequantize_model(model)
+    report = rewrite(model)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
         onnx.save(model, str(tmp))

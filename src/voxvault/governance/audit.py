@@ -325,86 +325,101 @@ def _original_seqs(rows: list[_Row]) -> list[int | None]:
 
 
 def _diagnose(rows: list[_Row]) -> list[Problem]:
-    """Explain a broken chain: which stored rows were edited, which are missing, inserted or moved."""
+    """Explain a broken chain: which stored rows were edited, which are missing, inserted or moved.
+
+    Each row's stored hash still says what it was written as (its original number, via
+    ``_original_seqs``) and its ``prev_hash`` says which entry it originally followed. Comparing that
+    original chain with the stored order tells the kinds of tampering apart.
+    """
     found: dict[int, Problem] = {}
-    rank = {"inserted": 3, "reordered": 3, "deleted": 2, "edited": 1}
+    rank = {"inserted": 4, "reordered": 3, "deleted": 2, "edited": 1}
 
     def add(seq: int, kind: str, message: str) -> None:
         old = found.get(seq)
         if old is None or rank[kind] > rank[old.kind]:
             found[seq] = Problem(seq, kind, message)
 
-    pos_by_hash = {r.hash: i for i, r in enumerate(rows)}
+    n = len(rows)
     orig = _original_seqs(rows)
+    by_hash = {r.hash: i for i, r in enumerate(rows)}
+    claims: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
-        if orig[i] is None:
+        claims.setdefault(r.prev_hash, []).append(i)
+
+    def missing_pred(j: int) -> bool:
+        return rows[j].prev_hash != GENESIS and rows[j].prev_hash not in by_hash
+
+    # Entries whose original predecessor is gone: deleted, or rewritten with a new hash.
+    rewritten: set[int] = set()
+    explained: set[int] = set()
+    for j in range(n):
+        if not missing_pred(j):
+            continue
+        i = j - 1
+        before = orig[i] if i >= 0 else 0
+        mine = orig[j]
+        r = rows[j]
+        if i >= 0 and mine is not None and before is not None and mine == before + 1:
+            prev = rows[i]
+            add(
+                prev.seq,
+                "edited",
+                f"entry {prev.seq} ({prev.action}) was rewritten and re-hashed: "
+                f"entry {r.seq} still points at the original",
+            )
+            rewritten.add(i)
+        elif mine is not None and before is not None and mine > before + 1:
+            first, last = before + 1, mine - 1
+            span = f"entry {first} is" if first == last else f"entries {first}..{last} are"
+            renumbered = "; the entries after were renumbered to hide the gap" if mine != r.seq else ""
+            add(r.seq, "deleted", f"{span} missing before entry {r.seq}{renumbered}")
+        else:
+            add(r.seq, "deleted", f"the entry that entry {r.seq} followed is missing")
+        explained.add(j)
+
+    # Entries no later entry follows (except the last): not part of the original chain.
+    inserted: set[int] = set()
+    for i, r in enumerate(rows):
+        if i == n - 1 or r.hash in claims or i in rewritten:
+            continue
+        forked = len(claims.get(r.prev_hash, ())) > 1
+        if forked or orig[i] is None or not (i + 1 < n and missing_pred(i + 1)):
+            add(
+                r.seq,
+                "inserted",
+                f"entry {r.seq} ({r.action}) is not part of the original chain: it was inserted",
+            )
+            inserted.add(i)
+
+    for i, r in enumerate(rows):
+        if orig[i] is None and i not in inserted:
             add(
                 r.seq,
                 "edited",
                 f"entry {r.seq} ({r.action}) was changed: its contents no longer match its hash",
             )
 
-    deleted_at: set[int] = set()
-    for i, r in enumerate(rows):
-        expected = rows[i - 1].hash if i else GENESIS
-        if r.prev_hash == expected:
-            continue
-        p = -1 if r.prev_hash == GENESIS else pos_by_hash.get(r.prev_hash)
-        if p is None:
-            # The row this one was chained to is gone (deleted) or was rewritten with a new hash.
-            before = orig[i - 1] if i else 0
-            mine = orig[i]
-            if mine is not None and before is not None and mine > before + 1:
-                first, last = before + 1, mine - 1
-                span = f"entry {first} is" if first == last else f"entries {first}..{last} are"
-                renumbered = "; the entries after were renumbered to hide the gap" if mine != r.seq else ""
-                add(r.seq, "deleted", f"{span} missing before entry {r.seq}{renumbered}")
-                deleted_at.add(i)
-            elif mine is not None and before is not None and i > 0 and mine == before + 1:
-                prev = rows[i - 1]
-                add(
-                    prev.seq,
-                    "edited",
-                    f"entry {prev.seq} ({prev.action}) was rewritten and re-hashed: "
-                    f"entry {r.seq} still points at the original",
-                )
-            else:
-                add(r.seq, "deleted", f"the entry that entry {r.seq} follows is missing")
-                deleted_at.add(i)
-        elif p < i - 1:
-            # Rows between this one's real predecessor and itself do not belong there.
-            for j in range(p + 1, i):
-                rj = rows[j]
-                if orig[j] is not None and orig[j] != rj.seq and pos_by_hash.get(rj.prev_hash) is not None:
-                    add(
-                        rj.seq,
-                        "reordered",
-                        f"entry {rj.seq} ({rj.action}) is out of place: it was written as entry {orig[j]}",
-                    )
-                else:
-                    add(
-                        rj.seq,
-                        "inserted",
-                        f"entry {rj.seq} ({rj.action}) is not part of the original chain: it was inserted",
-                    )
-        elif p > i:
+    # Moved entries: their place among the genuine entries differs from the place they were written in.
+    genuine = [i for i in range(n) if orig[i] is not None and i not in inserted]
+    by_orig = sorted(genuine, key=lambda i: (orig[i], i))
+    for stored_pos, (i, j) in enumerate(zip(genuine, by_orig, strict=True)):
+        if i != j:
+            r = rows[i]
             add(
                 r.seq,
                 "reordered",
-                f"entry {r.seq} ({r.action}) belongs after entry {rows[p].seq}: "
-                f"it was written as entry {orig[i] if orig[i] is not None else '?'}",
+                f"entry {r.seq} ({r.action}) is out of place: it was written as entry "
+                f"{orig[i]}, position {stored_pos + 1} of the surviving entries",
             )
-        else:  # p == i: a row chained to itself can only be forged
-            add(r.seq, "inserted", f"entry {r.seq} is chained to itself: forged")
 
-    # Renumbering (seq changed, content intact) that no other problem explains is an edit too.
+    # Renumbering (number changed, contents intact) that nothing above explains is an edit too.
     offsets = [o - r.seq if o is not None else None for o, r in zip(orig, rows, strict=True)]
     for i, r in enumerate(rows):
         offset = offsets[i]
         if not offset:
             continue
         starts_run = i == 0 or offsets[i - 1] != offset
-        explained = r.seq in found or (i > 0 and rows[i - 1].seq in found) or i in deleted_at
-        if starts_run and not explained:
+        nearby = r.seq in found or i in explained or (i > 0 and (rows[i - 1].seq in found))
+        if starts_run and not nearby:
             add(r.seq, "edited", f"entry {r.seq} was renumbered (written as entry {r.seq + offset})")
     return list(found.values())

@@ -111,7 +111,7 @@ class LocalKeyManager:
         self._keys = dict(keys)
         self._current = current
         self.source = source
-        self._mtime = self._stat()
+        self._signature = self._stat()
         self._lock = threading.Lock()
 
     @property
@@ -145,29 +145,31 @@ class LocalKeyManager:
         return AESGCM(key).decrypt(nonce, wrapped, _WRAP_CONTEXT + kid.encode())
 
     # -- loading ---------------------------------------------------------------------------------------
-    def _stat(self) -> float | None:
+    def _stat(self) -> tuple[int, int] | None:
+        """(mtime, size) of the key file: appending a key always changes the size, whatever the clock."""
         if self.source is None:
             return None
         try:
-            return self.source.stat().st_mtime_ns
+            st = self.source.stat()
         except OSError:
             return None
+        return st.st_mtime_ns, st.st_size
 
     def _maybe_reload(self) -> bool:
         """Re-read the key file if it changed (a rotation by another process); True if it did."""
         if self.source is None:
             return False
-        mtime = self._stat()
-        if mtime is None or mtime == self._mtime:
+        sig = self._stat()
+        if sig is None or sig == self._signature:
             return False
         with self._lock:
-            if mtime == self._mtime:
+            if sig == self._signature:
                 return False
             keys, current = _parse_lines(self.source.read_text().splitlines(), default_kid="file")
             # Keep keys the file no longer lists: objects wrapped under them must still open.
             self._keys = {**self._keys, **keys}
             self._current = current
-            self._mtime = mtime
+            self._signature = sig
             log.info("master key file reloaded; current key id %s", current)
             return True
 
@@ -215,7 +217,7 @@ class LocalKeyManager:
                 f.flush()
                 os.fsync(f.fileno())
             self.add(kid, key)
-            self._mtime = self._stat()
+            self._signature = self._stat()
 
 
 class Envelope:

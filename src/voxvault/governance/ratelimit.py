@@ -78,6 +78,7 @@ class RedisRateLimiter:
     """Fixed one-minute windows in Redis, shared by every process that uses the same server."""
 
     WINDOW_S = 60
+    RETRY_S = 5.0  # after a failure, try Redis again this much later
 
     def __init__(self, url: str, prefix: str = "voxvault:rl:", client: Any | None = None) -> None:
         if client is None:
@@ -89,10 +90,13 @@ class RedisRateLimiter:
         self._script = client.register_script(_FIXED_WINDOW)
         self._fallback = LocalRateLimiter()
         self._down_since: float | None = None
+        self._retry_at = 0.0
 
     def hit(self, bucket: str, per_minute: int) -> float | None:
         if per_minute <= 0:
             return None
+        if self._down_since is not None and time.monotonic() < self._retry_at:
+            return self._fallback.hit(bucket, per_minute)  # do not pay a connect timeout per request
         window = int(time.time() // self.WINDOW_S)
         try:
             count, ttl_ms = self._script(keys=[f"{self.prefix}{bucket}:{window}"], args=[self.WINDOW_S])
@@ -100,6 +104,7 @@ class RedisRateLimiter:
             if self._down_since is None:
                 self._down_since = time.monotonic()
                 log.warning("redis rate limiter unavailable (%s); limiting in process", type(exc).__name__)
+            self._retry_at = time.monotonic() + self.RETRY_S
             return self._fallback.hit(bucket, per_minute)
         if self._down_since is not None:
             log.info("redis rate limiter back after %.1fs", time.monotonic() - self._down_since)

@@ -261,6 +261,9 @@ class JobItem(Base):
     sha256: Mapped[str | None] = mapped_column(String(SHA256_HEX_LENGTH), default=None)
     duration: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Set when the item's generation is begun (batch jobs): the id its audio carries and the voice spoken.
+    watermark_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    voice_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), default=None)
 
 
 class AuditLog(Base):

@@ -27,6 +27,7 @@ from voxvault.audio import (
 )
 from voxvault.engines.base import FloatArray, TTSEngine
 from voxvault.errors import VoxError
+from voxvault.synthesis.admission import PieceScheduler
 from voxvault.text import Piece, TextFrontend
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,12 @@ class SpeechPipeline:
         *,
         loudness_lufs: float = -18.0,
         max_input_chars: int = 20_000,
+        scheduler: PieceScheduler | None = None,
     ) -> None:
         self.tts = tts
         self.frontend = frontend
+        # Shares the model between concurrent requests piece by piece, earliest deadline first.
+        self.scheduler = scheduler if scheduler is not None else PieceScheduler()
         self.loudness_lufs = loudness_lufs
         self.max_input_chars = max_input_chars
         # Stream gain per voice, measured on the first long-enough piece it speaks and then held, so
@@ -142,13 +146,32 @@ class SpeechPipeline:
         )
 
     # -- rendering -------------------------------------------------------------------------------------
-    def raw_chunks(self, prepared: PreparedSpeech, cancel: threading.Event | None = None) -> Iterator[FloatArray]:
-        """Model output per piece, pauses included, before loudness; stops early when ``cancel`` is set."""
+    def raw_chunks(
+        self,
+        prepared: PreparedSpeech,
+        cancel: threading.Event | None = None,
+        deadline: Callable[[], float] | None = None,
+    ) -> Iterator[FloatArray]:
+        """Model output per piece, pauses included, before loudness; stops early when ``cancel`` is set.
+
+        Each model call waits for a scheduler slot; ``deadline`` (``time.perf_counter`` seconds) says
+        when the piece is needed; without it every piece is due when rendering began (first come,
+        first served).
+        """
         sr = self.tts.sample_rate
+        started = time.perf_counter()
         for piece in prepared.pieces:
             if cancel is not None and cancel.is_set():
                 return
-            audio = self.tts.synthesize(piece.phonemes, prepared.voice.style, prepared.speed * piece.speed)
+            due = deadline() if deadline is not None else started
+            if not self.scheduler.acquire(due, cancel):
+                return
+            try:
+                audio = self.tts.synthesize(
+                    piece.phonemes, prepared.voice.style, prepared.speed * piece.speed
+                )
+            finally:
+                self.scheduler.release()
             pause = np.zeros(int(round(piece.pause_after * sr)), dtype=np.float32)
             yield np.concatenate([audio.astype(np.float32, copy=False), pause])
 
@@ -166,8 +189,13 @@ class SpeechPipeline:
         duration = len(samples) / self.tts.sample_rate
         log.info(
             "rendered voice=%s pieces=%d chars=%d audio_s=%.2f model_s=%.3f total_s=%.3f bytes=%d",
-            prepared.voice.voice_id, len(prepared.pieces), prepared.text_chars, duration,
-            t_model - t0, t_end - t0, len(audio),
+            prepared.voice.voice_id,
+            len(prepared.pieces),
+            prepared.text_chars,
+            duration,
+            t_model - t0,
+            t_end - t0,
+            len(audio),
         )
         return RenderedSpeech(
             audio=audio,
@@ -178,6 +206,10 @@ class SpeechPipeline:
             output_sha256=hashlib.sha256(audio).hexdigest(),
             timings={"model_s": t_model - t0, "total_s": t_end - t0},
         )
+
+    def stream_gain_db(self, voice: VoiceStyle, first_chunk: FloatArray) -> float:
+        """The fixed loudness gain a stream of ``voice`` uses (held per voice; see ``stream``)."""
+        return self._gain_for(voice, first_chunk)
 
     def _gain_for(self, voice: VoiceStyle, first_chunk: FloatArray) -> float:
         cached = self._voice_gain_db.get(voice.voice_id)
@@ -200,7 +232,8 @@ class SpeechPipeline:
 
         Loudness: a stream cannot know its integrated loudness ahead, so one gain per voice (measured on
         the first piece of at least a second it ever spoke) is held for the whole stream; Kokoro's level
-        is steady across pieces. A look-ahead limiter keeps peaks below full scale. ``stats`` receives first_audio_s, audio_s and total_s when given.
+        is steady across pieces. A look-ahead limiter keeps peaks below full scale. ``stats`` receives
+        first_audio_s, audio_s and total_s when given.
         """
         sr = self.tts.sample_rate
         t0 = time.perf_counter()
@@ -208,6 +241,11 @@ class SpeechPipeline:
         normalizer: StreamNormalizer | None = None
         offset = 0
         first = True
+        first_audio_at: float | None = None
+
+        def due() -> float:
+            # First audio is due when the request came; after that, when the audio sent runs out.
+            return t0 if first_audio_at is None else first_audio_at + offset / sr
 
         def emit(samples: FloatArray) -> bytes:
             nonlocal offset
@@ -219,16 +257,19 @@ class SpeechPipeline:
             return encoder.push(samples)
 
         def ready(data: bytes) -> bool:
-            nonlocal first
-            if data and first and stats is not None:
-                stats["first_audio_s"] = time.perf_counter() - t0
+            nonlocal first, first_audio_at
+            if data and first:
+                first_audio_at = time.perf_counter()
+                if stats is not None:
+                    stats["first_audio_s"] = first_audio_at - t0
             first = first and not data
             return bool(data)
 
-        for chunk in self.raw_chunks(prepared, cancel):
+        for chunk in self.raw_chunks(prepared, cancel, deadline=due):
             if normalizer is None:
-                normalizer = StreamNormalizer(sr, gain_db=self._gain_for(prepared.voice, chunk),
-                                              target_lufs=self.loudness_lufs)
+                normalizer = StreamNormalizer(
+                    sr, gain_db=self._gain_for(prepared.voice, chunk), target_lufs=self.loudness_lufs
+                )
             data = emit(normalizer.push(chunk))
             if ready(data):
                 yield data

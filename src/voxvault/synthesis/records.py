@@ -41,8 +41,15 @@ class GenerationLog:
             return GenerationTicket(row.id, row.watermark_id)
 
     def finish(
-        self, ticket: GenerationTicket, *, output_sha256: str, duration_s: float, latency_ms: float,
-        key_id: str | None, prepared: PreparedSpeech, completed: bool = True,
+        self,
+        ticket: GenerationTicket,
+        *,
+        output_sha256: str,
+        duration_s: float,
+        latency_ms: float,
+        key_id: str | None,
+        prepared: PreparedSpeech,
+        completed: bool = True,
     ) -> None:
         with self.db.session() as s:
             row = s.get(Generation, ticket.watermark_id)

@@ -25,8 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def _metered(
-    request: Request, prepared: PreparedSpeech, ticket: GenerationTicket, principal: Principal,
-    chunks: Iterator[bytes], stats: dict[str, float], t_start: float, cancel: threading.Event,
+    request: Request,
+    prepared: PreparedSpeech,
+    ticket: GenerationTicket,
+    principal: Principal,
+    chunks: Iterator[bytes],
+    stats: dict[str, float],
+    t_start: float,
+    cancel: threading.Event,
 ) -> Iterator[bytes]:
     """Wrap the byte stream: release the admission slot, record metrics, generation and audit entry."""
     state = request.app.state
@@ -58,13 +64,25 @@ def _metered(
             state.metrics.real_time_factor.observe(stats.get("total_s", total) / audio_s)
             state.metrics.audio_seconds.inc(audio_s)
         state.vv.generations.finish(
-            ticket, output_sha256=digest.hexdigest(), duration_s=audio_s, latency_ms=total * 1000,
-            key_id=principal.key_id, prepared=prepared, completed=completed,
+            ticket,
+            output_sha256=digest.hexdigest(),
+            duration_s=audio_s,
+            latency_ms=total * 1000,
+            key_id=principal.key_id,
+            prepared=prepared,
+            completed=completed,
         )
         log.info(
             "speech generation=%s voice=%s format=%s chars=%d pieces=%d audio_s=%.2f first_audio_s=%.3f "
-            "total_s=%.3f", ticket.id, prepared.voice.voice_id, prepared.format, prepared.text_chars,
-            len(prepared.pieces), audio_s, stats.get("first_audio_s", -1.0), total,
+            "total_s=%.3f",
+            ticket.id,
+            prepared.voice.voice_id,
+            prepared.format,
+            prepared.text_chars,
+            len(prepared.pieces),
+            audio_s,
+            stats.get("first_audio_s", -1.0),
+            total,
         )
 
 
@@ -106,7 +124,11 @@ def create_speech(
     vv = request.app.state.vv
     style = vv.voice_for(principal, body.voice)
     prepared = vv.pipeline.prepare(
-        body.input, style, fmt=body.response_format, speed=body.speed, sample_rate=body.sample_rate,
+        body.input,
+        style,
+        fmt=body.response_format,
+        speed=body.speed,
+        sample_rate=body.sample_rate,
         lexicon=vv.lexicon_for(principal),
     )
     chunks, ticket = start_speech_stream(request, principal, prepared, t_start)

@@ -1,12 +1,10 @@
-"""Health, readiness, metrics and the voice list."""
+"""Health, readiness and metrics (the voice list lives in routes/voices.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from voxvault.api.schemas import VoiceOut, VoicesOut
 
 router = APIRouter()
 
@@ -31,13 +29,3 @@ def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", tags=["system"])
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-@router.get("/v1/voices", response_model=VoicesOut, tags=["voices"])
-def list_voices(request: Request) -> VoicesOut:
-    return VoicesOut(
-        voices=[
-            VoiceOut(voice_id=v.id, name=v.name, kind=v.kind, status=v.status, description=v.description)
-            for v in request.app.state.vv.voices()
-        ]
-    )

@@ -1,0 +1,616 @@
+"""ElevenLabs-compatible speech: whole file, HTTP stream, and the text-input WebSocket.
+
+* ``POST /v1/text-to-speech/{voice_id}``: the whole file in one response.
+* ``POST /v1/text-to-speech/{voice_id}/stream``: chunked audio, the first phrase while the rest renders.
+* ``WS /v1/text-to-speech/{voice_id}/stream-input``: the client sends text as its language model writes
+  it (``{"text": ...}``, ``"flush": true``, ``{"text": ""}`` to end); the server answers with audio
+  chunks (JSON with base64 audio, or binary frames with ``binary_audio=true``), character alignment in
+  ElevenLabs' shape and voxvault's word timings, then ``{"isFinal": true}`` and close code 1000.
+
+WebSocket refusals close with a code a client can act on, after an ``{"error": {"code", "message"}}``
+message: 1007 malformed message, 1009 message too big, 1008 policy (missing or invalid key, unknown
+voice, text after the end, bad parameters, idle too long), 1013 busy (retry later), 1011 internal.
+The message shapes are documented in docs/streaming.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request, WebSocket
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketState
+
+from voxvault.api.deps import require
+from voxvault.api.routes.speech import start_speech_stream
+from voxvault.api.streaming import ClosingStreamingResponse
+from voxvault.errors import VoxError
+from voxvault.governance.keys import Principal
+from voxvault.synthesis import PreparedSpeech
+from voxvault.synthesis.pipeline import OUTPUT_SAMPLE_RATES
+from voxvault.synthesis.records import GenerationTicket
+from voxvault.synthesis.streaming import (
+    DEFAULT_CHUNK_SCHEDULE,
+    SessionChunk,
+    SpeechSession,
+    TextSegmenter,
+    check_schedule,
+    trailing_pause_s,
+)
+
+router = APIRouter(tags=["elevenlabs"])
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT_FORMAT = "mp3_44100_128"
+MAX_INACTIVITY_S = 180.0
+
+# WebSocket close codes (RFC 6455 section 7.4.1).
+WS_NORMAL = 1000
+WS_UNSUPPORTED = 1003
+WS_INVALID = 1007
+WS_POLICY = 1008
+WS_TOO_BIG = 1009
+WS_INTERNAL = 1011
+WS_TRY_LATER = 1013
+
+
+# ------------------------------------------------------------------------------------------- formats
+@dataclass(frozen=True)
+class OutputFormat:
+    format: str
+    sample_rate: int | None
+    bitrate: int | None
+
+
+_OUTPUT_FORMAT = re.compile(r"(pcm|mp3|opus|wav|flac|aac)(?:_(\d+))?(?:_(\d+))?")
+
+
+def parse_output_format(value: str) -> OutputFormat:
+    """``pcm_24000``, ``mp3_44100_128``, ``opus_48000_64``, ``wav_24000`` (or just ``mp3``)."""
+    m = _OUTPUT_FORMAT.fullmatch(value.strip().lower())
+    if m is None:
+        raise VoxError(
+            "unsupported_format",
+            f"output_format {value[:40]!r} is not supported; use pcm_<rate>, mp3_<rate>_<kbps>, "
+            "opus_48000_<kbps> or wav_<rate> (ulaw and alaw are not available)",
+        )
+    fmt, rate_s, kbps_s = m.groups()
+    rate = int(rate_s) if rate_s else None
+    if rate is not None and rate not in OUTPUT_SAMPLE_RATES:
+        raise VoxError(
+            "invalid_sample_rate",
+            f"sample rate {rate} is not one of {', '.join(map(str, OUTPUT_SAMPLE_RATES))}",
+        )
+    bitrate = int(kbps_s) * 1000 if kbps_s else None
+    if bitrate is not None and not 8_000 <= bitrate <= 320_000:
+        raise VoxError("invalid_bitrate", "bitrate must be between 8 and 320 kbit/s")
+    return OutputFormat(fmt, rate, bitrate)
+
+
+# ------------------------------------------------------------------------------------------- HTTP
+class VoiceSettings(BaseModel):
+    """ElevenLabs' voice settings; only ``speed`` changes how voxvault speaks."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    stability: float | None = None
+    similarity_boost: float | None = None
+    style: float | None = None
+    use_speaker_boost: bool | None = None
+
+
+class TextToSpeechRequest(BaseModel):
+    """ElevenLabs' text-to-speech body. Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = Field(description="Text (or SSML starting with <speak>) to speak.")
+    model_id: str | None = Field(default=None, description="Accepted for compatibility; ignored.")
+    voice_settings: VoiceSettings | None = None
+
+
+def _prepare(
+    request: Request,
+    principal: Principal,
+    voice_id: str,
+    body: TextToSpeechRequest,
+    output_format: str,
+    *,
+    short_start: bool,
+) -> PreparedSpeech:
+    vv = request.app.state.vv
+    out = parse_output_format(output_format)
+    style = vv.voice_for(principal, voice_id)
+    speed = body.voice_settings.speed if body.voice_settings is not None else 1.0
+    return vv.pipeline.prepare(
+        body.text,
+        style,
+        fmt=out.format,
+        speed=speed,
+        sample_rate=out.sample_rate,
+        lexicon=vv.lexicon_for(principal),
+        first_piece_phonemes=None if not short_start else 60,
+    )
+
+
+OutputFormatQuery = Annotated[
+    str, Query(description="pcm_<rate>, mp3_<rate>_<kbps>, opus_48000_<kbps> or wav_<rate>.", max_length=40)
+]
+SpeechPrincipal = Annotated[Principal, Depends(require("speech:create"))]
+
+
+@router.post(
+    "/v1/text-to-speech/{voice_id}",
+    response_class=Response,
+    responses={200: {"content": {"audio/mpeg": {}}, "description": "The whole audio file."}},
+)
+def text_to_speech(
+    voice_id: str,
+    body: TextToSpeechRequest,
+    request: Request,
+    principal: SpeechPrincipal,
+    output_format: OutputFormatQuery = DEFAULT_OUTPUT_FORMAT,
+) -> Response:
+    """The whole file, sent when all of it is rendered (the streaming benchmark's baseline)."""
+    t_start = time.perf_counter()
+    prepared = _prepare(request, principal, voice_id, body, output_format, short_start=False)
+    chunks, ticket = start_speech_stream(request, principal, prepared, t_start)
+    audio = b"".join(chunks)  # a sync route runs in the threadpool
+    return Response(audio, media_type=prepared.content_type, headers={"x-generation-id": ticket.id})
+
+
+@router.post(
+    "/v1/text-to-speech/{voice_id}/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"audio/mpeg": {}}, "description": "Audio bytes, streamed (chunked)."}},
+)
+def text_to_speech_stream(
+    voice_id: str,
+    body: TextToSpeechRequest,
+    request: Request,
+    principal: SpeechPrincipal,
+    output_format: OutputFormatQuery = DEFAULT_OUTPUT_FORMAT,
+) -> StreamingResponse:
+    """Chunked audio: a short first piece leaves as soon as it is rendered, the rest follows."""
+    t_start = time.perf_counter()
+    prepared = _prepare(request, principal, voice_id, body, output_format, short_start=True)
+    chunks, ticket = start_speech_stream(request, principal, prepared, t_start)
+    return ClosingStreamingResponse(
+        chunks, media_type=prepared.content_type, headers={"x-generation-id": ticket.id}
+    )
+
+
+# ------------------------------------------------------------------------------------------- WebSocket
+class WsClose(Exception):
+    """End the WebSocket with ``code``; ``reason`` is a stable error code, ``message`` says more."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+class ClientGone(Exception):
+    """The client closed the connection or it broke."""
+
+
+def _close_for(exc: VoxError) -> WsClose:
+    code = WS_TRY_LATER if exc.status == 429 else WS_INTERNAL if exc.status >= 500 else WS_POLICY
+    return WsClose(code, exc.code, exc.message)
+
+
+def _query_bool(value: str | None, name: str) -> bool:
+    if value is None or value.lower() in {"false", "0", "no", ""}:
+        return False
+    if value.lower() in {"true", "1", "yes"}:
+        return True
+    raise VoxError("invalid_parameter", f"{name} must be true or false")
+
+
+def _bearer(value: str | None) -> str | None:
+    if not value:
+        return None
+    value = value.strip()
+    return (value[7:].strip() if value[:7].lower() == "bearer " else value) or None
+
+
+def _ws_secret(ws: WebSocket) -> str | None:
+    """The key from headers (server clients) or the query string (browsers cannot set WS headers)."""
+    q = ws.query_params
+    return (
+        _bearer(ws.headers.get("authorization"))
+        or _bearer(ws.headers.get("xi-api-key"))
+        or _bearer(q.get("xi_api_key"))
+        or _bearer(q.get("authorization"))
+    )
+
+
+def _authenticate(ws: WebSocket, secret: str | None) -> Principal:
+    vv = ws.app.state.vv
+    if not secret:
+        raise VoxError(
+            "missing_api_key",
+            "send an API key: xi-api-key header, ?xi_api_key= or xi_api_key in the first message",
+            401,
+        )
+    if len(secret) > 256:
+        raise VoxError("invalid_api_key", "the API key is not valid", 401)
+    principal: Principal = vv.keys.authenticate(secret)
+    if not principal.has("speech:create"):
+        vv.audit.record(
+            "access.denied",
+            actor=principal.key_id,
+            target="/v1/text-to-speech/{voice_id}/stream-input",
+            details={"reason": "insufficient_scope", "scope": "speech:create", "method": "WEBSOCKET"},
+        )
+        raise VoxError("insufficient_scope", "this API key lacks the 'speech:create' scope", 403)
+    return principal
+
+
+@dataclass
+class _Params:
+    output: OutputFormat
+    inactivity_s: float
+    binary_audio: bool
+
+
+def _ws_params(ws: WebSocket) -> _Params:
+    q = ws.query_params
+    output = parse_output_format(q.get("output_format") or DEFAULT_OUTPUT_FORMAT)
+    default_idle = ws.app.state.vv.settings.ws_inactivity_timeout_s
+    try:
+        inactivity = float(q.get("inactivity_timeout") or default_idle)
+    except ValueError:
+        raise VoxError("invalid_parameter", "inactivity_timeout must be a number of seconds") from None
+    if not 1 <= inactivity <= MAX_INACTIVITY_S:
+        raise VoxError(
+            "invalid_parameter", f"inactivity_timeout must be between 1 and {MAX_INACTIVITY_S:.0f} s"
+        )
+    return _Params(output, inactivity, _query_bool(q.get("binary_audio"), "binary_audio"))
+
+
+def _parse_message(raw: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
+    """A received frame -> its JSON object; WsClose for anything malformed."""
+    if raw.get("type") == "websocket.disconnect":
+        raise ClientGone
+    text = raw.get("text")
+    if text is None:
+        raise WsClose(WS_UNSUPPORTED, "binary_not_supported", "send text frames with JSON messages")
+    if len(text) > max_bytes or len(text.encode("utf-8")) > max_bytes:
+        raise WsClose(WS_TOO_BIG, "message_too_big", f"messages are limited to {max_bytes} bytes")
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        raise WsClose(WS_INVALID, "invalid_json", "the message is not valid JSON") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("text"), str):
+        raise WsClose(
+            WS_INVALID, "invalid_message", 'each message must be a JSON object with a string "text"'
+        )
+    for flag in ("flush", "try_trigger_generation"):
+        if flag in msg and not isinstance(msg[flag], bool | None):
+            raise WsClose(WS_INVALID, "invalid_message", f'"{flag}" must be true or false')
+    return msg
+
+
+async def receive_message(
+    ws: WebSocket, *, max_bytes: int, idle_s: float, last_activity: Callable[[], float]
+) -> dict[str, Any]:
+    """The next JSON message; WsClose ``input_timeout`` after ``idle_s`` without activity."""
+    while True:
+        left = idle_s - (time.perf_counter() - last_activity())
+        if left <= 0:
+            raise WsClose(WS_POLICY, "input_timeout", f"no text for {idle_s:.0f} s; closing")
+        try:
+            raw = await asyncio.wait_for(ws.receive(), timeout=left)
+        except TimeoutError:
+            continue  # audio may have gone out meanwhile, which counts as activity: check again
+        return _parse_message(raw, max_bytes)
+
+
+def _session_options(first: dict[str, Any]) -> tuple[float, tuple[int, ...]]:
+    """Speed and chunk schedule from the first message's ``voice_settings`` and ``generation_config``."""
+    settings = first.get("voice_settings") or {}
+    config = first.get("generation_config") or {}
+    if not isinstance(settings, dict) or not isinstance(config, dict):
+        raise WsClose(WS_INVALID, "invalid_message", "voice_settings and generation_config must be objects")
+    speed = settings.get("speed", 1.0)
+    if not isinstance(speed, int | float) or isinstance(speed, bool):
+        raise VoxError("invalid_speed", "voice_settings.speed must be a number")
+    schedule = config.get("chunk_length_schedule", DEFAULT_CHUNK_SCHEDULE)
+    return float(speed), check_schedule(schedule)
+
+
+_END = object()
+
+
+class TextInputSession:
+    """One ``stream-input`` connection after it is authenticated and admitted.
+
+    A reader task parses messages into segments; a writer task renders them (in worker threads, one
+    piece at a time) and sends the audio. Text waiting to be rendered is bounded: past the limit the
+    reader stops reading, and TCP pushes back on the client.
+    """
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        principal: Principal,
+        session: SpeechSession,
+        params: _Params,
+        segmenter: TextSegmenter,
+    ) -> None:
+        self.ws = ws
+        self.state = ws.app.state
+        self.vv = self.state.vv
+        self.principal = principal
+        self.session = session
+        self.params = params
+        self.segmenter = segmenter
+        self.cancel = session.cancel
+        self.settings = self.vv.settings
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.pending_chars = 0
+        self.room = asyncio.Event()
+        self.room.set()
+        self.ended = False
+        self.last_activity = time.perf_counter()
+        self.ticket: GenerationTicket | None = None
+        self.first_arrival: float | None = None
+        self.first_audio_sent = False
+        self.digest = hashlib.sha256()
+        self.completed = False
+
+    # -- reading ---------------------------------------------------------------------------------
+    async def receive(self) -> dict[str, Any]:
+        msg = await receive_message(
+            self.ws,
+            max_bytes=self.settings.ws_max_message_bytes,
+            idle_s=self.params.inactivity_s,
+            last_activity=lambda: self.last_activity,
+        )
+        self.last_activity = time.perf_counter()
+        return msg
+
+    async def handle(self, msg: dict[str, Any]) -> None:
+        if self.ended:
+            raise WsClose(WS_POLICY, "text_after_end", 'text was sent after the end of input ({"text": ""})')
+        text: str = msg["text"]
+        end = text == "" and not msg.get("flush")
+        segments = self.segmenter.push(text)
+        if msg.get("flush") or end:
+            segments += self.segmenter.flush()
+        elif msg.get("try_trigger_generation"):
+            segments += self.segmenter.trigger()
+        now = time.perf_counter()
+        for segment in segments:
+            while self.pending_chars >= self.settings.max_input_chars:
+                self.room.clear()
+                await self.room.wait()  # backpressure: the writer is behind
+            self.pending_chars += len(segment)
+            if self.first_arrival is None:
+                self.first_arrival = now
+            await self.queue.put((segment, now))
+        if end:
+            self.ended = True
+            await self.queue.put(_END)
+
+    async def read(self, first: dict[str, Any]) -> None:
+        await self.handle(first)
+        while True:
+            await self.handle(await self.receive())
+
+    # -- writing ---------------------------------------------------------------------------------
+    async def send(self, payload: str | bytes) -> None:
+        timeout = float(getattr(self.state, "send_timeout_s", self.settings.stream_send_timeout_s))
+        try:
+            if isinstance(payload, bytes):
+                await asyncio.wait_for(self.ws.send_bytes(payload), timeout)
+            else:
+                await asyncio.wait_for(self.ws.send_text(payload), timeout)
+        except TimeoutError:
+            raise WsClose(WS_POLICY, "send_timeout", "the client is not reading the audio") from None
+        except (OSError, RuntimeError) as exc:  # closed underneath us
+            raise ClientGone from exc
+        self.last_activity = time.perf_counter()
+
+    async def send_chunk(self, chunk: SessionChunk) -> None:
+        if not chunk.audio:
+            return
+        self.digest.update(chunk.audio)
+        if not self.first_audio_sent and self.first_arrival is not None:
+            self.first_audio_sent = True
+            self.state.metrics.first_audio_seconds.labels(format=self.session.format).observe(
+                time.perf_counter() - self.first_arrival
+            )
+        meta: dict[str, Any] = {"isFinal": False}
+        if chunk.normalized_alignment is not None:
+            meta["normalizedAlignment"] = chunk.normalized_alignment.to_json()
+        if chunk.alignment is not None:
+            meta["alignment"] = chunk.alignment.to_json()
+        if chunk.words:
+            meta["wordAlignment"] = {
+                "words": [w.word for w in chunk.words],
+                "wordStartTimesMs": [w.start_ms for w in chunk.words],
+                "wordEndTimesMs": [w.end_ms for w in chunk.words],
+            }
+        if self.params.binary_audio:
+            await self.send(chunk.audio)
+            if len(meta) > 1:
+                await self.send(json.dumps(meta))
+        else:
+            await self.send(json.dumps({"audio": base64.b64encode(chunk.audio).decode("ascii"), **meta}))
+
+    def _prepare(self, segment: str) -> PreparedSpeech | None:
+        """Worker thread: plan a segment; the first one opens the generation record (its watermark id)."""
+        prepared = self.session.prepare(segment)
+        if prepared is not None and self.ticket is None:
+            self.ticket = self.vv.generations.begin(prepared, self.principal.key_id)
+            self.session.hook = self.vv.watermark_hook(self.ticket.watermark_id)
+        return prepared
+
+    async def write(self) -> None:
+        while True:
+            item = await self.queue.get()
+            if item is _END:
+                await self.send_chunk(await anyio.to_thread.run_sync(self.session.finish))
+                await self.send(json.dumps({"isFinal": True}))
+                self.completed = True
+                return
+            segment, arrival = item
+            prepared = await anyio.to_thread.run_sync(self._prepare, segment)
+            if prepared is not None:
+                pieces = self.session.speak(
+                    prepared, arrival=arrival, original=segment, pause_after_s=trailing_pause_s(segment)
+                )
+                while (chunk := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+                    await self.send_chunk(chunk)
+            self.pending_chars -= len(segment)
+            if self.pending_chars < self.settings.max_input_chars:
+                self.room.set()
+
+    async def run(self, first: dict[str, Any]) -> None:
+        """Read and write until the input ends and its audio is sent, or something goes wrong."""
+        reader = asyncio.create_task(self.read(first))
+        writer = asyncio.create_task(self.write())
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.cancel.set()  # a render in a worker thread stops at its next piece
+            for task in (reader, writer):
+                task.cancel()
+            results = await asyncio.gather(reader, writer, return_exceptions=True)
+        for result in results:
+            if isinstance(result, WsClose | ClientGone | VoxError):
+                raise result
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    def finish_record(self, t_start: float) -> None:
+        """Worker thread: close the generation record and write its audit entry."""
+        if self.ticket is None:
+            return
+        summary = PreparedSpeech(
+            pieces=[],
+            voice=self.session.voice,
+            format=self.session.format,
+            speed=self.session.speed,
+            sample_rate=self.session.out_sample_rate,
+            text_sha256=self.session.text_sha256,
+            text_chars=self.session.text_chars,
+        )
+        total = time.perf_counter() - t_start
+        if self.session.audio_s > 0:
+            self.state.metrics.audio_seconds.inc(self.session.audio_s)
+        self.vv.generations.finish(
+            self.ticket,
+            output_sha256=self.digest.hexdigest(),
+            duration_s=self.session.audio_s,
+            latency_ms=total * 1000,
+            key_id=self.principal.key_id,
+            prepared=summary,
+            completed=self.completed,
+        )
+
+
+async def _close(ws: WebSocket, code: int, reason: str, message: str | None = None) -> None:
+    """Best effort: an error message, then the close frame; a client that is not reading gets neither."""
+    if ws.application_state != WebSocketState.CONNECTED:
+        return
+    try:
+        with anyio.fail_after(2.0):
+            if message is not None:
+                await ws.send_text(json.dumps({"error": {"code": reason, "message": message}}))
+            await ws.close(code=code, reason=reason[:120])
+    except Exception:  # noqa: BLE001 - the connection is already gone or stuck
+        log.debug("websocket close not delivered code=%d reason=%s", code, reason)
+
+
+@router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
+async def stream_input(ws: WebSocket, voice_id: str) -> None:
+    """Text in as it is written, audio out as it is rendered (ElevenLabs' stream-input protocol)."""
+    state = ws.app.state
+    vv = state.vv
+    await ws.accept()
+    admitted = False
+    session_obj: TextInputSession | None = None
+    t_start = time.perf_counter()
+    try:
+        try:
+            params = _ws_params(ws)
+            secret = _ws_secret(ws)
+            principal = await run_in_threadpool(_authenticate, ws, secret) if secret else None
+            first = await receive_message(
+                ws,
+                max_bytes=vv.settings.ws_max_message_bytes,
+                idle_s=params.inactivity_s,
+                last_activity=lambda: t_start,
+            )
+            if principal is None:
+                key = first.get("xi_api_key")
+                principal = await run_in_threadpool(_authenticate, ws, key if isinstance(key, str) else None)
+            speed, schedule = _session_options(first)
+            style = await run_in_threadpool(vv.voice_for, principal, voice_id)
+            lexicon = await run_in_threadpool(vv.lexicon_for, principal)
+            pipeline = await run_in_threadpool(lambda: vv.pipeline)
+            session = SpeechSession(
+                pipeline,
+                style,
+                fmt=params.output.format,
+                sample_rate=params.output.sample_rate,
+                speed=speed,
+                bitrate=params.output.bitrate,
+                lexicon=lexicon,
+                cancel=threading.Event(),
+            )
+            state.admission.reserve()
+            admitted = True
+        except VoxError as exc:
+            state.metrics.errors.labels(code=exc.code).inc()
+            raise _close_for(exc) from None
+        state.metrics.active_syntheses.inc()
+        try:
+            session_obj = TextInputSession(ws, principal, session, params, TextSegmenter(schedule))
+            try:
+                await session_obj.run(first)
+            except VoxError as exc:
+                raise _close_for(exc) from None
+        finally:
+            state.metrics.active_syntheses.dec()
+        await _close(ws, WS_NORMAL, "done")
+    except WsClose as exc:
+        log.info("stream-input closed code=%d reason=%s", exc.code, exc.reason)
+        await _close(ws, exc.code, exc.reason, exc.message)
+    except ClientGone:
+        log.info("stream-input client went away")
+    except Exception:
+        log.exception("stream-input failed")
+        await _close(ws, WS_INTERNAL, "internal_error", "internal error; the server log has the details")
+    finally:
+        if admitted:
+            state.admission.release()
+        if session_obj is not None:
+            try:
+                await run_in_threadpool(session_obj.finish_record, t_start)
+            except Exception:  # noqa: BLE001 - never mask how the session ended
+                log.exception("stream-input record not finished")
+        log.info("stream-input voice=%s session_s=%.2f", voice_id, time.perf_counter() - t_start)
+
+
+# The authorisation suite reads the scope a route demands from this attribute (the WebSocket route
+# authenticates inside, so that refusals can close with a code instead of failing the handshake).
+stream_input.required_scope = "speech:create"  # type: ignore[attr-defined]

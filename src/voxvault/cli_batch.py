@@ -1,0 +1,156 @@
+"""``voxvault batch``: make many clips from a JSONL/CSV file into a folder or an S3 prefix, resumably.
+
+Running the same command again resumes: the job is keyed by its output, finished items are skipped,
+failed ones retried. Exit status: 0 all items made, 1 some items failed (listed), 2 the job could not run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from voxvault.config import Settings
+from voxvault.errors import VoxError
+
+batch_app = typer.Typer(help="Batch synthesis: many clips, resumable after a crash.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: VoxError) -> NoReturn:
+    err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+    for line in (exc.details.get("errors") or [])[:20]:
+        err_console.print(f"  line {line['line']}: [{line['code']}] {line['message']}", highlight=False)
+    if exc.details.get("error_count", 0) > 20:
+        err_console.print(f"  … and {exc.details['error_count'] - 20} more", highlight=False)
+    raise typer.Exit(2)
+
+
+@batch_app.command("run")
+def run(
+    items: Annotated[Path, typer.Argument(help="JSONL or CSV: id, text[, voice, format, ssml, speed].")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder, or s3://bucket/prefix.")],
+    executor: Annotated[str, typer.Option(help="local (a pool in this process) or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (host:port or 'auto'); none starts Ray here.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel workers (threads, or Ray actors).")] = 1,
+    voice: Annotated[
+        str | None, typer.Option(help="Voice for items without one (a preset by default).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Format for items without one.")] = "wav",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Make every item of ITEMS into OUT, skipping items a previous run finished."""
+    from voxvault.audio import FORMATS
+    from voxvault.jobs.batch import BatchCounts, run_batch
+    from voxvault.jobs.executors import make_executor
+    from voxvault.jobs.sinks import open_sink
+    from voxvault.jobs.spec import load_items
+    from voxvault.jobs.worker import WorkerOptions
+    from voxvault.service import VoxVault
+
+    settings = Settings()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        if fmt not in FORMATS:
+            raise VoxError("unsupported_format", f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+        spec = load_items(items, max_items=settings.batch_max_items)
+        sink = open_sink(out, s3_endpoint_url=settings.s3_endpoint_url)
+        chosen = make_executor(executor, workers=workers, address=address)
+        vv = VoxVault(settings)
+        options = WorkerOptions(default_voice=voice or settings.default_voice, default_format=fmt)
+    except VoxError as exc:
+        _fail(exc)
+    progress = Progress(
+        TextColumn("[bold]batch[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+    )
+    task = progress.add_task("items", total=len(spec.items), detail="starting workers…")
+
+    def show(counts: BatchCounts) -> None:
+        detail = f"[green]{counts.done} done[/] ({counts.skipped} skipped)"
+        if counts.failed:
+            detail += f" [red]{counts.failed} failed[/]"
+        progress.update(task, completed=counts.done + counts.failed, detail=detail)
+
+    try:
+        with progress:
+            result = run_batch(
+                vv,
+                spec,
+                sink,
+                executor=chosen,
+                options=options,
+                progress=show,
+                info={"items_file": str(items.resolve())},
+            )
+    except VoxError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: run the same command again to resume")
+        raise typer.Exit(130) from None
+    c = result.counts
+    console.print(
+        f"{result.status}: {c.done}/{c.total} done ({c.skipped} skipped, {c.done - c.skipped} made, "
+        f"{result.audio_seconds:.1f} s of audio in {result.processing_s:.1f} s), {c.failed} failed "
+        f"-> {sink.url}",
+        highlight=False,
+    )
+    if result.failures:
+        table = Table("id", "code", "message", title="failed items (re-run to retry)")
+        for failure in result.failures[:50]:
+            table.add_row(failure["id"], failure["code"], failure["message"])
+        err_console.print(table)
+        raise typer.Exit(1)
+
+
+@batch_app.command("status")
+def status(
+    out: Annotated[str, typer.Argument(help="The output folder or s3://bucket/prefix of a run.")],
+) -> None:
+    """Counts of the job that writes to OUT."""
+    from voxvault.jobs.batch import JobRecords, batch_job_id
+    from voxvault.jobs.sinks import open_sink
+    from voxvault.service import VoxVault
+    from voxvault.store.models import Job
+
+    settings = Settings()
+    try:
+        sink = open_sink(out, s3_endpoint_url=settings.s3_endpoint_url)
+    except VoxError as exc:
+        _fail(exc)
+    vv = VoxVault(settings)
+    job_id = batch_job_id(sink.url)
+    with vv.db.session() as s:
+        job = s.get(Job, job_id)
+    if job is None:
+        _fail(
+            VoxError("not_found", f"no batch job writes to {sink.url} (in {settings.resolved_database_url})")
+        )
+    by_status = JobRecords(vv.db).status_counts(job_id)
+    done, failed = by_status.get("done", 0), by_status.get("failed", 0)
+    pending = max(0, job.total - done - failed)
+    console.print(
+        f"{job.status}: {done}/{job.total} done, {failed} failed, {pending} pending",
+        highlight=False,
+    )

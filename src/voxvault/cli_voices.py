@@ -1,0 +1,273 @@
+"""``voxvault consent start``, ``voxvault enroll`` and ``voxvault voices ...`` on the local install.
+
+These act on the configured database and blob store directly (no server needed), in the default project,
+audited with the actor ``cli``. ``consent start`` prints the script to read and writes a ticket file
+(consent id and one-time code, mode 0600) that ``enroll`` and ``voices renew`` read back, so the code
+never has to be typed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from voxvault.config import Settings
+from voxvault.errors import VoxError
+
+if TYPE_CHECKING:
+    from voxvault.service import VoxVault
+    from voxvault.voices.enrollment import Upload
+
+CLI_ACTOR = "cli"
+DEFAULT_TICKET = Path("voxvault-consent.json")
+
+consent_app = typer.Typer(help="Consent scripts: start one, show one.", no_args_is_help=True)
+voices_app = typer.Typer(
+    help="Voices: list (no subcommand), show, revoke, renew, rm (erase).", invoke_without_command=True
+)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+TicketOption = Annotated[Path, typer.Option("--ticket", "-t", help="Ticket file written by 'consent start'.")]
+
+
+def _fail(exc: VoxError) -> NoReturn:
+    err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _vv() -> VoxVault:
+    from voxvault.service import VoxVault
+
+    return VoxVault(Settings())
+
+
+def _project(vv: VoxVault) -> str:
+    return vv.keys.ensure_default_project()[1]
+
+
+def _upload(path: Path) -> Upload:
+    from voxvault.voices.enrollment import Upload
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise VoxError("invalid_audio", f"{path}: cannot read the file", 422) from None
+    limit = Settings().max_upload_bytes
+    if size > limit:
+        raise VoxError("upload_too_large", f"{path}: {size} bytes; the limit is {limit} bytes", 413)
+    return Upload(filename=path.name, data=path.read_bytes())
+
+
+def _read_ticket(path: Path) -> dict[str, Any]:
+    try:
+        ticket = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise VoxError(
+            "invalid_ticket", f"{path}: no consent ticket here; run 'voxvault consent start'", 2
+        ) from None
+    if not isinstance(ticket, dict) or not {"consent_id", "challenge"} <= ticket.keys():
+        raise VoxError("invalid_ticket", f"{path}: not a consent ticket", 2)
+    return ticket
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@consent_app.command("start")
+def consent_start(
+    speaker: Annotated[str, typer.Option("--speaker", "-s", help="The speaker's name, as they will say it.")],
+    organization: Annotated[str, typer.Option("--org", "-o", help="Who will use the voice.")],
+    purpose: Annotated[str, typer.Option("--purpose", "-p", help="What the voice is for.")],
+    days: Annotated[float, typer.Option("--days", help="How long the consent lasts.")] = 365.0,
+    ticket: TicketOption = DEFAULT_TICKET,
+) -> None:
+    """Create a consent: prints the script to read (valid 10 minutes) and writes the ticket file."""
+    try:
+        vv = _vv()
+        created = vv.consents.create(
+            project_id=_project(vv),
+            speaker_name=speaker,
+            organization=organization,
+            purpose=purpose,
+            expires_in_days=days,
+            actor=CLI_ACTOR,
+        )
+    except VoxError as exc:
+        _fail(exc)
+    data = {
+        "consent_id": created.consent_id,
+        "challenge": created.challenge,
+        "script": created.script,
+        "challenge_expires_at": created.challenge_expires_at.isoformat(),
+        "expires_at": created.expires_at.isoformat(),
+    }
+    fd = os.open(ticket, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+    console.print("[bold]Have the speaker read this aloud, live, and record it:[/]\n")
+    console.print(f"  {escape(created.script)}\n", highlight=False)
+    console.print(
+        f"consent {created.consent_id}; the code is valid until {created.challenge_expires_at:%H:%M:%S} UTC. "
+        f"Ticket written to {ticket}.\nThen: voxvault enroll --consent recording.wav samples/*.wav"
+    )
+
+
+@consent_app.command("show")
+def consent_show(consent_id: Annotated[str, typer.Argument(help="Consent id.")]) -> None:
+    """A consent's state, scores and refusal reason."""
+    try:
+        _print_json(_vv().consents.view(consent_id, None))
+    except VoxError as exc:
+        _fail(exc)
+
+
+def enroll(
+    samples: Annotated[
+        list[Path], typer.Argument(help="Voice sample files (at least 10 s of speech in all).")
+    ],
+    consent: Annotated[
+        Path, typer.Option("--consent", "-c", help="The consent recording (the script read).")
+    ],
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Name of the new voice.")] = None,
+    ticket: TicketOption = DEFAULT_TICKET,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the voice as JSON.")] = False,
+) -> None:
+    """Verify the consent recording and the samples, then create the voice."""
+    try:
+        data = _read_ticket(ticket)
+        vv = _vv()
+        with console.status("verifying consent and samples…"):
+            voice = vv.enrollment.enroll(
+                consent_id=data["consent_id"],
+                project_id=None,
+                challenge=data["challenge"],
+                recording=_upload(consent),
+                samples=[_upload(p) for p in samples],
+                name=name,
+                actor=CLI_ACTOR,
+            )
+    except VoxError as exc:
+        _fail(exc)
+    ticket.unlink(missing_ok=True)  # the code is spent either way
+    if as_json:
+        _print_json(voice)
+        return
+    console.print(
+        f"voice [bold]{voice['voice_id']}[/] created ({voice['name']}); consent expires "
+        f"{voice['expires_at']:%Y-%m-%d}. Try: voxvault say 'Hello.' --voice {voice['voice_id']}",
+        highlight=False,
+    )
+
+
+@voices_app.callback()
+def voices_list(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """List the voices that can speak (presets and cloned voices)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        vv = _vv()
+        presets = [dict(v.__dict__, expires_at=None) for v in vv.voices()]
+        cloned = [
+            {
+                "id": v["voice_id"],
+                "name": v["name"],
+                "kind": "cloned",
+                "status": v["status"],
+                "description": "",
+                "expires_at": v["expires_at"],
+            }
+            for v in vv.voice_registry.list(None)
+        ]
+    except VoxError as exc:
+        _fail(exc)
+    items = presets + cloned
+    if as_json:
+        _print_json(items)
+        return
+    table = Table("id", "name", "kind", "status", "expires", "description")
+    for v in items:
+        expires = f"{v['expires_at']:%Y-%m-%d}" if v["expires_at"] else ""
+        table.add_row(v["id"], v["name"], v["kind"], v["status"], expires, v["description"])
+    console.print(table)
+
+
+@voices_app.command("show")
+def voices_show(voice_id: Annotated[str, typer.Argument(help="Cloned voice id.")]) -> None:
+    """A cloned voice: status, consent, retention and enrollment scores."""
+    try:
+        _print_json(_vv().voice_registry.get(voice_id, None))
+    except VoxError as exc:
+        _fail(exc)
+
+
+@voices_app.command("revoke")
+def voices_revoke(voice_id: Annotated[str, typer.Argument(help="Cloned voice id.")]) -> None:
+    """Withdraw consent: the voice stops speaking at once (its data stays until 'rm')."""
+    try:
+        _vv().voice_registry.revoke(voice_id, None, actor=CLI_ACTOR)
+    except VoxError as exc:
+        _fail(exc)
+    console.print(f"voice {voice_id} revoked", highlight=False)
+
+
+@voices_app.command("renew")
+def voices_renew(
+    voice_id: Annotated[str, typer.Argument(help="Cloned voice id.")],
+    consent: Annotated[
+        Path, typer.Option("--consent", "-c", help="A new consent recording (the script read).")
+    ],
+    ticket: TicketOption = DEFAULT_TICKET,
+) -> None:
+    """Renew a voice's consent with a new recording of a new script ('consent start' first)."""
+    try:
+        data = _read_ticket(ticket)
+        vv = _vv()
+        with console.status("verifying the new consent…"):
+            vv.enrollment.verify_for_voice(
+                consent_id=data["consent_id"],
+                project_id=None,
+                challenge=data["challenge"],
+                recording=_upload(consent),
+                voice_id=voice_id,
+                actor=CLI_ACTOR,
+            )
+        voice = vv.voice_registry.renew(voice_id, None, data["consent_id"], actor=CLI_ACTOR)
+    except VoxError as exc:
+        _fail(exc)
+    ticket.unlink(missing_ok=True)
+    console.print(f"voice {voice_id} renewed until {voice['expires_at']:%Y-%m-%d}", highlight=False)
+
+
+@voices_app.command("rm")
+def voices_rm(
+    voice_id: Annotated[str, typer.Argument(help="Cloned voice id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a voice: embedding, style, samples and consent audio are deleted for good."""
+    if not yes:
+        typer.confirm(f"Erase voice {voice_id} and all its data? This cannot be undone", abort=True)
+    try:
+        result = _vv().voice_registry.erase(voice_id, None, actor=CLI_ACTOR)
+    except VoxError as exc:
+        _fail(exc)
+    console.print(
+        f"voice {voice_id} erased ({result['blobs_deleted']} stored objects deleted)", highlight=False
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the main CLI (``voxvault voices`` becomes a group; its default lists)."""
+    app.add_typer(consent_app, name="consent")
+    app.add_typer(voices_app, name="voices")
+    app.command("enroll")(enroll)

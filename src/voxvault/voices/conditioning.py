@@ -1,0 +1,105 @@
+"""TTS conditioning for a cloned voice: a style for the embedded engine, derived from the speaker.
+
+The embedded engine (Kokoro) is conditioned by a style pack, not by audio. This first version places the
+new speaker among the shipped presets: each preset speaks a fixed reference text once per process, GE2E
+embeds it, and the speaker's style is the presets' styles blended with softmax weights over the cosine
+similarity between the speaker's embedding and each preset's (temperature ``BLEND_TEMPERATURE``). So the
+clone speaks with the preset timbres closest to the speaker. The fidelity issue replaces the body of
+``derive_style``; its inputs (the speaker's embedding and speech) and output (a style array shaped like a
+preset's) stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxvault.engines.base import FloatArray, SpeakerEncoder
+
+log = logging.getLogger(__name__)
+
+REFERENCE_TEXT = (
+    "The rainbow is a division of white light into many beautiful colors. "
+    "These take the shape of a long round arch, with its path high above."
+)
+BLEND_TEMPERATURE = 0.02
+MIN_WEIGHT = 0.02  # weights below this are dropped (and the rest renormalised)
+
+Synthesize = Callable[[str, str], tuple[FloatArray, int]]  # (text, preset id) -> (samples, rate)
+
+
+@dataclass(frozen=True)
+class StyleResult:
+    style: FloatArray
+    weights: dict[str, float]  # preset id -> blend weight (what the voice is made of; numbers only)
+
+
+def blend_weights(
+    similarities: Mapping[str, float], temperature: float = BLEND_TEMPERATURE
+) -> dict[str, float]:
+    """Softmax over similarities; tiny weights dropped so a clone is a blend of its few nearest presets."""
+    if not similarities:
+        raise ValueError("no presets to blend")
+    names = list(similarities)
+    sims = np.array([similarities[n] for n in names], dtype=np.float64)
+    raw = np.exp((sims - sims.max()) / temperature)
+    raw /= raw.sum()
+    raw[raw < MIN_WEIGHT] = 0.0
+    raw /= raw.sum()
+    return {n: float(w) for n, w in zip(names, raw, strict=True) if w > 0}
+
+
+class StyleConditioner:
+    """Derives a clone's style; the presets' reference embeddings are computed once and cached."""
+
+    def __init__(
+        self,
+        preset_styles: Mapping[str, FloatArray],
+        encoder: SpeakerEncoder,
+        synthesize: Synthesize,
+        reference_text: str = REFERENCE_TEXT,
+    ) -> None:
+        self.preset_styles = dict(preset_styles)
+        self.encoder = encoder
+        self.synthesize = synthesize
+        self.reference_text = reference_text
+        self._embeddings: dict[str, FloatArray] | None = None
+        self._lock = threading.Lock()
+
+    def preset_embeddings(self) -> dict[str, FloatArray]:
+        if self._embeddings is None:
+            with self._lock:
+                if self._embeddings is None:
+                    t0 = time.perf_counter()
+                    out: dict[str, FloatArray] = {}
+                    for preset in self.preset_styles:
+                        samples, rate = self.synthesize(self.reference_text, preset)
+                        out[preset] = np.asarray(self.encoder.embed(samples, rate), dtype=np.float32)
+                    self._embeddings = out
+                    log.info("preset reference embeddings: %d in %.2fs", len(out), time.perf_counter() - t0)
+        return self._embeddings
+
+    def weights_for(self, embedding: FloatArray) -> dict[str, float]:
+        emb = np.asarray(embedding, dtype=np.float32)
+        emb = emb / max(float(np.linalg.norm(emb)), 1e-12)
+        sims = {
+            name: float(np.dot(emb, ref / max(float(np.linalg.norm(ref)), 1e-12)))
+            for name, ref in self.preset_embeddings().items()
+        }
+        return blend_weights(sims)
+
+    def derive_style(self, embedding: FloatArray, audio: FloatArray | None = None) -> StyleResult:
+        """The clone's style pack from the speaker's embedding (``audio``, 16 kHz speech, is for later)."""
+        weights = self.weights_for(embedding)
+        first = next(iter(self.preset_styles.values()))
+        style = np.zeros_like(np.asarray(first, dtype=np.float32))
+        for name, weight in weights.items():
+            style += np.float32(weight) * np.asarray(self.preset_styles[name], dtype=np.float32)
+        return StyleResult(
+            style=style.astype(np.float32), weights={k: round(v, 4) for k, v in weights.items()}
+        )

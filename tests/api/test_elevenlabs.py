@@ -1,0 +1,266 @@
+"""ElevenLabs-style HTTP speech: whole file, chunked stream, backpressure, and clients that go away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from voxvault.audio import decode
+from voxvault.synthesis.admission import Admission
+
+pytestmark = pytest.mark.slow
+
+LONG_TEXT = " ".join(
+    f"Sentence number {n} of a long story keeps the synthesiser busy for quite a while." for n in range(1, 31)
+)
+
+
+def _decode(data: bytes):  # type: ignore[no-untyped-def]
+    return decode(data, max_bytes=50_000_000, max_seconds=600, target_sr=16000)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+class LiveServer:
+    """uvicorn in a thread with a handle on its event loop (to count the server's asyncio tasks)."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.app = app
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve()
+
+        self.thread = threading.Thread(target=lambda: asyncio.run(main()), name="test-uvicorn", daemon=True)
+        self.thread.start()
+        assert wait_until(lambda: self.server.started, 30), "uvicorn did not start"
+
+    def tasks(self) -> int:
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1  # not this one
+
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(count(), self.loop).result(5)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def speech_key(vv) -> str:  # type: ignore[no-untyped-def]
+    """A key of its own, so these requests do not share the admin key's rate-limit budget."""
+    org_id, project_id = vv.keys.ensure_default_project()
+    return str(
+        vv.keys.create(org_id=org_id, project_id=project_id, scopes=["speech:create"], name="el").secret
+    )
+
+
+@pytest.fixture(scope="module")
+def live(vv) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    from voxvault.api.app import create_app
+
+    server = LiveServer(create_app(vv=vv, warm_up=False))
+    yield server
+    server.stop()
+
+
+def other_threads() -> set[str]:
+    """Threads other than the worker pools (whose idle workers linger by design)."""
+    return {
+        t.name for t in threading.enumerate() if not t.name.startswith(("AnyIO worker", "ThreadPoolExecutor"))
+    }
+
+
+def audit_actions_since(vv, seq: int) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e["action"] for e in vv.audit.entries(since_seq=seq)]
+
+
+# ------------------------------------------------------------------------------------------ behaviour
+def test_whole_file_with_xi_api_key_is_playable_mp3(anon_client, speech_key: str) -> None:
+    r = anon_client.post(
+        "/v1/text-to-speech/alpha",
+        json={"text": "Hello from the whole file route.", "model_id": "eleven_flash_v2_5"},
+        headers={"xi-api-key": speech_key},
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "audio/mpeg"
+    assert r.headers["x-generation-id"]
+    audio = _decode(r.content)
+    assert audio.source_format == "mp3"
+    assert 1.0 < audio.duration < 8.0
+
+
+def test_stream_sends_first_phrase_as_its_own_chunk(anon_client, speech_key: str) -> None:
+    text = "The first phrase leaves early. Then the rest of the text follows, sentence after sentence."
+    with anon_client.stream(
+        "POST",
+        "/v1/text-to-speech/kumo/stream?output_format=pcm_16000",
+        json={"text": text, "voice_settings": {"speed": 1.1, "stability": 0.5}},
+        headers={"xi-api-key": speech_key},
+    ) as r:
+        assert r.status_code == 200
+        chunks = [c for c in r.iter_bytes() if c]
+    assert len(chunks) >= 2  # audio arrived in pieces, not as one body at the end
+    pcm = b"".join(chunks)
+    assert len(pcm) % 2 == 0
+    assert 2.0 < len(pcm) / 2 / 16000 < 12.0
+
+
+@pytest.mark.parametrize(("output_format", "source"), [("opus_48000_64", "ogg"), ("mp3_22050_32", "mp3")])
+def test_compressed_stream_formats_decode(
+    anon_client, speech_key: str, output_format: str, source: str
+) -> None:
+    r = anon_client.post(
+        f"/v1/text-to-speech/nezumi/stream?output_format={output_format}",
+        json={"text": "Compressed and streamed."},
+        headers={"xi-api-key": speech_key},
+    )
+    assert r.status_code == 200, r.text
+    audio = _decode(r.content)
+    assert audio.duration > 0.5
+    assert source in audio.source_format
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "code"),
+    [
+        (
+            "/v1/text-to-speech/alpha/stream?output_format=ulaw_8000",
+            {"text": "Hi"},
+            True,
+            400,
+            "unsupported_format",
+        ),
+        (
+            "/v1/text-to-speech/alpha/stream?output_format=pcm_12345",
+            {"text": "Hi"},
+            True,
+            400,
+            "invalid_sample_rate",
+        ),
+        ("/v1/text-to-speech/nobody/stream", {"text": "Hi"}, True, 404, "voice_not_found"),
+        ("/v1/text-to-speech/alpha/stream", {"text": ""}, True, 400, "empty_text"),
+        (
+            "/v1/text-to-speech/alpha/stream",
+            {"text": "Hi", "voice_settings": {"speed": 9}},
+            True,
+            422,
+            "invalid_speed",
+        ),
+        ("/v1/text-to-speech/alpha/stream", {"nothing": 1}, True, 422, "missing_field"),
+        ("/v1/text-to-speech/alpha/stream", {"text": "Hi"}, False, 401, "missing_api_key"),
+        ("/v1/text-to-speech/alpha", {"text": "Hi"}, False, 401, "missing_api_key"),
+    ],
+)
+def test_bad_requests_get_clear_errors(
+    anon_client, speech_key: str, path: str, body: dict, headers: bool, status: int, code: str
+) -> None:
+    r = anon_client.post(path, json=body, headers={"xi-api-key": speech_key} if headers else {})
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+
+
+def test_full_queue_answers_429_with_retry_after(vv, speech_key: str) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from voxvault.api.app import create_app
+
+    app = create_app(vv=vv, warm_up=False)
+    app.state.admission = Admission(1, 0, retry_after_s=3)
+    app.state.admission.reserve()  # someone else holds the only place
+    with TestClient(app, headers={"xi-api-key": speech_key}) as c:
+        r = c.post("/v1/text-to-speech/alpha/stream", json={"text": "Busy?"})
+        assert r.status_code == 429
+        assert r.headers["retry-after"] == "3"
+        assert r.json()["error"]["code"] == "server_busy"
+        app.state.admission.release()
+        assert c.post("/v1/text-to-speech/alpha/stream", json={"text": "Free now."}).status_code == 200
+    assert app.state.admission.admitted == 0
+
+
+def test_disconnect_mid_stream_stops_synthesis_and_leaks_nothing(
+    live: LiveServer, vv, speech_key: str
+) -> None:  # type: ignore[no-untyped-def]
+    app, scheduler = live.app, vv.pipeline.scheduler
+    pieces_total = len(vv.pipeline.prepare(LONG_TEXT, vv.catalog.resolve("alpha"), fmt="pcm").pieces)
+    tasks_before, threads_before = live.tasks(), other_threads()
+    seq = vv.audit.head()[0]
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream(
+            "POST",
+            f"{live.url}/v1/text-to-speech/alpha/stream?output_format=pcm_24000",
+            json={"text": LONG_TEXT},
+            headers={"xi-api-key": speech_key},
+        ) as r,
+    ):
+        assert r.status_code == 200
+        assert next(r.iter_raw())
+        assert app.state.admission.admitted == 1
+        granted_at_disconnect = scheduler.granted
+    # leaving the block closed the connection with most of the body unread
+    assert wait_until(lambda: app.state.admission.admitted == 0)
+    assert wait_until(lambda: scheduler.running == 0 and scheduler.waiting == 0)
+    assert app.state.metrics.registry.get_sample_value("voxvault_active_syntheses") == 0
+    # the piece being rendered when the client left may finish (and one requested just before); no more
+    assert scheduler.granted - granted_at_disconnect <= 2 < pieces_total
+    assert wait_until(lambda: "speech.cancelled" in audit_actions_since(vv, seq), 10)
+    assert wait_until(lambda: live.tasks() <= tasks_before, 10), (live.tasks(), tasks_before)
+    assert other_threads() <= threads_before
+
+
+def test_client_that_never_reads_is_dropped_after_the_send_timeout(
+    live: LiveServer, vv, speech_key: str
+) -> None:  # type: ignore[no-untyped-def]
+    app, scheduler = live.app, vv.pipeline.scheduler
+    pieces_total = len(vv.pipeline.prepare(LONG_TEXT, vv.catalog.resolve("alpha"), fmt="pcm").pieces)
+    tasks_before = live.tasks()
+    seq = vv.audit.head()[0]
+    granted_before = scheduler.granted
+    body = json.dumps({"text": LONG_TEXT}).encode()
+    request = (
+        f"POST /v1/text-to-speech/alpha/stream?output_format=pcm_24000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"xi-api-key: {speech_key}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    app.state.send_timeout_s = 1.0
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window fills quickly
+        sock.connect(("127.0.0.1", live.port))
+        sock.sendall(request)
+        assert wait_until(lambda: app.state.admission.admitted == 1, 30)
+        # never read: the server must give up on its own and free the place
+        assert wait_until(lambda: app.state.admission.admitted == 0, 120)
+        assert wait_until(lambda: scheduler.running == 0 and scheduler.waiting == 0)
+        assert wait_until(lambda: "speech.cancelled" in audit_actions_since(vv, seq), 10)
+        # pulled, not pushed: rendering stopped when the socket was full, long before the text's end
+        assert scheduler.granted - granted_before < pieces_total
+    finally:
+        sock.close()
+        app.state.send_timeout_s = vv.settings.stream_send_timeout_s
+    assert wait_until(lambda: live.tasks() <= tasks_before, 10)

@@ -1,0 +1,295 @@
+"""Streaming building blocks: text segmentation, the piece scheduler, admission, and the speech session."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from voxvault.audio import decode
+from voxvault.errors import VoxError
+from voxvault.synthesis.admission import Admission, PieceScheduler
+from voxvault.synthesis.streaming import (
+    DEFAULT_CHUNK_SCHEDULE,
+    SpeechSession,
+    TextSegmenter,
+    check_schedule,
+    trailing_pause_s,
+)
+from voxvault.text.frontend import CLAUSE_PAUSE, SENTENCE_PAUSE
+
+PARAGRAPH = (
+    "Dr. Smith arrived at nine, as planned. The meeting ran long; nobody minded much because the coffee "
+    "was good and the agenda, for once, was short! Was it the best meeting of the year? Perhaps it was, "
+    "though the budget discussion that followed went on and on without anybody reaching a conclusion "
+    "about what to do next with the old warehouse by the river"
+)
+
+
+def feed(segmenter: TextSegmenter, pieces: list[str]) -> list[str]:
+    out: list[str] = []
+    for piece in pieces:
+        out += segmenter.push(piece)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ segmenter
+def test_sentence_is_released_once_complete_never_mid_word() -> None:
+    seg = TextSegmenter()
+    assert feed(seg, ["Hel", "lo wor", "ld."]) == []  # "." could still be "3.5" or "..."
+    assert seg.push(" How") == ["Hello world."]
+    assert seg.flush() == ["How"]
+
+
+def test_abbreviations_and_initials_do_not_end_sentences() -> None:
+    seg = TextSegmenter()
+    assert seg.push("Dr. Smith met J. R. Tolkien today. ") == ["Dr. Smith met J. R. Tolkien today."]
+
+
+def test_long_text_without_sentence_end_is_cut_at_words_short_first_then_longer() -> None:
+    words = [f"word{i}" for i in range(14)]
+    seg = TextSegmenter()
+    segments = feed(seg, [w + " " for w in words * 6]) + seg.flush()
+    assert " ".join(segments).split() == (words * 6)  # nothing lost, no word cut
+    first, second = segments[0], segments[1]
+    assert DEFAULT_CHUNK_SCHEDULE[0] <= len(first) + 1 < DEFAULT_CHUNK_SCHEDULE[1]
+    assert len(second) + 1 >= DEFAULT_CHUNK_SCHEDULE[1]
+    assert all(set(s.split()) <= set(words) for s in segments)
+
+
+def test_clause_boundary_is_preferred_to_a_bare_word_boundary() -> None:
+    seg = TextSegmenter(schedule=[30])
+    out = seg.push("When the rain finally stopped, we walked down to the harbour and")
+    # the clause end wins over the later word boundary; the rest, still over the threshold, is cut at a word
+    assert out == ["When the rain finally stopped,", "we walked down to the harbour"]
+    assert seg.buffered == len("and")
+
+
+def test_flush_releases_partial_word_and_restarts_the_schedule() -> None:
+    seg = TextSegmenter(schedule=[10, 100])
+    assert seg.push("one two three four ") == ["one two three four"]
+    assert seg.push("five six seven eig") == []  # the second threshold is 100
+    assert seg.flush() == ["five six seven eig"]
+    assert seg.push("nine ten eleven ") == ["nine ten eleven"]  # back to the first threshold
+
+
+def test_trigger_releases_complete_words_only() -> None:
+    seg = TextSegmenter()
+    seg.push("the quick brown fo")
+    assert seg.trigger() == ["the quick brown"]
+    assert seg.buffered == len("fo")
+    assert seg.trigger() == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_any_chunking_of_a_paragraph_gives_back_all_its_words(seed: int) -> None:
+    rng = random.Random(seed)
+    pieces, i = [], 0
+    while i < len(PARAGRAPH):
+        n = rng.randint(1, 12)
+        pieces.append(PARAGRAPH[i : i + n])
+        i += n
+    seg = TextSegmenter()
+    segments = feed(seg, pieces) + seg.flush()
+    assert " ".join(segments).split() == PARAGRAPH.split()
+    assert segments[0] == "Dr. Smith arrived at nine, as planned."
+
+
+@pytest.mark.parametrize("bad", [[], [0], [1, 2], [50, 5000], "120", [50.5], [True], list(range(50, 70))])
+def test_bad_chunk_schedules_are_refused(bad: object) -> None:
+    with pytest.raises(VoxError) as info:
+        check_schedule(bad)  # type: ignore[arg-type]
+    assert info.value.code == "invalid_chunk_schedule"
+
+
+def test_trailing_pause_follows_punctuation() -> None:
+    assert trailing_pause_s("It ended.") == SENTENCE_PAUSE
+    assert trailing_pause_s('He said "stop!"') == SENTENCE_PAUSE
+    assert trailing_pause_s("First,") == CLAUSE_PAUSE
+    assert trailing_pause_s("and then") == 0.0
+
+
+# ------------------------------------------------------------------------------------------ scheduler
+def test_scheduler_grants_earliest_deadline_first() -> None:
+    sched = PieceScheduler(parallel=1)
+    assert sched.acquire(0.0)
+    order: list[str] = []
+
+    def wait(name: str, deadline: float) -> None:
+        assert sched.acquire(deadline)
+        order.append(name)
+        sched.release()
+
+    late = threading.Thread(target=wait, args=("late", 10.0))
+    early = threading.Thread(target=wait, args=("early", 1.0))
+    late.start()
+    while sched.waiting < 1:
+        time.sleep(0.001)
+    early.start()
+    while sched.waiting < 2:
+        time.sleep(0.001)
+    sched.release()
+    late.join(5)
+    early.join(5)
+    assert order == ["early", "late"]
+    assert sched.running == 0 and sched.waiting == 0
+
+
+def test_cancelled_waiter_leaves_the_queue() -> None:
+    sched = PieceScheduler(parallel=1)
+    assert sched.acquire(0.0)
+    cancel = threading.Event()
+    result: list[bool] = []
+    t = threading.Thread(target=lambda: result.append(sched.acquire(1.0, cancel)))
+    t.start()
+    while sched.waiting < 1:
+        time.sleep(0.001)
+    assert sched.lateness_s(now=3.0) == pytest.approx(2.0)
+    cancel.set()
+    t.join(5)
+    assert result == [False]
+    assert sched.waiting == 0 and sched.lateness_s() == 0.0
+    sched.release()
+    assert sched.running == 0
+
+
+def test_admission_refuses_when_full_or_running_late() -> None:
+    lateness = [0.0]
+    adm = Admission(1, 1, retry_after_s=2, lateness=lambda: lateness[0], max_lateness_s=1.0)
+    adm.reserve()
+    lateness[0] = 5.0
+    with pytest.raises(VoxError) as info:
+        adm.reserve()
+    assert (info.value.code, info.value.status, info.value.details["retry_after"]) == ("server_busy", 429, 2)
+    lateness[0] = 0.0
+    adm.reserve()
+    with pytest.raises(VoxError):
+        adm.reserve()  # capacity 2
+    adm.release()
+    adm.release()
+    assert adm.admitted == 0
+    lateness[0] = 5.0
+    adm.reserve()  # an idle server always admits: lateness is only a reason to refuse extra load
+    adm.release()
+
+
+# ------------------------------------------------------------------------------------------ session
+@pytest.fixture(scope="module")
+def pipeline(vv):  # type: ignore[no-untyped-def]
+    return vv.pipeline
+
+
+@pytest.fixture(scope="module")
+def voice(vv):  # type: ignore[no-untyped-def]
+    return vv.catalog.resolve("alpha")
+
+
+@pytest.mark.slow
+def test_session_renders_segments_into_one_stream_with_word_timings(pipeline, voice) -> None:  # type: ignore[no-untyped-def]
+    session = SpeechSession(pipeline, voice, fmt="pcm")
+    chunks = []
+    for text in ("Hello there, my friend.", "It is a fine day."):
+        prepared = session.prepare(text)
+        assert prepared is not None
+        chunks += list(session.speak(prepared, original=text, pause_after_s=trailing_pause_s(text)))
+    chunks.append(session.finish())
+    pcm = b"".join(c.audio for c in chunks)
+    seconds = len(pcm) / 2 / 24000
+    assert seconds == pytest.approx(session.audio_s, abs=0.01)
+    assert 2.0 < seconds < 10.0
+
+    words = [w for c in chunks for w in c.words]
+    assert [w.word for w in words] == ["Hello", "there,", "my", "friend.", "It", "is", "a", "fine", "day."]
+    starts = [w.start_ms for w in words]
+    assert starts == sorted(starts)
+    assert all(w.start_ms < w.end_ms <= seconds * 1000 + 1 for w in words)
+    # the second sentence starts after the first one's closing pause
+    assert words[4].start_ms - words[3].end_ms >= SENTENCE_PAUSE * 1000 * 0.9
+
+    aligned = [c for c in chunks if c.normalized_alignment is not None]
+    assert "".join("".join(c.normalized_alignment.chars) for c in aligned).replace(" ", "") == (  # type: ignore[union-attr]
+        "Hellothere,myfriend.Itisafineday."
+    )
+    for c in aligned:
+        al = c.normalized_alignment
+        assert al is not None and len(al.chars) == len(al.starts_ms) == len(al.durations_ms)
+        assert min(al.starts_ms) >= 0
+        assert al.starts_ms == sorted(al.starts_ms)
+        # relative to the chunk: within (about) the audio this chunk carries and the piece's tail
+        assert max(al.starts_ms) <= len(c.audio) / 2 / 24000 * 1000 + 100
+
+
+@pytest.mark.slow
+def test_session_alignment_keeps_the_clients_own_text_when_words_match(pipeline, voice) -> None:  # type: ignore[no-untyped-def]
+    session = SpeechSession(pipeline, voice, fmt="pcm")
+    prepared = session.prepare("Meet me at 10:30 please.")
+    assert prepared is not None
+    chunk = next(c for c in session.speak(prepared, original="Meet me at 10:30 please.") if c.audio)
+    # "10:30" became "ten thirty": the word counts differ, so alignment falls back to normalised text
+    assert chunk.alignment is not None and "".join(chunk.alignment.chars) == "".join(
+        chunk.normalized_alignment.chars  # type: ignore[union-attr]
+    )
+    session = SpeechSession(pipeline, voice, fmt="pcm")
+    prepared = session.prepare("Good morning, Anna.")
+    assert prepared is not None
+    chunk = next(c for c in session.speak(prepared, original="Good morning, Anna.") if c.audio)
+    assert "".join(chunk.alignment.chars) == "Good morning, Anna."  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_session_mp3_chunks_concatenate_to_one_playable_file(pipeline, voice) -> None:  # type: ignore[no-untyped-def]
+    session = SpeechSession(pipeline, voice, fmt="mp3", sample_rate=44100, bitrate=64_000)
+    data = b""
+    for text in ("One two three.", "Four five six."):
+        prepared = session.prepare(text)
+        assert prepared is not None
+        data += b"".join(c.audio for c in session.speak(prepared))
+    data += session.finish().audio
+    audio = decode(data, max_bytes=10_000_000, max_seconds=60, target_sr=16000)
+    assert audio.source_format == "mp3"
+    assert audio.duration == pytest.approx(session.audio_s, abs=0.2)
+
+
+@pytest.mark.slow
+def test_nothing_speakable_is_skipped_and_cancel_stops_rendering(pipeline, voice) -> None:  # type: ignore[no-untyped-def]
+    session = SpeechSession(pipeline, voice, fmt="pcm")
+    assert session.prepare("🙂 ...") is None
+    prepared = session.prepare("One. Two. Three. Four. Five. Six.")
+    assert prepared is not None and len(prepared.pieces) >= 2
+    pieces = session.speak(prepared)
+    first = next(pieces)
+    assert first.words
+    session.cancel.set()
+    rest = list(pieces)
+    assert sum(len(c.words) for c in rest) == 0  # no further piece was rendered
+    assert pipeline.scheduler.running == 0
+
+
+@pytest.mark.slow
+def test_session_refuses_bad_output_settings(vv) -> None:  # type: ignore[no-untyped-def]
+    voice = vv.catalog.resolve("alpha")
+    for kwargs, code in (
+        ({"fmt": "m4b"}, "unsupported_format"),
+        ({"speed": 9.0}, "invalid_speed"),
+        ({"sample_rate": 12345}, "invalid_sample_rate"),
+    ):
+        with pytest.raises(VoxError) as info:
+            SpeechSession(vv.pipeline, voice, **kwargs)
+        assert info.value.code == code
+
+
+def test_silence_only_audio_gets_no_word_timings() -> None:
+    from voxvault.synthesis.streaming import estimate_word_timings
+    from voxvault.text import Piece
+
+    piece = Piece(text="hello world", phonemes="həlˈoʊ wˈɜːld", pause_after=0.0, speed=1.0)
+    assert estimate_word_timings(piece, np.zeros(0, np.float32), 24000) == []
+    speech = np.zeros(24000, np.float32)
+    speech[6000:18000] = 0.5
+    timings = estimate_word_timings(piece, speech, 24000)
+    assert [w for w, _, _ in timings] == ["hello", "world"]
+    assert timings[0][1] == pytest.approx(0.25, abs=0.01)
+    assert timings[-1][2] == pytest.approx(0.75, abs=0.01)
