@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from voxvault.cli_batch import batch_app
@@ -34,7 +35,7 @@ app.add_typer(batch_app, name="batch")
 
 
 def _fail(exc: VoxError) -> NoReturn:
-    err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+    err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
     raise typer.Exit(2)
 
 

@@ -154,7 +154,9 @@ class VoxVault:
             speech = self.speak(text, voice=preset, format="pcm")
             return speech.samples, speech.sample_rate
 
-        return StyleConditioner(styles, self.engines.speaker(), synthesize)
+        return StyleConditioner(
+            styles, self.engines.speaker(), synthesize, cache_dir=self.settings.resolved_cache_dir
+        )
 
     @cached_property
     def enrollment(self) -> Enrollment:

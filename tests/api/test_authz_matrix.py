@@ -293,8 +293,9 @@ def test_another_tenants_admin_reaches_nothing_of_tenant_a(
     for e in _protected(app):
         has_params = "{" in e.path
         body = _minimal_body(spec, e.method, e.path) if has_params else {}
-        status, code, text = _call(b, e, _fill(e.path, world.a_ids), body)
-        leaked = [i for i in a_ids if i in text]
+        path = _fill(e.path, world.a_ids)
+        status, code, text = _call(b, e, path, body)
+        leaked = [i for i in a_ids if i in text and i not in path]  # echoing the id asked about is fine
         if leaked:
             wrong.append(f"{e.method} {e.path}: response names tenant A's {leaked}")
         if (status >= 500 and status != 1011) and engine:

@@ -1,21 +1,25 @@
 """TTS conditioning for a cloned voice: a style for the embedded engine, derived from the speaker.
 
 The embedded engine (Kokoro) is conditioned by a style pack, not by audio. This first version places the
-new speaker among the shipped presets: each preset speaks a fixed reference text once per process, GE2E
-embeds it, and the speaker's style is the presets' styles blended with softmax weights over the cosine
-similarity between the speaker's embedding and each preset's (temperature ``BLEND_TEMPERATURE``). So the
-clone speaks with the preset timbres closest to the speaker. The fidelity issue replaces the body of
-``derive_style``; its inputs (the speaker's embedding and speech) and output (a style array shaped like a
-preset's) stay.
+new speaker among the shipped presets: each preset speaks a fixed reference text once (the embeddings are
+cached in the model cache folder, keyed by text, encoder and styles) and GE2E embeds it; the speaker's
+style is the presets' styles blended with softmax weights over the cosine similarity between the
+speaker's embedding and each preset's (temperature ``BLEND_TEMPERATURE``). So the clone speaks with the
+preset timbres closest to the speaker. The fidelity issue replaces the body of ``derive_style``; its
+inputs (the speaker's embedding and speech) and output (a style array shaped like a preset's) stay.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,10 +27,7 @@ from voxvault.engines.base import FloatArray, SpeakerEncoder
 
 log = logging.getLogger(__name__)
 
-REFERENCE_TEXT = (
-    "The rainbow is a division of white light into many beautiful colors. "
-    "These take the shape of a long round arch, with its path high above."
-)
+REFERENCE_TEXT = "The rainbow is a division of white light into many beautiful colors."
 BLEND_TEMPERATURE = 0.02
 MIN_WEIGHT = 0.02  # weights below this are dropped (and the rest renormalised)
 
@@ -63,23 +64,65 @@ class StyleConditioner:
         encoder: SpeakerEncoder,
         synthesize: Synthesize,
         reference_text: str = REFERENCE_TEXT,
+        cache_dir: Path | None = None,
     ) -> None:
         self.preset_styles = dict(preset_styles)
         self.encoder = encoder
         self.synthesize = synthesize
         self.reference_text = reference_text
+        self.cache_dir = cache_dir
         self._embeddings: dict[str, FloatArray] | None = None
         self._lock = threading.Lock()
+
+    def _cache_path(self) -> Path | None:
+        """A file named by everything the embeddings depend on, so a stale cache is never read."""
+        if self.cache_dir is None:
+            return None
+        h = hashlib.sha256(self.reference_text.encode())
+        h.update(getattr(self.encoder, "name", "?").encode())
+        for name in sorted(self.preset_styles):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(self.preset_styles[name], dtype=np.float32).tobytes())
+        return self.cache_dir / f"preset-embeddings-{h.hexdigest()[:16]}.npz"
+
+    def _read_cache(self, path: Path | None) -> dict[str, FloatArray] | None:
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                found = {k: np.asarray(npz[k], dtype=np.float32) for k in npz.files}
+        except (OSError, ValueError):
+            return None
+        return found if set(found) == set(self.preset_styles) else None
+
+    @staticmethod
+    def _write_cache(path: Path | None, embeddings: dict[str, FloatArray]) -> None:
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **embeddings)  # type: ignore[arg-type]
+            os.replace(tmp, path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
 
     def preset_embeddings(self) -> dict[str, FloatArray]:
         if self._embeddings is None:
             with self._lock:
                 if self._embeddings is None:
+                    path = self._cache_path()
+                    cached = self._read_cache(path)
+                    if cached is not None:
+                        self._embeddings = cached
+                        return cached
                     t0 = time.perf_counter()
                     out: dict[str, FloatArray] = {}
                     for preset in self.preset_styles:
                         samples, rate = self.synthesize(self.reference_text, preset)
                         out[preset] = np.asarray(self.encoder.embed(samples, rate), dtype=np.float32)
+                    self._write_cache(path, out)
                     self._embeddings = out
                     log.info("preset reference embeddings: %d in %.2fs", len(out), time.perf_counter() - t0)
         return self._embeddings

@@ -148,6 +148,9 @@ class Layout:
 
 
 PATTERN = __import__("os").environ.get("WM_PATTERN", "pair")
+SMOOTH_T = float(__import__("os").environ.get("WM_ST", "0"))
+SMOOTH_F = float(__import__("os").environ.get("WM_SF", "0"))
+SMOOTH_F_PASSES = int(__import__("os").environ.get("WM_SFP", "1"))
 LOCAL_COLS = 4  # pair readings are taken relative to the mean of +-4 neighbouring columns (~1.2 s)
 
 
@@ -296,9 +299,18 @@ class StreamEmbedder:
         tiles = 4.0 if PATTERN == "quad" else 2.0  # tiles sharing a symbol's reading
         # log energy of a tile moves by 2 * share * depth / tiles (boosted) or 2 * (1 - share) * ...; halve for
         # amplitude. Symmetric (share 0.5): each tile's energy moves by depth / tiles in log.
-        gain = np.expm1(np.where(v > 0, share, 1.0 - share) * v / tiles).astype(np.float32)
+        log_amp = np.where(v > 0, share, 1.0 - share) * v / tiles
+        per_bin = log_amp[:, self.band_of_bin]
+        ts, fs = SMOOTH_T, SMOOTH_F
+        if ts > 0 and len(per_bin) > 2:
+            per_bin = np.concatenate([per_bin[:1], per_bin, per_bin[-1:]])
+            per_bin = ts * (per_bin[:-2] + per_bin[2:]) + (1 - 2 * ts) * per_bin[1:-1]
+        for _ in range(SMOOTH_F_PASSES if fs > 0 else 0):
+            pb = np.concatenate([per_bin[:, :1], per_bin, per_bin[:, -1:]], axis=1)
+            per_bin = fs * (pb[:, :-2] + pb[:, 2:]) + (1 - 2 * fs) * pb[:, 1:-1]
+        gain = np.expm1(per_bin).astype(np.float32)
         full = np.zeros((len(starts), self.n_fft // 2 + 1), dtype=np.complex64)
-        full[:, self.lo : self.hi] = spec * gain[:, self.band_of_bin]
+        full[:, self.lo : self.hi] = spec * gain
         delta = sfft.irfft(full, n=self.n_fft, axis=1) * self.window
         y = x.copy()
         for parity in (0, 1):  # frames of one parity are n_fft apart: they tile without overlapping
