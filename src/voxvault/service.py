@@ -154,8 +154,10 @@ class VoxVault:
             speech = self.speak(text, voice=preset, format="pcm")
             return speech.samples, speech.sample_rate
 
+        tts = self.engines.tts()
         return StyleConditioner(
-            styles, self.engines.speaker(), synthesize, cache_dir=self.settings.resolved_cache_dir
+            styles, self.engines.speaker(), synthesize, cache_dir=self.settings.resolved_cache_dir,
+            engine_id=f"{type(tts).__module__}.{tts.name}:{self.settings.kokoro_precision}",
         )
 
     @cached_property

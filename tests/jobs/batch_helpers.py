@@ -9,6 +9,12 @@ from typing import Any
 
 from voxvault.audio import decode
 
+CREDENTIAL_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
 TEXTS = [
     "Hello.",
     "Good morning.",

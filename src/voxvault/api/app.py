@@ -28,6 +28,7 @@ from voxvault.config import Settings
 from voxvault.governance.redaction import install_log_redaction
 from voxvault.service import VoxVault
 from voxvault.synthesis.admission import Admission
+from voxvault.web import routes as web_routes
 
 log = logging.getLogger(__name__)
 
@@ -96,4 +97,6 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(batch_routes.router)
     app.include_router(voice_routes.router)
     app.include_router(consent_routes.router)
+    app.include_router(web_routes.router)
+    app.mount("/static", web_routes.static_app(), name="static")
     return app

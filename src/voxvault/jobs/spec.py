@@ -128,6 +128,7 @@ def parse_items(data: bytes, *, kind: FileKind, max_items: int = 1_000_000) -> B
     if not items and not errors:
         errors.append(LineError(1, "empty_batch", "the file has no items"))
     if errors:
+        errors.sort(key=lambda e: e.line)
         first_error = errors[0]
         raise VoxError(
             "invalid_batch_file",

@@ -65,12 +65,14 @@ class StyleConditioner:
         synthesize: Synthesize,
         reference_text: str = REFERENCE_TEXT,
         cache_dir: Path | None = None,
+        engine_id: str = "",
     ) -> None:
         self.preset_styles = dict(preset_styles)
         self.encoder = encoder
         self.synthesize = synthesize
         self.reference_text = reference_text
         self.cache_dir = cache_dir
+        self.engine_id = engine_id
         self._embeddings: dict[str, FloatArray] | None = None
         self._lock = threading.Lock()
 
@@ -79,7 +81,7 @@ class StyleConditioner:
         if self.cache_dir is None:
             return None
         h = hashlib.sha256(self.reference_text.encode())
-        h.update(getattr(self.encoder, "name", "?").encode())
+        h.update(f"|{self.engine_id}|{getattr(self.encoder, 'name', '?')}|".encode())
         for name in sorted(self.preset_styles):
             h.update(name.encode())
             h.update(np.ascontiguousarray(self.preset_styles[name], dtype=np.float32).tobytes())

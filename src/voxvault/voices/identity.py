@@ -29,7 +29,7 @@ MIN_SPEECH_COVER = 0.8  # a window counts when this share of it is speech
 
 @dataclass(frozen=True)
 class IdentityPolicy:
-    same_speaker_threshold: float = 0.80
+    same_speaker_threshold: float = 0.75
     split_threshold: float = 0.80  # centroid cosine below this (with both groups big enough) = two speakers
     min_group_windows: int = 3  # about 3 s of speech in the smaller group
 

@@ -308,18 +308,28 @@ def _parse_message(raw: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
 
 
 async def receive_message(
-    ws: WebSocket, *, max_bytes: int, idle_s: float, last_activity: Callable[[], float]
+    ws: WebSocket, *, max_bytes: int, idle_s: float, idle_since: Callable[[], float | None]
 ) -> dict[str, Any]:
-    """The next JSON message; WsClose ``input_timeout`` after ``idle_s`` without activity."""
-    while True:
-        left = idle_s - (time.perf_counter() - last_activity())
-        if left <= 0:
-            raise WsClose(WS_POLICY, "input_timeout", f"no text for {idle_s:.0f} s; closing")
-        try:
-            raw = await asyncio.wait_for(ws.receive(), timeout=left)
-        except TimeoutError:
-            continue  # audio may have gone out meanwhile, which counts as activity: check again
-        return _parse_message(raw, max_bytes)
+    """The next JSON message; WsClose ``input_timeout`` once idle for ``idle_s``.
+
+    ``idle_since`` says since when nothing has happened (perf_counter), or None while the server is
+    still busy with the text it has; it is asked again every half second.
+    """
+    pending = asyncio.ensure_future(ws.receive())
+    try:
+        while True:
+            since = idle_since()
+            wait = 0.5
+            if since is not None:
+                left = idle_s - (time.perf_counter() - since)
+                if left <= 0:
+                    raise WsClose(WS_POLICY, "input_timeout", f"no text for {idle_s:.0f} s; closing")
+                wait = min(wait, left)
+            done, _ = await asyncio.wait({pending}, timeout=wait)
+            if done:
+                return _parse_message(pending.result(), max_bytes)
+    finally:
+        pending.cancel()
 
 
 def _session_options(first: dict[str, Any]) -> tuple[float, tuple[int, ...]]:
@@ -381,10 +391,16 @@ class TextInputSession:
             self.ws,
             max_bytes=self.settings.ws_max_message_bytes,
             idle_s=self.params.inactivity_s,
-            last_activity=lambda: self.last_activity,
+            idle_since=self.idle_since,
         )
         self.last_activity = time.perf_counter()
         return msg
+
+    def idle_since(self) -> float | None:
+        """Idle: input not ended and nothing left to render (text waiting in the segmenter does count)."""
+        if self.ended or self.pending_chars > 0:
+            return None
+        return self.last_activity
 
     async def handle(self, msg: dict[str, Any]) -> None:
         if self.ended:
@@ -558,7 +574,7 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
                 ws,
                 max_bytes=vv.settings.ws_max_message_bytes,
                 idle_s=params.inactivity_s,
-                last_activity=lambda: t_start,
+                idle_since=lambda: t_start,
             )
             if principal is None:
                 key = first.get("xi_api_key")

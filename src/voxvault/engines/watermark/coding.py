@@ -117,3 +117,37 @@ def viterbi_decode(soft: NDArray[np.float64], n_bits: int) -> Bits:
         out[t] = _PRED_INPUT[state]
         state = int(_PRED[state, choice[t, state]])
     return out[:n_bits]
+
+
+def list_viterbi_decode(soft: NDArray[np.float64], n_bits: int, list_size: int) -> list[Bits]:
+    """The ``list_size`` most likely messages, best first (parallel list Viterbi, terminated trellis).
+
+    With a CRC on the message, trying the list in order recovers blocks whose best path is wrong in a few
+    bits; each entry checked costs one CRC trial in the false-alarm budget.
+    """
+    steps = n_bits + TAIL_BITS
+    pairs = soft[: 2 * steps].reshape(steps, 2)
+    n = list_size
+    metric = np.full((_STATES, n), -np.inf)
+    metric[0, 0] = 0.0
+    # back[t, state, rank] = index into the (2 predecessors x n ranks) candidates
+    back = np.empty((steps, _STATES, n), dtype=np.int16)
+    for t in range(steps):
+        branch = _SIGNS @ pairs[t]  # (64, 2)
+        cand = (metric[_PRED] + branch[:, :, None]).reshape(_STATES, 2 * n)  # (64, 2n)
+        order = np.argsort(-cand, axis=1, kind="stable")[:, :n]
+        back[t] = order
+        metric = np.take_along_axis(cand, order, axis=1)
+    out: list[Bits] = []
+    for rank in range(n):
+        if not np.isfinite(metric[0, rank]):
+            break
+        state, r = 0, rank
+        bits = np.empty(steps, dtype=np.uint8)
+        for t in range(steps - 1, -1, -1):
+            c = int(back[t, state, r])
+            branch_idx, r = divmod(c, n)
+            bits[t] = _PRED_INPUT[state]
+            state = int(_PRED[state, branch_idx])
+        out.append(bits[:n_bits])
+    return out

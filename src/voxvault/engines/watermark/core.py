@@ -62,6 +62,7 @@ FRAME_SECONDS = FRAME_HOPS * HOP_S
 MIN_SECONDS = 1.5
 MAX_SECONDS_DEFAULT = 3600.0
 MAX_DECODE_ATTEMPTS = 16
+LIST_SIZES = (6, 2)  # list-Viterbi entries CRC-checked for the best and second-best hypothesis of a stage
 FALSE_ALARM_BOUND = MAX_DECODE_ATTEMPTS * 2.0**-coding.CRC_BITS
 SPEED_GRID = np.round(np.concatenate([[1.0], np.arange(0.937, 1.0635, 0.003)]), 4)
 _EPS = 1e-10
@@ -148,9 +149,14 @@ class Layout:
 
 
 PATTERN = __import__("os").environ.get("WM_PATTERN", "pair")
+ROW_SCALE = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.5])
 SMOOTH_T = float(__import__("os").environ.get("WM_ST", "0"))
 SMOOTH_F = float(__import__("os").environ.get("WM_SF", "0"))
 SMOOTH_F_PASSES = int(__import__("os").environ.get("WM_SFP", "1"))
+COMPENSATE = bool(int(__import__("os").environ.get("WM_COMP", "0")))
+FLOOR_PCT = float(__import__("os").environ.get("WM_FP", "10"))
+WEIGHT = __import__("os").environ.get("WM_W", "min")
+REL_POW = float(__import__("os").environ.get("WM_RP", "1"))
 LOCAL_COLS = 4  # pair readings are taken relative to the mean of +-4 neighbouring columns (~1.2 s)
 
 
@@ -235,7 +241,7 @@ class StreamEmbedder:
         idx = starts[:, None] + np.arange(n_fft)[None, :]
         spec = sfft.rfft(x[idx] * self.window, axis=1)[:, self.lo : self.hi]
         m = self.marker
-        quad_of_frame, second_half, informed, symbol = self._plan(frames)
+        cols, quad_of_frame, second_half, informed, symbol = self._plan(frames)
         host = self._quad_values(spec, quad_of_frame, second_half)
         target = m.target * m.row_scale[None, :]
         cap = m.max_depth * m.row_scale[None, :]
@@ -244,7 +250,16 @@ class StreamEmbedder:
         for _ in range(m.refine_passes if informed.any() else 0):
             spec_y = sfft.rfft(y[idx] * self.window, axis=1)[:, self.lo : self.hi]
             got = self._quad_values(spec_y, quad_of_frame, second_half)
-            short = np.maximum(target - symbol * got, 0.0)
+            short = np.maximum(target - symbol * got, 0.0) * informed
+            if COMPENSATE:
+                # What capped quads still lack is asked of the other repetitions of the same quad in this
+                # chunk: the detector adds repetitions up, so the sum is what has to clear the margin.
+                capped = informed & (depth >= cap - 1e-9)
+                free = informed & ~capped
+                pos = (cols % QUAD_COLS)[:, None] * QUAD_ROWS + np.arange(QUAD_ROWS)[None, :]
+                lack = np.bincount(pos[capped], short[capped], N_QUADS)
+                n_free = np.bincount(pos[free], minlength=N_QUADS)
+                short = short + np.where(free, lack[pos] / np.maximum(n_free[pos], 1), 0.0)
             depth = np.where(informed, np.clip(depth + m.refine_gain * short, 0.0, cap), depth)
             y = self._apply(x, spec, starts, quad_of_frame, second_half, symbol * depth)
         return y
@@ -252,8 +267,8 @@ class StreamEmbedder:
     # -- internals --------------------------------------------------------------------------------------
     def _plan(
         self, frames: NDArray[np.int64]
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_], F64]:
-        """Per frame its quad column (local index) and slot half; per quad (cols x rows) informed? symbol.
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_], F64]:
+        """Quad columns in view; per frame its quad column (local index) and slot half; per quad (cols x rows) informed? symbol.
 
         A quad is informed (strength fitted to the host) only when all its frames are in this chunk.
         """
@@ -264,7 +279,7 @@ class StreamEmbedder:
         whole = (first_frame >= frames[0]) & (first_frame + QUAD_HOPS - 1 <= frames[-1])
         informed = np.repeat(whole[:, None], QUAD_ROWS, axis=1)
         symbol = self.symbols[:, cols % QUAD_COLS].T  # (cols, rows)
-        return quad_of_frame.reshape(-1), slot % 2, informed, symbol
+        return cols, quad_of_frame.reshape(-1), slot % 2, informed, symbol
 
     def _quad_values(
         self, spec: NDArray[np.complex64], quad_of_frame: NDArray[np.int64], second_half: NDArray[np.int64]
@@ -329,10 +344,10 @@ class Watermarker:
         self,
         key: bytes = DEFAULT_KEY,
         *,
-        target: float = 2.0,
-        max_depth: float = 4.0,
-        plain_depth: float = 2.0,
-        refine_passes: int = 1,
+        target: float = float(__import__("os").environ.get("WM_T", "3.2")),
+        max_depth: float = float(__import__("os").environ.get("WM_CAP", "6.4")),
+        plain_depth: float = float(__import__("os").environ.get("WM_T", "3.2")),
+        refine_passes: int = int(__import__("os").environ.get("WM_RPASS", "1")),
         refine_gain: float = 1.0,
         boost_share: float = 0.5,
         row_scale: tuple[float, ...] | None = None,
@@ -346,7 +361,7 @@ class Watermarker:
         self.refine_passes = refine_passes
         self.refine_gain = refine_gain
         self.boost_share = boost_share
-        self.row_scale = np.ones(QUAD_ROWS) if row_scale is None else np.asarray(row_scale, dtype=np.float64)
+        self.row_scale = ROW_SCALE if row_scale is None else np.asarray(row_scale, dtype=np.float64)
         self.max_seconds = max_seconds
 
     # -- embedding --------------------------------------------------------------------------------------
@@ -474,8 +489,9 @@ class _Detector:
         # best-ranked ones are CRC-checked, and never more than MAX_DECODE_ATTEMPTS in all.
         attempts = 0
         best_score = best_agreement = 0.0
-        checked: list[_Hypothesis] = []
-        for speeds, n_decode, budget in ((SPEED_GRID[:1], 6, 2), (SPEED_GRID[1:], 30, MAX_DECODE_ATTEMPTS)):
+        checked: list[coding.Bits] = []
+        stages = ((SPEED_GRID[:1], 6, MAX_DECODE_ATTEMPTS // 2), (SPEED_GRID[1:], 30, MAX_DECODE_ATTEMPTS))
+        for speeds, n_decode, budget in stages:
             pool: list[_Candidate] = []
             for start in starts:
                 for speed in speeds:
@@ -494,16 +510,19 @@ class _Detector:
             if hyps and hyps[0].agreement > best_agreement:
                 best_agreement = hyps[0].agreement
                 self.guess = coding.bits_to_int((hyps[0].bits ^ self.layout.scrambler)[: coding.PAYLOAD_BITS])
-            for hyp in hyps:
-                if attempts >= budget:
-                    break
-                if any(_same(hyp, c) for c in checked):
-                    continue
-                attempts += 1
-                checked.append(hyp)
-                payload = coding.check_message(hyp.bits, self.layout.scrambler)
-                if payload is not None:
-                    return self._result(hyp, payload, attempts)
+            for rank, hyp in enumerate(hyps[: len(LIST_SIZES)]):
+                seen = {m.tobytes() for m in checked}
+                for bits in coding.list_viterbi_decode(hyp.soft, coding.MESSAGE_BITS, LIST_SIZES[rank]):
+                    if attempts >= budget:
+                        break
+                    if bits.tobytes() in seen:
+                        continue
+                    attempts += 1
+                    checked.append(bits)
+                    payload = coding.check_message(bits, self.layout.scrambler)
+                    if payload is not None:
+                        coded = 1.0 - 2.0 * coding.conv_encode(bits)
+                        return self._result(replace(hyp, bits=bits, coded=coded), payload, attempts)
         return Detection(
             present=False, confidence=0.0, payload=None, bit_errors=None, sync_score=best_score, attempts=attempts
         )
@@ -517,7 +536,7 @@ class _Detector:
         # Noise floor per band from 64 ms sums of the envelope: the 10th percentile over the window.
         csum = np.cumsum(env, axis=0, dtype=np.float64)
         slot_env = (csum[SLOT_HOPS * self.SUBS :] - csum[: -SLOT_HOPS * self.SUBS]) / self.SUBS
-        floor = np.percentile(slot_env[:: self.SUBS], 10, axis=0) + 1e-12 * (float(slot_env.max()) + _EPS)
+        floor = np.percentile(slot_env[:: self.SUBS], FLOOR_PCT, axis=0) + 1e-12 * (float(slot_env.max()) + _EPS)
         out: list[_Candidate] = []
         hops = np.arange(n_hops)
         for sub in range(self.SUBS):
@@ -552,19 +571,26 @@ class _Detector:
             slot = csum[SLOT_HOPS:] - csum[:-SLOT_HOPS]  # energy of the slot starting at each hop
             logs = np.log(slot + _EPS)
             snr = np.maximum(slot / floor - 1.0, 0.0)
-            rel = snr / (1.0 + snr)
+            rel = (snr / (1.0 + snr)) ** REL_POW
             t = slot.shape[0] - SLOT_HOPS
             a, b = logs[:t], logs[SLOT_HOPS:]
             q = (a[:, 0::2] - a[:, 1::2]) - (b[:, 0::2] - b[:, 1::2])
             ra, rb = rel[:t], rel[SLOT_HOPS:]
-            w = np.minimum(np.minimum(ra[:, 0::2], ra[:, 1::2]), np.minimum(rb[:, 0::2], rb[:, 1::2]))
+            if WEIGHT == "min":
+                w = np.minimum(np.minimum(ra[:, 0::2], ra[:, 1::2]), np.minimum(rb[:, 0::2], rb[:, 1::2]))
+            elif WEIGHT == "mean":
+                w = (ra[:, 0::2] + ra[:, 1::2] + rb[:, 0::2] + rb[:, 1::2]) / 4
+            elif WEIGHT == "prod":
+                w = ra[:, 0::2] * ra[:, 1::2] * rb[:, 0::2] * rb[:, 1::2]
+            else:
+                w = np.ones_like(ra[:, 0::2])
             return self.CLIP * np.tanh(q / self.CLIP) * w
         col = csum[QUAD_HOPS:] - csum[:-QUAD_HOPS]  # energy of the two-slot column starting at each hop
         logs = np.log(col + _EPS)
         snr = np.maximum(col / (2.0 * floor) - 1.0, 0.0)
         rel = snr / (1.0 + snr)
         q = _minus_local_mean(logs[:, 0::2] - logs[:, 1::2], QUAD_HOPS)
-        w = np.minimum(rel[:, 0::2], rel[:, 1::2])
+        w = np.minimum(rel[:, 0::2], rel[:, 1::2]) if WEIGHT == "min" else (rel[:, 0::2] + rel[:, 1::2]) / 2
         return self.CLIP * np.tanh(q / self.CLIP) * w
 
     @staticmethod
@@ -660,11 +686,6 @@ class _Hypothesis:
     soft: F64 = field(repr=False)
     coded: F64 = field(repr=False)
     agreement: float = 0.0
-
-
-def _same(a: _Hypothesis, b: _Hypothesis) -> bool:
-    """Two hypotheses that would spend a CRC check on the same message."""
-    return bool(np.array_equal(a.bits, b.bits))
 
 
 def _peaks(scores: F64, k: int) -> list[int]:

