@@ -44,3 +44,7 @@ bench-batch: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-stream
+bench-stream: install-dev
+	$(BIN)/python bench/stream.py --out bench/results/stream.json --doc docs/benchmarks.md

@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,9 +32,10 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: VoxError) -> NoReturn:
-    err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+    err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}", highlight=False)
     for line in (exc.details.get("errors") or [])[:20]:
-        err_console.print(f"  line {line['line']}: [{line['code']}] {line['message']}", highlight=False)
+        text = f"  line {line['line']}: [{line['code']}] {line['message']}"
+        err_console.print(escape(text), highlight=False)
     if exc.details.get("error_count", 0) > 20:
         err_console.print(f"  … and {exc.details['error_count'] - 20} more", highlight=False)
     raise typer.Exit(2)
@@ -119,7 +121,7 @@ def run(
     if result.failures:
         table = Table("id", "code", "message", title="failed items (re-run to retry)")
         for failure in result.failures[:50]:
-            table.add_row(failure["id"], failure["code"], failure["message"])
+            table.add_row(escape(failure["id"]), failure["code"], escape(failure["message"]))
         err_console.print(table)
         raise typer.Exit(1)
 

@@ -48,15 +48,15 @@ class Settings(BaseSettings):
     kokoro_precision: str = Field(default="float", description="float (dequantised graph, faster) or int8.")
     threads: int = Field(default=0, description="Inference threads; 0 = all cores.")
 
-    default_voice: str = "alpha"
+    default_voice: str = "kumo"
     loudness_lufs: float = -18.0
     max_input_chars: int = 20_000
     max_upload_bytes: int = 50 * 1024 * 1024
     max_upload_seconds: float = 600.0
     max_concurrent_syntheses: int = 2
     queue_size: int = 16
-    stream_max_lateness_s: float = Field(
-        default=1.0, gt=0, description="Refuse new syntheses (429) while queued audio is this far past due."
+    max_first_audio_s: float = Field(
+        default=1.5, gt=0, description="Refuse a synthesis (429) whose first audio would take longer."
     )
     stream_send_timeout_s: float = Field(
         default=20.0, gt=0, description="Drop a stream whose client has not taken audio for this long."

@@ -188,7 +188,7 @@ def test_client_that_never_reads_is_dropped_after_the_send_timeout(vv, speech_ke
     granted_before = scheduler.granted
     body = json.dumps({"text": LONG_TEXT}).encode()
     request = (
-        f"POST /v1/text-to-speech/alpha/stream?output_format=pcm_24000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"POST /v1/text-to-speech/alpha/stream?output_format=pcm_8000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"xi-api-key: {speech_key}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     app.state.send_timeout_s = 1.0

@@ -279,7 +279,7 @@ def test_client_that_never_reads_is_dropped(live, vv, ws_key: str) -> None:  # t
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
     sock.connect(("127.0.0.1", live.port))
     try:
-        uri = f"ws://127.0.0.1:{live.port}{url(output_format='pcm_24000')}"
+        uri = f"ws://127.0.0.1:{live.port}{url(output_format='pcm_8000')}"  # little data per piece
         with connect(uri, sock=sock, additional_headers={"xi-api-key": ws_key}, max_queue=1) as ws:
             ws.send(json.dumps(INIT))
             ws.send(json.dumps({"text": LONG, "flush": True}))

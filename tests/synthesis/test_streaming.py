@@ -115,13 +115,15 @@ def test_trailing_pause_follows_punctuation() -> None:
 # ------------------------------------------------------------------------------------------ scheduler
 def test_scheduler_grants_earliest_deadline_first() -> None:
     sched = PieceScheduler(parallel=1)
-    assert sched.acquire(0.0)
+    held = sched.acquire(0.0)
+    assert held is not None
     order: list[str] = []
 
     def wait(name: str, deadline: float) -> None:
-        assert sched.acquire(deadline)
+        ticket = sched.acquire(deadline)
+        assert ticket is not None
         order.append(name)
-        sched.release()
+        sched.release(ticket)
 
     late = threading.Thread(target=wait, args=("late", 10.0))
     early = threading.Thread(target=wait, args=("early", 1.0))
@@ -131,7 +133,7 @@ def test_scheduler_grants_earliest_deadline_first() -> None:
     early.start()
     while sched.waiting < 2:
         time.sleep(0.001)
-    sched.release()
+    sched.release(held)
     late.join(5)
     early.join(5)
     assert order == ["early", "late"]
@@ -140,9 +142,10 @@ def test_scheduler_grants_earliest_deadline_first() -> None:
 
 def test_cancelled_waiter_leaves_the_queue() -> None:
     sched = PieceScheduler(parallel=1)
-    assert sched.acquire(0.0)
+    held = sched.acquire(0.0)
+    assert held is not None
     cancel = threading.Event()
-    result: list[bool] = []
+    result: list[int | None] = []
     t = threading.Thread(target=lambda: result.append(sched.acquire(1.0, cancel)))
     t.start()
     while sched.waiting < 1:
@@ -150,29 +153,67 @@ def test_cancelled_waiter_leaves_the_queue() -> None:
     assert sched.lateness_s(now=3.0) == pytest.approx(2.0)
     cancel.set()
     t.join(5)
-    assert result == [False]
+    assert result == [None]
     assert sched.waiting == 0 and sched.lateness_s() == 0.0
-    sched.release()
+    sched.release(held)
     assert sched.running == 0
 
 
-def test_admission_refuses_when_full_or_running_late() -> None:
-    lateness = [0.0]
-    adm = Admission(1, 1, retry_after_s=2, lateness=lambda: lateness[0], max_lateness_s=1.0)
+def test_scheduler_learns_cost_and_predicts_waits() -> None:
+    sched = PieceScheduler(parallel=2)
+    assert sched.expected_wait_s(100) == 0.0  # nothing measured yet: no reason to refuse
+    with sched.slot(0.0, cost=10):
+        time.sleep(0.05)
+    spc = sched.seconds_per_cost
+    assert spc is not None and spc >= 0.004
+    # 100 units of new work, nothing else due: shared by two slots
+    assert sched.expected_wait_s(100) == pytest.approx(100 * spc / 2)
+    # work that is due makes the wait longer; work due later (a stream with audio in hand) does not
+    held = [sched.acquire(0.0, cost=1), sched.acquire(0.0, cost=1)]
+    blocked = threading.Thread(target=lambda: sched.release(sched.acquire(0.0, cost=50) or 0))
+    blocked.start()
+    future = threading.Thread(
+        target=lambda: sched.release(sched.acquire(time.perf_counter() + 60, cost=500) or 0)
+    )
+    future.start()
+    while sched.waiting < 2:
+        time.sleep(0.001)
+    assert sched.expected_wait_s(100) >= 150 * spc / 2 - 1e-9
+    assert sched.expected_wait_s(100) < 600 * spc / 2
+    for ticket in held:
+        assert ticket is not None
+        sched.release(ticket)
+    blocked.join(5)
+    future.join(5)
+    assert sched.running == 0 and sched.waiting == 0
+
+
+def test_admission_refuses_when_full_or_first_audio_would_be_late() -> None:
+    wait = [0.0]
+    starting: list[int] = []
+
+    def expected(n: int) -> float:
+        starting.append(n)
+        return wait[0]
+
+    adm = Admission(1, 1, retry_after_s=2, expected_wait=expected, max_first_audio_s=1.0)
     adm.reserve()
-    lateness[0] = 5.0
+    wait[0] = 5.0
     with pytest.raises(VoxError) as info:
         adm.reserve()
     assert (info.value.code, info.value.status, info.value.details["retry_after"]) == ("server_busy", 429, 2)
-    lateness[0] = 0.0
-    adm.reserve()
-    with pytest.raises(VoxError):
-        adm.reserve()  # capacity 2
+    assert starting == [2]  # the admitted request that has not started yet, and the new one
+    wait[0] = 0.0
+    with adm.running():
+        adm.reserve()
+        assert starting[-1] == 1
+        with pytest.raises(VoxError):
+            adm.reserve()  # capacity 2
     adm.release()
     adm.release()
     assert adm.admitted == 0
-    lateness[0] = 5.0
-    adm.reserve()  # an idle server always admits: lateness is only a reason to refuse extra load
+    wait[0] = 5.0
+    adm.reserve()  # an idle server always admits: the estimate only refuses extra load
     adm.release()
 
 

@@ -158,7 +158,7 @@ def test_enrollment_records_the_consent_and_creates_the_voice(
     page.get_by_role("button", name="Record again").click()
     page.locator("#record-status[data-state=recording]").wait_for()
     level = page.locator("#record-level")
-    page.wait_for_function("document.getElementById('record-level').value > 0.05")  # the meter moves
+    page.wait_for_function("() => document.getElementById('record-level').value > 0.05")  # the meter moves
     flow.shot("recording")
     page.wait_for_timeout(int((length - 0.5) * 1000))
     page.get_by_role("button", name="Stop recording").click()
@@ -209,7 +209,7 @@ def test_a_refused_enrollment_says_which_check_failed(flow: Flow, microphone: Fa
     assert results.get_attribute("data-outcome") == "refused"
     outcome = page.locator("#enroll-outcome").inner_text()
     assert "The voice was not created" in outcome
-    assert "No speech was found" in outcome and "File: recording" in outcome
+    assert "No speech was found" in outcome and "File: the consent recording" in outcome
     assert page.locator("#check-list li.failed").count() >= 1
 
 
@@ -229,10 +229,10 @@ def test_the_playground_plays_pcm_while_it_streams(flow: Flow) -> None:
     page = flow.page
     page.get_by_role("button", name="Playground").click()
     page.locator(f"#speak-voice option[value='{flow.voice_id}']").wait_for(state="attached")
-    page.get_by_label("Voice").select_option(flow.voice_id)
-    page.get_by_label("Text").fill(SPOKEN)
-    page.get_by_label("Format").select_option("pcm")
-    page.get_by_label("Speed").fill("1.1")
+    page.get_by_label("Voice", exact=True).select_option(flow.voice_id)
+    page.get_by_label("Text", exact=True).fill(SPOKEN)
+    page.get_by_label("Format", exact=True).select_option("pcm")
+    page.locator("#speak-speed").fill("1.1")
     assert page.locator("#speak-speed-value").inner_text() == "1.10×"
     page.get_by_role("button", name="Speak").click()
     player = page.locator("#player")
@@ -247,7 +247,7 @@ def test_the_playground_plays_pcm_while_it_streams(flow: Flow) -> None:
 
 def test_the_playground_streams_mp3_into_the_audio_element_and_downloads_it(flow: Flow) -> None:
     page = flow.page
-    page.get_by_label("Format").select_option("mp3")
+    page.get_by_label("Format", exact=True).select_option("mp3")
     page.get_by_role("button", name="Speak").click()
     page.locator("#player[data-first-audio-ms]").wait_for(state="attached", timeout=SPEECH_TIMEOUT_MS)
     page.wait_for_function(
@@ -334,7 +334,7 @@ def test_the_audit_view_shows_the_flow_and_verifies_the_chain(flow: Flow) -> Non
     } <= actions
     page.get_by_role("button", name="Verify the chain").click()
     verdict = page.locator("#audit-verdict")
-    page.wait_for_function("document.getElementById('audit-verdict').dataset.ok !== undefined")
+    page.wait_for_function("() => document.getElementById('audit-verdict').dataset.ok !== undefined")
     flow.shot("audit")
     assert verdict.get_attribute("data-ok") == "true"
     assert "intact" in verdict.inner_text()

@@ -28,6 +28,7 @@ from voxvault.config import Settings
 from voxvault.governance.redaction import install_log_redaction
 from voxvault.service import VoxVault
 from voxvault.synthesis.admission import Admission
+from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES
 from voxvault.web import routes as web_routes
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,9 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.state.admission = Admission(
         vv.settings.max_concurrent_syntheses,
         vv.settings.queue_size,
-        lateness=lambda: vv.pipeline.scheduler.lateness_s(),  # reserve() runs after prepare: loaded
-        max_lateness_s=vv.settings.stream_max_lateness_s,
+        # reserve() runs after prepare, so the pipeline is loaded by then
+        expected_wait=lambda starting: vv.pipeline.scheduler.expected_wait_s(starting * FIRST_PIECE_PHONEMES),
+        max_first_audio_s=vv.settings.max_first_audio_s,
     )
     app.state.send_timeout_s = vv.settings.stream_send_timeout_s
     app.state.ready = threading.Event()

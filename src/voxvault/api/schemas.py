@@ -19,7 +19,7 @@ class SpeechRequest(BaseModel):
         default="tts-1", description="Accepted for compatibility; the configured engine speaks."
     )
     input: str = Field(description="Text (or SSML starting with <speak>) to speak.")
-    voice: str = Field(default="alpha", description="Preset id, OpenAI voice name, or a cloned voice id.")
+    voice: str = Field(default="kumo", description="Preset id, OpenAI voice name, or a cloned voice id.")
     response_format: ResponseFormat = "mp3"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     sample_rate: int | None = Field(default=None, description="Output sample rate (voxvault extension).")

@@ -164,14 +164,15 @@ class SpeechPipeline:
             if cancel is not None and cancel.is_set():
                 return
             due = deadline() if deadline is not None else started
-            if not self.scheduler.acquire(due, cancel):
+            ticket = self.scheduler.acquire(due, cancel, cost=len(piece.phonemes))
+            if ticket is None:
                 return
             try:
                 audio = self.tts.synthesize(
                     piece.phonemes, prepared.voice.style, prepared.speed * piece.speed
                 )
             finally:
-                self.scheduler.release()
+                self.scheduler.release(ticket)
             pause = np.zeros(int(round(piece.pause_after * sr)), dtype=np.float32)
             yield np.concatenate([audio.astype(np.float32, copy=False), pause])
 

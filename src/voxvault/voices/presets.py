@@ -17,9 +17,10 @@ PRESETS: dict[str, tuple[str, str]] = {
     "kumo": ("jm_kumo", "male, calm"),
 }
 
-# OpenAI's /v1/audio/speech voice names -> our presets (closest register).
+# OpenAI's /v1/audio/speech voice names -> our presets (closest register). ``alloy``, OpenAI's default,
+# maps to ``kumo``: the preset whose English the bundled ASR understands best (measured, docs/voices).
 OPENAI_ALIASES: dict[str, str] = {
-    "alloy": "alpha",
+    "alloy": "kumo",
     "ash": "kumo",
     "ballad": "kumo",
     "coral": "tebukuro",

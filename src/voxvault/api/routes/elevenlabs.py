@@ -601,10 +601,10 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
         state.metrics.active_syntheses.inc()
         try:
             session_obj = TextInputSession(ws, principal, session, params, TextSegmenter(schedule))
-            try:
+            with state.admission.running():
                 await session_obj.run(first)
-            except VoxError as exc:
-                raise _close_for(exc) from None
+        except VoxError as exc:
+            raise _close_for(exc) from None
         finally:
             state.metrics.active_syntheses.dec()
         await _close(ws, WS_NORMAL, "done")

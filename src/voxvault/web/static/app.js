@@ -125,7 +125,7 @@ function explain(err) {
   const d = err.details || {};
   if (d.file || d.measure) {
     const parts = [];
-    if (d.file) parts.push(`File: ${d.file}.`);
+    if (d.file) parts.push(`File: ${String(d.file).split(", ").map(fileLabel).join(", ")}.`);
     if (d.measure) {
       const label = MEASURES[d.measure] || d.measure;
       if (d.value !== undefined && d.threshold !== undefined) parts.push(`Measured ${label}: ${fmtNum(d.value)} (needs ${fmtNum(d.threshold)}).`);
@@ -136,6 +136,17 @@ function explain(err) {
     text += ` (${sentence(err.message)})`;
   }
   return text;
+}
+
+/** "samples[2] (take.wav)" -> "sample 3 (take.wav)"; "recording" -> "the consent recording". */
+function fileLabel(label) {
+  if (label === "recording") return "the consent recording";
+  const m = /^samples\[(\d+)\] \((.*)\)$/.exec(String(label));
+  return m ? `sample ${Number(m[1]) + 1} (${m[2]})` : String(label);
+}
+
+function capital(s) {
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
 }
 
 function sentence(s) {
@@ -686,15 +697,20 @@ function describeChecks(checks, error) {
     bits.push(`recorded at ${m.sample_rate} Hz`);
     return bits.join(", ");
   };
-  const fileResult = (label) => (failedFile && failedFile === label && ["no_speech", "low_snr", "clipping", "low_sample_rate", "too_little_speech", "invalid_audio", "audio_too_long", "decode_timeout"].includes(code) ? "failed" : "passed");
+  const fileCodes = ["no_speech", "low_snr", "clipping", "low_sample_rate", "invalid_audio", "audio_too_long", "decode_timeout"];
+  const fileResult = (label) => {
+    const failed = failedFile === label && (fileCodes.includes(code) || (code === "too_little_speech" && label === "recording"));
+    return failed ? "failed" : "passed";
+  };
   if (checks.recording) out.push([fileResult("recording"), `Consent recording: ${fileText(checks.recording, t.min_recording_speech_s)}.`]);
-  for (const m of checks.samples || []) out.push([fileResult(m.file), `Sample ${m.file}: ${fileText(m)}.`]);
+  for (const m of checks.samples || []) out.push([fileResult(m.file), `${capital(fileLabel(m.file))}: ${fileText(m)}.`]);
   if (checks.total_speech_s !== undefined) out.push(["passed", `Speech across all samples: ${fmtNum(checks.total_speech_s)} s (needs ${fmtNum(t.min_total_speech_s)} s).`]);
-  else if (code === "too_little_speech" && failedFile && failedFile.includes(",")) out.push(["failed", `Speech across all samples: ${fmtNum(error.details.value)} s (needs ${fmtNum(error.details.threshold)} s).`]);
+  else if (code === "too_little_speech" && failedFile !== "recording") out.push(["failed", `Speech across all samples: ${fmtNum(error.details.value)} s (needs ${fmtNum(error.details.threshold)} s).`]);
   for (const [file, split] of Object.entries(checks.splits || {})) {
     const failed = code === "multiple_speakers" && failedFile === file;
-    const text = split.centroid_cosine === null || split.centroid_cosine === undefined ? `${file}: one speaker (too little speech to find a second voice).` : `${file}: one speaker (the most different parts still match at ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).`;
-    out.push([failed ? "failed" : "passed", failed ? `${file}: more than one speaker (similarity ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).` : text]);
+    const name = capital(fileLabel(file));
+    const text = split.centroid_cosine === null || split.centroid_cosine === undefined ? `${name}: one speaker (too little speech to find a second voice).` : `${name}: one speaker (the most different parts still match at ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).`;
+    out.push([failed ? "failed" : "passed", failed ? `${name}: more than one speaker (similarity ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).` : text]);
   }
   if (checks.script) {
     const s = checks.script;
