@@ -11,10 +11,12 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import av
 import numpy as np
 import soxr
+from av.audio.stream import AudioStream
 from numpy.typing import NDArray
 from scipy import signal
 
@@ -28,7 +30,7 @@ def codec_roundtrip(audio: Audio, sr: int, codec: str, container: str, bitrate: 
     x = audio if sr == codec_sr else soxr.resample(audio, sr, codec_sr).astype(np.float32)
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=codec_sr)
+        stream = cast(AudioStream, out.add_stream(codec, rate=codec_sr))
         stream.layout = "mono"
         if bitrate:
             stream.bit_rate = bitrate
@@ -41,7 +43,9 @@ def codec_roundtrip(audio: Audio, sr: int, codec: str, container: str, bitrate: 
                 data = (block * 32767.0).astype(np.int16)[None, :]
                 frame = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
             else:
-                frame = av.AudioFrame.from_ndarray(block.astype(np.float32)[None, :], format="flt", layout="mono")
+                frame = av.AudioFrame.from_ndarray(
+                    block.astype(np.float32)[None, :], format="flt", layout="mono"
+                )
             frame.sample_rate = codec_sr
             frame.pts = start
             frame.time_base = Fraction(1, codec_sr)
@@ -153,7 +157,9 @@ def mix_into(recordings: Sequence[Audio], level_db: float = -3.0) -> AttackFn:
         host = np.concatenate([recordings[int(i)] for i in rng.integers(0, len(recordings), size=64)])
         start = int(rng.integers(0, max(1, len(host) - host_len)))
         host = host[start : start + host_len].astype(np.float32)
-        host = host * (10 ** (level_db / 20) * np.sqrt(np.mean(audio**2)) / (np.sqrt(np.mean(host**2)) + 1e-9))
+        host = host * (
+            10 ** (level_db / 20) * np.sqrt(np.mean(audio**2)) / (np.sqrt(np.mean(host**2)) + 1e-9)
+        )
         at = int(rng.integers(len(audio) // 2, host_len - len(audio) - len(audio) // 2))
         fade = min(int(0.05 * sr), len(audio) // 4)
         ramp = np.ones(len(audio), np.float32)

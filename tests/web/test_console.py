@@ -274,8 +274,9 @@ def test_the_watermark_check_reads_a_generated_file(flow: Flow) -> None:
     assert "speech.mp3" in page.locator("#detect-file-name").inner_text()
     page.get_by_role("button", name="Check for a watermark").click()
     result = page.locator("#detect-result")
-    result.wait_for(state="visible", timeout=SPEECH_TIMEOUT_MS)
+    page.locator("#detect-result:not([hidden]), #detect-status.error").first.wait_for(timeout=SPEECH_TIMEOUT_MS)
     flow.shot("watermark")
+    assert result.is_visible(), page.locator("#detect-status").inner_text()
     assert result.get_attribute("data-present") == "true", page.locator("#detect-result").inner_text()
     facts = page.locator("#detect-facts").inner_text()
     assert "Confidence" in facts and "Payload" in facts

@@ -747,7 +747,7 @@ async function refreshVoices() {
   if (!state.key) return;
   try {
     renderVoices((await apiJson("/v1/voices")).voices);
-    setStatus($("voices-status"), "");
+    if ($("voices-status").classList.contains("error")) setStatus($("voices-status"), "");
   } catch (e) {
     showError($("voices-status"), e);
   }
@@ -933,6 +933,7 @@ class StreamingElementPlayer {
     this.started = false;
   }
 
+  /** Queue bytes; returns false: first audio is reported by the element's "playing" event instead. */
   push(bytes) {
     this.queue.push(bytes);
     this.ready.then(() => this.pump());
@@ -940,7 +941,7 @@ class StreamingElementPlayer {
       this.started = true;
       this.audio.play().catch(() => {});
     }
-    return true;
+    return false;
   }
 
   pump() {
@@ -1030,22 +1031,25 @@ async function speak(ev) {
   try {
     const res = await api("/v1/audio/speech", { method: "POST", json: body, signal: run.controller.signal });
     playerBox.dataset.generationId = res.headers.get("x-generation-id") || "";
-    if (mseType) run.player = new StreamingElementPlayer(audio, mseType);
-    const reader = res.body.getReader();
     let first = true;
+    const markFirstAudio = () => {
+      if (!first || state.speech !== run) return;
+      first = false;
+      playerBox.dataset.firstAudioMs = String(Math.round(performance.now() - t0));
+      playerBox.dataset.state = "playing";
+    };
+    if (mseType) {
+      run.player = new StreamingElementPlayer(audio, mseType);
+      audio.addEventListener("playing", markFirstAudio, { once: true });
+    }
+    const reader = res.body.getReader();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       if (state.speech !== run) return;
       chunks.push(value);
       bytes += value.length;
-      const playing = run.player ? run.player.push(value) : false;
-      if (first && playing) {
-        first = false;
-        const ms = Math.round(performance.now() - t0);
-        playerBox.dataset.firstAudioMs = String(ms);
-        playerBox.dataset.state = "playing";
-      }
+      if (run.player && run.player.push(value)) markFirstAudio();
       setStatus(status, `${playerBox.dataset.firstAudioMs ? `Playing (first audio after ${playerBox.dataset.firstAudioMs} ms). ` : "Receiving… "}${fmtBytes(bytes)} received.`);
     }
     const type = res.headers.get("content-type") || "application/octet-stream";
