@@ -48,3 +48,7 @@ clean:
 .PHONY: bench-stream
 bench-stream: install-dev
 	$(BIN)/python bench/stream.py --out bench/results/stream.json --doc docs/benchmarks.md
+
+.PHONY: bench-watermark
+bench-watermark: install-dev
+	$(BIN)/python bench/watermark.py --out bench/results/watermark.json --plot bench/results/watermark.png --doc docs/watermark.md

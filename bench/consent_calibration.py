@@ -38,7 +38,7 @@ from voxvault.synthesis import VoiceStyle
 from voxvault.voices.consent import build_script, make_challenge
 from voxvault.voices.identity import IdentityPolicy, cosine, embed_measures, speaker_split
 from voxvault.voices.quality import AudioMeasures, measure
-from voxvault.voices.script_check import ScriptChecker
+from voxvault.voices.script_check import ScriptChecker, ScriptPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEAKERS = ROOT.parent / "shared" / "testdata" / "speakers"
@@ -129,31 +129,13 @@ def same_person(b: Bench, real: dict[str, np.ndarray], syn: dict[str, dict[str, 
     presets = set(b.vv.catalog.preset_styles())
     preset_diff = [cosine(consent[x], samples[y]) for x in presets for y in presets if x != y]
     cross = [cosine(halves[r][0], samples[n]) for r in real for n in syn]
-    t = b.policy.same_speaker_threshold
-    sweep = {
-        str(th): {
-            "real_fr": sum(v < th for v in real_same) / len(real_same),
-            "real_fa": sum(v >= th for v in real_diff) / len(real_diff),
-            "syn_fr": sum(v < th for v in syn_same) / len(syn_same),
-            "syn_fa": sum(v >= th for v in syn_diff) / len(syn_diff),
-        }
-        for th in SWEEP
-    }
     return {
-        "threshold": t,
         "real_same": real_same,
         "real_diff": real_diff,
         "syn_same": syn_same,
         "syn_diff": syn_diff,
         "preset_diff": preset_diff,
         "real_vs_syn": cross,
-        "real_fr": rate(sum(v < t for v in real_same), len(real_same)),
-        "real_fa": rate(sum(v >= t for v in real_diff), len(real_diff)),
-        "syn_fr": rate(sum(v < t for v in syn_same), len(syn_same)),
-        "syn_fa": rate(sum(v >= t for v in syn_diff), len(syn_diff)),
-        "preset_fa": rate(sum(v >= t for v in preset_diff), len(preset_diff)),
-        "cross_fa": rate(sum(v >= t for v in cross), len(cross)),
-        "sweep": sweep,
     }
 
 
@@ -173,24 +155,7 @@ def one_speaker(b: Bench, real: dict[str, np.ndarray], syn: dict[str, dict[str, 
     mixed_cross = [
         split(np.concatenate([real[r], *syn[n]["samples"][:2]])) for r, n in zip(real, names, strict=False)
     ]
-    p = b.policy
-
-    def refused(item: tuple[float | None, int]) -> bool:
-        cos, smaller = item
-        return cos is not None and smaller >= p.min_group_windows and cos < p.split_threshold
-
-    return {
-        "threshold": p.split_threshold,
-        "min_group_windows": p.min_group_windows,
-        "single": single,
-        "mixed_real": mixed_real,
-        "mixed_syn": mixed_syn,
-        "mixed_cross": mixed_cross,
-        "single_fr": rate(sum(map(refused, single)), len(single)),
-        "mixed_real_fa": rate(sum(not refused(x) for x in mixed_real), len(mixed_real)),
-        "mixed_syn_fa": rate(sum(not refused(x) for x in mixed_syn), len(mixed_syn)),
-        "mixed_cross_fa": rate(sum(not refused(x) for x in mixed_cross), len(mixed_cross)),
-    }
+    return {"single": single, "mixed_real": mixed_real, "mixed_syn": mixed_syn, "mixed_cross": mixed_cross}
 
 
 def script_checks(
@@ -212,17 +177,78 @@ def script_checks(
         other.append((name, *outcome(np.concatenate(v["samples"]), v["code"])))
     for name, audio in real.items():
         other.append((name, *outcome(audio, " ".join(make_challenge()))))
+    return {"genuine": genuine, "replayed_code": replay, "wrong_order": order, "other_speech": other}
+
+
+def decide(n: dict[str, Any], code_t: float, statement_t: float) -> str:
+    """ScriptChecker's decision, recomputed from its numbers (so thresholds can be re-evaluated)."""
+    if n.get("grammar_fit") and n.get("code_recall", 0.0) >= code_t:
+        return "accepted" if n.get("statement_recall", 0.0) >= statement_t else "script_mismatch"
+    swapped = n.get("swapped_code_recall")
+    if swapped is not None and swapped >= code_t:
+        return "script_wrong_order"
+    return "challenge_not_spoken" if n.get("grammar_fit") else "script_mismatch"
+
+
+def summarise(raw: dict[str, Any], identity: IdentityPolicy, script: ScriptPolicy) -> dict[str, Any]:
+    s, o, sc = raw["same_person"], raw["one_speaker"], raw["script"]
+    t = identity.same_speaker_threshold
+
+    def above(values: list[float], th: float) -> int:
+        return sum(v >= th for v in values)
+
+    def below(values: list[float], th: float) -> int:
+        return sum(v < th for v in values)
+
+    def refused(item: list[Any]) -> bool:
+        cos, smaller = item
+        return cos is not None and smaller >= identity.min_group_windows and cos < identity.split_threshold
+
+    def outcomes(key: str) -> list[str]:
+        return [
+            decide(numbers, script.min_code_recall, script.min_statement_recall) for _, _, numbers in sc[key]
+        ]
+
+    genuine, replay, order, other = (
+        outcomes(k) for k in ("genuine", "replayed_code", "wrong_order", "other_speech")
+    )
     return {
-        "genuine": genuine,
-        "replayed_code": replay,
-        "wrong_order": order,
-        "other_speech": other,
-        "genuine_fr": rate(sum(g[1] != "accepted" for g in genuine), len(genuine)),
-        "replayed_code_fa": rate(sum(r[1] == "accepted" for r in replay), len(replay)),
-        "wrong_order_fa": rate(sum(o[1] == "accepted" for o in order), len(order)),
-        "wrong_order_named": rate(sum(o[1] == "script_wrong_order" for o in order), len(order)),
-        "other_speech_fa": rate(sum(o[1] == "accepted" for o in other), len(other)),
-        "genuine_by_voice": {g[0]: g[1] for g in genuine},
+        "same_person": {
+            "threshold": t,
+            "real_fr": rate(below(s["real_same"], t), len(s["real_same"])),
+            "real_fa": rate(above(s["real_diff"], t), len(s["real_diff"])),
+            "syn_fr": rate(below(s["syn_same"], t), len(s["syn_same"])),
+            "syn_fa": rate(above(s["syn_diff"], t), len(s["syn_diff"])),
+            "preset_fa": rate(above(s["preset_diff"], t), len(s["preset_diff"])),
+            "cross_fa": rate(above(s["real_vs_syn"], t), len(s["real_vs_syn"])),
+            "sweep": {
+                f"{th:.2f}": {
+                    "real_fr": below(s["real_same"], th) / len(s["real_same"]),
+                    "real_fa": above(s["real_diff"], th) / len(s["real_diff"]),
+                    "syn_fr": below(s["syn_same"], th) / len(s["syn_same"]),
+                    "syn_fa": above(s["syn_diff"], th) / len(s["syn_diff"]),
+                }
+                for th in SWEEP
+            },
+        },
+        "one_speaker": {
+            "threshold": identity.split_threshold,
+            "min_group_windows": identity.min_group_windows,
+            "single_fr": rate(sum(map(refused, o["single"])), len(o["single"])),
+            "mixed_real_fa": rate(sum(not refused(x) for x in o["mixed_real"]), len(o["mixed_real"])),
+            "mixed_syn_fa": rate(sum(not refused(x) for x in o["mixed_syn"]), len(o["mixed_syn"])),
+            "mixed_cross_fa": rate(sum(not refused(x) for x in o["mixed_cross"]), len(o["mixed_cross"])),
+        },
+        "script": {
+            "min_code_recall": script.min_code_recall,
+            "min_statement_recall": script.min_statement_recall,
+            "genuine_fr": rate(sum(g != "accepted" for g in genuine), len(genuine)),
+            "replayed_code_fa": rate(sum(r == "accepted" for r in replay), len(replay)),
+            "wrong_order_fa": rate(sum(x == "accepted" for x in order), len(order)),
+            "wrong_order_named": rate(sum(x == "script_wrong_order" for x in order), len(order)),
+            "other_speech_fa": rate(sum(x == "accepted" for x in other), len(other)),
+            "genuine_by_voice": {g[0]: d for g, d in zip(sc["genuine"], genuine, strict=True)},
+        },
     }
 
 
@@ -240,44 +266,45 @@ def snr_accuracy(b: Bench, real: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--doc", default=None)
+    ap.add_argument("--out", default=None, help="write the raw scores and the summary here (JSON)")
+    ap.add_argument("--doc", default=None, help="rewrite the calibration section of this markdown file")
+    ap.add_argument("--from-json", default=None, help="re-summarise saved raw scores with today's thresholds")
     ap.add_argument("--blends", type=int, default=4, help="50/50 preset blends added as synthetic voices")
     ap.add_argument("--impostor-codes", type=int, default=3, help="other codes tried per genuine recording")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    if not SPEAKERS.is_dir():
-        raise SystemExit(f"real speech clips not found at {SPEAKERS}")
-    t0 = time.perf_counter()
-    vv = VoxVault(Settings())
-    b = Bench(vv, args.seed)
-    print("synthesising material…", flush=True)
-    syn = synthetic_material(b, args.blends)
-    real = real_material()
-    print("same person…", flush=True)
-    same = same_person(b, real, syn)
-    print("one speaker…", flush=True)
-    single = one_speaker(b, real, syn)
-    print("script…", flush=True)
-    script = script_checks(b, real, syn, args.impostor_codes)
-    snr = snr_accuracy(b, real)
-    result = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version()},
-        "seconds": round(time.perf_counter() - t0, 1),
-        "voices": {"real": list(real), "synthetic": list(syn)},
-        "same_person": same,
-        "one_speaker": single,
-        "script": script,
-        "snr_estimate_db": snr,
-        "quality_policy": vv.enrollment.policy.numbers(),
-    }
-    text = json.dumps(result, indent=2, default=lambda x: round(float(x), 4))
+    settings = Settings()
+    identity = IdentityPolicy(same_speaker_threshold=settings.speaker_match_threshold)
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+    else:
+        if not SPEAKERS.is_dir():
+            raise SystemExit(f"real speech clips not found at {SPEAKERS}")
+        t0 = time.perf_counter()
+        b = Bench(VoxVault(settings), args.seed)
+        print("synthesising material…", flush=True)
+        syn = synthetic_material(b, args.blends)
+        real = real_material()
+        print("same person…", flush=True)
+        same = same_person(b, real, syn)
+        print("one speaker…", flush=True)
+        single = one_speaker(b, real, syn)
+        print("script…", flush=True)
+        script = script_checks(b, real, syn, args.impostor_codes)
+        result = {
+            "machine": {"platform": platform.platform(), "python": platform.python_version()},
+            "seconds": round(time.perf_counter() - t0, 1),
+            "voices": {"real": list(real), "synthetic": list(syn)},
+            "same_person": same,
+            "one_speaker": single,
+            "script": script,
+            "snr_estimate_db": snr_accuracy(b, real),
+        }
+    result["summary"] = summarise(result, identity, ScriptPolicy())
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-    print(json.dumps({k: v for k, v in same.items() if isinstance(v, str | float)}, indent=1))
-    print(json.dumps({k: v for k, v in single.items() if isinstance(v, str | float | int)}, indent=1))
-    print(json.dumps({k: v for k, v in script.items() if isinstance(v, str | dict)}, indent=1))
+        Path(args.out).write_text(json.dumps(result, indent=2, default=lambda x: round(float(x), 4)))
+    print(json.dumps(result["summary"], indent=1))
     if args.doc:
         write_doc(Path(args.doc), result)
 
@@ -298,7 +325,10 @@ def _cos(items: list[tuple[float | None, int]]) -> str:
 
 
 def write_doc(path: Path, r: dict[str, Any]) -> None:
-    s, o, sc = r["same_person"], r["one_speaker"], r["script"]
+    raw_s, raw_o, raw_sc = r["same_person"], r["one_speaker"], r["script"]
+    s = {**raw_s, **r["summary"]["same_person"]}
+    o = {**raw_o, **r["summary"]["one_speaker"]}
+    sc = {**raw_sc, **r["summary"]["script"]}
     n_syn = len(r["voices"]["synthetic"])
     lines = [
         BEGIN,

@@ -315,6 +315,7 @@ def main() -> None:
         ("streamed_in_chunks", None, lambda i, r: (streamed(wm, sources[i].audio, payloads[i], r), SR))
     )
     rows.append(("excerpt_2s", None, lambda i, r: (excerpt(marked[i], 2.0, r), SR)))
+    rows.append(("excerpt_3s", None, lambda i, r: (excerpt(marked[i], 3.0, r), SR)))
     if args.attacks:
         keep = set(args.attacks.split(","))
         rows = [row for row in rows if row[0] in keep]

@@ -7,6 +7,7 @@ failed ones retried. Exit status: 0 all items made, 1 some items failed (listed)
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -66,6 +67,9 @@ def run(
     from voxvault.service import VoxVault
 
     settings = Settings()
+    if executor == "local" and workers > 1 and settings.threads == 0:
+        # N workers share the cores: N model calls of all-cores each would oversubscribe them.
+        settings.threads = max(1, (os.cpu_count() or 1) // workers)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if fmt not in FORMATS:

@@ -20,10 +20,9 @@ def test_blend_weights_favour_the_closest_and_sum_to_one() -> None:
 
 @pytest.mark.slow
 def test_a_speakers_style_comes_from_the_presets_that_sound_like_them(vv: Any, tmp_path: Path) -> None:
-    conditioner = vv.conditioner
     speech = vv.speak("Every morning I walk to the market and buy fresh bread.", voice="kumo", format="pcm")
     embedding = vv.engines.speaker().embed(speech.samples, speech.sample_rate)
-    result = conditioner.derive_style(embedding)
+    result = vv.conditioner.derive_style(embedding)
     assert max(result.weights, key=result.weights.get) == "kumo"
     presets = vv.catalog.preset_styles()
     assert result.style.shape == presets["kumo"].shape and result.style.dtype == np.float32
@@ -38,10 +37,20 @@ def test_a_speakers_style_comes_from_the_presets_that_sound_like_them(vv: Any, t
         s = vv.speak(text, voice=preset, format="pcm")
         return s.samples, s.sample_rate
 
-    first = StyleConditioner(presets, vv.engines.speaker(), synthesize, cache_dir=tmp_path, engine_id="t")
+    def conditioner() -> StyleConditioner:
+        return StyleConditioner(
+            presets,
+            vv.engines.speaker(),
+            synthesize,
+            "Good morning to you.",
+            cache_dir=tmp_path,
+            engine_id="t",
+        )
+
+    first = conditioner()
     first.preset_embeddings()
     assert sorted(calls) == sorted(presets)
-    second = StyleConditioner(presets, vv.engines.speaker(), synthesize, cache_dir=tmp_path, engine_id="t")
+    second = conditioner()
     got = second.preset_embeddings()
     assert len(calls) == len(presets)  # no new synthesis
     assert all(np.allclose(got[k], v) for k, v in first.preset_embeddings().items())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ def make_voice(vv: VoxVault, *, keep_samples_until: dt.datetime | None = None) -
     emb_key = registry.put_sealed(vid, "embedding", array_bytes(np.ones(256, dtype=np.float32)))
     style_key = registry.put_sealed(vid, "style", array_bytes(style))
     evidence_key = registry.put_sealed(vid, f"consents/{cid}", b"zip with the recording")
-    retention = {"samples": {"kept": False, "count": 1}}
+    retention: dict[str, Any] = {"samples": {"kept": False, "count": 1}}
     if keep_samples_until is not None:
         registry.put_sealed(vid, "samples/0", b"raw sample bytes")
         retention = {"samples": {"kept": True, "count": 1, "until": keep_samples_until.isoformat()}}

@@ -110,11 +110,16 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> FakeMicrophone:
     return FakeMicrophone(tmp_path_factory.mktemp("mic") / "microphone.wav")
 
 
+@pytest.fixture(scope="session")
+def playwright_api() -> Any:
+    """``playwright.sync_api``, installed first when missing."""
+    return _ensure_playwright()
+
+
 @pytest.fixture(scope="module")
-def browser(microphone: FakeMicrophone) -> Iterator[Any]:
+def browser(microphone: FakeMicrophone, playwright_api: Any) -> Iterator[Any]:
     executable = _ensure_chromium()
-    sync_api = _ensure_playwright()
-    with sync_api.sync_playwright() as p:
+    with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=executable,
             headless=True,

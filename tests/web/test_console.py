@@ -41,6 +41,7 @@ class Flow:
     console: Console
     key: str
     shots: Path
+    expect: Any
     tmp: Path
     voice_id: str = ""
     voice_name: str = "Kumo reads"
@@ -61,6 +62,7 @@ def tenant_key(vv: Any) -> str:
 @pytest.fixture(scope="module")
 def flow(
     browser: Any,
+    playwright_api: Any,
     live_server: str,
     tenant_key: str,
     screenshots: Path,
@@ -75,7 +77,12 @@ def flow(
     console = Console()
     console.attach(page)
     yield Flow(
-        page=page, console=console, key=tenant_key, shots=screenshots, tmp=tmp_path_factory.mktemp("web")
+        page=page,
+        console=console,
+        key=tenant_key,
+        shots=screenshots,
+        expect=playwright_api.expect,
+        tmp=tmp_path_factory.mktemp("web"),
     )
     context.close()
 
@@ -274,7 +281,9 @@ def test_the_watermark_check_reads_a_generated_file(flow: Flow) -> None:
     assert "speech.mp3" in page.locator("#detect-file-name").inner_text()
     page.get_by_role("button", name="Check for a watermark").click()
     result = page.locator("#detect-result")
-    page.locator("#detect-result:not([hidden]), #detect-status.error").first.wait_for(timeout=SPEECH_TIMEOUT_MS)
+    page.locator("#detect-result:not([hidden]), #detect-status.error").first.wait_for(
+        timeout=SPEECH_TIMEOUT_MS
+    )
     flow.shot("watermark")
     assert result.is_visible(), page.locator("#detect-status").inner_text()
     assert result.get_attribute("data-present") == "true", page.locator("#detect-result").inner_text()
@@ -298,7 +307,7 @@ def test_revoke_asks_first_and_then_silences_the_voice(flow: Flow) -> None:
     page.get_by_role("button", name=f"Revoke consent for {flow.voice_name}").click()
     page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
     page.locator(f"tr[data-voice-id='{flow.voice_id}'][data-status=revoked]").wait_for()
-    assert "was revoked" in page.locator("#voices-status").inner_text()
+    flow.expect(page.locator("#voices-status")).to_contain_text("was revoked")
     flow.shot("revoked")
     # A revoked voice is no longer offered in the playground.
     assert page.locator(f"#speak-voice option[value='{flow.voice_id}']").count() == 0
@@ -316,7 +325,7 @@ def test_erase_asks_first_and_removes_the_voice(flow: Flow) -> None:
     page.get_by_role("button", name=f"Erase {flow.voice_name}").click()
     page.get_by_role("dialog").get_by_role("button", name="Erase").click()
     page.locator(f"tr[data-voice-id='{flow.voice_id}']").wait_for(state="detached")
-    assert "was erased" in page.locator("#voices-status").inner_text()
+    flow.expect(page.locator("#voices-status")).to_contain_text("was erased")
     flow.shot("erased")
 
 
@@ -363,8 +372,8 @@ def test_a_key_without_audit_scope_gets_no_audit_view(
         page.get_by_label("Purpose").fill("tests")
         page.get_by_role("button", name="Get the consent script").click()
         error = page.locator("#consent-form-error")
-        error.wait_for()
-        assert "not allowed to do that" in error.inner_text() and "consent:manage" in error.inner_text()
+        flow.expect(error).to_contain_text("not allowed to do that")
+        assert "consent:manage" in error.inner_text()
         page.screenshot(path=str(flow.shots / "90-narrow-key.png"), full_page=True)
     finally:
         context.close()

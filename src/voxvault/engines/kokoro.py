@@ -175,7 +175,12 @@ def ensure_joined_model(
         return dest
     logger.info("joining Kokoro model parts into %s", dest)
     t0 = time.perf_counter()
-    join_parts(parts if parts is not None else shipped_parts(), expected, dest)
+    try:
+        join_parts(parts if parts is not None else shipped_parts(), expected, dest)
+    except OSError as exc:
+        raise VoxError(
+            "model_cache_error", f"cannot write the Kokoro model into {dest.parent}: {exc}", 500
+        ) from exc
     logger.info("joined Kokoro model (%d bytes) in %.2fs", dest.stat().st_size, time.perf_counter() - t0)
     return dest
 
@@ -190,8 +195,15 @@ def _ensure_derived(
     if _marker_matches(dest, fields):
         return dest
     t0 = time.perf_counter()
-    report = rewrite(source, dest)
-    _write_marker(dest, fields)
+    try:
+        report = rewrite(source, dest)
+        _write_marker(dest, fields)
+    except OSError as exc:
+        raise VoxError(
+            "model_cache_error", f"cannot write {dest.name} into {dest.parent}: {exc}", 500
+        ) from exc
+    except Exception as exc:  # a graph the rewrite cannot handle must not leave a half-working engine
+        raise VoxError("model_conversion_failed", f"building {dest.name} failed: {exc}", 500) from exc
     logger.info("built %s (%s) in %.1fs: %s", dest.name, rewrite_name, time.perf_counter() - t0, report)
     return dest
 
@@ -256,7 +268,12 @@ class KokoroEngine:
             raise VoxError("bad_threads", "threads must be 0 (all cores) or a positive count", 500)
         t0 = time.perf_counter()
         self.cache_dir = Path(cache_dir)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VoxError(
+                "model_cache_error", f"cannot create cache directory {self.cache_dir}: {exc}", 500
+            ) from exc
         if precision == "int8-vnni" and not cpu_has_vnni():
             logger.warning("CPU lacks VNNI; Kokoro precision int8-vnni falls back to int8")
             precision = "int8"

@@ -40,7 +40,7 @@ from voxvault.api.streaming import ClosingStreamingResponse
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 from voxvault.synthesis import PreparedSpeech
-from voxvault.synthesis.pipeline import OUTPUT_SAMPLE_RATES
+from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES, OUTPUT_SAMPLE_RATES
 from voxvault.synthesis.records import GenerationTicket
 from voxvault.synthesis.streaming import (
     DEFAULT_CHUNK_SCHEDULE,
@@ -143,7 +143,7 @@ def _prepare(
         speed=speed,
         sample_rate=out.sample_rate,
         lexicon=vv.lexicon_for(principal),
-        first_piece_phonemes=None if not short_start else 60,
+        first_piece_phonemes=FIRST_PIECE_PHONEMES if short_start else None,
     )
 
 

@@ -131,10 +131,8 @@ class Detector:
     def run(self, x: FloatArray) -> Detection:
         if len(x) < N_FFT or float(np.max(np.abs(x))) == 0.0:
             return Detection(present=False, confidence=0.0, payload=None, bit_errors=None)
-        n_frames = 1 + (len(x) - N_FFT) // SUB
-        idx = np.arange(N_FFT)[None, :] + SUB * np.arange(n_frames)[:, None]
-        spec = sfft.rfft(x[idx] * self.window, axis=1)
-        power = (spec.real**2 + spec.imag**2).astype(np.float32)
+        power = _power_spectrogram(x, self.window)
+        n_frames = len(power)
         starts = [0]
         if n_frames > WINDOW_FRAMES * 1.25:
             starts = list(range(0, n_frames - WINDOW_FRAMES + 1, WINDOW_FRAMES // 2))
@@ -312,6 +310,18 @@ class Detector:
             offset_s=grid_start / ANALYSIS_RATE,
             crc_checks=checks,
         )
+
+
+def _power_spectrogram(x: FloatArray, window: FloatArray, block: int = 8192) -> NDArray[np.float32]:
+    """|STFT|^2 at a 4 ms hop, computed in blocks of frames so long inputs stay within modest memory."""
+    n_frames = 1 + (len(x) - N_FFT) // SUB
+    out = np.empty((n_frames, N_FFT // 2 + 1), dtype=np.float32)
+    offsets = np.arange(N_FFT)[None, :]
+    for first in range(0, n_frames, block):
+        frames = np.arange(first, min(first + block, n_frames))
+        spec = sfft.rfft(x[offsets + SUB * frames[:, None]] * window, axis=1)
+        out[first : first + len(frames)] = spec.real**2 + spec.imag**2
+    return out
 
 
 def _bipolar(bits: coding.Bits) -> F64:

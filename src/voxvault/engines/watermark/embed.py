@@ -48,7 +48,7 @@ _SMOOTH_PASSES = 2
 class Strength:
     """How hard to mark, in the detector's units (nepers of a quad's log-energy double difference)."""
 
-    target: float = 3.6
+    target: float = 4.0
     max_depth: float = 5.4
     refine_passes: int = 1
 

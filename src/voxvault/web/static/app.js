@@ -429,7 +429,7 @@ async function createConsent(ev) {
   const organisation = $("organisation").value.trim();
   const purpose = $("purpose").value.trim();
   const date = $("consent-expiry").value;
-  const formError = $("consent-form-error") || form.appendChild(h("p", { id: "consent-form-error", class: "status error", role: "alert" }));
+  const formError = $("consent-form-error");
   formError.textContent = "";
   if (!speaker || !organisation || !purpose || !date) {
     formError.textContent = "Fill in the speaker's name, the organisation, the purpose and the end date.";
