@@ -120,6 +120,44 @@ register_voice_commands(app)
 
 
 @app.command()
+def detect(
+    file: Annotated[Path, typer.Argument(help="Audio file to check (any common format).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Look for the voxvault watermark in FILE and trace it to its generation record."""
+    from voxvault.service import VoxVault
+
+    if not file.is_file():
+        _fail(VoxError("file_not_found", f"no such file: {file}"))
+    vv = VoxVault(Settings())
+    try:
+        data = file.read_bytes()
+        if len(data) > vv.settings.max_upload_bytes:
+            raise VoxError("upload_too_large", f"{file} is larger than {vv.settings.max_upload_bytes} bytes")
+        result = vv.provenance.detect_bytes(data)
+    except VoxError as exc:
+        _fail(exc)
+    result["generation"] = vv.provenance.generation(int(result["payload"])) if result["present"] else None
+    vv.provenance.record_detection(result, None)
+    if as_json:
+        print(json.dumps(result, default=str))
+        return
+    if result["present"]:
+        console.print(
+            f"[bold green]watermark present[/] payload={result['payload']} "
+            f"confidence={result['confidence']:.2f}"
+        )
+        if result["generation"]:
+            g = result["generation"]
+            console.print(
+                f"generation {g['generation_id']}: voice {g['voice_id']}, key {g['key_id']}, "
+                f"{g['created_at']}, {g['duration_s']:.2f} s {g['format']}"
+            )
+    else:
+        console.print("[bold]no voxvault watermark found[/]")
+
+
+@app.command()
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Load every engine, time it and print versions."""
     from voxvault.service import VoxVault

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
 
     master_key: SecretStr | None = Field(default=None, description="kid:base64 pairs, comma-separated.")
     master_key_file: Path | None = Field(default=None, description="Key file; data_dir/master.key if unset.")
+    watermark_key: SecretStr | None = Field(
+        default=None, description="Secret that selects the watermark layout; the built-in key if unset."
+    )
     bootstrap_key: SecretStr | None = Field(default=None, description="Admin key to create on first start.")
     retain_samples_days: int = Field(default=0, description="Keep raw enrollment samples this long (0 = no).")
     consent_challenge_ttl_s: float = Field(

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
+from voxvault.engines.watermark import DEFAULT_KEY, Watermarker
 from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.governance.crypto import Envelope, LocalKeyManager
 from voxvault.governance.keys import CreatedKey, KeyService, Principal
+from voxvault.governance.provenance import Provenance
 from voxvault.governance.ratelimit import SpeechLimits, open_rate_limiter
 from voxvault.store.blobs import BlobStore, open_blob_store
 from voxvault.store.db import Database
@@ -156,7 +158,10 @@ class VoxVault:
 
         tts = self.engines.tts()
         return StyleConditioner(
-            styles, self.engines.speaker(), synthesize, cache_dir=self.settings.resolved_cache_dir,
+            styles,
+            self.engines.speaker(),
+            synthesize,
+            cache_dir=self.settings.resolved_cache_dir,
             engine_id=f"{type(tts).__module__}.{tts.name}:{self.settings.kokoro_precision}",
         )
 
@@ -177,9 +182,31 @@ class VoxVault:
     def generations(self) -> GenerationLog:
         return GenerationLog(self.db, self.audit)
 
-    def watermark_hook(self, watermark_id: int) -> ChunkHook | None:
-        """Per-output hook that marks audio with the generation's id (None until a marker is loaded)."""
-        return None
+    @cached_property
+    def watermarker(self) -> Watermarker:
+        key = self.settings.watermark_key.get_secret_value().encode() if self.settings.watermark_key else None
+        return Watermarker(key or DEFAULT_KEY)
+
+    @cached_property
+    def provenance(self) -> Provenance:
+        return Provenance(
+            self.watermarker,
+            self.db,
+            self.audit,
+            max_bytes=self.settings.max_upload_bytes,
+            max_seconds=self.settings.max_upload_seconds,
+        )
+
+    def watermark_hook(self, watermark_id: int) -> ChunkHook:
+        """Per-output hook that marks every chunk with the generation's id at its absolute position."""
+        return self.watermarker.embedder(watermark_id, self.engines.tts().sample_rate).process
+
+    def may_see_generation(self, principal: Principal, record: dict[str, object]) -> bool:
+        """Generation records are disclosed to the operator org, or to the org whose key made the output."""
+        if principal.org_id == self.keys.operator_org_id():
+            return True
+        key_id = record.get("key_id")
+        return isinstance(key_id, str) and key_id in self.keys.org_key_ids(principal.org_id)
 
     def voice_for(self, principal: Principal, voice_id: str) -> VoiceStyle:
         """Resolve a voice for a caller: tenant, key voice list and consent status all enforced here."""
@@ -212,10 +239,26 @@ class VoxVault:
         speed: float = 1.0,
         sample_rate: int | None = None,
     ) -> RenderedSpeech:
-        """Synthesize ``text`` completely and return the encoded file plus its samples."""
+        """Synthesize ``text`` completely and return the encoded file plus its samples.
+
+        Like every output, it is watermarked with the id of a generation record and audited (actor: none,
+        i.e. the local operator).
+        """
+        t0 = time.perf_counter()
         style = self.catalog.resolve(voice or self.settings.default_voice)
         prepared = self.pipeline.prepare(text, style, fmt=format, speed=speed, sample_rate=sample_rate)
-        return self.pipeline.render(prepared)
+        ticket = self.generations.begin(prepared, None)
+        speech = self.pipeline.render(prepared, hook=self.watermark_hook(ticket.watermark_id))
+        speech.watermark_id = ticket.watermark_id
+        self.generations.finish(
+            ticket,
+            output_sha256=speech.output_sha256,
+            duration_s=speech.duration,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            key_id=None,
+            prepared=prepared,
+        )
+        return speech
 
     def warm_up(self) -> None:
         """Load every engine the speech path needs and run one tiny synthesis (first request is fast)."""

@@ -23,6 +23,7 @@ from voxvault.api.routes import consents as consent_routes
 from voxvault.api.routes import elevenlabs, speech, system
 from voxvault.api.routes import keys as key_routes
 from voxvault.api.routes import voices as voice_routes
+from voxvault.api.routes import watermark as watermark_routes
 from voxvault.api.streaming import SendTimeoutMiddleware
 from voxvault.config import Settings
 from voxvault.governance.redaction import install_log_redaction
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(batch_routes.router)
     app.include_router(voice_routes.router)
     app.include_router(consent_routes.router)
+    app.include_router(watermark_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", web_routes.static_app(), name="static")
     return app

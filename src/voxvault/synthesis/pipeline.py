@@ -71,6 +71,7 @@ class RenderedSpeech:
     content_type: str
     output_sha256: str
     timings: dict[str, float] = field(default_factory=dict)
+    watermark_id: int | None = None
 
 
 # Called with (float audio chunk at engine rate, offset in samples) -> the chunk to emit. The watermark

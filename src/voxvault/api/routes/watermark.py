@@ -1,0 +1,56 @@
+"""``POST /v1/watermark/detect``: is this audio ours, and which request made it?"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from voxvault.api.deps import require
+from voxvault.api.routes.consents import read_bounded_form
+from voxvault.errors import VoxError
+from voxvault.governance.keys import Principal
+
+router = APIRouter(tags=["watermark"])
+
+
+@router.post(
+    "/v1/watermark/detect",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def detect(request: Request, principal: Annotated[Principal, Depends(require("voices:read"))]) -> Any:
+    """Multipart field ``file``: any common audio format, 1.5 s to ``max_upload_seconds``.
+
+    Returns ``present``, ``confidence`` and ``payload`` (the generation's watermark id); keys with the
+    ``audit:read`` scope also get the ``generation`` record when it belongs to their organisation.
+    """
+    vv = request.app.state.vv
+    form = await read_bounded_form(request, vv.settings.max_upload_bytes, 1)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise VoxError("missing_file", "send the audio as the multipart field 'file'", 422)
+    data = await upload.read()
+    prov = vv.provenance
+    result = await run_in_threadpool(prov.detect_bytes, data)
+    result["generation"] = None
+    if result["present"] and principal.has("audit:read"):
+        record = prov.generation(int(result["payload"]))
+        if record is not None and vv.may_see_generation(principal, record):
+            result["generation"] = record
+    prov.record_detection(result, principal.key_id)
+    return result
