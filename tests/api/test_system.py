@@ -14,9 +14,10 @@ def test_health_and_ready(client) -> None:
 
 def test_voices_lists_the_presets(client) -> None:
     voices = client.get("/v1/voices").json()["voices"]
-    ids = {v["voice_id"] for v in voices}
-    assert {"alpha", "kumo"} <= ids
-    assert all(v["kind"] == "preset" for v in voices)
+    presets = [v for v in voices if v["kind"] == "preset"]
+    assert {"alpha", "kumo"} <= {v["voice_id"] for v in presets}
+    assert voices[: len(presets)] == presets  # presets first, then the caller's project's cloned voices
+    assert all(v["kind"] == "cloned" for v in voices[len(presets) :])
 
 
 def test_metrics_expose_latency_first_audio_rtf_and_errors(client) -> None:

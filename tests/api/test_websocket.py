@@ -294,7 +294,9 @@ def test_client_that_never_reads_is_dropped(live, vv, ws_key: str) -> None:  # t
 
 
 def test_many_sessions_at_once(live, vv, ws_key: str) -> None:  # type: ignore[no-untyped-def]
-    """Four clients writing at the same time all get their whole audio."""
+    """Four clients writing at the same time all get their whole audio (admission by load is not tested
+    here: on a busy machine the expected-first-audio rule may rightly refuse some)."""
+    live.app.state.admission.max_first_audio_s = None
 
     results: dict[int, float] = {}
 
@@ -320,6 +322,7 @@ def test_many_sessions_at_once(live, vv, ws_key: str) -> None:  # type: ignore[n
         t.start()
     for t in threads:
         t.join(180)
+    live.app.state.admission.max_first_audio_s = vv.settings.max_first_audio_s
     assert sorted(results) == [0, 1, 2, 3]
     assert all(1.0 < seconds < 8.0 for seconds in results.values())
     settle(live, vv)

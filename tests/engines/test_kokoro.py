@@ -1,8 +1,8 @@
 """Kokoro TTS engine: model joining and verification, synthesis behaviour, and the graph rewrites.
 
 Behaviour tests use the int8 precision (same code path, least CPU); the float graph is checked against it.
-Real-model tests share one cache so the parts are joined (and the float graph converted) once per machine:
-``$VOXVAULT_CACHE_DIR`` if set, else ``~/.cache/voxvault-test``.
+Real-model tests use the suite's shared ``model_cache`` (tests/conftest.py), so the parts are joined and
+the graphs converted once per machine.
 """
 
 from __future__ import annotations
@@ -41,16 +41,9 @@ OTHER = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmpt."
 SAME_SPEECH_MAX_DB = 2.5
 
 
-def _shared_cache_dir() -> Path:
-    configured = os.environ.get("VOXVAULT_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "voxvault-test"
-
-
 @pytest.fixture(scope="module")
-def cache_dir() -> Path:
-    path = _shared_cache_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def cache_dir(model_cache: Path) -> Path:
+    return model_cache
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +158,7 @@ def test_unknown_precision_is_refused(tmp_path: Path) -> None:
     with pytest.raises(VoxError) as err:
         KokoroEngine(tmp_path, precision="fp16")
     assert err.value.code == "unknown_precision"
+    assert list(tmp_path.iterdir()) == []  # refused before any work
 
 
 # --- graph rewrites on a tiny quantised model (fast) -----------------------------------------------------
@@ -373,7 +367,7 @@ def test_float_and_int8_sound_the_same(float_engine: KokoroEngine, int8_engine: 
 @pytest.mark.slow
 @pytest.mark.skipif(not cpu_has_vnni(), reason="int8-vnni falls back to int8 without VNNI")
 def test_int8_vnni_sounds_like_int8(cache_dir: Path, int8_engine: KokoroEngine) -> None:
-    vnni = KokoroEngine(cache_dir, precision="int8-vnni")
+    vnni = KokoroEngine(cache_dir, precision="auto")  # picks int8-vnni on a VNNI CPU
     assert vnni.precision == "int8-vnni" and vnni.model_path.name.endswith("int8-vnni.onnx")
     style = vnni.preset_styles()["jm_kumo"]
     a, b = int8_engine.synthesize(MID, style), vnni.synthesize(MID, style)

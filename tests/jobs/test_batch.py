@@ -163,3 +163,16 @@ def test_job_rows_hold_no_text(vv: Any, tmp_path: Path) -> None:
     with vv.db.session() as s:
         rows = s.scalars(select(JobItem).where(JobItem.job_id == job_id)).all()
         assert rows and all("tangerine" not in repr(vars(r)) for r in rows)
+
+
+def test_each_clip_carries_its_own_watermark_id(vv: Any, tmp_path: Path) -> None:
+    rows = [
+        {"id": "wm-a", "text": "Every clip in a batch is marked with the id of its own generation record."},
+        {"id": "wm-b", "text": "So a file found later can be traced to the job item that produced it."},
+    ]
+    run_batch(vv, _spec(rows), str(tmp_path))
+    entries = check_output(tmp_path, {"wm-a", "wm-b"})
+    assert entries[0]["watermark_id"] != entries[1]["watermark_id"]
+    for entry in entries:
+        found = vv.provenance.detect_bytes((tmp_path / entry["path"]).read_bytes())
+        assert found["present"] and found["payload"] == entry["watermark_id"], (entry, found)

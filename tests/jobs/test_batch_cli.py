@@ -25,12 +25,13 @@ from batch_helpers import check_output, manifest_entries, tiny_rows, write_items
 
 pytestmark = pytest.mark.slow
 
+# Explicit, so a token another Ray run left in ~/.ray does not switch the test cluster to token auth.
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+
 
 def _env(data_dir: Path, model_cache: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXVAULT_")}
-    env.update(
-        VOXVAULT_DATA_DIR=str(data_dir), VOXVAULT_CACHE_DIR=str(model_cache), RAY_USAGE_STATS_ENABLED="0"
-    )
+    env.update(VOXVAULT_DATA_DIR=str(data_dir), VOXVAULT_CACHE_DIR=str(model_cache), **RAY_ENV)
     return env
 
 
@@ -146,7 +147,7 @@ def ray_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+        env={**os.environ, **RAY_ENV},
     )
     started = threading.Event()
     output: list[str] = []

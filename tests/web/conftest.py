@@ -86,7 +86,7 @@ class FakeMicrophone:
         self.path = path
         self.say(np.zeros(24_000, dtype=np.float32), 24_000)
 
-    def say(self, samples: np.ndarray, rate: int, lead_s: float = 0.3, tail_s: float = 2.0) -> float:
+    def say(self, samples: np.ndarray, rate: int, lead_s: float = 1.0, tail_s: float = 2.0) -> float:
         """Write the clip (with silence around it); returns the clip's length in seconds."""
         audio = np.concatenate(
             [np.zeros(int(lead_s * rate), np.float32), samples, np.zeros(int(tail_s * rate), np.float32)]

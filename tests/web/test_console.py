@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.conftest import speaker_clips
 from tests.web.conftest import Console, FakeMicrophone
 
 from voxvault.audio.io import encode
@@ -46,6 +47,7 @@ class Flow:
     voice_id: str = ""
     voice_name: str = "Kumo reads"
     downloaded: Path | None = None
+    generation_id: str = ""
     counter: list[int] = field(default_factory=lambda: [0])
 
     def shot(self, name: str) -> None:
@@ -123,6 +125,9 @@ def test_sign_in_shows_the_sections_this_key_may_use(flow: Flow) -> None:
     assert page.evaluate("sessionStorage.getItem('voxvault.apiKey')") == flow.key
     assert page.evaluate("localStorage.length") == 0
     flow.shot("signed-in")
+    page.reload()  # a reload in the same tab keeps the session
+    page.locator("#tabs").wait_for(state="visible")
+    assert page.locator("#signin").is_hidden()
 
 
 def _start_consent(flow: Flow, speaker: str) -> str:
@@ -271,6 +276,8 @@ def test_the_playground_streams_mp3_into_the_audio_element_and_downloads_it(flow
     data = path.read_bytes()
     assert data[:3] == b"ID3" or (data[0] == 0xFF and data[1] & 0xE0 == 0xE0)  # an MP3 stream
     flow.downloaded = path
+    flow.generation_id = page.locator("#player").get_attribute("data-generation-id") or ""
+    assert flow.generation_id
 
 
 def test_the_watermark_check_reads_a_generated_file(flow: Flow) -> None:
@@ -287,8 +294,26 @@ def test_the_watermark_check_reads_a_generated_file(flow: Flow) -> None:
     flow.shot("watermark")
     assert result.is_visible(), page.locator("#detect-status").inner_text()
     assert result.get_attribute("data-present") == "true", page.locator("#detect-result").inner_text()
-    facts = page.locator("#detect-facts").inner_text()
-    assert "Confidence" in facts and "Payload" in facts
+    facts = page.locator("#detect-facts")
+    assert "Confidence" in facts.inner_text() and "Payload" in facts.inner_text()
+    # An admin key sees the generation record: the very request the playground made.
+    assert facts.locator("dd[data-field='generation.generation_id']").inner_text() == flow.generation_id
+    voice = facts.locator("dd[data-field='generation.voice_id']").inner_text()
+    assert voice == f"{flow.voice_name} ({flow.voice_id})"
+
+    # Audio made elsewhere (a real person's recording, or noise when the test clips are missing).
+    clips = speaker_clips()
+    if clips:
+        other = clips[0]
+    else:
+        other = flow.tmp / "noise.wav"
+        noise = np.random.default_rng(7).normal(0, 0.05, 3 * 24_000).astype(np.float32)
+        other.write_bytes(encode(noise, 24_000, "wav"))
+    page.locator("#detect-file").set_input_files(str(other))
+    page.get_by_role("button", name="Check for a watermark").click()
+    page.locator("#detect-result[data-present=false]").wait_for(timeout=SPEECH_TIMEOUT_MS)
+    assert "No voxvault watermark" in page.locator("#detect-verdict").inner_text()
+    flow.shot("no-watermark")
 
 
 def test_revoke_asks_first_and_then_silences_the_voice(flow: Flow) -> None:
@@ -375,6 +400,10 @@ def test_a_key_without_audit_scope_gets_no_audit_view(
         flow.expect(error).to_contain_text("not allowed to do that")
         assert "consent:manage" in error.inner_text()
         page.screenshot(path=str(flow.shots / "90-narrow-key.png"), full_page=True)
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_label("API key").wait_for()
+        assert page.locator("#tabs").is_hidden()
+        assert page.evaluate("sessionStorage.getItem('voxvault.apiKey')") is None
     finally:
         context.close()
 

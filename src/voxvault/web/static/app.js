@@ -88,6 +88,8 @@ const FRIENDLY = {
   low_sample_rate: "A file's sample rate is too low. Record at a higher quality.",
   invalid_audio: "A file could not be read as audio.",
   audio_too_long: "The audio is too long.",
+  audio_too_short: "The audio is too short to check (at least 1.5 seconds are needed).",
+  missing_file: "Choose an audio file first.",
   decode_timeout: "A file took too long to read. Is it a normal audio file?",
   upload_too_large: "The upload is too large.",
   invalid_upload: "The upload could not be read.",
@@ -677,7 +679,11 @@ function showResults(ok, checks, error, voice) {
     outcome.textContent = "The voice was not created. " + explain(error);
   }
   const list = $("check-list");
-  list.replaceChildren(...describeChecks(checks, ok ? null : error).map(([result, text]) => h("li", { class: result, dataset: { result } }, h("strong", { text: result === "passed" ? "Passed: " : result === "failed" ? "Failed: " : "Not reached: " }), text)));
+  const heading = { passed: "Passed: ", failed: "Failed: " };
+  const items = describeChecks(checks, ok ? null : error).map(([result, text]) =>
+    h("li", { class: result, dataset: { result } }, h("strong", { text: heading[result] || "Not reached: " }), text),
+  );
+  list.replaceChildren(...items);
   setStatus($("enroll-status"), "");
   outcome.setAttribute("tabindex", "-1");
   outcome.focus();
@@ -709,7 +715,10 @@ function describeChecks(checks, error) {
   for (const [file, split] of Object.entries(checks.splits || {})) {
     const failed = code === "multiple_speakers" && failedFile === file;
     const name = capital(fileLabel(file));
-    const text = split.centroid_cosine === null || split.centroid_cosine === undefined ? `${name}: one speaker (too little speech to find a second voice).` : `${name}: one speaker (the most different parts still match at ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).`;
+    const unknown = split.centroid_cosine === null || split.centroid_cosine === undefined;
+    const text = unknown
+      ? `${name}: one speaker (too little speech to find a second voice).`
+      : `${name}: one speaker (the most different parts still match at ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).`;
     out.push([failed ? "failed" : "passed", failed ? `${name}: more than one speaker (similarity ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).` : text]);
   }
   if (checks.script) {
@@ -1129,23 +1138,38 @@ function renderDetection(out) {
   box.dataset.present = String(present);
   $("detect-verdict").textContent = present ? "Watermark found: this audio was made by this voxvault." : "No voxvault watermark was found in this audio.";
   const facts = [];
-  const add = (term, value) => {
+  const add = (term, value, field) => {
     if (value === undefined || value === null || value === "") return;
-    facts.push(h("dt", { text: term }), h("dd", { text: String(value) }));
+    facts.push(h("dt", { text: term }), h("dd", { text: String(value), dataset: { field: field || "" } }));
   };
-  if (typeof out.confidence === "number") add("Confidence", `${(100 * out.confidence).toFixed(1)} %`);
-  add("Payload", out.payload);
+  if (typeof out.confidence === "number") add("Confidence", `${(100 * out.confidence).toFixed(1)} %`, "confidence");
+  add("Payload", out.payload, "payload");
+  if (typeof out.duration_s === "number") add("Audio length", `${fmtNum(out.duration_s)} s`, "duration_s");
   if (typeof out.bit_errors === "number") add("Bit errors corrected", out.bit_errors);
   if (typeof out.false_alarm_bound === "number" && present) add("Chance of a false match", `below ${out.false_alarm_bound.toExponential(1)}`);
   const gen = out.generation || out.record;
   if (gen && typeof gen === "object") {
-    const labels = { id: "Generation id", generation_id: "Generation id", voice_id: "Voice", key_id: "API key", created_at: "Made at", duration_s: "Duration (s)", format: "Format", text_chars: "Text length (characters)", output_sha256: "Output SHA-256", project_id: "Project" };
+    const labels = {
+      generation_id: "Generation id",
+      watermark_id: "Watermark id",
+      voice_id: "Voice",
+      key_id: "Made with API key",
+      created_at: "Made at",
+      duration_s: "Duration (s)",
+      format: "Format",
+      text_chars: "Text length (characters)",
+      output_sha256: "Output SHA-256",
+      text_sha256: "Text SHA-256",
+    };
     for (const [k, v] of Object.entries(gen)) {
       if (v === null || typeof v === "object") continue;
-      add(labels[k] || k.replace(/_/g, " "), k.endsWith("_at") ? fmtDate(v) : v);
+      let shown = k.endsWith("_at") ? fmtDate(v) : k === "duration_s" ? fmtNum(v) : v;
+      const voice = k === "voice_id" && state.voices.find((x) => x.voice_id === v);
+      if (voice && voice.name !== v) shown = `${voice.name} (${v})`;
+      add(labels[k] || capital(k.replace(/_/g, " ")), shown, `generation.${k}`);
     }
   } else if (present) {
-    add("Generation record", "not available to this key");
+    add("Generation record", "not shown: it needs a key with the audit:read permission in the organisation that made it", "generation");
   }
   $("detect-facts").replaceChildren(...facts);
 }
@@ -1179,7 +1203,17 @@ async function loadAudit(ev) {
       lines.forEach(take);
     }
     take(rest);
-    const rows = recent.reverse().map((e) => h("tr", { dataset: { action: e.action } }, h("td", { text: e.seq }), h("td", { text: fmtDate(e.ts) }), h("td", { text: e.action }), h("td", {}, h("code", { text: e.actor || "—" })), h("td", {}, h("code", { text: e.target || "—" }))));
+    const rows = recent.reverse().map((e) =>
+      h(
+        "tr",
+        { dataset: { action: e.action } },
+        h("td", { text: e.seq }),
+        h("td", { text: fmtDate(e.ts) }),
+        h("td", { text: e.action }),
+        h("td", {}, h("code", { text: e.actor || "—" })),
+        h("td", {}, h("code", { text: e.target || "—" })),
+      ),
+    );
     $("audit-rows").replaceChildren(...rows);
     setStatus(status, total > AUDIT_ROWS_SHOWN ? `${total} entries; the newest ${AUDIT_ROWS_SHOWN} are shown.` : `${total} entries.`);
   } catch (e) {
