@@ -52,3 +52,7 @@ bench-stream: install-dev
 .PHONY: bench-watermark
 bench-watermark: install-dev
 	$(BIN)/python bench/watermark.py --out bench/results/watermark.json --plot bench/results/watermark.png --doc docs/watermark.md
+
+.PHONY: bench-clone
+bench-clone: install-dev
+	$(BIN)/python bench/clone.py --out bench/results/clone.json --html bench/results/clone.html $(CLONE_ARGS)

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from voxvault.cli_batch import batch_app
+from voxvault.cli_eval import eval_app
 from voxvault.cli_governance import audit_app, keys_app
 from voxvault.cli_voices import register as register_voice_commands
 from voxvault.config import Settings
@@ -32,6 +33,7 @@ err_console = Console(stderr=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(batch_app, name="batch")
+app.add_typer(eval_app, name="eval")
 
 
 def _fail(exc: VoxError) -> NoReturn:

@@ -266,6 +266,64 @@ def voices_rm(
     )
 
 
+@voices_app.command("adapt")
+def voices_adapt(
+    voice_id: Annotated[str, typer.Argument(help="Cloned voice id.")],
+    iterations: Annotated[int, typer.Option("--iterations", "-n", help="Search iterations at most.")] = 24,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time cap for the search.")] = 600.0,
+    resume: Annotated[str | None, typer.Option("--resume", help="Resume this unfinished job id.")] = None,
+) -> None:
+    """Fine-tune the voice's style toward its speaker (progress bar); 'voices rollback' undoes it."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from voxvault.voices.finetune import AdaptService
+
+    vv = _vv()
+    service = AdaptService(vv)
+    try:
+        job_id = resume or service.submit(
+            voice_id, None, key_id=None, options={"max_iterations": iterations, "max_seconds": max_seconds}
+        )
+        with Progress(
+            TextColumn("adapting"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}% {task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("", total=1.0)
+
+            def show(status: dict[str, Any]) -> None:
+                best = status.get("best") or {}
+                bar.update(
+                    task,
+                    completed=status["progress"],
+                    description=f"similarity {best.get('similarity', 0):.3f}",
+                )
+
+            status = service.run(job_id, on_progress=show)
+        final = service.status(job_id, None)
+    except VoxError as exc:
+        _fail(exc)
+    _print_json(
+        {k: final[k] for k in ("job_id", "status", "iteration", "best", "start", "stop_reason", "error")}
+    )
+    if status != "succeeded":
+        raise typer.Exit(1)
+
+
+@voices_app.command("rollback")
+def voices_rollback(voice_id: Annotated[str, typer.Argument(help="Cloned voice id.")]) -> None:
+    """Swap back to the style the voice had before its last adaptation."""
+    from voxvault.voices.finetune import AdaptService
+
+    try:
+        AdaptService(_vv()).rollback(voice_id, None, actor=CLI_ACTOR)
+    except VoxError as exc:
+        _fail(exc)
+    console.print(f"voice {voice_id} rolled back to its previous style", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the main CLI (``voxvault voices`` becomes a group; its default lists)."""
     app.add_typer(consent_app, name="consent")

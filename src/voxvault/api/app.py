@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 
 from voxvault.api.errors import install_error_handlers
 from voxvault.api.metrics import Metrics
+from voxvault.api.routes import adapt as adapt_routes
 from voxvault.api.routes import audit as audit_routes
 from voxvault.api.routes import batches as batch_routes
 from voxvault.api.routes import consents as consent_routes
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(key_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(batch_routes.router)
+    app.include_router(adapt_routes.router)
     app.include_router(voice_routes.router)
     app.include_router(consent_routes.router)
     app.include_router(watermark_routes.router)

@@ -139,7 +139,30 @@ class StyleConditioner:
         return blend_weights(sims)
 
     def derive_style(self, embedding: FloatArray, audio: FloatArray | None = None) -> StyleResult:
-        """The clone's style pack from the speaker's embedding (``audio``, 16 kHz speech, is for later)."""
+        """The clone's style pack: the learned instant mapping (``voices/instant.py``) when its trained
+        model ships, else the preset blend below. ``audio`` is the speaker's 16 kHz speech (pitch stats)."""
+        instant = self.instant_style(embedding, audio)
+        if instant is not None:
+            return instant
+        return self.blend_style(embedding)
+
+    def instant_style(self, embedding: FloatArray, audio: FloatArray | None = None) -> StyleResult | None:
+        """The learned mapping's style, or None when no trained map is available (then blend)."""
+        from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
+
+        try:
+            style_map = StyleMap.load()
+        except (FileNotFoundError, OSError, ValueError, KeyError):
+            return None
+        basis = StyleBasis.from_presets(self.preset_styles)
+        if style_map.weights.shape[1] < basis.size:
+            return None
+        pack, z = instant_style(basis, style_map, embedding, audio, 16_000)
+        weights = {"instant_map": 1.0, "style_norm": round(float(np.sqrt(np.mean(z**2))), 4)}
+        return StyleResult(style=pack, weights=weights)
+
+    def blend_style(self, embedding: FloatArray) -> StyleResult:
+        """The first method: a softmax blend of the presets nearest to the speaker (the fallback)."""
         weights = self.weights_for(embedding)
         first = next(iter(self.preset_styles.values()))
         style = np.zeros_like(np.asarray(first, dtype=np.float32))

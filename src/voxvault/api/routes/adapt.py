@@ -1,0 +1,99 @@
+"""Fine-tuning a cloned voice: ``POST /v1/voices/{id}/adapt`` starts a background job,
+``GET /v1/jobs/{id}`` reports its progress, ``POST /v1/voices/{id}/rollback`` restores the earlier style.
+
+Jobs are tenant-scoped (another project's job is ``job_not_found``) and resume after a server restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from voxvault.api.deps import require
+from voxvault.governance.keys import Principal
+from voxvault.voices.finetune import AdaptService
+
+_lock = threading.Lock()
+
+
+def adapt_service(app: FastAPI) -> AdaptService:
+    with _lock:
+        service: AdaptService | None = getattr(app.state, "adapt", None)
+        if service is None:
+            service = AdaptService(app.state.vv)
+            app.state.adapt = service
+        return service
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service = await run_in_threadpool(adapt_service, app)
+    await run_in_threadpool(service.resume_unfinished)
+    yield
+    await run_in_threadpool(service.stop)
+    app.state.adapt = None
+
+
+router = APIRouter(tags=["voices"], lifespan=_lifespan)
+Reader = Annotated[Principal, Depends(require("voices:read"))]
+Writer = Annotated[Principal, Depends(require("voices:write"))]
+VoiceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+JobId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+
+
+class AdaptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_iterations: int = Field(default=24, ge=1, le=500)
+    max_seconds: float = Field(default=600.0, gt=0, le=3600)
+    population: int = Field(default=4, ge=1, le=32)
+
+
+class JobOut(BaseModel):
+    job_id: str
+    kind: str
+    status: str = Field(description="queued, running, interrupted, succeeded or failed")
+    voice_id: str | None = None
+    progress: float = 0.0
+    iteration: int = 0
+    max_iterations: int = 0
+    best: dict[str, float] | None = Field(default=None, description="Best objective, similarity, recall.")
+    start: dict[str, float] | None = Field(default=None, description="The same scores for the start style.")
+    stop_reason: str | None = None
+    error: str | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+@router.post("/v1/voices/{voice_id}/adapt", status_code=202, response_model=JobOut)
+async def adapt_voice(
+    request: Request, voice_id: VoiceId, principal: Writer, body: AdaptIn | None = None
+) -> Any:
+    """Start fine-tuning the voice's style toward its speaker; poll ``GET /v1/jobs/{job_id}``."""
+    service = adapt_service(request.app)
+    options = (body or AdaptIn()).model_dump()
+    job_id = await run_in_threadpool(
+        service.submit, voice_id, principal.project_id, key_id=principal.key_id, options=options
+    )
+    service.start(job_id)
+    return await run_in_threadpool(service.status, job_id, principal.project_id)
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut)
+async def get_job(request: Request, job_id: JobId, principal: Reader) -> Any:
+    return await run_in_threadpool(adapt_service(request.app).status, job_id, principal.project_id)
+
+
+@router.post("/v1/voices/{voice_id}/rollback")
+async def rollback_voice(request: Request, voice_id: VoiceId, principal: Writer) -> dict[str, Any]:
+    """Swap back to the style the voice had before its last adaptation."""
+    return await run_in_threadpool(
+        adapt_service(request.app).rollback, voice_id, principal.project_id, actor=principal.key_id
+    )

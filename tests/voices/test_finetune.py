@@ -1,0 +1,139 @@
+"""Fine-tuning a clone's style: a resumable job that checkpoints, switches the voice, and can roll back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voxvault.errors import VoxError
+from voxvault.store.models import Consent, Job, Voice, utcnow
+from voxvault.voices.finetune import AdaptOptions, AdaptService
+from voxvault.voices.lifecycle import array_bytes
+
+SENTENCE = ["Good morning to you."]
+
+
+def make_voice(vv: Any, project: str, style: np.ndarray, embedding: np.ndarray) -> str:
+    """A cloned voice row with sealed style and embedding, as enrollment writes them."""
+    now = utcnow()
+    with vv.db.session() as s:
+        consent = Consent(
+            project_id=project,
+            speaker_name="Ada",
+            purpose="tests",
+            organization_name="Lab",
+            script="...",
+            challenge_hash="0" * 64,
+            challenge_expires_at=now,
+            status="verified",
+            expires_at=now + dt.timedelta(days=30),
+            recording_sha256=None,
+        )
+        s.add(consent)
+        s.flush()
+        voice = Voice(
+            project_id=project,
+            name="ada",
+            kind="cloned",
+            status="active",
+            engine="kokoro",
+            consent_id=consent.id,
+        )
+        s.add(voice)
+        s.flush()
+        vid = voice.id
+    reg = vv.voice_registry
+    emb_key = reg.put_sealed(vid, "embedding", array_bytes(embedding))
+    style_key = reg.put_sealed(vid, "style", array_bytes(style))
+    with vv.db.session() as s:
+        row = s.get(Voice, vid)
+        assert row is not None
+        row.embedding_blob, row.style_blob = emb_key, style_key
+    return vid
+
+
+@pytest.fixture(scope="module")
+def target(vv: Any) -> np.ndarray:
+    speech = vv.speak("Every morning I walk to the market and buy fresh bread.", voice="alpha", format="pcm")
+    return np.asarray(vv.engines.speaker().embed(speech.samples, speech.sample_rate), dtype=np.float32)
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(VoxError) as info:
+        AdaptOptions.from_dict({"max_iterations": 0})
+    assert info.value.code == "invalid_options"
+    assert AdaptOptions.from_dict(AdaptOptions(sentences=("a",)).to_dict()).sentences == ("a",)
+
+
+@pytest.mark.slow
+def test_a_job_resumes_after_a_crash_switches_the_voice_and_rolls_back(vv: Any, target: np.ndarray) -> None:
+    _, project = vv.keys.ensure_default_project()
+    original = vv.catalog.preset_styles()["kumo"]
+    vid = make_voice(vv, project, original, target)
+    options = {"max_iterations": 2, "population": 1, "sentences": SENTENCE, "patience": 5}
+    job_id = AdaptService(vv).submit(vid, project, key_id=None, options=options)
+
+    # The first process stops after one iteration, leaving the row 'running' as a crash would.
+    assert AdaptService(vv).run(job_id, max_steps=1) == "running"
+    mid = AdaptService(vv).status(job_id, project)
+    assert mid["status"] == "running" and mid["iteration"] == 1 and mid["progress"] == 0.5
+    assert np.array_equal(vv.voice_registry.style_for(vid, project), original)  # not switched yet
+
+    # A fresh service (a restarted process) continues from the checkpoint instead of starting over.
+    seen: list[int] = []
+    assert AdaptService(vv).run(job_id, on_progress=lambda st: seen.append(st["iteration"])) == "succeeded"
+    assert seen == [2]
+    done = AdaptService(vv).status(job_id, project)
+    assert (
+        done["status"] == "succeeded" and done["iteration"] == 2 and done["stop_reason"] == "max_iterations"
+    )
+    assert done["best"]["objective"] >= done["start"]["objective"]
+    with vv.db.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None and len(job.result["checkpoint"]["history"]) == 3  # start + 2 iterations
+        row = s.get(Voice, vid)
+        assert row is not None and row.previous_style_blob is not None
+        assert row.meta["conditioning"]["method"] == "finetuned"
+    adapted = vv.voice_registry.style_for(vid, project)
+    assert adapted.shape == original.shape and np.all(np.isfinite(adapted))
+
+    AdaptService(vv).rollback(vid, project, actor="tests")
+    assert np.array_equal(vv.voice_registry.style_for(vid, project), original)
+    AdaptService(vv).rollback(vid, project, actor="tests")  # rolling back again restores the adapted style
+    assert np.array_equal(vv.voice_registry.style_for(vid, project), adapted)
+
+
+def test_rollback_without_an_earlier_style_is_refused(vv: Any, target: np.ndarray) -> None:
+    _, project = vv.keys.ensure_default_project()
+    vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
+    with pytest.raises(VoxError) as info:
+        AdaptService(vv).rollback(vid, project, actor="tests")
+    assert info.value.code == "no_previous_style"
+
+
+def test_the_api_refuses_unknown_voices_and_jobs(client: Any) -> None:
+    r = client.post("/v1/voices/no-such-voice/adapt", json={})
+    assert r.status_code == 404
+    r = client.get("/v1/jobs/no-such-job")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "job_not_found"
+
+
+@pytest.mark.slow
+def test_the_api_runs_an_adaptation_job_to_completion(vv: Any, client: Any, target: np.ndarray) -> None:
+    _, project = vv.keys.ensure_default_project()
+    vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
+    r = client.post(f"/v1/voices/{vid}/adapt", json={"max_iterations": 1, "population": 1})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(1)
+    assert job["status"] == "succeeded" and job["progress"] == 1.0
+    assert client.post(f"/v1/voices/{vid}/rollback").status_code == 200
