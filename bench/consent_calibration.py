@@ -182,11 +182,15 @@ def script_checks(
 
 def decide(n: dict[str, Any], code_t: float, statement_t: float) -> str:
     """ScriptChecker's decision, recomputed from its numbers (so thresholds can be re-evaluated)."""
-    if n.get("grammar_fit") and n.get("code_recall", 0.0) >= code_t:
-        return "accepted" if n.get("statement_recall", 0.0) >= statement_t else "script_mismatch"
+    code_ok = bool(n.get("grammar_fit")) and n.get("code_recall", 0.0) >= code_t
+    statement_ok = n.get("statement_recall", 0.0) >= statement_t
+    if code_ok and statement_ok:
+        return "accepted"
     swapped = n.get("swapped_code_recall")
-    if swapped is not None and swapped >= code_t:
+    if not code_ok and swapped is not None and swapped >= code_t:
         return "script_wrong_order"
+    if not statement_ok:
+        return "script_mismatch"
     return "challenge_not_spoken" if n.get("grammar_fit") else "script_mismatch"
 
 

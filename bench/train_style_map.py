@@ -38,15 +38,8 @@ def sample_coords(rng: np.random.Generator, basis: StyleBasis, preset_coords: np
     return rng.normal(0, 0.9, basis.size).astype(np.float32)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--ridge", type=float, default=30.0)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--save-data", type=Path, default=None, help="also keep the features/targets (npz)")
-    args = parser.parse_args()
-
+def collect(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, int]:
+    """Synthesise, embed and measure ``args.samples`` sampled styles."""
     settings = Settings().prepare()
     engines = EngineRegistry(settings)
     tts, encoder = engines.tts(), engines.speaker()
@@ -69,21 +62,30 @@ def main() -> None:
     x, zt = np.stack(xs), np.stack(zs)
     if args.save_data:
         np.savez_compressed(args.save_data, x=x, z=zt)
-    n_val = max(1, len(x) // 5)
-    fitted = StyleMap.fit(x[n_val:], zt[n_val:], ridge=args.ridge)
-    pred = fitted.predict(x[:n_val])
-    r2 = 1 - ((pred - zt[:n_val]) ** 2).sum() / ((zt[:n_val] - zt[:n_val].mean(0)) ** 2).sum()
-    final = StyleMap.fit(x, zt, ridge=args.ridge)
-    final.meta.update({"samples": float(len(x)), "basis_size": float(basis.size), "val_r2": float(r2)})
+    return x, zt, basis.size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--save-data", type=Path, default=None, help="also keep the features/targets (npz)")
+    parser.add_argument("--from-data", type=Path, default=None, help="refit from features saved earlier")
+    args = parser.parse_args()
+
+    if args.from_data is not None:
+        with np.load(args.from_data) as saved:
+            x, zt = saved["x"], saved["z"]
+        basis_size = zt.shape[1]
+    else:
+        x, zt, basis_size = collect(args)
+    final = StyleMap.fit_cv(x, zt)
+    final.meta.update({"samples": float(len(x)), "basis_size": float(basis_size)})
     final.save(args.out)
     print(
         json.dumps(
-            {
-                "samples": len(x),
-                "val_r2": round(float(r2), 3),
-                "seconds": round(time.perf_counter() - t0, 1),
-                "out": str(args.out),
-            }
+            {"samples": len(x), **{k: round(v, 3) for k, v in final.meta.items()}, "out": str(args.out)}
         )
     )
 

@@ -30,7 +30,7 @@ DEFAULT_TICKET = Path("voxvault-consent.json")
 
 consent_app = typer.Typer(help="Consent scripts: start one, show one.", no_args_is_help=True)
 voices_app = typer.Typer(
-    help="Voices: list (no subcommand), show, revoke, renew, rm (erase).", invoke_without_command=True
+    help="Voices: list (no subcommand), show, revoke, renew, rm (erase), sweep.", invoke_without_command=True
 )
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -322,6 +322,20 @@ def voices_rollback(voice_id: Annotated[str, typer.Argument(help="Cloned voice i
     except VoxError as exc:
         _fail(exc)
     console.print(f"voice {voice_id} rolled back to its previous style", highlight=False)
+
+
+@voices_app.command("sweep")
+def voices_sweep() -> None:
+    """Housekeeping (run daily): mark voices past their consent's end, delete samples kept past their date."""
+    try:
+        result = _vv().voice_registry.sweep()
+    except VoxError as exc:
+        _fail(exc)
+    console.print(
+        f"{result['expired']} voice(s) marked expired; "
+        f"samples of {result['samples_deleted']} voice(s) deleted",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -63,13 +63,13 @@ def test_pcm_is_raw_16bit_at_requested_rate(client) -> None:
 def test_long_text_is_spoken_completely(client) -> None:
     sentence = "The quick brown fox jumps over the lazy dog near the river bank. "
     durations = []
-    for n in (1, 4, 12):
+    for n in (1, 2, 6):
         r = _speak(client, sentence * n, response_format="pcm")
         assert r.status_code == 200
         durations.append(len(r.content) / 2 / 24000)
     assert durations[0] < durations[1] < durations[2]
-    # twelve sentences take about twelve times one sentence: nothing was dropped
-    assert durations[2] > 8 * durations[0]
+    # six sentences take about six times one sentence: nothing was dropped
+    assert durations[2] > 4.5 * durations[0]
 
 
 def test_unknown_fields_ignored_and_voice_object_accepted(client) -> None:

@@ -85,3 +85,5 @@ def test_cli_refusals_print_their_code(local: VoxVault, tmp_path: Path) -> None:
     refused = runner.invoke(app, ["enroll", "--consent", str(noise), str(silence)])
     assert refused.exit_code == 2 and "[no_speech]" in refused.output and "recording" in refused.output
     assert "Traceback" not in refused.output
+    swept = runner.invoke(app, ["voices", "sweep"])
+    assert swept.exit_code == 0 and "0 voice(s) marked expired" in swept.output

@@ -67,3 +67,15 @@ def test_an_instant_clone_is_a_valid_pack_that_speaks_the_words(vv: Any) -> None
     audio = tts.synthesize(phonemes, result.style)
     heard = vv.engines.asr().transcribe(audio, tts.sample_rate)
     assert phrase_recall(text, heard) >= 0.5
+
+
+def test_cross_validated_map_leaves_unpredictable_coordinates_at_their_mean() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 6))
+    z = np.stack([x[:, 0] * 2.0, rng.normal(size=120) + 0.3], axis=1)  # second coordinate is pure noise
+    fitted = StyleMap.fit_cv(x, z, ridges=(0.1, 1.0, 10.0))
+    new = rng.normal(size=(4, 6))
+    pred = fitted.predict(new)
+    assert np.allclose(pred[:, 0], new[:, 0] * 2.0, atol=0.2)
+    assert np.allclose(pred[:, 1], z[:, 1].mean())
+    assert fitted.meta["predictable_dims"] == 1.0

@@ -140,6 +140,38 @@ class StyleMap:
         w = np.linalg.solve(design.T @ design + reg, design.T @ np.asarray(z, dtype=np.float64))
         return cls(mean.astype(np.float32), std.astype(np.float32), w.astype(np.float32), {"ridge": ridge})
 
+    @classmethod
+    def fit_cv(
+        cls,
+        x: NDArray[Any],
+        z: NDArray[Any],
+        ridges: tuple[float, ...] = (10, 30, 100, 300, 1000, 3000),
+        folds: int = 5,
+    ) -> StyleMap:
+        """Ridge per output coordinate, chosen by k-fold cross-validation; coordinates the features cannot
+        predict (best held-out R^2 <= 0) get only their mean (the map leaves them at the presets' centre)."""
+        xs, zs = np.asarray(x, dtype=np.float64), np.asarray(z, dtype=np.float64)
+        fold_of = np.arange(len(xs)) % folds
+        errors = np.zeros((len(ridges), zs.shape[1]))
+        for r, ridge in enumerate(ridges):
+            for f in range(folds):
+                train, test = fold_of != f, fold_of == f
+                pred = cls.fit(xs[train], zs[train], ridge).predict(xs[test])
+                errors[r] += ((pred - zs[test]) ** 2).sum(axis=0)
+        baseline = ((zs - zs.mean(axis=0)) ** 2).sum(axis=0)
+        best = errors.argmin(axis=0)
+        r2 = 1 - errors[best, np.arange(zs.shape[1])] / np.maximum(baseline, 1e-12)
+        weights = np.zeros((xs.shape[1] + 1, zs.shape[1]), dtype=np.float32)
+        fitted = {ridge: cls.fit(xs, zs, ridge) for ridge in set(ridges[b] for b in best)}
+        for k in range(zs.shape[1]):
+            if r2[k] > 0:
+                weights[:, k] = fitted[ridges[best[k]]].weights[:, k]
+            else:
+                weights[-1, k] = zs[:, k].mean()
+        any_fit = next(iter(fitted.values()))
+        meta = {"cv_r2_mean": float(np.clip(r2, 0, None).mean()), "predictable_dims": float((r2 > 0).sum())}
+        return cls(any_fit.x_mean, any_fit.x_std, weights, meta)
+
     def predict(self, x: NDArray[Any]) -> NDArray[np.float32]:
         xs = (np.atleast_2d(np.asarray(x, dtype=np.float32)) - self.x_mean) / self.x_std
         design = np.hstack([xs, np.ones((xs.shape[0], 1), dtype=np.float32)])

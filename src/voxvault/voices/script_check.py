@@ -177,24 +177,30 @@ class ScriptChecker:
     def _decide(self, scores: ScriptScores, label: str) -> None:
         p = self.policy
         details = {"file": label, **scores.numbers()}
-        if scores.grammar_fit and scores.code_recall >= p.min_code_recall:
-            if scores.statement_recall >= p.min_statement_recall:
-                return
-            raise VoxError(
-                "script_mismatch",
-                f"{label}: the consent statement was not recognised (recall {scores.statement_recall:.2f}, "
-                f"need {p.min_statement_recall:.2f}); read the script as given",
-                422,
-                measure="statement_recall",
-                threshold=p.min_statement_recall,
-                **details,
-            )
-        if scores.swapped_code_recall is not None and scores.swapped_code_recall >= p.min_code_recall:
+        code_ok = scores.grammar_fit and scores.code_recall >= p.min_code_recall
+        statement_ok = scores.statement_recall >= p.min_statement_recall
+        if code_ok and statement_ok:
+            return
+        if (
+            not code_ok
+            and scores.swapped_code_recall is not None
+            and scores.swapped_code_recall >= p.min_code_recall
+        ):
             raise VoxError(
                 "script_wrong_order",
                 f"{label}: the script was read out of order (the code came before the statement)",
                 422,
                 measure="order",
+                **details,
+            )
+        if not statement_ok:
+            raise VoxError(
+                "script_mismatch",
+                f"{label}: the recording does not say the consent statement (recall "
+                f"{scores.statement_recall:.2f}, need {p.min_statement_recall:.2f}); read the script aloud",
+                422,
+                measure="statement_recall",
+                threshold=p.min_statement_recall,
                 **details,
             )
         if scores.grammar_fit:
@@ -209,7 +215,7 @@ class ScriptChecker:
             )
         raise VoxError(
             "script_mismatch",
-            f"{label}: the recording does not say the consent script",
+            f"{label}: the recording does not follow the consent script",
             422,
             measure="grammar_fit",
             **details,

@@ -253,12 +253,13 @@ class Detector:
     def _hypothesis(self, cand: _Candidate, folded_cols: F64) -> _Hypothesis:
         """Viterbi-decode one (rows, cols) fold and score the whole frame's agreement with the result."""
         lay = self.layout
-        soft = folded_cols[lay.data_rows, lay.data_cols]
+        soft = lay.coded_soft(folded_cols)
         bits = coding.viterbi_decode(soft, coding.MESSAGE_BITS)
         coded = _bipolar(coding.conv_encode(bits))
+        units = folded_cols[lay.data_rows, lay.data_cols]
         sync = folded_cols[lay.sync_rows, lay.sync_cols]
-        agree = float(soft @ coded + sync @ lay.sync_chips)
-        total = float(np.sum(np.abs(soft)) + np.sum(np.abs(sync))) + EPS
+        agree = float(units @ coded[lay.data_bit] + sync @ lay.sync_chips)
+        total = float(np.sum(np.abs(units)) + np.sum(np.abs(sync))) + EPS
         return _Hypothesis(cand, bits, soft, coded, agree / total)
 
     def _hypotheses(self, cand: _Candidate) -> list[_Hypothesis]:
@@ -349,4 +350,4 @@ def _near(a: _Candidate, b: _Candidate) -> bool:
     period = FRAME_HOPS * SUBS
     d = (a.phase * SUBS + a.sub) - (b.phase * SUBS + b.sub)
     d = (d + period // 2) % period - period // 2
-    return abs(d) <= 4
+    return abs(d) <= SLOT_HOPS

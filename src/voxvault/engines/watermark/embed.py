@@ -48,8 +48,8 @@ _SMOOTH_PASSES = 2
 class Strength:
     """How hard to mark, in the detector's units (nepers of a quad's log-energy double difference)."""
 
-    target: float = 4.0
-    max_depth: float = 5.4
+    target: float = 3.7
+    max_depth: float = 5.0
     refine_passes: int = 1
 
 

@@ -1,13 +1,19 @@
 """Where the watermark lives: the time-frequency grid, the frame of quads and its keyed layout.
 
-Grid. Audio is cut into 16 ms hops on an absolute grid that starts at sample 0 of the output. Four hops
-make a 64 ms slot; 24 slots make a 1.536 s frame. 24 bands of ~130 Hz cover 312-3406 Hz, inside the
+Grid. Audio is cut into 16 ms hops on an absolute grid that starts at sample 0 of the output. Two hops
+make a 32 ms slot; 48 slots make a 1.536 s frame. 16 bands of ~194 Hz cover 312-3406 Hz, inside the
 telephone band, so 8 kHz mu-law copies keep the whole mark.
 
-Quads. A frame holds 12 x 12 quads: two adjacent bands x two adjacent slots. A quad carries one +-1
-symbol as the double difference of its four tiles' log energies (first band minus second band, first slot
-minus second slot), which is blind to loudness, gain, fixed equalisation and slow spectral tilt. 20 quads
-per frame carry a keyed sync pattern and 124 the coded payload; the frame repeats for the whole output.
+Quads. A frame holds 8 x 24 quads: two adjacent bands x two adjacent slots. A quad carries one +-1 symbol
+as the double difference of its four tiles' log energies (first band minus second band, first slot minus
+second slot), which is blind to loudness, gain, fixed equalisation and slow spectral tilt. 24 quads per
+frame carry a keyed sync pattern and 168 the 124 coded payload bits (44 of them twice); the frame
+repeats for the whole output.
+
+Why this size: a quad of 2 x 194 Hz x 2 x 32 ms keeps the harmonics of a voice from dominating it. With
+narrower bands or longer slots, a high voice's harmonics (resolved, and moving as the pitch moves) make
+the host's own quad values so large that the embedder cannot outweigh them audibly; Kokoro's clean
+voices suffered most.
 """
 
 from __future__ import annotations
@@ -24,22 +30,25 @@ F64 = NDArray[np.float64]
 
 HOP_S = 0.016
 BIN_HZ = 31.25  # the STFT window is two hops long, so bins are 1 / 32 ms apart at any sample rate
-BAND_BINS = np.round(np.linspace(10, 109, 25)).astype(np.int64)  # 24 bands, 312.5-3406 Hz
-N_BANDS = len(BAND_BINS) - 1
-SLOT_HOPS = 4
-FRAME_SLOTS = 24
-FRAME_HOPS = SLOT_HOPS * FRAME_SLOTS
+N_BANDS = 16
+SLOT_HOPS = 2
+BAND_BINS = np.round(np.linspace(10, 109, N_BANDS + 1)).astype(np.int64)  # 16 bands of ~194 Hz, 312-3406 Hz
+FRAME_HOPS = 96
+FRAME_SLOTS = FRAME_HOPS // SLOT_HOPS
 QUAD_ROWS = N_BANDS // 2
 QUAD_COLS = FRAME_SLOTS // 2
 QUAD_HOPS = 2 * SLOT_HOPS
 N_QUADS = QUAD_ROWS * QUAD_COLS
-N_SYNC = N_QUADS - coding.CODED_BITS
+N_SYNC = QUAD_COLS  # one sync quad per column on average (at least one in each)
+N_DATA = N_QUADS - N_SYNC
+assert N_DATA >= coding.CODED_BITS, "the frame must hold every coded bit at least once"
 FRAME_SECONDS = FRAME_HOPS * HOP_S
 EPS = 1e-10
 
 # Strength per band pair, low to high. The low bands are where a level change is most audible (one
 # band is about one critical band there) and the upper ones where it is least, so the mark leans upward.
-ROW_SCALE = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.5])
+_ROW_CENTRES = (BAND_BINS[0:-1:2] + BAND_BINS[2::2]) / 2 * BIN_HZ
+ROW_SCALE = np.interp(_ROW_CENTRES, [400.0, 3000.0], [0.5, 1.5])
 
 
 @dataclass(frozen=True)
@@ -49,21 +58,20 @@ class Layout:
     sync_rows: NDArray[np.int64]
     sync_cols: NDArray[np.int64]
     sync_chips: F64
-    data_rows: NDArray[np.int64]  # in coded-bit order
+    data_rows: NDArray[np.int64]
     data_cols: NDArray[np.int64]
+    data_bit: NDArray[np.int64]  # which coded bit each data quad carries
     scrambler: coding.Bits
 
     @classmethod
     def from_key(cls, key: bytes) -> Layout:
         seed = int.from_bytes(hashlib.sha256(b"voxvault-layout:" + key).digest()[:8], "big")
         rng = np.random.default_rng(seed)
-        # Sync quads: at least one in every column (any stretch of audio sees some) and every row.
+        # Sync quads: at least one in every column (any stretch of audio sees some), rows balanced.
         cols = np.concatenate(
             [np.arange(QUAD_COLS), rng.choice(QUAD_COLS, N_SYNC - QUAD_COLS, replace=False)]
         )
-        rows = np.concatenate(
-            [rng.permutation(QUAD_ROWS), rng.choice(QUAD_ROWS, N_SYNC - QUAD_ROWS, replace=False)]
-        )
+        rows = rng.permutation(np.resize(rng.permutation(QUAD_ROWS), N_SYNC))
         taken: set[tuple[int, int]] = set()
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             while (r, c) in taken:  # a clash moves to the next free row of the same column
@@ -74,12 +82,16 @@ class Layout:
         data = [
             free[i] for i in rng.permutation(len(free))
         ]  # interleaver: coded bits scattered over the frame
+        # Every coded bit gets one quad; spare quads repeat some bits (chosen at random, each at most once).
+        extra = rng.permutation(coding.CODED_BITS)[: len(data) - coding.CODED_BITS]
+        bit_of = np.concatenate([np.arange(coding.CODED_BITS), extra])[rng.permutation(len(data))]
         return cls(
             sync_rows=np.array([r for r, _ in sync]),
             sync_cols=np.array([c for _, c in sync]),
             sync_chips=rng.choice([-1.0, 1.0], size=len(sync)),
             data_rows=np.array([r for r, _ in data]),
             data_cols=np.array([c for _, c in data]),
+            data_bit=bit_of.astype(np.int64),
             scrambler=rng.integers(0, 2, coding.MESSAGE_BITS).astype(np.uint8),
         )
 
@@ -90,8 +102,13 @@ class Layout:
     def frame_pattern(self, coded: coding.Bits) -> F64:
         grid = np.zeros((QUAD_ROWS, QUAD_COLS))
         grid[self.sync_rows, self.sync_cols] = self.sync_chips
-        grid[self.data_rows, self.data_cols] = 1.0 - 2.0 * coded
+        grid[self.data_rows, self.data_cols] = 1.0 - 2.0 * coded[self.data_bit]
         return grid
+
+    def coded_soft(self, folded_cols: F64) -> F64:
+        """Soft value of every coded bit from a (rows, cols) fold: the sum over the quads that carry it."""
+        units = folded_cols[self.data_rows, self.data_cols]
+        return np.bincount(self.data_bit, units, coding.CODED_BITS)
 
 
 def sqrt_hann(n: int) -> NDArray[np.float32]:
