@@ -45,7 +45,11 @@ class Settings(BaseSettings):
     vad_engine: str = "silero"
     asr_engine: str = "pocketsphinx"
     device: str = Field(default="cpu", description="cpu or cuda (PyTorch engines only).")
-    kokoro_precision: str = Field(default="float", description="float (dequantised graph, faster) or int8.")
+    kokoro_precision: str = Field(
+        default="auto",
+        description="auto (int8-vnni where the CPU has VNNI, else int8), int8, int8-vnni or float "
+        "(dequantised graph; closest to fp32 but slower on CPU, see docs/benchmarks.md).",
+    )
     threads: int = Field(default=0, description="Inference threads; 0 = all cores.")
 
     default_voice: str = "kumo"

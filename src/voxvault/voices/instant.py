@@ -24,6 +24,7 @@ from voxvault.engines.base import FloatArray
 
 BASIS_SIZE = 24
 NATURAL_RADIUS = 2.5  # |z_k| beyond this many standard deviations is outside the presets' region
+FEATURE_CLIP = 4.0  # standardised features beyond this are outside what the map was trained on
 MAP_FILE = "style_map.npz"
 F0_RATE = 16_000
 F0_MIN, F0_MAX = 60.0, 420.0
@@ -133,7 +134,10 @@ class StyleMap:
     @classmethod
     def fit(cls, x: NDArray[Any], z: NDArray[Any], ridge: float = 1.0) -> StyleMap:
         xs = np.asarray(x, dtype=np.float64)
-        mean, std = xs.mean(axis=0), xs.std(axis=0) + 1e-6
+        mean, std = xs.mean(axis=0), xs.std(axis=0)
+        # Features nearly constant on synthetic speech (GE2E has many near-zero dims) must not blow up on
+        # real speech: floor every scale at a quarter of the median one.
+        std = np.maximum(std, 0.25 * float(np.median(std)) + 1e-6)
         design = np.hstack([(xs - mean) / std, np.ones((xs.shape[0], 1))])
         reg = ridge * np.eye(design.shape[1])
         reg[-1, -1] = 0.0
@@ -173,7 +177,11 @@ class StyleMap:
         return cls(any_fit.x_mean, any_fit.x_std, weights, meta)
 
     def predict(self, x: NDArray[Any]) -> NDArray[np.float32]:
-        xs = (np.atleast_2d(np.asarray(x, dtype=np.float32)) - self.x_mean) / self.x_std
+        xs = np.clip(
+            (np.atleast_2d(np.asarray(x, dtype=np.float32)) - self.x_mean) / self.x_std,
+            -FEATURE_CLIP,
+            FEATURE_CLIP,
+        )
         design = np.hstack([xs, np.ones((xs.shape[0], 1), dtype=np.float32)])
         out = design @ self.weights
         return np.asarray(out[0] if np.asarray(x).ndim == 1 else out, dtype=np.float32)

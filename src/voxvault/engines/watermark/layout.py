@@ -108,7 +108,7 @@ class Layout:
     def coded_soft(self, folded_cols: F64) -> F64:
         """Soft value of every coded bit from a (rows, cols) fold: the sum over the quads that carry it."""
         units = folded_cols[self.data_rows, self.data_cols]
-        return np.bincount(self.data_bit, units, coding.CODED_BITS)
+        return np.asarray(np.bincount(self.data_bit, units, coding.CODED_BITS), dtype=np.float64)
 
 
 def sqrt_hann(n: int) -> NDArray[np.float32]:
