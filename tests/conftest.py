@@ -45,7 +45,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):  # ty
 def vv(settings):  # type: ignore[no-untyped-def]
     from voxvault.service import VoxVault
 
-    return VoxVault(settings)
+    vv = VoxVault(settings)
+    vv.keys.ensure_default_project()  # the first project is "default", whatever tests create later
+    return vv
 
 
 @pytest.fixture(scope="session")

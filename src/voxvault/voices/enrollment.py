@@ -427,7 +427,10 @@ class Enrollment:
                     style_blob=style_key,
                     meta={
                         "scores": checks,
-                        "conditioning": {"method": "preset_blend", "weights": weights},
+                        "conditioning": {
+                            "method": "instant_map" if "instant_map" in weights else "preset_blend",
+                            "weights": weights,
+                        },
                         "samples": len(samples),
                     },
                     retention=retention,
