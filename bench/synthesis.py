@@ -50,7 +50,7 @@ def words(text: str) -> int:
 
 
 class Baseline:
-    """The plain way: kokoro int8 ONNX, one call for the whole text (chunked only at the token limit)."""
+    """The plain way: the shipped int8 ONNX, whole text in one call (chunked only at the per-call limit)."""
 
     def __init__(self, vv: VoxVault) -> None:
         from voxvault.engines.kokoro import KokoroEngine
@@ -64,7 +64,7 @@ class Baseline:
         t0 = time.perf_counter()
         pieces = self.phonemizer.plan(text, first_piece_max_phonemes=None)
         phonemes = " ".join(p.phonemes for p in pieces)
-        limit = 500
+        limit = self.engine.max_phonemes  # the model's per-call limit
         chunks = [phonemes[i : i + limit] for i in range(0, len(phonemes), limit)]
         audio = np.concatenate([self.engine.synthesize(c, self.style) for c in chunks])
         took = time.perf_counter() - t0

@@ -26,12 +26,15 @@ def test_speech_create(openai_client) -> None:
 def test_speech_streaming_response(openai_client, tmp_path) -> None:
     out = tmp_path / "stream.wav"
     chunks = 0
-    with openai_client.audio.speech.with_streaming_response.create(
-        model="tts-1",
-        voice="nova",
-        input="Streaming works. This is the second sentence.",
-        response_format="wav",
-    ) as response, out.open("wb") as f:
+    with (
+        openai_client.audio.speech.with_streaming_response.create(
+            model="tts-1",
+            voice="nova",
+            input="Streaming works. This is the second sentence.",
+            response_format="wav",
+        ) as response,
+        out.open("wb") as f,
+    ):
         for chunk in response.iter_bytes(4096):
             f.write(chunk)
             chunks += 1

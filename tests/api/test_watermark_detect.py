@@ -48,7 +48,9 @@ def test_unmarked_speech_is_absent(client) -> None:
         (None, 400, "audio_too_short"),
     ],
 )
-def test_bad_detection_input_is_a_clear_4xx(client, vv, payload: bytes | None, status: int, code: str) -> None:
+def test_bad_detection_input_is_a_clear_4xx(
+    client, vv, payload: bytes | None, status: int, code: str
+) -> None:
     if payload is None:
         payload = vv.speak("Hi.", format="wav").audio  # well under 1.5 s
     r = client.post("/v1/watermark/detect", files={"file": ("x.bin", payload, "application/octet-stream")})

@@ -82,16 +82,16 @@ class EngineRegistry:
         return inst
 
     def tts(self) -> TTSEngine:
-        return self._get("tts", self.settings.tts_engine)  # type: ignore[no-any-return]
+        return self._get("tts", self.settings.tts_engine)
 
     def speaker(self) -> SpeakerEncoder:
-        return self._get("speaker", self.settings.speaker_engine)  # type: ignore[no-any-return]
+        return self._get("speaker", self.settings.speaker_engine)
 
     def vad(self) -> VoiceActivityDetector:
-        return self._get("vad", self.settings.vad_engine)  # type: ignore[no-any-return]
+        return self._get("vad", self.settings.vad_engine)
 
     def asr(self) -> SpeechRecognizer:
-        return self._get("asr", self.settings.asr_engine)  # type: ignore[no-any-return]
+        return self._get("asr", self.settings.asr_engine)
 
     @property
     def load_seconds(self) -> dict[str, float]:

@@ -33,7 +33,7 @@ from voxvault.text import Piece, TextFrontend
 log = logging.getLogger(__name__)
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
-FIRST_PIECE_PHONEMES = 60
+FIRST_PIECE_PHONEMES = 40  # ~1 s of speech: the first audio leaves after one short model call
 OUTPUT_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 
 

@@ -48,8 +48,8 @@ _SMOOTH_PASSES = 2
 class Strength:
     """How hard to mark, in the detector's units (nepers of a quad's log-energy double difference)."""
 
-    target: float = 3.7
-    max_depth: float = 5.0
+    target: float = 3.4
+    max_depth: float = 4.6
     refine_passes: int = 1
 
 
