@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEAKERS = ROOT.parent / "shared" / "testdata" / "speakers"
 SR = 24000
 LUFS = -18.0
+FAST_SYNTHESIS_RTF = 0.1
 
 SENTENCES = [
     "The committee will meet on Tuesday morning to review the budget.",
@@ -275,7 +276,15 @@ def main() -> None:
     ap.add_argument("--no-synth", action="store_true", help="real speech only (no Kokoro)")
     ap.add_argument("--attacks", default=None, help="comma-separated subset of attack names")
     ap.add_argument("--seed", type=int, default=20240604)
+    ap.add_argument("--from-json", action="store_true", help="only redraw --plot and --doc from --out")
     args = ap.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.out).read_text())
+        if args.plot:
+            plot(Path(args.plot), saved)
+        if args.doc:
+            write_doc(Path(args.doc), saved)
+        return
     n_marked = args.clips or (40 if args.quick else 200)
     n_clean = args.clean or (100 if args.quick else 1000)
     rng = np.random.default_rng(args.seed)
@@ -354,6 +363,10 @@ def main() -> None:
     embed_rtf = embed_s / audio_s
     detect_rtf = detect_s / audio_s
     overhead = (embed_rtf + detect_rtf) / synth_rtf if synth_rtf else None
+    # Synthesis time depends on the machine's load when the clips were made (they are cached); the target
+    # is checked against a fast synthesis (RTF 0.1, Kokoro on an idle modern CPU) so it cannot pass on a
+    # slow or busy machine alone.
+    overhead_fast = (embed_rtf + detect_rtf) / FAST_SYNTHESIS_RTF
 
     targeted = {name: r for name, r in results.items() if r["target_exact_rate"] is not None}
     codec_like = [r for name, r in targeted.items() if not name.startswith(("speed", "loudspeaker"))]
@@ -393,6 +406,7 @@ def main() -> None:
             "detect_s_per_audio_s": round(detect_rtf, 5),
             "synthesis_rtf": None if synth_rtf is None else round(synth_rtf, 4),
             "embed_plus_detect_vs_synthesis": None if overhead is None else round(overhead, 4),
+            "embed_plus_detect_vs_fast_synthesis": round(overhead_fast, 4),
         },
         "targets": {
             "exact_ge_99_codec_resample_gain_noise_cut_mix": all(r["met"] for r in codec_like),
@@ -403,7 +417,7 @@ def main() -> None:
             "designed_false_alarm_le_1e-6": FALSE_ALARM_BOUND <= 1e-6,
             "pesq_ge_4": float(np.mean(pesqs)) >= 4.0,
             "pesq_min_ge_4": float(np.min(pesqs)) >= 4.0,
-            "overhead_le_5pct": None if overhead is None else overhead <= 0.05,
+            "overhead_le_5pct": overhead_fast <= 0.05,
         },
         "runtime_s": round(time.perf_counter() - t_start, 1),
         "quick": bool(args.quick),
@@ -476,6 +490,7 @@ def write_doc(path: Path, r: dict[str, Any]) -> None:
         )
     by = ", ".join(f"{k}: {v['detections']}/{v['clips']}" for k, v in fp["by_source"].items())
     overhead = cost["embed_plus_detect_vs_synthesis"]
+    fast = cost.get("embed_plus_detect_vs_fast_synthesis")
     lines += [
         "",
         f"False positives: **{fp['detections']} of {fp['clips']}** clean clips ({by}); designed false-alarm "
@@ -486,12 +501,17 @@ def write_doc(path: Path, r: dict[str, Any]) -> None:
         f"{imp['snr_db_mean']:.1f} dB (min {imp['snr_db_min']:.1f} dB).",
         "",
         f"Cost: embedding {cost['embed_s_per_audio_s'] * 1000:.1f} ms and detection "
-        f"{cost['detect_s_per_audio_s'] * 1000:.1f} ms per second of audio"
+        f"{cost['detect_s_per_audio_s'] * 1000:.1f} ms per second of audio (detection of a marked clip: the "
+        f"nominal-speed path). Against a fast synthesis at RTF {FAST_SYNTHESIS_RTF} that is "
+        f"**{fast * 100:.1f}%** of synthesis time"
         + (
-            f"; together {overhead * 100:.1f}% of synthesis time (synthesis RTF {cost['synthesis_rtf']:.3f})."
+            f"; against the synthesis measured here (RTF {cost['synthesis_rtf']:.2f}, on a shared machine "
+            f"that was busy when the clips were made) {overhead * 100:.2f}%."
             if overhead is not None
             else "."
         ),
+        f"Unmarked audio costs more to clear (every speed is tried): "
+        f"{fp['detect_s_per_audio_s'] * 1000:.0f} ms per second of audio.",
         END,
     ]
     block = "\n".join(lines)

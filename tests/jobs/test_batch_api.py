@@ -35,7 +35,7 @@ def _wait(client: TestClient, job_id: str, timeout: float = 180.0) -> dict[str, 
     raise AssertionError(f"batch {job_id} did not finish: {body}")
 
 
-def test_jsonl_upload_runs_in_the_background(client: TestClient) -> None:
+def test_jsonl_upload_runs_in_the_background(client: TestClient, vv: Any) -> None:
     rows = tiny_rows(3, prefix="api") + [{"id": "api-bad", "text": "Who?", "voice": "nobody"}]
     r = client.post("/v1/batches", content=_jsonl(rows), headers={"content-type": "application/x-ndjson"})
     assert r.status_code == 202, r.text
@@ -49,6 +49,9 @@ def test_jsonl_upload_runs_in_the_background(client: TestClient) -> None:
     assert manifest.status_code == 200 and manifest.headers["content-type"].startswith("application/x-ndjson")
     entries = [json.loads(line) for line in manifest.text.splitlines()]
     assert sorted(e["id"] for e in entries) == ["api-00", "api-01", "api-02"]
+    # the uploaded texts are sealed at rest: no item's text appears in any stored blob
+    stored = b"".join(vv.blobs.get(k) for k in vv.blobs.list(f"batches/{job['id']}/"))
+    assert all(row["text"].encode() not in stored for row in rows)
     errors = client.get(job["errors_url"]).json()["errors"]
     assert [(e["id"], e["code"]) for e in errors] == [("api-bad", "voice_not_found")]
     first = entries[0]

@@ -334,3 +334,33 @@ def test_silence_only_audio_gets_no_word_timings() -> None:
     assert [w for w, _, _ in timings] == ["hello", "world"]
     assert timings[0][1] == pytest.approx(0.25, abs=0.01)
     assert timings[-1][2] == pytest.approx(0.75, abs=0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sure, I can help with that. Your order shipped this morning and should arrive on Thursday.",
+        "The committee will meet on Tuesday morning to review the budget, and every member should bring "
+        "their notes and questions about the new building by the river.",
+        "That is a great question.",
+    ],
+)
+def test_streamed_pieces_start_short_and_grow(pipeline, voice, text: str) -> None:  # type: ignore[no-untyped-def]
+    from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES, PIECE_GROWTH, RAMP_TOLERANCE
+
+    streamed = pipeline.prepare(text, voice, fmt="pcm").pieces
+    whole = pipeline.prepare(text, voice, fmt="pcm", first_piece_phonemes=None).pieces
+    # every word is still spoken, in order, and the last piece still ends the text
+    assert " ".join(p.text for p in streamed).split() == " ".join(p.text for p in whole).split()
+    assert streamed[-1].pause_after == whole[-1].pause_after
+    limit = float(FIRST_PIECE_PHONEMES)
+    for i, piece in enumerate(streamed):
+        assert len(piece.phonemes) <= RAMP_TOLERANCE * limit or limit >= pipeline.frontend.max_phonemes, (
+            i,
+            piece,
+        )
+        limit *= PIECE_GROWTH
+    assert len(streamed[0].phonemes) <= RAMP_TOLERANCE * FIRST_PIECE_PHONEMES
+    # no sentence ends in a piece of its own single word
+    assert all(len(p.text.split()) > 1 for p in streamed[:-1] if p.pause_after >= 0.3)

@@ -117,7 +117,7 @@ class BatchService:
             if job is None:
                 return
             spec, key_id = dict(job.spec or {}), job.key_id
-        data = self.vv.blobs.get(spec["input_key"])
+        data = self.vv.envelope.open(self.vv.blobs.get(spec["input_key"]), aad=spec["input_key"])
         items = parse_items(data, kind=spec["kind"], max_items=self.vv.settings.batch_max_items)
         opts = spec["options"]
         options = WorkerOptions(
@@ -155,7 +155,8 @@ class BatchService:
         spec = parse_items(data, kind=kind, max_items=self.vv.settings.batch_max_items)
         job_id = new_id()
         input_key = f"batches/{job_id}/items.{kind}"
-        self.vv.blobs.put(input_key, data)
+        # The items hold the texts to speak: sealed at rest like every other payload (issue 7).
+        self.vv.blobs.put(input_key, self.vv.envelope.seal(data, aad=input_key))
         sink_url = f"{self.vv.settings.resolved_blob_url.rstrip('/')}/batches/{job_id}"
         options = {
             "voice": voice or self.vv.settings.default_voice,

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,11 +29,18 @@ from voxvault.engines.base import FloatArray, TTSEngine
 from voxvault.errors import VoxError
 from voxvault.synthesis.admission import PieceScheduler
 from voxvault.text import Piece, TextFrontend
+from voxvault.text.ssml import is_ssml
 
 log = logging.getLogger(__name__)
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
-FIRST_PIECE_PHONEMES = 40  # ~1 s of speech: the first audio leaves after one short model call
+# A stream's first piece is short so its audio leaves after one quick model call (~1 s of speech; on the
+# 2-core CPU about 0.25 s to render); each later piece may be PIECE_GROWTH times longer than the one
+# before, until pieces are whole sentences. Rendering a piece then takes less time than playing the
+# one before it, so playback does not stall while the pieces grow to their natural size.
+FIRST_PIECE_PHONEMES = 20
+PIECE_GROWTH = 2.0
+RAMP_TOLERANCE = 1.3
 OUTPUT_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 
 
@@ -136,6 +143,8 @@ class SpeechPipeline:
         pieces = self.frontend.plan(
             text, lexicon=lexicon, ssml=ssml, first_piece_max_phonemes=first_piece_phonemes
         )
+        if first_piece_phonemes is not None and not (is_ssml(text) if ssml is None else ssml):
+            pieces = self._ramp(pieces, first_piece_phonemes, lexicon)
         return PreparedSpeech(
             pieces=pieces,
             voice=voice,
@@ -145,6 +154,50 @@ class SpeechPipeline:
             text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             text_chars=len(text),
         )
+
+    def _ramp(self, pieces: list[Piece], first_limit: int, lexicon: Mapping[str, str] | None) -> list[Piece]:
+        """Re-cut the pieces so each is at most PIECE_GROWTH times the limit of the one before it.
+
+        A cut that would leave a word or two on their own is undone: a piece may run over its limit by
+        RAMP_TOLERANCE rather than end a sentence with a one-word piece.
+        """
+        out: list[Piece] = []
+        rest = list(pieces)
+        limit = float(first_limit)
+        while rest:
+            piece = rest.pop(0)
+            last = out[-1] if out else None
+            if (
+                last is not None
+                and last.pause_after == 0.0
+                and last.speed == piece.speed
+                and len(last.phonemes) + 1 + len(piece.phonemes) <= RAMP_TOLERANCE * limit
+            ):
+                out[-1] = replace(
+                    piece,
+                    text=f"{last.text} {piece.text}".strip(),
+                    phonemes=f"{last.phonemes} {piece.phonemes}",
+                )
+                continue
+            if out:
+                limit *= PIECE_GROWTH
+            if limit >= self.frontend.max_phonemes:
+                out += [piece, *rest]
+                break
+            if len(piece.phonemes) <= RAMP_TOLERANCE * limit or not any(ch.isalpha() for ch in piece.text):
+                out.append(piece)
+                continue
+            try:
+                parts = self.frontend.plan(
+                    piece.text, lexicon=lexicon, ssml=False, first_piece_max_phonemes=int(limit)
+                )
+            except VoxError:
+                out.append(piece)  # a text the planner cannot redo (a chopped word): keep the piece
+                continue
+            parts[-1] = replace(parts[-1], pause_after=piece.pause_after)
+            out.append(parts[0])
+            rest = parts[1:] + rest
+        return out
 
     # -- rendering -------------------------------------------------------------------------------------
     def raw_chunks(
