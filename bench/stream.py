@@ -164,6 +164,13 @@ class Server:
             time.sleep(0.5)
         raise RuntimeError("server did not become ready")
 
+    def check(self) -> None:
+        """Fail loudly, with the end of the server's log, if it is gone."""
+        if self.proc.poll() is not None:
+            self.log.flush()
+            tail = Path(self.log.name).read_text()[-4000:]
+            raise RuntimeError(f"server exited with {self.proc.returncode}:\n{tail}")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -380,7 +387,8 @@ def write_doc(path: Path, section: str) -> None:
     path.write_text(text)
 
 
-async def bench(url: str, key: str) -> dict[str, dict[str, Any]]:
+async def bench(server: Server, key: str) -> dict[str, dict[str, Any]]:
+    url = server.url
     results: dict[str, dict[str, Any]] = {}
     # Warm the server's paths once (first requests pay lazy imports and the loudness measurement).
     await run_phase("stream", 1, url, key)
@@ -388,6 +396,7 @@ async def bench(url: str, key: str) -> dict[str, dict[str, Any]]:
         results[str(level)] = {}
         modes = ["stream", "baseline"] + (["websocket"] if level in WS_LEVELS else [])
         for mode in modes:
+            server.check()
             phase = await run_phase(mode, level, url, key)
             results[str(level)][mode] = phase.summary()
             print(f"c={level:<2} {mode:<9} {json.dumps(results[str(level)][mode])}", flush=True)
@@ -409,7 +418,7 @@ def main() -> None:
         server = Server(Path(tmp), key, {})
         try:
             server.wait_ready()
-            results = asyncio.run(bench(server.url, key))
+            results = asyncio.run(bench(server, key))
         finally:
             server.stop()
     report = {

@@ -163,9 +163,11 @@ def test_enrollment_records_the_consent_and_creates_the_voice(
     flow.shot("consent-script")
 
     # The speaker reads the script into the (fake) microphone; first a take that is cut short, then a retry.
+    # The clip starts with only 0.2 s of silence, so a 2 s take always holds speech (the short-take
+    # message needs a level above the silence threshold) however late the browser opens the microphone.
     reading = vv.speak(script, voice=SPEAKER, format="pcm")
-    length = microphone.say(reading.samples, reading.sample_rate)
-    _record(flow, 1.0)
+    length = microphone.say(reading.samples, reading.sample_rate, lead_s=0.2)
+    _record(flow, 2.0)
     assert "Read the whole script" in page.locator("#record-status").inner_text()
     page.get_by_role("button", name="Record again").click()
     page.locator("#record-status[data-state=recording]").wait_for()
