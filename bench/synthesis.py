@@ -53,22 +53,40 @@ class Baseline:
     """The plain way: the shipped int8 ONNX, whole text in one call (chunked only at the per-call limit)."""
 
     def __init__(self, vv: VoxVault) -> None:
-        from voxvault.engines.kokoro import KokoroEngine
+        import onnxruntime as ort
 
-        engine = KokoroEngine(cache_dir=vv.settings.resolved_cache_dir, precision="int8")
-        self.engine = engine
-        self.style = vv.catalog.resolve("alpha").style
+        from voxvault.engines.kokoro import SAMPLE_RATE, ensure_joined_model
+
+        # The shipped graph exactly as joined from the PyPI parts, in a stock session (all cores).
+        model = ensure_joined_model(vv.settings.resolved_cache_dir)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = os.cpu_count() or 1
+        self.session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.sample_rate = SAMPLE_RATE
+        self.vocab = vv.pipeline.tts.phoneme_vocab
+        self.max_tokens = vv.pipeline.tts.max_phonemes
+        self.style = np.asarray(vv.catalog.resolve("alpha").style, dtype=np.float32).reshape(-1, 256)
         self.phonemizer = vv.frontend
+
+    def _speak(self, tokens: list[int]) -> np.ndarray:
+        row = self.style[min(len(tokens), len(self.style)) - 1].reshape(1, 256)
+        feed = {
+            "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": row,
+            "speed": np.array([1.0], dtype=np.float32),
+        }
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32).reshape(-1)
 
     def run(self, text: str) -> tuple[float, float]:
         t0 = time.perf_counter()
         pieces = self.phonemizer.plan(text, first_piece_max_phonemes=None)
         phonemes = " ".join(p.phonemes for p in pieces)
-        limit = self.engine.max_phonemes  # the model's per-call limit
-        chunks = [phonemes[i : i + limit] for i in range(0, len(phonemes), limit)]
-        audio = np.concatenate([self.engine.synthesize(c, self.style) for c in chunks])
+        tokens = [self.vocab[c] for c in phonemes if c in self.vocab]
+        limit = self.max_tokens  # the model's per-call limit
+        chunks = [tokens[i : i + limit] for i in range(0, len(tokens), limit)]
+        audio = np.concatenate([self._speak(c) for c in chunks])
         took = time.perf_counter() - t0
-        return took, len(audio) / self.engine.sample_rate
+        return took, len(audio) / self.sample_rate
 
 
 def ours(vv: VoxVault, text: str) -> tuple[float, float, float]:
