@@ -64,7 +64,7 @@ class Baseline:
         opts.intra_op_num_threads = os.cpu_count() or 1
         self.session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
         self.sample_rate = SAMPLE_RATE
-        self.vocab = vv.pipeline.tts.phoneme_vocab
+        self.tokenize = vv.pipeline.tts.tokenize
         self.max_tokens = vv.pipeline.tts.max_phonemes
         self.style = np.asarray(vv.catalog.resolve("alpha").style, dtype=np.float32).reshape(-1, 256)
         self.phonemizer = vv.frontend
@@ -82,7 +82,7 @@ class Baseline:
         t0 = time.perf_counter()
         pieces = self.phonemizer.plan(text, first_piece_max_phonemes=None)
         phonemes = " ".join(p.phonemes for p in pieces)
-        tokens = [self.vocab[c] for c in phonemes if c in self.vocab]
+        tokens = self.tokenize(phonemes)
         limit = self.max_tokens  # the model's per-call limit
         chunks = [tokens[i : i + limit] for i in range(0, len(tokens), limit)]
         audio = np.concatenate([self._speak(c) for c in chunks])

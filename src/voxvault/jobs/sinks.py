@@ -15,6 +15,7 @@ items, and each at most once:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import json
@@ -86,7 +87,7 @@ class ManifestScan:
     damaged: bool
 
 
-class Sink:
+class Sink(abc.ABC):
     """Outputs of one batch in a blob store root. Subclasses decide how the manifest is persisted."""
 
     url: str
@@ -119,13 +120,15 @@ class Sink:
         return self.store.get(key)
 
     # -- manifest --------------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def append_manifest(self, entries: Iterable[ManifestEntry]) -> None:
-        raise NotImplementedError
+        """Add finished items' lines to the manifest."""
 
+    @abc.abstractmethod
     def rewrite_manifest(self, entries: Iterable[ManifestEntry]) -> None:
-        raise NotImplementedError
+        """Replace the whole manifest (drops damaged or duplicate lines after a crash)."""
 
-    def flush(self, force: bool = False) -> None:
+    def flush(self, force: bool = False) -> None:  # noqa: B027 - a deliberate no-op default
         """Persist pending manifest changes (a no-op where every change is written at once)."""
 
     def read_manifest_bytes(self) -> bytes:
