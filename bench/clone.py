@@ -87,12 +87,19 @@ def main() -> None:
     parser.add_argument("--skip-finetune", action="store_true")
     parser.add_argument("--finetune-seconds", type=float, default=120.0)
     parser.add_argument("--finetune-iterations", type=int, default=12)
+    parser.add_argument(
+        "--method",
+        action="append",
+        choices=("search", "gradient"),
+        help="repeat to compare; first = finetuned",
+    )
     args = parser.parse_args()
     report = run_clone_eval(
         args.data,
         finetune=not args.skip_finetune,
         finetune_seconds=args.finetune_seconds,
         finetune_iterations=args.finetune_iterations,
+        methods=tuple(dict.fromkeys(args.method or ["search"])),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -19,7 +19,13 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def run_clone_eval(
-    directory: Path, *, finetune: bool, finetune_seconds: float, finetune_iterations: int, quiet: bool = False
+    directory: Path,
+    *,
+    finetune: bool,
+    finetune_seconds: float,
+    finetune_iterations: int,
+    methods: tuple[str, ...] = ("search",),
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Load the engines and evaluate every clip; shared with ``bench/clone.py``."""
     from voxvault.config import Settings
@@ -29,7 +35,10 @@ def run_clone_eval(
 
     engines = EngineRegistry(Settings().prepare())
     options = CloneEvalOptions(
-        finetune=finetune, finetune_seconds=finetune_seconds, finetune_iterations=finetune_iterations
+        finetune=finetune,
+        finetune_seconds=finetune_seconds,
+        finetune_iterations=finetune_iterations,
+        finetune_methods=methods,
     )
     evaluator = CloneEvaluator(engines.tts(), engines.speaker(), engines.asr(), StyleMap.load(), options)
 
@@ -37,12 +46,22 @@ def run_clone_eval(
         if not quiet:
             parts = [
                 f"{m} secs={row[m]['secs']:.3f} wer={row[m]['wer']:.2f}"
-                for m in ("preset", "instant", "finetuned")
-                if m in row
+                for m in row
+                if m in ("preset", "instant") or m.startswith("finetuned")
             ]
             console.print(f"{escape(name)}: " + "; ".join(parts), highlight=False)
 
     return evaluate_directory(evaluator, directory, on_clip=show)
+
+
+def _methods(given: list[str] | None) -> tuple[str, ...]:
+    from voxvault.voices.finetune import METHODS
+
+    methods = tuple(dict.fromkeys(given or ["search"]))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise VoxError("invalid_options", f"unknown method {unknown[0]!r}; use {' or '.join(METHODS)}")
+    return methods
 
 
 @eval_app.command("clone")
@@ -56,6 +75,10 @@ def eval_clone(
     finetune_iterations: Annotated[
         int, typer.Option("--finetune-iterations", help="Iterations at most.")
     ] = 12,
+    method: Annotated[
+        list[str] | None,
+        typer.Option("--method", help="search or gradient; repeat to compare (the first is 'finetuned')."),
+    ] = None,
 ) -> None:
     """Enrol from part of each clip, speak held-out sentences, report SECS, WER, F0 distance and time."""
     try:
@@ -64,17 +87,17 @@ def eval_clone(
             finetune=not skip_finetune,
             finetune_seconds=finetune_seconds,
             finetune_iterations=finetune_iterations,
+            methods=_methods(method),
         )
     except VoxError as exc:
         err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
         raise typer.Exit(2) from None
     table = Table("method", "SECS", "WER", "F0 dist (st)", "time (s)")
-    for method in ("preset", "instant", "finetuned"):
-        s = report["summary"].get(method)
-        if s:
+    for name, s in report["summary"].items():
+        if isinstance(s, dict):
             f0 = "-" if s["f0_distance_mean"] is None else f"{s['f0_distance_mean']:.2f}"
             table.add_row(
-                method, f"{s['secs_mean']:.3f}", f"{s['wer_mean']:.3f}", f0, f"{s['time_s_mean']:.2f}"
+                name, f"{s['secs_mean']:.3f}", f"{s['wer_mean']:.3f}", f0, f"{s['time_s_mean']:.2f}"
             )
     console.print(table)
     if json_out is not None:

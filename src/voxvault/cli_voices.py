@@ -272,6 +272,9 @@ def voices_adapt(
     iterations: Annotated[int, typer.Option("--iterations", "-n", help="Search iterations at most.")] = 24,
     max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time cap for the search.")] = 600.0,
     resume: Annotated[str | None, typer.Option("--resume", help="Resume this unfinished job id.")] = None,
+    method: Annotated[
+        str, typer.Option("--method", help="search (evolution strategy) or gradient (PyTorch Kokoro).")
+    ] = "search",
 ) -> None:
     """Fine-tune the voice's style toward its speaker (progress bar); 'voices rollback' undoes it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -282,7 +285,10 @@ def voices_adapt(
     service = AdaptService(vv)
     try:
         job_id = resume or service.submit(
-            voice_id, None, key_id=None, options={"max_iterations": iterations, "max_seconds": max_seconds}
+            voice_id,
+            None,
+            key_id=None,
+            options={"max_iterations": iterations, "max_seconds": max_seconds, "method": method},
         )
         with Progress(
             TextColumn("adapting"),

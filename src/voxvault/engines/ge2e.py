@@ -80,10 +80,12 @@ def _mel_to_hz(mels: NDArray[np.float64]) -> NDArray[np.float64]:
     return freqs
 
 
-def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS) -> NDArray[np.float32]:
+def mel_filterbank(
+    sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS, fmax: float | None = None
+) -> NDArray[np.float32]:
     """Slaney-normalised triangular filters, as ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)``."""
     fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
-    edges = np.array([0.0, sr / 2.0])
+    edges = np.array([0.0, sr / 2.0 if fmax is None else fmax])
     mel_edges = _hz_to_mel(edges)
     mel_f = _mel_to_hz(np.linspace(mel_edges[0], mel_edges[1], n_mels + 2))
     fdiff = np.diff(mel_f)
@@ -218,6 +220,9 @@ class GE2EEncoder:
         network = _GE2ENetwork()
         network.load_state_dict(state, strict=True)
         self._network = network.to(self.device).eval()
+        for p in self._network.parameters():
+            p.requires_grad_(False)  # gradients flow to the input only
+        self._torch_front: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self.load_seconds = time.perf_counter() - t0
         log.info("ge2e loaded on %s in %.2fs", self.device, self.load_seconds)
 
@@ -286,6 +291,42 @@ class GE2EEncoder:
             time.perf_counter() - t0,
         )
         return embedding
+
+    def embed_differentiable(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """The utterance embedding of a torch waveform, keeping autograd (style fine-tuning by gradient).
+
+        Same features as :meth:`embed` without leaving torch: for a rate that is a multiple of 8 kHz up
+        to 48 kHz the STFT runs at that rate with a 25 ms window and 10 ms hop and the mel filters stop at
+        8 kHz, which gives the 16 kHz filterbank's bins (40 Hz apart) without resampling; the power is
+        scaled by the window-length ratio. Pauses are not trimmed (callers pass trimmed speech).
+        """
+        if sample_rate % 8000 or not 16000 <= sample_rate <= 48000:
+            raise VoxError(
+                "invalid_audio", f"differentiable embedding needs 16/24/32/40/48 kHz, got {sample_rate}"
+            )
+        wav = audio.reshape(-1).to(self.device, torch.float32)
+        n_fft, hop = sample_rate // 40, sample_rate // 100
+        key = (sample_rate, str(self.device))
+        if key not in self._torch_front:
+            basis = mel_filterbank(sample_rate, n_fft, N_MELS, fmax=SAMPLE_RATE / 2)
+            window = torch.hann_window(n_fft, periodic=True, device=self.device)
+            self._torch_front[key] = (torch.from_numpy(basis).to(self.device), window)
+        basis_t, window = self._torch_front[key]
+        rms = torch.sqrt(torch.mean(wav**2) + 1e-12)
+        wav = wav * (10 ** (TARGET_DBFS / 20.0) / rms)  # -30 dBFS, as embed() does
+        n16 = int(wav.numel() * SAMPLE_RATE / sample_rate)
+        slices = partial_slices(n16)
+        needed = slices[-1].stop * hop
+        if needed > wav.numel():
+            wav = torch.nn.functional.pad(wav, (0, needed - wav.numel()))
+        spec = torch.stft(
+            wav, n_fft, hop, window=window, center=True, pad_mode="constant", return_complex=True
+        )
+        power = (spec.real**2 + spec.imag**2) * (N_FFT / n_fft)
+        mel = (basis_t @ power).T  # (frames, 40)
+        partials = self._network(torch.stack([mel[sl] for sl in slices]))
+        mean = partials.mean(dim=0)
+        return mean / torch.linalg.vector_norm(mean).clamp_min(1e-12)
 
     def embed_segments(
         self, audio: FloatArray, sample_rate: int, window_s: float = 1.6, hop_s: float = 0.8

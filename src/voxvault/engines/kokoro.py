@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from numpy.typing import NDArray
 
 from voxvault.engines.base import STYLE_DIM, FloatArray
 from voxvault.errors import VoxError
@@ -222,6 +223,15 @@ def _rewrite_vnni(src: Path, dst: Path) -> object:
     return convert_file(src, dst, convs_to_int8_gemm)
 
 
+def graph_feeds(tokens: Sequence[int], style_row: FloatArray, speed: float) -> dict[str, NDArray[Any]]:
+    """The graph's inputs: tokens padded with the boundary id 0, one style row, the speed."""
+    return {
+        "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+        "style": np.asarray(style_row, dtype=np.float32).reshape(1, STYLE_DIM),
+        "speed": np.array([speed], dtype=np.float32),
+    }
+
+
 def cpu_has_vnni() -> bool:
     """True where the CPU advertises AVX512-VNNI or AVX-VNNI (Linux /proc/cpuinfo)."""
     try:
@@ -295,7 +305,7 @@ class KokoroEngine:
 
         self._sha256 = shipped_sha256()
         self.joined_model_path = ensure_joined_model(self.cache_dir, expected_sha256=self._sha256)
-        self.model_path, self._session = self._load()
+        self.model_path, self._session = self._load()  # an ort session, or a TorchGraph in the subclass
         self.load_seconds = time.perf_counter() - t0
         logger.info(
             "Kokoro ready: precision=%s threads=%d model=%s load=%.2fs",
@@ -325,7 +335,7 @@ class KokoroEngine:
             )
         return self.joined_model_path
 
-    def _session_for(self, path: Path) -> ort.InferenceSession:
+    def _session_for(self, path: Path) -> Any:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
@@ -339,7 +349,7 @@ class KokoroEngine:
             str(path), sess_options=opts, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
         )
 
-    def _load(self) -> tuple[Path, ort.InferenceSession]:
+    def _load(self) -> tuple[Path, Any]:
         """Open the session; a cached file that will not load is verified/rebuilt once, then retried."""
         path = self._model_for_precision()
         try:
@@ -393,20 +403,17 @@ class KokoroEngine:
         if not tokens:
             return np.zeros(0, dtype=np.float32)
         t0 = time.perf_counter()
-        audio = self._session.run(
-            None,
-            {
-                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
-                "style": ref.reshape(1, STYLE_DIM),
-                "speed": np.array([speed], dtype=np.float32),
-            },
-        )[0]
+        audio = self._run(graph_feeds(tokens, ref, speed))
         out = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
         out = np.ascontiguousarray(_trim_silence(out, self.sample_rate))
         logger.debug(
             "kokoro tokens=%d samples=%d seconds=%.3f", len(tokens), out.size, time.perf_counter() - t0
         )
         return out
+
+    def _run(self, feeds: dict[str, NDArray[Any]]) -> NDArray[Any]:
+        """One forward pass of the graph (the PyTorch engine overrides this)."""
+        return np.asarray(self._session.run(None, feeds)[0])
 
     def _style_row(self, style: FloatArray, n_tokens: int) -> FloatArray:
         """Accept a 256 vector, (1, 256), or a pack (N, 256)/(N, 1, 256) indexed by token count."""

@@ -28,6 +28,14 @@ def _kokoro(settings: Settings) -> TTSEngine:
     )
 
 
+def _kokoro_torch(settings: Settings) -> TTSEngine:
+    from voxvault.engines.kokoro_torch import KokoroTorchEngine
+
+    return KokoroTorchEngine(
+        cache_dir=settings.resolved_cache_dir, device=settings.device, threads=settings.threads
+    )
+
+
 def _ge2e(settings: Settings) -> SpeakerEncoder:
     from voxvault.engines.ge2e import GE2EEncoder
 
@@ -47,7 +55,7 @@ def _pocketsphinx(settings: Settings) -> SpeechRecognizer:
 
 
 FACTORIES: dict[str, dict[str, Factory]] = {
-    "tts": {"kokoro": _kokoro},
+    "tts": {"kokoro": _kokoro, "kokoro-torch": _kokoro_torch},
     "speaker": {"ge2e": _ge2e},
     "vad": {"silero": _silero},
     "asr": {"pocketsphinx": _pocketsphinx},

@@ -25,6 +25,7 @@ from voxvault.text import TextFrontend
 from voxvault.voices.conditioning import REFERENCE_TEXT
 from voxvault.voices.finetune import AdaptOptions, StyleObjective, optimise
 from voxvault.voices.instant import StyleBasis, StyleMap, f0_track, instant_style
+from voxvault.voices.style_gradient import StyleGradient
 
 HELD_OUT_SENTENCES = (
     "I would like to book a table for two this evening.",
@@ -43,6 +44,8 @@ class CloneEvalOptions:
     finetune_seconds: float = 120.0
     finetune_iterations: int = 12
     enrol_share: float = 0.6
+    #: fine-tuning methods to run; the first is reported as ``finetuned``, others as ``finetuned_<method>``
+    finetune_methods: tuple[str, ...] = ("search",)
 
 
 def _unit(v: FloatArray) -> FloatArray:
@@ -86,6 +89,7 @@ class CloneEvaluator:
             s: "".join(p.phonemes for p in frontend.plan(s)) for s in (*HELD_OUT_SENTENCES, REFERENCE_TEXT)
         }
         self._preset_embeddings: dict[str, FloatArray] | None = None
+        self._torch_tts: Any = None
 
     def preset_embeddings(self) -> dict[str, FloatArray]:
         if self._preset_embeddings is None:
@@ -98,6 +102,44 @@ class CloneEvaluator:
                 for name, pack in self.presets.items()
             }
         return self._preset_embeddings
+
+    def finetune(
+        self,
+        method: str,
+        z: FloatArray,
+        enrol_emb: FloatArray,
+        reference: FloatArray,
+        real_f0: tuple[float, float] | None,
+    ) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        opts = AdaptOptions(
+            max_iterations=self.options.finetune_iterations,
+            max_seconds=self.options.finetune_seconds,
+            population=3,
+            sentences=FINETUNE_SENTENCES,
+            method=method,
+        )
+        objective = StyleObjective(self.tts, self.encoder, self.asr, self.basis, enrol_emb, opts)
+        gradient = None
+        if method == "gradient":
+            gradient = StyleGradient(
+                self.torch_tts(), self.encoder, self.basis, objective.target, objective.phonemes
+            )  # type: ignore[arg-type]
+        ck = optimise(objective, z, opts, gradient=gradient)
+        out: dict[str, Any] = {"method": method, "time_s": round(time.perf_counter() - t0, 3)}
+        out["iterations"] = ck.iteration
+        out.update(self.judge(self.basis.pack(np.asarray(ck.best_z)), reference, real_f0))
+        return out
+
+    def torch_tts(self) -> Any:
+        """PyTorch Kokoro for the gradient method (the engine under test when it already is one)."""
+        from voxvault.engines.kokoro_torch import KokoroTorchEngine
+
+        if isinstance(self.tts, KokoroTorchEngine):
+            return self.tts
+        if self._torch_tts is None:
+            self._torch_tts = KokoroTorchEngine(self.tts.cache_dir)  # type: ignore[attr-defined]
+        return self._torch_tts
 
     def judge(
         self, pack: FloatArray, reference: FloatArray, real_f0: tuple[float, float] | None
@@ -142,23 +184,16 @@ class CloneEvaluator:
         row["instant"].update(self.judge(pack, reference, real_f0))
 
         if self.options.finetune:
-            t0 = time.perf_counter()
-            opts = AdaptOptions(
-                max_iterations=self.options.finetune_iterations,
-                max_seconds=self.options.finetune_seconds,
-                population=3,
-                sentences=FINETUNE_SENTENCES,
-            )
-            objective = StyleObjective(self.tts, self.encoder, self.asr, self.basis, enrol_emb, opts)
-            ck = optimise(objective, z, opts)
-            row["finetuned"] = {"time_s": round(time.perf_counter() - t0, 3), "iterations": ck.iteration}
-            row["finetuned"].update(self.judge(self.basis.pack(np.asarray(ck.best_z)), reference, real_f0))
+            for i, method in enumerate(self.options.finetune_methods):
+                key = "finetuned" if i == 0 else f"finetuned_{method}"
+                row[key] = self.finetune(method, z, enrol_emb, reference, real_f0)
         return row
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    for method in METHODS:
+    extra = sorted({k for r in rows for k in r if k.startswith("finetuned_")})
+    for method in (*METHODS, *extra):
         got = [r[method] for r in rows if method in r]
         if not got:
             continue

@@ -6,7 +6,8 @@ objective rewards GE2E similarity to the enrolled embedding, rewards the ASR rec
 (so the voice keeps saying them) and penalises leaving the region of natural styles. Each iteration is
 checkpointed into the ``Job`` row (``result["checkpoint"]``), so a crashed job resumes where it stopped.
 When done the voice switches to the best style; the one it had is kept (``previous_style_blob``) for
-rollback. A GPU path (a differentiable PyTorch copy of Kokoro) is not implemented.
+rollback. ``method="gradient"`` replaces the search by Adam steps through differentiable copies of Kokoro
+and GE2E in PyTorch (``voices/style_gradient.py``), on the CPU or a GPU.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from voxvault.store.models import Job, Voice, utcnow
 from voxvault.text import TextFrontend
 from voxvault.voices.instant import StyleBasis, naturalness_penalty
 from voxvault.voices.lifecycle import array_bytes, array_from_bytes
+from voxvault.voices.style_gradient import StyleGradient, gradient_step
 
 log = logging.getLogger(__name__)
 
 JOB_KIND = "voice_adapt"
+METHODS = ("search", "gradient")
 RESUMABLE = ("queued", "running", "interrupted")
 DEFAULT_SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -54,6 +57,8 @@ class AdaptOptions:
     naturalness_weight: float = 0.05
     sentences: tuple[str, ...] = DEFAULT_SENTENCES
     seed: int = 0
+    method: str = "search"  # "search": (1+λ) evolution strategy; "gradient": Adam through PyTorch Kokoro
+    learning_rate: float = 0.2  # gradient method: Adam step, in basis standard deviations
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> AdaptOptions:
@@ -65,6 +70,10 @@ class AdaptOptions:
             raise VoxError("invalid_options", "max_iterations 1-500, population 1-32, max_seconds > 0", 422)
         if not opts.sentences:
             raise VoxError("invalid_options", "at least one sentence is needed", 422)
+        if opts.method not in METHODS:
+            raise VoxError("invalid_options", f"method must be one of {', '.join(METHODS)}", 422)
+        if not 0 < opts.learning_rate <= 2:
+            raise VoxError("invalid_options", "learning_rate must be in (0, 2]", 422)
         return opts
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +103,7 @@ class Checkpoint:
     seconds: float
     history: list[float] = field(default_factory=list)
     rng_state: dict[str, Any] = field(default_factory=dict)
+    adam: dict[str, Any] = field(default_factory=dict)  # gradient method: current z, moments, step count
 
 
 class StyleObjective:
@@ -197,16 +207,30 @@ def finished(ck: Checkpoint, options: AdaptOptions) -> str | None:
     return None
 
 
+Step = Callable[[Checkpoint], Checkpoint]
+
+
+def stepper(objective: StyleObjective, options: AdaptOptions, gradient: StyleGradient | None = None) -> Step:
+    """The iteration for ``options.method``: a search step, or a gradient step (needs ``gradient``)."""
+    if options.method == "gradient":
+        if gradient is None:
+            raise VoxError("gradient_unavailable", "the gradient method needs a differentiable model", 422)
+        return lambda ck: gradient_step(objective, gradient, ck, options)
+    return lambda ck: search_step(objective, ck, options)
+
+
 def optimise(
     objective: StyleObjective,
     z0: FloatArray,
     options: AdaptOptions,
     on_step: Callable[[Checkpoint], None] | None = None,
+    gradient: StyleGradient | None = None,
 ) -> Checkpoint:
     """Run the whole search in-process (evaluation, scripts); the job service checkpoints instead."""
+    step = stepper(objective, options, gradient)
     ck = start_checkpoint(objective, z0, options)
     while finished(ck, options) is None:
-        ck = search_step(objective, ck, options)
+        ck = step(ck)
         if on_step is not None:
             on_step(ck)
     return ck
@@ -220,6 +244,7 @@ class AdaptService:
         self._lock = threading.Lock()
         self._threads: dict[str, threading.Thread] = {}
         self._stop = threading.Event()
+        self._torch_tts: Any = None
 
     # -- jobs ---------------------------------------------------------------------------------------------
     def submit(
@@ -298,6 +323,9 @@ class AdaptService:
         options = AdaptOptions.from_dict(spec.get("options", {}))
         try:
             objective, z0 = self._objective(voice_id, project_id, options, spec)
+            step = stepper(
+                objective, options, self._gradient(objective) if options.method == "gradient" else None
+            )
             raw = result.get("checkpoint")
             ck = Checkpoint(**raw) if raw else start_checkpoint(objective, z0, options)
             if not raw:
@@ -309,7 +337,7 @@ class AdaptService:
                     return "interrupted"
                 if max_steps is not None and steps >= max_steps:
                     return "running"
-                ck = search_step(objective, ck, options)
+                ck = step(ck)
                 steps += 1
                 self._save(job_id, ck, options)
                 if on_progress is not None:
@@ -338,6 +366,21 @@ class AdaptService:
         asr = vv.engines.asr() if options.intelligibility_weight > 0 else None
         objective = StyleObjective(tts, vv.engines.speaker(), asr, basis, target, options)
         return objective, basis.coords(current)
+
+    def _gradient(self, objective: StyleObjective) -> StyleGradient:
+        """PyTorch Kokoro (the configured engine when it is one, else loaded once here) and GE2E."""
+        from voxvault.engines.kokoro_torch import KokoroTorchEngine
+
+        tts = objective.tts
+        if not isinstance(tts, KokoroTorchEngine):
+            with self._lock:
+                if self._torch_tts is None:
+                    st = self.vv.settings
+                    self._torch_tts = KokoroTorchEngine(
+                        st.resolved_cache_dir, device=st.device, threads=st.threads
+                    )
+                tts = self._torch_tts
+        return StyleGradient(tts, objective.encoder, objective.basis, objective.target, objective.phonemes)  # type: ignore[arg-type]
 
     def _save(self, job_id: str, ck: Checkpoint, options: AdaptOptions) -> None:
         with self.vv.db.session() as s:

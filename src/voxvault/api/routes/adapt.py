@@ -10,7 +10,7 @@ import datetime as dt
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -54,6 +54,10 @@ class AdaptIn(BaseModel):
     max_iterations: int = Field(default=24, ge=1, le=500)
     max_seconds: float = Field(default=600.0, gt=0, le=3600)
     population: int = Field(default=4, ge=1, le=32)
+    method: Literal["search", "gradient"] = Field(
+        default="search", description="search: evolution strategy; gradient: Adam through PyTorch Kokoro"
+    )
+    learning_rate: float = Field(default=0.2, gt=0, le=2, description="gradient method only")
 
 
 class JobOut(BaseModel):

@@ -1,0 +1,79 @@
+"""Kokoro-82M on PyTorch: the CUDA path, and a differentiable copy of the model for style fine-tuning.
+
+Same files and same interface as :class:`~voxvault.engines.kokoro.KokoroEngine` (it is a subclass): the
+shipped int8 graph is joined and verified, rewritten once to float32 with dequantised weights
+(``kokoro-v1.0.float32.onnx``), and that graph is executed by :class:`~voxvault.engines.onnx_torch.TorchGraph`
+on ``device`` (``cpu`` or ``cuda``). No weights come from anywhere else.
+
+On this project's 2-core CPU it is slower than onnxruntime's int8 kernels (``docs/benchmarks.md``), so the
+CPU default stays the onnxruntime engine; this one is chosen with ``VOXVAULT_TTS_ENGINE=kokoro-torch`` and
+``VOXVAULT_DEVICE=cuda`` on a GPU machine (onnxruntime there has no CUDA provider), and used directly by
+the gradient fine-tuning path (:meth:`forward`, which keeps the autograd graph).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from voxvault.engines.base import STYLE_DIM
+from voxvault.engines.kokoro import KokoroEngine
+from voxvault.engines.onnx_torch import TorchGraph
+from voxvault.errors import VoxError
+
+logger = logging.getLogger(__name__)
+
+
+class KokoroTorchEngine(KokoroEngine):
+    """``TTSEngine`` running the dequantised Kokoro graph with PyTorch on ``device``."""
+
+    name = "kokoro-torch"
+
+    def __init__(self, cache_dir: Path, device: str = "cpu", threads: int = 0) -> None:
+        try:
+            self.device = torch.device(device)
+        except RuntimeError as exc:
+            raise VoxError("bad_device", f"unknown torch device {device!r}", 500) from exc
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise VoxError("device_unavailable", "VOXVAULT_DEVICE=cuda but PyTorch sees no CUDA device", 500)
+        self._lock = threading.Lock()  # torch CPU ops already use every core; one forward at a time
+        super().__init__(cache_dir, precision="float", threads=threads)
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.threads)
+
+    def _session_for(self, path: Path) -> TorchGraph:
+        return TorchGraph(path, self.device)
+
+    def _run(self, feeds: dict[str, NDArray[Any]]) -> NDArray[Any]:
+        with self._lock, torch.inference_mode():
+            out = self._session(feeds)[0]
+        return np.asarray(out.detach().float().cpu().numpy())
+
+    @property
+    def graph(self) -> TorchGraph:
+        graph: TorchGraph = self._session
+        return graph
+
+    def forward(self, tokens: Sequence[int], style: torch.Tensor, speed: float = 1.0) -> torch.Tensor:
+        """Audio (1-D tensor, 24 kHz, untrimmed) for ``tokens`` in ``style`` (256,), keeping autograd.
+
+        Gradients flow to ``style`` through the prosody predictor and the decoder; token durations are
+        rounded inside the model, so they carry none (as in any framework).
+        """
+        if style.shape[-1] != STYLE_DIM:
+            raise VoxError("bad_style", f"style must end in {STYLE_DIM} values", shape=list(style.shape))
+        if not tokens or len(tokens) > self.max_phonemes:
+            raise VoxError("bad_phonemes", f"need 1..{self.max_phonemes} known phonemes", got=len(tokens))
+        feeds = {
+            "tokens": torch.tensor([[0, *tokens, 0]], dtype=torch.int64),
+            "style": style.reshape(1, STYLE_DIM).to(self.device, torch.float32),
+            "speed": torch.tensor([speed], dtype=torch.float32),
+        }
+        return self._session(feeds)[0].reshape(-1)
