@@ -56,3 +56,7 @@ bench-watermark: install-dev
 .PHONY: bench-clone
 bench-clone: install-dev
 	$(BIN)/python bench/clone.py --out bench/results/clone.json --html bench/results/clone.html $(CLONE_ARGS)
+
+.PHONY: bench-engines
+bench-engines: install-dev
+	$(BIN)/python bench/engines.py --out bench/results/engines.json --doc docs/benchmarks.md

@@ -137,3 +137,58 @@ def test_the_api_runs_an_adaptation_job_to_completion(vv: Any, client: Any, targ
         time.sleep(1)
     assert job["status"] == "succeeded" and job["progress"] == 1.0
     assert client.post(f"/v1/voices/{vid}/rollback").status_code == 200
+
+
+def test_the_api_refuses_an_unknown_method(vv: Any, client: Any, target: np.ndarray) -> None:
+    _, project = vv.keys.ensure_default_project()
+    vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
+    r = client.post(f"/v1/voices/{vid}/adapt", json={"method": "annealing"})
+    assert r.status_code == 422
+    with pytest.raises(VoxError) as info:
+        AdaptOptions.from_dict({"method": "annealing"})
+    assert info.value.code == "invalid_options"
+
+
+@pytest.mark.slow
+def test_gradient_steps_move_the_style_toward_the_target(vv: Any, target: np.ndarray) -> None:
+    """Adam on the differentiable model raises the GE2E similarity the search would have to guess at."""
+    from voxvault.engines.kokoro_torch import KokoroTorchEngine
+    from voxvault.voices.instant import StyleBasis
+    from voxvault.voices.style_gradient import StyleGradient, adam_ascent
+
+    tts = KokoroTorchEngine(vv.settings.resolved_cache_dir)
+    basis = StyleBasis.from_presets(vv.catalog.preset_styles())
+    phonemes = ["".join(p.phonemes for p in vv.frontend.plan(SENTENCE[0]))]
+    gradient = StyleGradient(tts, vv.engines.speaker(), basis, target, phonemes)  # type: ignore[arg-type]
+    z = basis.coords(vv.catalog.preset_styles()["kumo"])
+    state: dict[str, Any] = {}
+    first, grad = gradient.similarity_and_grad(z, 0.0)
+    sims = [first]
+    for _ in range(3):
+        z, state = adam_ascent(z, grad, state, 0.3)
+        sim, grad = gradient.similarity_and_grad(z, 0.0)
+        sims.append(sim)
+    assert state["t"] == 3 and len(state["m"]) == basis.size
+    assert max(sims[1:]) > first + 0.02, sims
+
+
+@pytest.mark.slow
+def test_a_gradient_job_keeps_its_optimiser_state_across_a_crash(vv: Any, target: np.ndarray) -> None:
+    _, project = vv.keys.ensure_default_project()
+    original = vv.catalog.preset_styles()["kumo"]
+    vid = make_voice(vv, project, original, target)
+    options = {"max_iterations": 2, "sentences": SENTENCE, "method": "gradient"}
+    options["intelligibility_weight"] = 0.0
+    job_id = AdaptService(vv).submit(vid, project, key_id=None, options=options)
+    assert AdaptService(vv).run(job_id, max_steps=1) == "running"
+    with vv.db.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        adam = job.result["checkpoint"]["adam"]
+    assert adam["t"] == 1 and len(adam["z"]) == len(adam["m"])
+    assert AdaptService(vv).run(job_id) == "succeeded"
+    with vv.db.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.result["checkpoint"]["adam"]["t"] == 2  # resumed, not restarted
+    adapted = vv.voice_registry.style_for(vid, project)
+    assert adapted.shape == original.shape and np.all(np.isfinite(adapted))

@@ -97,7 +97,7 @@ def _pow(a: Tensor, b: Tensor) -> Tensor:
     return torch.pow(a, b)
 
 
-_DTYPES = {
+_DTYPES: dict[int, torch.dtype] = {
     onnx.TensorProto.FLOAT: torch.float32,
     onnx.TensorProto.INT64: torch.int64,
     onnx.TensorProto.INT32: torch.int32,
@@ -264,7 +264,7 @@ def _lstm(a: dict[str, Any]) -> OpFn:
             h0 = x.new_zeros(dirs, batch, hidden)
         if c0 is None:
             c0 = x.new_zeros(dirs, batch, hidden)
-        y, h, c = torch._VF.lstm(  # type: ignore[attr-defined]
+        y, h, c = torch._VF.lstm(
             x, (h0.to(x.device), c0.to(x.device)), params(w, r, b), True, 1, 0.0, False, bidirectional, False
         )
         return y.reshape(seq, batch, dirs, hidden).permute(0, 2, 1, 3), h, c

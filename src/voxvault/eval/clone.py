@@ -122,9 +122,10 @@ class CloneEvaluator:
         objective = StyleObjective(self.tts, self.encoder, self.asr, self.basis, enrol_emb, opts)
         gradient = None
         if method == "gradient":
+            encoder: Any = self.encoder  # GE2EEncoder: StyleGradient checks embed_differentiable
             gradient = StyleGradient(
-                self.torch_tts(), self.encoder, self.basis, objective.target, objective.phonemes
-            )  # type: ignore[arg-type]
+                self.torch_tts(), encoder, self.basis, objective.target, objective.phonemes
+            )
         ck = optimise(objective, z, opts, gradient=gradient)
         out: dict[str, Any] = {"method": method, "time_s": round(time.perf_counter() - t0, 3)}
         out["iterations"] = ck.iteration
