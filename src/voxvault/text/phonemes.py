@@ -77,7 +77,9 @@ class Phonemizer:
             from phonemizer.backend import EspeakBackend
             from phonemizer.backend.espeak.wrapper import EspeakWrapper
         except ImportError as exc:  # pragma: no cover - both are hard dependencies
-            raise RuntimeError("espeakng-loader and phonemizer-fork are required for phonemization") from exc
+            raise RuntimeError(
+                f"espeakng-loader and phonemizer-fork are required for phonemization (import failed: {exc})"
+            ) from exc
 
         EspeakWrapper.set_library(espeakng_loader.get_library_path())
         EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
