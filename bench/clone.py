@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument(
         "--method",
         action="append",
-        choices=("search", "gradient"),
+        choices=("search", "gradient", "decoder"),
         help="repeat to compare; first = finetuned",
     )
     args = parser.parse_args()

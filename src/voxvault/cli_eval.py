@@ -57,10 +57,11 @@ def run_clone_eval(
 def _methods(given: list[str] | None) -> tuple[str, ...]:
     from voxvault.voices.finetune import METHODS
 
+    known = (*METHODS, "decoder")  # decoder: evaluation only (adapted weights are not stored or served)
     methods = tuple(dict.fromkeys(given or ["search"]))
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in known]
     if unknown:
-        raise VoxError("invalid_options", f"unknown method {unknown[0]!r}; use {' or '.join(METHODS)}")
+        raise VoxError("invalid_options", f"unknown method {unknown[0]!r}; use {', '.join(known)}")
     return methods
 
 
@@ -77,7 +78,10 @@ def eval_clone(
     ] = 12,
     method: Annotated[
         list[str] | None,
-        typer.Option("--method", help="search or gradient; repeat to compare (the first is 'finetuned')."),
+        typer.Option(
+            "--method",
+            help="search, gradient or decoder (adapts decoder weights; evaluation only); repeat to compare.",
+        ),
     ] = None,
 ) -> None:
     """Enrol from part of each clip, speak held-out sentences, report SECS, WER, F0 distance and time."""

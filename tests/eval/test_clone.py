@@ -32,15 +32,19 @@ def test_eval_reports_both_fine_tuning_methods(clip_dir: Path, tmp_path: Path) -
     result = CliRunner().invoke(
         app,
         ["eval", "clone", str(clip_dir), "--json", str(out), "--finetune-iterations", "1",
-         "--method", "gradient", "--method", "search"],
+         "--method", "gradient", "--method", "search", "--method", "decoder"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     row = report["speakers"][0]
     assert row["finetuned"]["method"] == "gradient" and row["finetuned"]["iterations"] == 1
     assert row["finetuned_search"]["method"] == "search"
+    assert (
+        row["finetuned_decoder"]["method"] == "decoder"
+        and len(row["finetuned_decoder"]["train_similarity"]) == 1
+    )
     summary = report["summary"]
-    for method in ("preset", "instant", "finetuned", "finetuned_search"):
+    for method in ("preset", "instant", "finetuned", "finetuned_search", "finetuned_decoder"):
         assert 0.0 < summary[method]["secs_mean"] <= 1.0 and summary[method]["wer_mean"] >= 0.0
     assert "instant" in result.output and "preset" in result.output  # the summary table
 

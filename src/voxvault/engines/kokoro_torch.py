@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class KokoroTorchEngine(KokoroEngine):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise VoxError("device_unavailable", "VOXVAULT_DEVICE=cuda but PyTorch sees no CUDA device", 500)
         self._lock = threading.Lock()  # torch CPU ops already use every core; one forward at a time
+        self._weights: dict[str, torch.Tensor] | None = None
         super().__init__(cache_dir, precision="float", threads=threads)
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)
@@ -53,7 +55,7 @@ class KokoroTorchEngine(KokoroEngine):
 
     def _run(self, feeds: dict[str, NDArray[Any]]) -> NDArray[Any]:
         with self._lock, torch.inference_mode():
-            out = self._session(feeds)[0]
+            out = self._session(feeds, self._weights)[0]
         return np.asarray(out.detach().float().cpu().numpy())
 
     @property
@@ -61,7 +63,24 @@ class KokoroTorchEngine(KokoroEngine):
         graph: TorchGraph = self._session
         return graph
 
-    def forward(self, tokens: Sequence[int], style: torch.Tensor, speed: float = 1.0) -> torch.Tensor:
+    @contextmanager
+    def using_weights(self, weights: Mapping[str, torch.Tensor] | None) -> Iterator[None]:
+        """Speak with some initializers replaced (a speaker-adapted decoder). Evaluation only: the
+        replacement is engine-wide for the duration, not per request."""
+        previous = self._weights
+        self._weights = dict(weights) if weights else None
+        try:
+            yield
+        finally:
+            self._weights = previous
+
+    def forward(
+        self,
+        tokens: Sequence[int],
+        style: torch.Tensor,
+        speed: float = 1.0,
+        weights: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Audio (1-D tensor, 24 kHz, untrimmed) for ``tokens`` in ``style`` (256,), keeping autograd.
 
         Gradients flow to ``style`` through the prosody predictor and the decoder; token durations are
@@ -76,4 +95,4 @@ class KokoroTorchEngine(KokoroEngine):
             "style": style.reshape(1, STYLE_DIM).to(self.device, torch.float32),
             "speed": torch.tensor([speed], dtype=torch.float32),
         }
-        return self._session(feeds)[0].reshape(-1)
+        return self._session(feeds, weights if weights is not None else self._weights)[0].reshape(-1)

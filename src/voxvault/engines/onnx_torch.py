@@ -577,8 +577,16 @@ class TorchGraph:
     def parameters(self) -> list[Tensor]:
         return [t for t in self.constants.values() if t.is_floating_point()]
 
-    def __call__(self, feeds: Mapping[str, Tensor | np.ndarray]) -> list[Tensor]:
+    def __call__(
+        self, feeds: Mapping[str, Tensor | np.ndarray], overrides: Mapping[str, Tensor] | None = None
+    ) -> list[Tensor]:
+        """Run the graph; ``overrides`` replaces initializers by name (adapted weights, for example)."""
         values: dict[str, Tensor] = dict(self.constants)
+        if overrides:
+            unknown = set(overrides) - set(self.constants)
+            if unknown:
+                raise KeyError(f"no initializer named {sorted(unknown)[0]!r}")
+            values.update(overrides)
         for name in self.input_names:
             if name not in feeds:
                 raise KeyError(f"missing graph input {name!r}")

@@ -25,7 +25,7 @@ from voxvault.text import TextFrontend
 from voxvault.voices.conditioning import REFERENCE_TEXT
 from voxvault.voices.finetune import AdaptOptions, StyleObjective, optimise
 from voxvault.voices.instant import StyleBasis, StyleMap, f0_track, instant_style
-from voxvault.voices.style_gradient import StyleGradient
+from voxvault.voices.style_gradient import StyleGradient, adapt_decoder
 
 HELD_OUT_SENTENCES = (
     "I would like to book a table for two this evening.",
@@ -84,7 +84,7 @@ class CloneEvaluator:
             raise VoxError("no_presets", "the TTS engine has no preset styles to clone from", 500)
         self.presets: dict[str, FloatArray] = styles()
         self.basis = StyleBasis.from_presets(self.presets)
-        frontend = TextFrontend(max_phonemes=tts.max_phonemes)
+        frontend = self._frontend = TextFrontend(max_phonemes=tts.max_phonemes)
         self._phonemes = {
             s: "".join(p.phonemes for p in frontend.plan(s)) for s in (*HELD_OUT_SENTENCES, REFERENCE_TEXT)
         }
@@ -112,6 +112,8 @@ class CloneEvaluator:
         real_f0: tuple[float, float] | None,
     ) -> dict[str, Any]:
         t0 = time.perf_counter()
+        if method == "decoder":
+            return self._adapt_decoder(z, enrol_emb, reference, real_f0)
         opts = AdaptOptions(
             max_iterations=self.options.finetune_iterations,
             max_seconds=self.options.finetune_seconds,
@@ -132,6 +134,31 @@ class CloneEvaluator:
         out.update(self.judge(self.basis.pack(np.asarray(ck.best_z)), reference, real_f0))
         return out
 
+    def _adapt_decoder(
+        self, z: FloatArray, enrol_emb: FloatArray, reference: FloatArray, real_f0: tuple[float, float] | None
+    ) -> dict[str, Any]:
+        """Evaluation only: the instant style, then the decoder's AdaIN projections adapted by gradient."""
+        t0 = time.perf_counter()
+        tts = self.torch_tts()
+        encoder: Any = self.encoder
+        pack = self.basis.pack(z)
+        phonemes = ["".join(p.phonemes for p in self._frontend.plan(s)) for s in FINETUNE_SENTENCES]
+        weights, history = adapt_decoder(
+            tts,
+            encoder,
+            pack,
+            phonemes,
+            enrol_emb,
+            steps=self.options.finetune_iterations,
+            max_seconds=self.options.finetune_seconds,
+        )
+        out: dict[str, Any] = {"method": "decoder", "time_s": round(time.perf_counter() - t0, 3)}
+        out["iterations"] = len(history)
+        out["train_similarity"] = [round(h, 4) for h in history]
+        with tts.using_weights(weights):
+            out.update(self.judge(pack, reference, real_f0, tts=tts))
+        return out
+
     def torch_tts(self) -> Any:
         """PyTorch Kokoro for the gradient method (the engine under test when it already is one)."""
         from voxvault.engines.kokoro_torch import KokoroTorchEngine
@@ -143,10 +170,15 @@ class CloneEvaluator:
         return self._torch_tts
 
     def judge(
-        self, pack: FloatArray, reference: FloatArray, real_f0: tuple[float, float] | None
+        self,
+        pack: FloatArray,
+        reference: FloatArray,
+        real_f0: tuple[float, float] | None,
+        tts: TTSEngine | None = None,
     ) -> dict[str, Any]:
-        rate = self.tts.sample_rate
-        clips = [self.tts.synthesize(self._phonemes[s], pack) for s in HELD_OUT_SENTENCES]
+        speaker = tts or self.tts
+        rate = speaker.sample_rate
+        clips = [speaker.synthesize(self._phonemes[s], pack) for s in HELD_OUT_SENTENCES]
         gap = np.zeros(int(0.2 * rate), dtype=np.float32)
         joined = np.concatenate([c for clip in clips for c in (clip, gap)])
         secs = float(np.dot(_unit(self.encoder.embed(joined, rate)), reference))

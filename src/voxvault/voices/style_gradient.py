@@ -138,3 +138,72 @@ def gradient_step(objective: Any, gradient: StyleGradient, ck: Any, options: Any
         rng_state=ck.rng_state,
         adam=adam,
     )
+
+
+# --- beyond the style: adapting the decoder's style projections -------------------------------------------
+
+
+def adaptable_weights(tts: Any) -> list[str]:
+    """The decoder's AdaIN projections (style -> per-channel gain and bias): 116 tensors, 4.8 M numbers.
+
+    They are where the style enters the vocoder, so adapting them per speaker widens what a voice can
+    sound like without touching what the text encoder and the duration/pitch predictors learned.
+    """
+    graph = tts.graph
+    return sorted(
+        k
+        for k, v in graph.constants.items()
+        if k.startswith("decoder.") and ".fc." in k and v.is_floating_point()
+    )
+
+
+def adapt_decoder(
+    tts: Any,
+    encoder: DifferentiableEncoder,
+    style_pack: FloatArray,
+    phonemes: list[str],
+    target: FloatArray,
+    *,
+    steps: int,
+    max_seconds: float,
+    learning_rate: float = 1e-3,
+    l2: float = 1e-3,
+) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """Adam on the decoder's AdaIN projections toward ``target`` (GE2E cosine of the spoken ``phonemes``).
+
+    Returns the adapted tensors (to pass as ``weights`` / ``using_weights``) and the similarity per step.
+    ``l2`` keeps them near the shipped values. Measured in ``docs/cloning.md``.
+    """
+    names = adaptable_weights(tts)
+    originals = [tts.graph.constants[n] for n in names]
+    params = [o.detach().clone().requires_grad_(True) for o in originals]
+    optimiser = torch.optim.Adam(params, lr=learning_rate)
+    tokens = [tts.tokenize(p) for p in phonemes]
+    if not all(tokens):
+        raise VoxError("invalid_options", "an adaptation sentence has no speakable phonemes", 422)
+    t = np.asarray(target, dtype=np.float32).reshape(-1)
+    goal = torch.from_numpy(t / max(float(np.linalg.norm(t)), 1e-12))
+    pack = np.asarray(style_pack, dtype=np.float32).reshape(-1, 256)
+    rate = tts.sample_rate
+    history: list[float] = []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        if time.perf_counter() - t0 >= max_seconds:
+            break
+        optimiser.zero_grad()
+        weights = dict(zip(names, params, strict=True))
+        pieces: list[torch.Tensor] = []
+        with torch.enable_grad():
+            for tok in tokens:
+                row = torch.from_numpy(pack[min(len(tok), len(pack)) - 1])
+                audio = tts.forward(tok, row, weights=weights).float().cpu().clamp(-1.0, 1.0)
+                loud = torch.nonzero(audio.detach().abs() > _TRIM_THRESHOLD).reshape(-1)
+                if loud.numel():
+                    audio = audio[int(loud[0]) : int(loud[-1]) + 1]
+                pieces += [audio, torch.zeros(int(0.2 * rate))]
+            similarity = encoder.embed_differentiable(torch.cat(pieces), rate).cpu() @ goal
+            drift = sum(((p - o) ** 2).sum() for p, o in zip(params, originals, strict=True))
+            (l2 * drift - similarity).backward()
+        optimiser.step()
+        history.append(float(similarity.detach()))
+    return {n: p.detach() for n, p in zip(names, params, strict=True)}, history
