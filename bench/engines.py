@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -87,17 +86,12 @@ def measure(cache: Path, device: str, runs: int) -> dict[str, Any]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from stream import machine as describe  # bench/stream.py: CPU model, cores, versions
+
+    m = describe()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     isa = "AVX512-VNNI" if cpu_has_vnni() else "no VNNI"
-    return f"{cpu} ({isa}), {len(os.sched_getaffinity(0))} cores{gpu}; torch {torch.__version__}"
+    return f"{m['cpu']} ({isa}), {m['cores']} cores{gpu}; torch {torch.__version__}"
 
 
 def render(report: dict[str, Any]) -> str:
