@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from doc_block import replace_block
+
 from voxvault.config import Settings
 from voxvault.jobs.batch import run_batch
 from voxvault.jobs.executors import Executor, LocalExecutor, RayExecutor
@@ -175,15 +177,7 @@ def write_doc(path: Path, r: dict[str, Any]) -> None:
             f"| {row['processing_s']:.1f} | {row['startup_s']:.1f} | {row['load_average_1min_after']:.1f} |"
         )
     lines += ["", f"GPU: {r['gpu']['note']}.", END]
-    block = "\n".join(lines)
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n## Batch jobs (`make bench-batch`)\n\n" + block + "\n"
-    path.write_text(text)
+    replace_block(path, "\n".join(lines), BEGIN, END, heading="## Batch jobs (`make bench-batch`)")
 
 
 if __name__ == "__main__":

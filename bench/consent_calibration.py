@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from doc_block import replace_block
 
 from voxvault.audio.io import decode, resample
 from voxvault.config import Settings
@@ -409,14 +410,7 @@ def write_doc(path: Path, r: dict[str, Any]) -> None:
     for name, row in r["snr_estimate_db"].items():
         lines.append(_row(name, row["clean"], row["20 dB"], row["10 dB"], row["0 dB"]))
     lines += ["", END]
-    block = "\n".join(lines)
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text + "\n" + block + "\n"
-    path.write_text(text)
+    replace_block(path, "\n".join(lines), BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from doc_block import replace_block  # noqa: E402
+
 from voxvault.engines.kokoro import KokoroEngine, cpu_has_vnni  # noqa: E402
 from voxvault.engines.kokoro_torch import KokoroTorchEngine  # noqa: E402
 from voxvault.text import TextFrontend  # noqa: E402
@@ -33,6 +35,7 @@ SENTENCES = {
     "3 words": "Thanks for waiting.",
 }
 RUNS = 5
+BEGIN, END = "<!-- bench-engines:start -->", "<!-- bench-engines:end -->"
 
 
 def _phonemes(frontend: TextFrontend, text: str) -> str:
@@ -96,7 +99,7 @@ def machine() -> str:
 
 def render(report: dict[str, Any]) -> str:
     lines = [
-        "<!-- bench-engines:start -->",
+        BEGIN,
         f"Machine: {report['machine']}. Run {report['when']}, medians of {report['runs']} calls, "
         f"load average at start {report['load_start']}.",
         "",
@@ -116,7 +119,7 @@ def render(report: dict[str, Any]) -> str:
                 f"`{name}` forward + backward to the style (one gradient step's model cost), 21 words: "
                 f"{fb['seconds']:.2f} s ({fb['per_audio_second']:.2f} s per audio second)."
             )
-    lines.append("<!-- bench-engines:end -->")
+    lines.append(END)
     return "\n".join(lines)
 
 
@@ -142,14 +145,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     if args.doc is not None:
-        doc = args.doc.read_text()
-        block = render(report)
-        start, end = "<!-- bench-engines:start -->", "<!-- bench-engines:end -->"
-        if start in doc and end in doc:
-            doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end) :]
-        else:
-            doc += "\n\n## Kokoro engines side by side (`make bench-engines`)\n\n" + block + "\n"
-        args.doc.write_text(doc)
+        heading = "## Kokoro engines side by side (`make bench-engines`)"
+        replace_block(args.doc, render(report), BEGIN, END, heading=heading)
     print(json.dumps(report["engines"], indent=2))
 
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from doc_block import replace_block
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (1, 4, 16)
@@ -379,13 +380,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def write_doc(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if DOC_BEGIN in text and DOC_END in text:
-        head, rest = text.split(DOC_BEGIN, 1)
-        text = head + section + rest.split(DOC_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    replace_block(path, section, DOC_BEGIN, DOC_END)
 
 
 async def bench(server: Server, key: str) -> dict[str, dict[str, Any]]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from doc_block import replace_block
 
 from voxvault.config import Settings
 from voxvault.service import VoxVault
@@ -223,15 +224,7 @@ def write_doc(path: Path, r: dict[str, Any]) -> None:
         f"{'met' if r['targets']['medium_first_audio_met'] else 'NOT met'}.",
         END,
     ]
-    block = "\n".join(lines)
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n## Synthesis (`make bench`)\n\n" + block + "\n"
-    path.write_text(text)
+    replace_block(path, "\n".join(lines), BEGIN, END, heading="## Synthesis (`make bench`)")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attacks import Attack, standard_attacks  # noqa: E402
+from doc_block import replace_block  # noqa: E402
 
 from voxvault.audio import decode, normalize_loudness  # noqa: E402
 from voxvault.engines.watermark import FALSE_ALARM_BOUND, Watermarker  # noqa: E402
@@ -514,15 +515,7 @@ def write_doc(path: Path, r: dict[str, Any]) -> None:
         f"{fp['detect_s_per_audio_s'] * 1000:.0f} ms per second of audio.",
         END,
     ]
-    block = "\n".join(lines)
-    text = path.read_text() if path.exists() else "# Watermark\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n## Measured\n\n" + block + "\n"
-    path.write_text(text)
+    replace_block(path, "\n".join(lines), BEGIN, END, heading="## Measured")
 
 
 if __name__ == "__main__":
