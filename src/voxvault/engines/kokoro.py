@@ -59,8 +59,8 @@ MODEL_MAX_TOKENS = 510
 MAX_PHONEMES = 400
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 _CHUNK = 1 << 20
-_TRIM_THRESHOLD = 0.01
-_TRIM_KEEP_SECONDS = 0.03
+TRIM_THRESHOLD = 0.01
+TRIM_KEEP_SECONDS = 0.03
 # Pushing the im2col transposes through the decoder turns its instance norms into slow strided reductions.
 _VNNI_DISABLED_OPTIMIZERS = ("TransposeOptimizer", "TransposeOptimizer_CPUExecutionProvider")
 
@@ -254,10 +254,10 @@ def _usable_cores() -> int:
 
 def _trim_silence(audio: FloatArray, sample_rate: int) -> FloatArray:
     """Cut leading/trailing near-silence, keeping ~30 ms so onsets and releases are not clipped."""
-    loud = np.flatnonzero(np.abs(audio) > _TRIM_THRESHOLD)
+    loud = np.flatnonzero(np.abs(audio) > TRIM_THRESHOLD)
     if loud.size == 0:
         return audio
-    keep = int(_TRIM_KEEP_SECONDS * sample_rate)
+    keep = int(TRIM_KEEP_SECONDS * sample_rate)
     return audio[max(0, int(loud[0]) - keep) : int(loud[-1]) + keep + 1]
 
 

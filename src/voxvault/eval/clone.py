@@ -111,9 +111,9 @@ class CloneEvaluator:
         reference: FloatArray,
         real_f0: tuple[float, float] | None,
     ) -> dict[str, Any]:
-        t0 = time.perf_counter()
         if method == "decoder":
             return self._adapt_decoder(z, enrol_emb, reference, real_f0)
+        t0 = time.perf_counter()
         opts = AdaptOptions(
             max_iterations=self.options.finetune_iterations,
             max_seconds=self.options.finetune_seconds,

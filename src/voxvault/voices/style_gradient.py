@@ -13,19 +13,20 @@ and intelligibility still guards the result. Runs on ``cpu`` or ``cuda`` (``VOXV
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from voxvault.engines.base import FloatArray
+from voxvault.engines.base import STYLE_DIM, FloatArray
+from voxvault.engines.kokoro import TRIM_KEEP_SECONDS, TRIM_THRESHOLD
 from voxvault.errors import VoxError
 from voxvault.voices.instant import NATURAL_RADIUS, StyleBasis
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
-_TRIM_THRESHOLD = 0.01
-_TRIM_KEEP = 0.03  # seconds kept around the speech, as the engine's own trim
+GAP_SECONDS = 0.2  # silence between sentences, as in the search's objective
 
 
 class DifferentiableTTS(Protocol):
@@ -34,11 +35,58 @@ class DifferentiableTTS(Protocol):
 
     def tokenize(self, phonemes: str) -> list[int]: ...
 
-    def forward(self, tokens: list[int], style: torch.Tensor, speed: float = 1.0) -> torch.Tensor: ...
+    def forward(
+        self,
+        tokens: list[int],
+        style: torch.Tensor,
+        speed: float = 1.0,
+        weights: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor: ...
 
 
 class DifferentiableEncoder(Protocol):
     def embed_differentiable(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor: ...
+
+
+def _tokens(tts: DifferentiableTTS, phonemes: list[str]) -> list[list[int]]:
+    tokens = [tts.tokenize(p) for p in phonemes]
+    if not all(tokens):
+        raise VoxError("invalid_options", "a fine-tuning sentence has no speakable phonemes", 422)
+    return tokens
+
+
+def _unit(target: FloatArray) -> torch.Tensor:
+    t = np.asarray(target, dtype=np.float32).reshape(-1)
+    return torch.from_numpy(t / max(float(np.linalg.norm(t)), 1e-12))
+
+
+def _trimmed(audio: torch.Tensor, keep: int) -> torch.Tensor:
+    """``audio`` without its near-silent ends (the engine's threshold), ``keep`` samples of margin."""
+    loud = torch.nonzero(audio.detach().abs() > TRIM_THRESHOLD).reshape(-1)
+    if loud.numel() == 0:
+        return audio
+    return audio[max(0, int(loud[0]) - keep) : int(loud[-1]) + keep + 1]
+
+
+def spoken_embedding(
+    tts: DifferentiableTTS,
+    encoder: DifferentiableEncoder,
+    tokens: list[list[int]],
+    row_for: Callable[[int], torch.Tensor],
+    *,
+    keep_seconds: float,
+    weights: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """GE2E embedding (with autograd) of the sentences spoken as one utterance, pauses between them.
+
+    ``row_for(n)`` is the style row for a sentence of ``n`` tokens; ``weights`` replaces model weights.
+    """
+    rate = tts.sample_rate
+    pieces: list[torch.Tensor] = []
+    for tok in tokens:
+        audio = tts.forward(tok, row_for(len(tok)), weights=weights).float().cpu().clamp(-1.0, 1.0)
+        pieces += [_trimmed(audio, int(keep_seconds * rate)), torch.zeros(int(GAP_SECONDS * rate))]
+    return encoder.embed_differentiable(torch.cat(pieces), rate).cpu()
 
 
 class StyleGradient:
@@ -55,33 +103,23 @@ class StyleGradient:
         if not hasattr(tts, "forward") or not hasattr(encoder, "embed_differentiable"):
             raise VoxError("gradient_unavailable", "the gradient method needs PyTorch Kokoro and GE2E", 422)
         self.tts, self.encoder = tts, encoder
-        self.tokens = [tts.tokenize(p) for p in phonemes]
-        if not all(self.tokens):
-            raise VoxError("invalid_options", "a fine-tuning sentence has no speakable phonemes", 422)
+        self.tokens = _tokens(tts, phonemes)
         self.mean_pack = torch.from_numpy(np.ascontiguousarray(basis.mean_pack))
         self.directions = torch.from_numpy(np.ascontiguousarray(basis.directions))
-        t = np.asarray(target, dtype=np.float32).reshape(-1)
-        self.target = torch.from_numpy(t / max(float(np.linalg.norm(t)), 1e-12))
-
-    def _trimmed(self, audio: torch.Tensor) -> torch.Tensor:
-        loud = torch.nonzero(audio.detach().abs() > _TRIM_THRESHOLD).reshape(-1)
-        if loud.numel() == 0:
-            return audio
-        keep = int(_TRIM_KEEP * self.tts.sample_rate)
-        return audio[max(0, int(loud[0]) - keep) : int(loud[-1]) + keep + 1]
+        self.target = _unit(target)
 
     def similarity_and_grad(self, z: FloatArray, naturalness_weight: float) -> tuple[float, FloatArray]:
         """(GE2E cosine of the spoken sentences to the target, d(similarity - w * mean(z^2)) / dz)."""
         zt = torch.tensor(np.asarray(z, dtype=np.float32), requires_grad=True)
         offset = torch.clamp(zt, -NATURAL_RADIUS, NATURAL_RADIUS) @ self.directions
-        rate = self.tts.sample_rate
-        pieces: list[torch.Tensor] = []
         with torch.enable_grad():
-            for tokens in self.tokens:
-                row = self.mean_pack[min(len(tokens), self.mean_pack.shape[0]) - 1] + offset
-                audio = self.tts.forward(tokens, row).float().cpu()
-                pieces += [self._trimmed(audio.clamp(-1.0, 1.0)), torch.zeros(int(0.2 * rate))]
-            emb = self.encoder.embed_differentiable(torch.cat(pieces), rate).cpu()
+            emb = spoken_embedding(
+                self.tts,
+                self.encoder,
+                self.tokens,
+                lambda n: self.mean_pack[min(n, self.mean_pack.shape[0]) - 1] + offset,
+                keep_seconds=TRIM_KEEP_SECONDS,
+            )
             similarity = emb @ self.target
             objective = similarity - naturalness_weight * torch.mean(zt**2)
             objective.backward()
@@ -178,13 +216,9 @@ def adapt_decoder(
     originals = [tts.graph.constants[n] for n in names]
     params = [o.detach().clone().requires_grad_(True) for o in originals]
     optimiser = torch.optim.Adam(params, lr=learning_rate)
-    tokens = [tts.tokenize(p) for p in phonemes]
-    if not all(tokens):
-        raise VoxError("invalid_options", "an adaptation sentence has no speakable phonemes", 422)
-    t = np.asarray(target, dtype=np.float32).reshape(-1)
-    goal = torch.from_numpy(t / max(float(np.linalg.norm(t)), 1e-12))
-    pack = np.asarray(style_pack, dtype=np.float32).reshape(-1, 256)
-    rate = tts.sample_rate
+    tokens = _tokens(tts, phonemes)
+    goal = _unit(target)
+    pack = np.asarray(style_pack, dtype=np.float32).reshape(-1, STYLE_DIM)
     history: list[float] = []
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -192,16 +226,16 @@ def adapt_decoder(
             break
         optimiser.zero_grad()
         weights = dict(zip(names, params, strict=True))
-        pieces: list[torch.Tensor] = []
         with torch.enable_grad():
-            for tok in tokens:
-                row = torch.from_numpy(pack[min(len(tok), len(pack)) - 1])
-                audio = tts.forward(tok, row, weights=weights).float().cpu().clamp(-1.0, 1.0)
-                loud = torch.nonzero(audio.detach().abs() > _TRIM_THRESHOLD).reshape(-1)
-                if loud.numel():
-                    audio = audio[int(loud[0]) : int(loud[-1]) + 1]
-                pieces += [audio, torch.zeros(int(0.2 * rate))]
-            similarity = encoder.embed_differentiable(torch.cat(pieces), rate).cpu() @ goal
+            emb = spoken_embedding(
+                tts,
+                encoder,
+                tokens,
+                lambda n: torch.from_numpy(pack[min(n, len(pack)) - 1]),
+                keep_seconds=0.0,
+                weights=weights,
+            )
+            similarity = emb @ goal
             drift = sum(((p - o) ** 2).sum() for p, o in zip(params, originals, strict=True))
             (l2 * drift - similarity).backward()
         optimiser.step()
