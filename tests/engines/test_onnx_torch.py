@@ -123,11 +123,6 @@ def torch_engine(model_cache: Path) -> KokoroTorchEngine:
     return KokoroTorchEngine(model_cache, device="cpu")
 
 
-@pytest.fixture(scope="module")
-def float_engine(model_cache: Path) -> KokoroEngine:
-    return KokoroEngine(model_cache, precision="float")
-
-
 def test_torch_kokoro_sounds_like_onnxruntime(
     torch_engine: KokoroTorchEngine, float_engine: KokoroEngine
 ) -> None:
