@@ -28,7 +28,6 @@ from onnx import helper, numpy_helper
 
 Tensor = torch.Tensor
 OpFn = Callable[..., Any]
-_INT64_MAX = 2**63 - 1
 
 
 class UnsupportedOperator(ValueError):
@@ -535,9 +534,9 @@ def _build(node: onnx.NodeProto) -> OpFn:
 class TorchGraph:
     """An ONNX graph executed with PyTorch: ``TorchGraph(path, device)(feeds) -> outputs``.
 
-    ``parameters()`` are the float initializers; ``requires_grad`` on an input (a style, say) makes the
-    outputs differentiable with respect to it, as every operator used is a differentiable torch op
-    (except the integer and rounding paths, which carry no gradient in any framework).
+    ``constants`` are the initializers (a call may override some by name); ``requires_grad`` on an input
+    or an override makes the outputs differentiable with respect to it, as every operator used is a
+    differentiable torch op (except the integer and rounding paths, which carry no gradient anywhere).
     """
 
     def __init__(self, model: onnx.ModelProto | str | Path, device: str | torch.device = "cpu") -> None:
@@ -573,9 +572,6 @@ class TorchGraph:
         for name, i in last_use.items():
             if name not in keep:
                 self._free_after[i].append(name)
-
-    def parameters(self) -> list[Tensor]:
-        return [t for t in self.constants.values() if t.is_floating_point()]
 
     def __call__(
         self, feeds: Mapping[str, Tensor | np.ndarray], overrides: Mapping[str, Tensor] | None = None
