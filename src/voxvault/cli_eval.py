@@ -57,7 +57,7 @@ def run_clone_eval(
 def _methods(given: list[str] | None) -> tuple[str, ...]:
     from voxvault.voices.finetune import METHODS
 
-    known = (*METHODS, "decoder")  # decoder: evaluation only (adapted weights are not stored or served)
+    known = METHODS
     methods = tuple(dict.fromkeys(given or ["search"]))
     unknown = [m for m in methods if m not in known]
     if unknown:

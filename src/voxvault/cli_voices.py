@@ -273,7 +273,7 @@ def voices_adapt(
     max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time cap for the search.")] = 600.0,
     resume: Annotated[str | None, typer.Option("--resume", help="Resume this unfinished job id.")] = None,
     method: Annotated[
-        str, typer.Option("--method", help="search (evolution strategy) or gradient (PyTorch Kokoro).")
+        str, typer.Option("--method", help="search, gradient (style, PyTorch) or decoder (closest).")
     ] = "search",
 ) -> None:
     """Fine-tune the voice's style toward its speaker (progress bar); 'voices rollback' undoes it."""

@@ -122,6 +122,7 @@ class VoxVault:
             self.frontend,
             loudness_lufs=self.settings.loudness_lufs,
             max_input_chars=self.settings.max_input_chars,
+            adaptable_tts=self.engines.adaptable_tts,
         )
 
     @cached_property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
@@ -10,56 +9,10 @@ import numpy as np
 import pytest
 
 from voxvault.errors import VoxError
-from voxvault.store.models import Consent, Job, Voice, utcnow
+from voxvault.store.models import Job, Voice
 from voxvault.voices.finetune import AdaptOptions, AdaptService
-from voxvault.voices.lifecycle import array_bytes
 
-SENTENCE = ["Good morning to you."]
-
-
-def make_voice(vv: Any, project: str, style: np.ndarray, embedding: np.ndarray) -> str:
-    """A cloned voice row with sealed style and embedding, as enrollment writes them."""
-    now = utcnow()
-    with vv.db.session() as s:
-        consent = Consent(
-            project_id=project,
-            speaker_name="Ada",
-            purpose="tests",
-            organization_name="Lab",
-            script="...",
-            challenge_hash="0" * 64,
-            challenge_expires_at=now,
-            status="verified",
-            expires_at=now + dt.timedelta(days=30),
-            recording_sha256=None,
-        )
-        s.add(consent)
-        s.flush()
-        voice = Voice(
-            project_id=project,
-            name="ada",
-            kind="cloned",
-            status="active",
-            engine="kokoro",
-            consent_id=consent.id,
-        )
-        s.add(voice)
-        s.flush()
-        vid = voice.id
-    reg = vv.voice_registry
-    emb_key = reg.put_sealed(vid, "embedding", array_bytes(embedding))
-    style_key = reg.put_sealed(vid, "style", array_bytes(style))
-    with vv.db.session() as s:
-        row = s.get(Voice, vid)
-        assert row is not None
-        row.embedding_blob, row.style_blob = emb_key, style_key
-    return vid
-
-
-@pytest.fixture(scope="module")
-def target(vv: Any) -> np.ndarray:
-    speech = vv.speak("Every morning I walk to the market and buy fresh bread.", voice="alpha", format="pcm")
-    return np.asarray(vv.engines.speaker().embed(speech.samples, speech.sample_rate), dtype=np.float32)
+SENTENCE = ["Good morning to you."]  # one short fine-tuning sentence keeps adaptation tests quick
 
 
 def test_options_are_checked() -> None:
@@ -70,7 +23,9 @@ def test_options_are_checked() -> None:
 
 
 @pytest.mark.slow
-def test_a_job_resumes_after_a_crash_switches_the_voice_and_rolls_back(vv: Any, target: np.ndarray) -> None:
+def test_a_job_resumes_after_a_crash_switches_the_voice_and_rolls_back(
+    make_voice: Any, vv: Any, target: np.ndarray
+) -> None:
     _, project = vv.keys.ensure_default_project()
     original = vv.catalog.preset_styles()["kumo"]
     vid = make_voice(vv, project, original, target)
@@ -107,7 +62,7 @@ def test_a_job_resumes_after_a_crash_switches_the_voice_and_rolls_back(vv: Any, 
     assert np.array_equal(vv.voice_registry.style_for(vid, project), adapted)
 
 
-def test_rollback_without_an_earlier_style_is_refused(vv: Any, target: np.ndarray) -> None:
+def test_rollback_without_an_earlier_style_is_refused(make_voice: Any, vv: Any, target: np.ndarray) -> None:
     _, project = vv.keys.ensure_default_project()
     vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
     with pytest.raises(VoxError) as info:
@@ -123,7 +78,9 @@ def test_the_api_refuses_unknown_voices_and_jobs(client: Any) -> None:
 
 
 @pytest.mark.slow
-def test_the_api_runs_an_adaptation_job_to_completion(vv: Any, client: Any, target: np.ndarray) -> None:
+def test_the_api_runs_an_adaptation_job_to_completion(
+    make_voice: Any, vv: Any, client: Any, target: np.ndarray
+) -> None:
     _, project = vv.keys.ensure_default_project()
     vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
     r = client.post(f"/v1/voices/{vid}/adapt", json={"max_iterations": 1, "population": 1})
@@ -139,7 +96,7 @@ def test_the_api_runs_an_adaptation_job_to_completion(vv: Any, client: Any, targ
     assert client.post(f"/v1/voices/{vid}/rollback").status_code == 200
 
 
-def test_the_api_refuses_an_unknown_method(vv: Any, client: Any, target: np.ndarray) -> None:
+def test_the_api_refuses_an_unknown_method(make_voice: Any, vv: Any, client: Any, target: np.ndarray) -> None:
     _, project = vv.keys.ensure_default_project()
     vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
     r = client.post(f"/v1/voices/{vid}/adapt", json={"method": "annealing"})
@@ -173,7 +130,9 @@ def test_gradient_steps_move_the_style_toward_the_target(vv: Any, target: np.nda
 
 
 @pytest.mark.slow
-def test_a_gradient_job_keeps_its_optimiser_state_across_a_crash(vv: Any, target: np.ndarray) -> None:
+def test_a_gradient_job_keeps_its_optimiser_state_across_a_crash(
+    make_voice: Any, vv: Any, target: np.ndarray
+) -> None:
     _, project = vv.keys.ensure_default_project()
     original = vv.catalog.preset_styles()["kumo"]
     vid = make_voice(vv, project, original, target)

@@ -6,6 +6,7 @@ All audio crossing these boundaries is mono float32 in [-1, 1] at the engine's d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -32,6 +33,27 @@ class TTSEngine(Protocol):
         ``style`` is either a single 256-d vector or a (N, 256) table indexed by phoneme count (Kokoro packs).
         """
         ...
+
+
+@dataclass(frozen=True)
+class AdaptedWeights:
+    """A voice's own changes to some model weights (``name`` identifies them: stored, immutable).
+
+    ``deltas`` maps a weight's name to what is added to the shipped value; the engine checks the names and
+    shapes. Kept engine-neutral (NumPy) so voices, pipeline and store never import a tensor library.
+    """
+
+    name: str
+    deltas: Mapping[str, NDArray[np.floating]]
+
+
+@runtime_checkable
+class AdaptableTTS(TTSEngine, Protocol):
+    """A TTS engine that can speak with a voice's adapted weights, per call (concurrent voices differ)."""
+
+    def synthesize_adapted(
+        self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
+    ) -> FloatArray: ...
 
 
 @runtime_checkable

@@ -383,6 +383,16 @@ class KokoroEngine:
 
     def synthesize(self, phonemes: str, style: FloatArray, speed: float = 1.0) -> FloatArray:
         """Speak one phoneme string (at most ``max_phonemes`` known characters) in mono float32 at 24 kHz."""
+        return self._synthesize(phonemes, style, speed, self._run)
+
+    def _synthesize(
+        self,
+        phonemes: str,
+        style: FloatArray,
+        speed: float,
+        run: Callable[[dict[str, NDArray[Any]]], NDArray[Any]],
+    ) -> FloatArray:
+        """Checks, tokens and style row, ``run`` the graph, clip and trim (``run`` may carry weights)."""
         if not isinstance(phonemes, str):
             raise VoxError("bad_phonemes", "phonemes must be a string")
         if (
@@ -403,7 +413,7 @@ class KokoroEngine:
         if not tokens:
             return np.zeros(0, dtype=np.float32)
         t0 = time.perf_counter()
-        audio = self._run(graph_feeds(tokens, ref, speed))
+        audio = run(graph_feeds(tokens, ref, speed))
         out = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
         out = np.ascontiguousarray(_trim_silence(out, self.sample_rate))
         logger.debug(

@@ -8,15 +8,16 @@ on ``device`` (``cpu`` or ``cuda``). No weights come from anywhere else.
 On this project's 2-core CPU it is slower than onnxruntime's int8 kernels (``docs/benchmarks.md``), so the
 CPU default stays the onnxruntime engine; this one is chosen with ``VOXVAULT_TTS_ENGINE=kokoro-torch`` and
 ``VOXVAULT_DEVICE=cuda`` on a GPU machine (onnxruntime there has no CUDA provider), and used directly by
-the gradient fine-tuning path (:meth:`forward`, which keeps the autograd graph).
+the gradient fine-tuning path (:meth:`forward`, which keeps the autograd graph). Voices whose decoder was
+adapted (``voices/decoder_adaptation.py``) speak through it with their own weights per call
+(:meth:`synthesize_adapted`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from voxvault.engines.base import STYLE_DIM
+from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray
 from voxvault.engines.kokoro import KokoroEngine
 from voxvault.engines.onnx_torch import TorchGraph
 from voxvault.errors import VoxError
@@ -45,7 +46,6 @@ class KokoroTorchEngine(KokoroEngine):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise VoxError("device_unavailable", "VOXVAULT_DEVICE=cuda but PyTorch sees no CUDA device", 500)
         self._lock = threading.Lock()  # torch CPU ops already use every core; one forward at a time
-        self._weights: dict[str, torch.Tensor] | None = None
         super().__init__(cache_dir, precision="float", threads=threads)
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)
@@ -53,9 +53,11 @@ class KokoroTorchEngine(KokoroEngine):
     def _session_for(self, path: Path) -> TorchGraph:
         return TorchGraph(path, self.device)
 
-    def _run(self, feeds: dict[str, NDArray[Any]]) -> NDArray[Any]:
+    def _run(
+        self, feeds: dict[str, NDArray[Any]], weights: Mapping[str, torch.Tensor] | None = None
+    ) -> NDArray[Any]:
         with self._lock, torch.inference_mode():
-            out = self._session(feeds, self._weights)[0]
+            out = self._session(feeds, weights)[0]
         return np.asarray(out.detach().float().cpu().numpy())
 
     @property
@@ -63,16 +65,40 @@ class KokoroTorchEngine(KokoroEngine):
         graph: TorchGraph = self._session
         return graph
 
-    @contextmanager
-    def using_weights(self, weights: Mapping[str, torch.Tensor] | None) -> Iterator[None]:
-        """Speak with some initializers replaced (a speaker-adapted decoder). Evaluation only: the
-        replacement is engine-wide for the duration, not per request."""
-        previous = self._weights
-        self._weights = dict(weights) if weights else None
-        try:
-            yield
-        finally:
-            self._weights = previous
+    def synthesize_adapted(
+        self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
+    ) -> FloatArray:
+        """Speak with a voice's adapted weights for this call only (other voices are unaffected)."""
+        weights = self.adapted_tensors(adapted)
+        return self._synthesize(phonemes, style, speed, lambda feeds: self._run(feeds, weights))
+
+    def adapted_tensors(self, adapted: AdaptedWeights) -> dict[str, torch.Tensor]:
+        """Shipped value + delta for each adapted weight, on the device.
+
+        Built per call (a few ms for the decoder's 4.8 M numbers) rather than cached here: the decrypted
+        deltas live in one place (the voice registry's cache), which erasing the voice empties.
+        """
+        return self._apply_deltas(adapted)
+
+    def _apply_deltas(self, adapted: AdaptedWeights) -> dict[str, torch.Tensor]:
+        constants = self.graph.constants
+        out: dict[str, torch.Tensor] = {}
+        for name, delta in adapted.deltas.items():
+            shipped = constants.get(name)
+            if shipped is None or not shipped.is_floating_point() or tuple(shipped.shape) != delta.shape:
+                raise VoxError(
+                    "adapted_weights_mismatch",
+                    "the voice's adapted weights do not fit this model; adapt the voice again",
+                    409,
+                )
+            change = torch.from_numpy(np.asarray(delta, dtype=np.float32)).to(shipped.device)
+            out[name] = shipped + change
+        return out
+
+    def deltas(self, weights: Mapping[str, torch.Tensor]) -> dict[str, NDArray[np.float32]]:
+        """``weights`` minus the shipped values (what :class:`AdaptedWeights` stores)."""
+        constants = self.graph.constants
+        return {name: (w.detach() - constants[name]).float().cpu().numpy() for name, w in weights.items()}
 
     def forward(
         self,
@@ -95,4 +121,4 @@ class KokoroTorchEngine(KokoroEngine):
             "style": style.reshape(1, STYLE_DIM).to(self.device, torch.float32),
             "speed": torch.tensor([speed], dtype=torch.float32),
         }
-        return self._session(feeds, weights if weights is not None else self._weights)[0].reshape(-1)
+        return self._session(feeds, weights)[0].reshape(-1)

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from voxvault.config import Settings
-from voxvault.engines.base import SpeakerEncoder, SpeechRecognizer, TTSEngine, VoiceActivityDetector
+from voxvault.engines.base import (
+    AdaptableTTS,
+    SpeakerEncoder,
+    SpeechRecognizer,
+    TTSEngine,
+    VoiceActivityDetector,
+)
 from voxvault.errors import VoxError
 
 Factory = Callable[[Settings], Any]
@@ -91,6 +97,15 @@ class EngineRegistry:
 
     def tts(self) -> TTSEngine:
         return self._get("tts", self.settings.tts_engine)
+
+    def adaptable_tts(self) -> AdaptableTTS:
+        """The engine that speaks adapted voices and computes gradients: the configured TTS when it can,
+        else PyTorch Kokoro (loaded on first use, on ``VOXVAULT_DEVICE``)."""
+        tts = self.tts()
+        if isinstance(tts, AdaptableTTS):
+            return tts
+        engine: AdaptableTTS = self._get("tts", "kokoro-torch")
+        return engine
 
     def speaker(self) -> SpeakerEncoder:
         return self._get("speaker", self.settings.speaker_engine)

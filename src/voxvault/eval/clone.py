@@ -19,13 +19,14 @@ import numpy as np
 
 from voxvault.audio.io import decode
 from voxvault.engines.asr import word_error_rate
-from voxvault.engines.base import FloatArray, SpeakerEncoder, SpeechRecognizer, TTSEngine
+from voxvault.engines.base import AdaptedWeights, FloatArray, SpeakerEncoder, SpeechRecognizer, TTSEngine
 from voxvault.errors import VoxError
 from voxvault.text import TextFrontend
 from voxvault.voices.conditioning import REFERENCE_TEXT
+from voxvault.voices.decoder_adaptation import DecoderTuner, adapt_decoder
 from voxvault.voices.finetune import AdaptOptions, StyleObjective, optimise
 from voxvault.voices.instant import StyleBasis, StyleMap, f0_track, instant_style
-from voxvault.voices.style_gradient import StyleGradient, adapt_decoder
+from voxvault.voices.style_gradient import StyleGradient
 
 HELD_OUT_SENTENCES = (
     "I would like to book a table for two this evening.",
@@ -137,30 +138,29 @@ class CloneEvaluator:
     def _adapt_decoder(
         self, z: FloatArray, enrol_emb: FloatArray, reference: FloatArray, real_f0: tuple[float, float] | None
     ) -> dict[str, Any]:
-        """Evaluation only: the instant style, then the decoder's AdaIN projections adapted by gradient."""
+        """The instant style, then the decoder's style projections adapted (as the adapt job does)."""
         t0 = time.perf_counter()
         tts = self.torch_tts()
         encoder: Any = self.encoder
         pack = self.basis.pack(z)
         phonemes = ["".join(p.phonemes for p in self._frontend.plan(s)) for s in FINETUNE_SENTENCES]
-        weights, history = adapt_decoder(
-            tts,
-            encoder,
-            pack,
-            phonemes,
-            enrol_emb,
-            steps=self.options.finetune_iterations,
-            max_seconds=self.options.finetune_seconds,
+        tuner = DecoderTuner(tts, encoder, self.asr, pack, enrol_emb, FINETUNE_SENTENCES, phonemes)
+        adapted, history = adapt_decoder(
+            tuner, steps=self.options.finetune_iterations, max_seconds=self.options.finetune_seconds
         )
         out: dict[str, Any] = {"method": "decoder", "time_s": round(time.perf_counter() - t0, 3)}
         out["iterations"] = len(history)
-        out["train_similarity"] = [round(h, 4) for h in history]
-        with tts.using_weights(weights):
-            out.update(self.judge(pack, reference, real_f0, tts=tts))
+        out["train_similarity"] = [round(h.similarity, 4) for h in history]
+        out["train_recall"] = [round(h.recall, 3) for h in history]
+        out.update(self.judge(pack, reference, real_f0, speak=self._speaker(tts, adapted)))
         return out
 
+    @staticmethod
+    def _speaker(tts: Any, adapted: AdaptedWeights) -> Callable[[str, FloatArray], FloatArray]:
+        return lambda phonemes, pack: tts.synthesize_adapted(phonemes, pack, 1.0, adapted)
+
     def torch_tts(self) -> Any:
-        """PyTorch Kokoro for the gradient method (the engine under test when it already is one)."""
+        """PyTorch Kokoro for the gradient methods (the engine under test when it already is one)."""
         from voxvault.engines.kokoro_torch import KokoroTorchEngine
 
         if isinstance(self.tts, KokoroTorchEngine):
@@ -174,11 +174,11 @@ class CloneEvaluator:
         pack: FloatArray,
         reference: FloatArray,
         real_f0: tuple[float, float] | None,
-        tts: TTSEngine | None = None,
+        speak: Callable[[str, FloatArray], FloatArray] | None = None,
     ) -> dict[str, Any]:
-        speaker = tts or self.tts
-        rate = speaker.sample_rate
-        clips = [speaker.synthesize(self._phonemes[s], pack) for s in HELD_OUT_SENTENCES]
+        synthesize = speak or self.tts.synthesize
+        rate = self.tts.sample_rate
+        clips = [synthesize(self._phonemes[s], pack) for s in HELD_OUT_SENTENCES]
         gap = np.zeros(int(0.2 * rate), dtype=np.float32)
         joined = np.concatenate([c for clip in clips for c in (clip, gap)])
         secs = float(np.dot(_unit(self.encoder.embed(joined, rate)), reference))

@@ -25,7 +25,7 @@ from voxvault.audio import (
     loudness_gain_db,
     normalize_loudness,
 )
-from voxvault.engines.base import FloatArray, TTSEngine
+from voxvault.engines.base import AdaptableTTS, AdaptedWeights, FloatArray, TTSEngine
 from voxvault.errors import VoxError
 from voxvault.synthesis.admission import PieceScheduler
 from voxvault.text import Piece, TextFrontend
@@ -46,10 +46,18 @@ OUTPUT_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 
 @dataclass(frozen=True)
 class VoiceStyle:
-    """What the acoustic model needs to speak in a voice: its id (for records) and its style."""
+    """What the acoustic model needs to speak in a voice: its id (for records), its style and, for a voice
+    whose decoder was adapted, its own weights (spoken by the adaptable engine)."""
 
     voice_id: str
     style: FloatArray
+    adapted: AdaptedWeights | None = None
+
+    @property
+    def sound_key(self) -> str:
+        """Changes whenever what the voice sounds like changes (a fine-tune, a rollback)."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.style, dtype=np.float32).tobytes()).hexdigest()
+        return f"{self.voice_id}:{digest[:16]}:{self.adapted.name if self.adapted else ''}"
 
 
 @dataclass
@@ -97,8 +105,11 @@ class SpeechPipeline:
         loudness_lufs: float = -18.0,
         max_input_chars: int = 20_000,
         scheduler: PieceScheduler | None = None,
+        adaptable_tts: Callable[[], AdaptableTTS] | None = None,
     ) -> None:
         self.tts = tts
+        # Voices with adapted weights speak through this engine (loaded on first use).
+        self.adaptable_tts = adaptable_tts
         self.frontend = frontend
         # Shares the model between concurrent requests piece by piece, earliest deadline first.
         self.scheduler = scheduler if scheduler is not None else PieceScheduler()
@@ -222,13 +233,20 @@ class SpeechPipeline:
             if ticket is None:
                 return
             try:
-                audio = self.tts.synthesize(
-                    piece.phonemes, prepared.voice.style, prepared.speed * piece.speed
-                )
+                audio = self._speak(piece.phonemes, prepared.voice, prepared.speed * piece.speed)
             finally:
                 self.scheduler.release(ticket)
             pause = np.zeros(int(round(piece.pause_after * sr)), dtype=np.float32)
             yield np.concatenate([audio.astype(np.float32, copy=False), pause])
+
+    def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> FloatArray:
+        if voice.adapted is None:
+            return self.tts.synthesize(phonemes, voice.style, speed)
+        if self.adaptable_tts is None:
+            raise VoxError(
+                "adapted_voice_unavailable", "this service cannot speak voices with adapted weights", 503
+            )
+        return self.adaptable_tts().synthesize_adapted(phonemes, voice.style, speed, voice.adapted)
 
     def render(self, prepared: PreparedSpeech, hook: ChunkHook | None = None) -> RenderedSpeech:
         """The whole output as one file, loudness-normalised over the entire text."""
@@ -267,13 +285,13 @@ class SpeechPipeline:
         return self._gain_for(voice, first_chunk)
 
     def _gain_for(self, voice: VoiceStyle, first_chunk: FloatArray) -> float:
-        cached = self._voice_gain_db.get(voice.voice_id)
+        cached = self._voice_gain_db.get(voice.sound_key)
         if cached is not None:
             return cached
         gain = loudness_gain_db(first_chunk, self.tts.sample_rate, self.loudness_lufs)
         if len(first_chunk) >= self.tts.sample_rate:
             with self._gain_lock:
-                self._voice_gain_db[voice.voice_id] = gain
+                self._voice_gain_db[voice.sound_key] = gain
         return gain
 
     def stream(

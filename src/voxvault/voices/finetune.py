@@ -7,7 +7,9 @@ objective rewards GE2E similarity to the enrolled embedding, rewards the ASR rec
 checkpointed into the ``Job`` row (``result["checkpoint"]``), so a crashed job resumes where it stopped.
 When done the voice switches to the best style; the one it had is kept (``previous_style_blob``) for
 rollback. ``method="gradient"`` replaces the search by Adam steps through differentiable copies of Kokoro
-and GE2E in PyTorch (``voices/style_gradient.py``), on the CPU or a GPU.
+and GE2E in PyTorch (``voices/style_gradient.py``), on the CPU or a GPU. ``method="decoder"`` keeps the
+style and adapts the decoder's style projections instead (``voices/decoder_adaptation.py``); the voice
+then speaks through PyTorch Kokoro with its own weights, and rollback restores weights and style together.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import select
@@ -27,14 +29,17 @@ from voxvault.engines.base import FloatArray, SpeakerEncoder, SpeechRecognizer, 
 from voxvault.errors import VoxError
 from voxvault.store.models import Job, Voice, utcnow
 from voxvault.text import TextFrontend
+from voxvault.voices.decoder_adaptation import DEFAULT_L2, DEFAULT_LEARNING_RATE, DecoderTuner
 from voxvault.voices.instant import StyleBasis, naturalness_penalty
-from voxvault.voices.lifecycle import array_bytes, array_from_bytes
+from voxvault.voices.lifecycle import array_bytes, array_from_bytes, blob_key, pack_deltas
 from voxvault.voices.style_gradient import StyleGradient, gradient_step
 
 log = logging.getLogger(__name__)
 
 JOB_KIND = "voice_adapt"
-METHODS = ("search", "gradient")
+METHODS = ("search", "gradient", "decoder")
+# Adam's step when none is given: in basis standard deviations (gradient), in weight units (decoder).
+DEFAULT_STEP = {"search": 0.2, "gradient": 0.2, "decoder": DEFAULT_LEARNING_RATE}
 RESUMABLE = ("queued", "running", "interrupted")
 DEFAULT_SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -57,8 +62,11 @@ class AdaptOptions:
     naturalness_weight: float = 0.05
     sentences: tuple[str, ...] = DEFAULT_SENTENCES
     seed: int = 0
-    method: str = "search"  # "search": (1+λ) evolution strategy; "gradient": Adam through PyTorch Kokoro
-    learning_rate: float = 0.2  # gradient method: Adam step, in basis standard deviations
+    # "search": (1+λ) evolution strategy; "gradient": Adam on the style through PyTorch Kokoro;
+    # "decoder": Adam on the decoder's style projections, style kept
+    method: str = "search"
+    learning_rate: float | None = None  # Adam's step (gradient, decoder); None: DEFAULT_STEP[method]
+    l2: float = DEFAULT_L2  # decoder method: pull toward the shipped weights
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> AdaptOptions:
@@ -72,9 +80,15 @@ class AdaptOptions:
             raise VoxError("invalid_options", "at least one sentence is needed", 422)
         if opts.method not in METHODS:
             raise VoxError("invalid_options", f"method must be one of {', '.join(METHODS)}", 422)
-        if not 0 < opts.learning_rate <= 2:
+        if opts.learning_rate is not None and not 0 < opts.learning_rate <= 2:
             raise VoxError("invalid_options", "learning_rate must be in (0, 2]", 422)
+        if not 0 <= opts.l2 <= 1:
+            raise VoxError("invalid_options", "l2 must be in [0, 1]", 422)
         return opts
+
+    @property
+    def step_size(self) -> float:
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_STEP[self.method]
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -322,14 +336,12 @@ class AdaptService:
         voice_id = spec["voice_id"]
         options = AdaptOptions.from_dict(spec.get("options", {}))
         try:
-            objective, z0 = self._objective(voice_id, project_id, options, spec)
-            step = stepper(
-                objective, options, self._gradient(objective) if options.method == "gradient" else None
-            )
+            plan = self._plan(job_id, voice_id, project_id, options)
             raw = result.get("checkpoint")
-            ck = Checkpoint(**raw) if raw else start_checkpoint(objective, z0, options)
+            ck = Checkpoint(**raw) if raw else plan.start()
             if not raw:
                 self._save(job_id, ck, options)
+                plan.saved(ck)
             steps = 0
             while (reason := finished(ck, options)) is None:
                 if self._stop.is_set():
@@ -337,26 +349,39 @@ class AdaptService:
                     return "interrupted"
                 if max_steps is not None and steps >= max_steps:
                     return "running"
-                ck = step(ck)
+                ck = plan.step(ck)
                 steps += 1
                 self._save(job_id, ck, options)
+                plan.saved(ck)
                 if on_progress is not None:
                     on_progress(self.status(job_id, None))
-            self._apply(job_id, voice_id, project_id, objective.basis.pack(np.asarray(ck.best_z)), ck, reason)
+            plan.finish(ck, reason)
             log.info(
-                "adapt job=%s voice=%s done: %s after %d iterations", job_id, voice_id, reason, ck.iteration
+                "adapt job=%s voice=%s method=%s done: %s after %d iterations",
+                job_id,
+                voice_id,
+                options.method,
+                reason,
+                ck.iteration,
             )
             return "succeeded"
         except VoxError as exc:
-            self._fail(job_id, f"{exc.code}: {exc.message}")
+            self._fail(job_id, voice_id, f"{exc.code}: {exc.message}")
             return "failed"
         except Exception as exc:  # noqa: BLE001 - a background job records its failure instead of dying silently
             log.exception("adapt job=%s failed", job_id)
-            self._fail(job_id, type(exc).__name__)
+            self._fail(job_id, voice_id, type(exc).__name__)
             return "failed"
 
+    def _plan(self, job_id: str, voice_id: str, project_id: str | None, options: AdaptOptions) -> _Plan:
+        if options.method == "decoder":
+            return _DecoderPlan(self, job_id, voice_id, project_id, options)
+        objective, z0 = self._objective(voice_id, project_id, options)
+        gradient = self._gradient(objective) if options.method == "gradient" else None
+        return _StylePlan(self, job_id, voice_id, project_id, objective, z0, options, gradient)
+
     def _objective(
-        self, voice_id: str, project_id: str | None, options: AdaptOptions, spec: dict[str, Any]
+        self, voice_id: str, project_id: str | None, options: AdaptOptions
     ) -> tuple[StyleObjective, FloatArray]:
         vv = self.vv
         tts = vv.engines.tts()
@@ -368,18 +393,8 @@ class AdaptService:
         return objective, basis.coords(current)
 
     def _gradient(self, objective: StyleObjective) -> StyleGradient:
-        """PyTorch Kokoro (the configured engine when it is one, else loaded once here) and GE2E."""
-        from voxvault.engines.kokoro_torch import KokoroTorchEngine
-
-        tts = objective.tts
-        if not isinstance(tts, KokoroTorchEngine):
-            with self._lock:
-                if self._torch_tts is None:
-                    st = self.vv.settings
-                    self._torch_tts = KokoroTorchEngine(
-                        st.resolved_cache_dir, device=st.device, threads=st.threads
-                    )
-                tts = self._torch_tts
+        """PyTorch Kokoro (the configured engine when it is one, else loaded once) and GE2E."""
+        tts: Any = self.vv.engines.adaptable_tts()
         return StyleGradient(tts, objective.encoder, objective.basis, objective.target, objective.phonemes)  # type: ignore[arg-type]
 
     def _save(self, job_id: str, ck: Checkpoint, options: AdaptOptions) -> None:
@@ -400,11 +415,18 @@ class AdaptService:
             if job is not None:
                 job.status = status
 
-    def _fail(self, job_id: str, error: str) -> None:
+    def _fail(self, job_id: str, voice_id: str, error: str) -> None:
+        """Record the failure and remove the job's working state (a decoder job's stored weights)."""
         with self.vv.db.session() as s:
             job = s.get(Job, job_id)
             if job is not None:
                 job.status, job.error = "failed", error
+        blobs = self.vv.voice_registry.blobs
+        try:
+            for key in list(blobs.list(blob_key(voice_id, working_folder(job_id)))):
+                blobs.delete(key)
+        except Exception:  # noqa: BLE001 - the failure is recorded; leftovers go with the voice's erasure
+            log.warning("adapt job=%s: could not remove its working state", job_id)
 
     def _apply(
         self,
@@ -414,41 +436,54 @@ class AdaptService:
         pack: FloatArray,
         ck: Checkpoint,
         reason: str,
+        decoder: str | None = None,
     ) -> None:
-        """Switch the voice to the adapted style, keeping the one it had for rollback."""
+        """Switch the voice to the adapted style (and decoder weights, blob ``decoder``; None: shipped),
+        keeping what it had for rollback. A decoder no longer current nor previous is deleted."""
         reg = self.vv.voice_registry
         previous = reg.style_for(voice_id, project_id)
         prev_key = reg.put_sealed(voice_id, "style-previous", array_bytes(previous))
         style_key = reg.put_sealed(voice_id, "style", array_bytes(pack))
+        dropped: str | None = None
         with self.vv.db.session() as s:
             row = s.get(Voice, voice_id)
             if row is not None:
                 row.style_blob, row.previous_style_blob = style_key, prev_key
                 meta = dict(row.meta or {})
+                old = dict(meta.get("decoder") or {})
+                meta["decoder"] = {"current": decoder, "previous": old.get("current")}
+                if old.get("previous") not in (None, decoder, old.get("current")):
+                    dropped = old["previous"]
                 meta["conditioning"] = {
                     **dict(meta.get("conditioning") or {}),
-                    "method": "finetuned",
+                    "method": "decoder" if decoder else "finetuned",
                     "adapt_job": job_id,
                     "similarity": round(float(ck.best["similarity"]), 4),
                     "recall": round(float(ck.best["recall"]), 4),
+                    "rolled_back": False,
                 }
                 row.meta = meta
             job = s.get(Job, job_id)
             if job is not None:
                 job.status, job.progress = "succeeded", 1.0
                 job.result = {"checkpoint": asdict(ck), "stop_reason": reason}
+        if dropped is not None:
+            reg.blobs.delete(blob_key(voice_id, dropped))
+            reg.forget_adapted(voice_id)
         self.vv.audit.record(
             "voice.adapted",
             target=voice_id,
             details={
                 "job_id": job_id,
+                "method": "decoder" if decoder else "style",
                 "iterations": ck.iteration,
                 "similarity": round(ck.best["similarity"], 4),
             },
         )
 
     def rollback(self, voice_id: str, project_id: str | None, *, actor: str | None) -> dict[str, Any]:
-        """Swap the current and the previous style (rolling back twice restores the adapted one)."""
+        """Swap the current and the previous style and decoder weights (rolling back twice restores the
+        adapted ones)."""
         reg = self.vv.voice_registry
         current = reg.style_for(voice_id, project_id)
         with self.vv.db.session() as s:
@@ -468,6 +503,8 @@ class AdaptService:
                 cond = dict(meta.get("conditioning") or {})
                 cond["rolled_back"] = not bool(cond.get("rolled_back", False))
                 meta["conditioning"] = cond
+                decoder = dict(meta.get("decoder") or {})
+                meta["decoder"] = {"current": decoder.get("previous"), "previous": decoder.get("current")}
                 row.meta = meta
         self.vv.audit.record("voice.style_rolled_back", actor=actor, target=voice_id, details={})
         return reg.get(voice_id, project_id)
@@ -499,3 +536,146 @@ class AdaptService:
             threads = list(self._threads.values())
         for thread in threads:
             thread.join(timeout)
+
+
+def working_folder(job_id: str) -> str:
+    """Where (under the voice's prefix) a decoder job keeps its state and candidate weights."""
+    return f"decoder/{job_id}/"
+
+
+class _Plan(Protocol):
+    """How one method starts, steps and finishes a job (the service does the checkpointing)."""
+
+    def start(self) -> Checkpoint: ...
+
+    def step(self, ck: Checkpoint) -> Checkpoint: ...
+
+    def saved(self, ck: Checkpoint) -> None: ...  # the job row now holds ck
+
+    def finish(self, ck: Checkpoint, reason: str) -> None: ...
+
+
+class _StylePlan:
+    """Search or gradient on the style: the whole state fits the checkpoint's JSON."""
+
+    def __init__(
+        self,
+        service: AdaptService,
+        job_id: str,
+        voice_id: str,
+        project_id: str | None,
+        objective: StyleObjective,
+        z0: FloatArray,
+        options: AdaptOptions,
+        gradient: StyleGradient | None,
+    ) -> None:
+        self.service, self.job_id, self.voice_id, self.project_id = service, job_id, voice_id, project_id
+        self.objective, self.z0, self.options = objective, z0, options
+        self._step = stepper(objective, options, gradient)
+
+    def start(self) -> Checkpoint:
+        return start_checkpoint(self.objective, self.z0, self.options)
+
+    def step(self, ck: Checkpoint) -> Checkpoint:
+        return self._step(ck)
+
+    def saved(self, ck: Checkpoint) -> None:
+        return None
+
+    def finish(self, ck: Checkpoint, reason: str) -> None:
+        pack = self.objective.basis.pack(np.asarray(ck.best_z))
+        self.service._apply(self.job_id, self.voice_id, self.project_id, pack, ck, reason)
+
+
+class _DecoderPlan:
+    """Decoder adaptation: weights and Adam's moments (~58 MB) live in sealed blobs under
+    ``voices/<id>/decoder/<job>/``, the checkpoint's JSON names the current ones. A blob is written before
+    the row that names it, and blobs no row names are removed once the row is saved, so a crash at any
+    point leaves a consistent checkpoint to resume from."""
+
+    def __init__(
+        self,
+        service: AdaptService,
+        job_id: str,
+        voice_id: str,
+        project_id: str | None,
+        options: AdaptOptions,
+    ) -> None:
+        vv = service.vv
+        self.service, self.job_id, self.voice_id, self.project_id = service, job_id, voice_id, project_id
+        self.options = options
+        self.registry = reg = vv.voice_registry
+        self.style = reg.style_for(voice_id, project_id)
+        target = reg.embedding_for(voice_id, project_id)
+        tts: Any = vv.engines.adaptable_tts()
+        frontend = TextFrontend(max_phonemes=tts.max_phonemes)
+        phonemes = ["".join(p.phonemes for p in frontend.plan(text)) for text in options.sentences]
+        self.tuner = DecoderTuner(
+            tts,
+            vv.engines.speaker(),
+            vv.engines.asr() if options.intelligibility_weight > 0 else None,
+            self.style,
+            target,
+            options.sentences,
+            phonemes,
+            similarity_weight=options.similarity_weight,
+            intelligibility_weight=options.intelligibility_weight,
+            naturalness_weight=options.naturalness_weight,
+            learning_rate=options.step_size,
+            l2=options.l2,
+            start=reg.adapted_for(voice_id, project_id),
+        )
+        self.folder = working_folder(job_id)
+
+    def _put(self, what: str, data: bytes) -> str:
+        self.registry.put_sealed(self.voice_id, self.folder + what, data)
+        return self.folder + what
+
+    def _tidy(self, keep: set[str]) -> None:
+        prefix = blob_key(self.voice_id, self.folder)
+        for key in list(self.registry.blobs.list(prefix)):
+            if key[len(blob_key(self.voice_id, "")) :] not in keep:
+                self.registry.blobs.delete(key)
+
+    def _advance(self, ck: Checkpoint | None) -> Checkpoint:
+        """One tuner step (scores the current weights, then moves them) recorded as a checkpoint."""
+        t0 = time.perf_counter()
+        self.registry.style_for(self.voice_id, self.project_id)  # revoked or erased meanwhile: stop here
+        score, deltas = self.tuner.step()
+        iteration = 0 if ck is None else ck.iteration + 1
+        scored = asdict(score)
+        improved = ck is None or score.objective > ck.best["objective"]
+        best_blob = self._put(f"best-{iteration}", pack_deltas(deltas)) if improved else ck.adam["best"]  # type: ignore[union-attr]
+        state_blob = self._put(f"state-{iteration}", self.tuner.state_bytes())
+        best = scored if improved else ck.best  # type: ignore[union-attr]
+        seconds = time.perf_counter() - t0
+        return Checkpoint(
+            iteration=iteration,
+            best_z=[],
+            best=best,
+            start=scored if ck is None else ck.start,
+            sigma=0.0,
+            stall=0 if improved else ck.stall + 1,  # type: ignore[union-attr]
+            seconds=seconds if ck is None else ck.seconds + seconds,
+            history=[round(float(best["objective"]), 5)]
+            if ck is None
+            else [*ck.history, round(float(best["objective"]), 5)],
+            adam={"t": self.tuner.t, "state": state_blob, "best": best_blob},
+        )
+
+    def start(self) -> Checkpoint:
+        return self._advance(None)
+
+    def step(self, ck: Checkpoint) -> Checkpoint:
+        if self.tuner.t != ck.adam["t"]:  # resuming: continue from the stored trajectory
+            self.tuner.load_state(self.registry.get_sealed(self.voice_id, ck.adam["state"]))
+        return self._advance(ck)
+
+    def saved(self, ck: Checkpoint) -> None:
+        self._tidy({ck.adam["state"], ck.adam["best"]})  # what no row names any more (or a crash left)
+
+    def finish(self, ck: Checkpoint, reason: str) -> None:
+        self._tidy({ck.adam["best"]})
+        self.service._apply(
+            self.job_id, self.voice_id, self.project_id, self.style, ck, reason, decoder=ck.adam["best"]
+        )

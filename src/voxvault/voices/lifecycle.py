@@ -5,7 +5,8 @@ so a revocation or an expiry takes effect on the very next request. Payloads (em
 evidence, retained samples) live in the blob store, sealed with the envelope key and bound to their place
 by associated data ``voice:<id>:<what>``; rows only hold their keys.
 
-Erasure deletes every blob under ``voices/<id>/`` (embedding, style, samples, every consent's evidence),
+Erasure deletes every blob under ``voices/<id>/`` (embedding, style, adapted decoder weights, samples,
+every consent's evidence; decrypted copies held in memory are dropped too),
 clears the row's payload columns and names, scrubs the linked consents, and leaves the row as an
 ``erased`` tombstone (so the id is never reused and answers 404) plus an audit entry.
 """
@@ -15,13 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import or_, select
 
-from voxvault.engines.base import FloatArray
+from voxvault.engines.base import AdaptedWeights, FloatArray
 from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.governance.crypto import Envelope
@@ -32,6 +37,7 @@ from voxvault.store.models import Consent, Voice, utcnow
 log = logging.getLogger(__name__)
 
 ERASED = "[erased]"
+ADAPTED_CACHE = 8  # voices whose decrypted adapted weights stay in memory (~19 MB each for the decoder)
 
 
 def voice_prefix(voice_id: str) -> str:
@@ -54,6 +60,21 @@ def array_bytes(array: FloatArray) -> bytes:
 
 def array_from_bytes(data: bytes) -> FloatArray:
     return np.asarray(np.load(io.BytesIO(data), allow_pickle=False), dtype=np.float32)
+
+
+def pack_deltas(deltas: Mapping[str, NDArray[Any]]) -> bytes:
+    """Adapted-weight deltas as float16 in an ``.npz`` (small next to the weights; float16 keeps ~1e-6)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{name: np.asarray(d, dtype=np.float16) for name, d in deltas.items()})  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def unpack_deltas(name: str, data: bytes) -> AdaptedWeights:
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        deltas = {key: archive[key].astype(np.float32) for key in archive.files}
+    if not deltas or not all(np.all(np.isfinite(d)) for d in deltas.values()):
+        raise VoxError("adapted_weights_corrupt", "the voice's adapted weights are unreadable", 409)
+    return AdaptedWeights(name=name, deltas=deltas)
 
 
 def effective_status(row: Voice, consent: Consent | None, now: dt.datetime | None = None) -> str:
@@ -84,6 +105,8 @@ class VoiceRegistry:
         self.blobs = blobs
         self.envelope = envelope
         self.audit = audit
+        self._adapted: OrderedDict[str, AdaptedWeights] = OrderedDict()
+        self._adapted_lock = threading.Lock()
 
     # -- sealed payloads ----------------------------------------------------------------------------------
     def put_sealed(self, voice_id: str, what: str, data: bytes) -> str:
@@ -182,6 +205,35 @@ class VoiceRegistry:
         if status != "active" or row.style_blob is None:
             raise VoxError("voice_not_ready", f"voice {voice_id!r} is not ready to speak", 409)
         return array_from_bytes(self.get_sealed(voice_id, "style"))
+
+    def adapted_for(self, voice_id: str, project_id: str | None) -> AdaptedWeights | None:
+        """The voice's adapted decoder weights (``voices/decoder_adaptation.py``), or None.
+
+        Decrypted once and kept for the last few voices; erasing a voice drops its entry.
+        """
+        row, _ = self._load(voice_id, project_id)
+        what = ((row.meta or {}).get("decoder") or {}).get("current")
+        if not what:
+            return None
+        key = blob_key(voice_id, what)
+        with self._adapted_lock:
+            hit = self._adapted.get(key)
+            if hit is not None:
+                self._adapted.move_to_end(key)
+                return hit
+        adapted = unpack_deltas(key, self.get_sealed(voice_id, what))
+        with self._adapted_lock:
+            self._adapted[key] = adapted
+            while len(self._adapted) > ADAPTED_CACHE:
+                self._adapted.popitem(last=False)
+        return adapted
+
+    def forget_adapted(self, voice_id: str) -> None:
+        """Drop the voice's decrypted adapted weights from memory (erasure, a replaced adaptation)."""
+        prefix = voice_prefix(voice_id)
+        with self._adapted_lock:
+            for key in [k for k in self._adapted if k.startswith(prefix)]:
+                del self._adapted[key]
 
     def embedding_for(self, voice_id: str, project_id: str | None) -> FloatArray:
         row, _ = self._load(voice_id, project_id)
@@ -298,6 +350,7 @@ class VoiceRegistry:
             consents = len(linked)
         # Blobs written by a concurrent renewal between the first sweep and the commit go too.
         deleted += self.delete_all_blobs(voice_id)
+        self.forget_adapted(voice_id)
         self.audit.record(
             "voice.erased",
             actor=actor,

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from voxvault.engines.base import STYLE_DIM, FloatArray
+from voxvault.engines.base import FloatArray
 from voxvault.engines.kokoro import TRIM_KEEP_SECONDS, TRIM_THRESHOLD
 from voxvault.errors import VoxError
 from voxvault.voices.instant import NATURAL_RADIUS, StyleBasis
@@ -48,14 +48,14 @@ class DifferentiableEncoder(Protocol):
     def embed_differentiable(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor: ...
 
 
-def _tokens(tts: DifferentiableTTS, phonemes: list[str]) -> list[list[int]]:
+def token_lists(tts: DifferentiableTTS, phonemes: list[str]) -> list[list[int]]:
     tokens = [tts.tokenize(p) for p in phonemes]
     if not all(tokens):
         raise VoxError("invalid_options", "a fine-tuning sentence has no speakable phonemes", 422)
     return tokens
 
 
-def _unit(target: FloatArray) -> torch.Tensor:
+def unit_tensor(target: FloatArray) -> torch.Tensor:
     t = np.asarray(target, dtype=np.float32).reshape(-1)
     return torch.from_numpy(t / max(float(np.linalg.norm(t)), 1e-12))
 
@@ -68,7 +68,7 @@ def _trimmed(audio: torch.Tensor, keep: int) -> torch.Tensor:
     return audio[max(0, int(loud[0]) - keep) : int(loud[-1]) + keep + 1]
 
 
-def spoken_embedding(
+def spoken(
     tts: DifferentiableTTS,
     encoder: DifferentiableEncoder,
     tokens: list[list[int]],
@@ -76,17 +76,20 @@ def spoken_embedding(
     *,
     keep_seconds: float,
     weights: Mapping[str, torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """GE2E embedding (with autograd) of the sentences spoken as one utterance, pauses between them.
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """GE2E embedding (with autograd) of the sentences spoken as one utterance, pauses between them, and
+    each sentence's trimmed audio (for the ASR).
 
     ``row_for(n)`` is the style row for a sentence of ``n`` tokens; ``weights`` replaces model weights.
     """
     rate = tts.sample_rate
+    clips: list[torch.Tensor] = []
     pieces: list[torch.Tensor] = []
     for tok in tokens:
         audio = tts.forward(tok, row_for(len(tok)), weights=weights).float().cpu().clamp(-1.0, 1.0)
-        pieces += [_trimmed(audio, int(keep_seconds * rate)), torch.zeros(int(GAP_SECONDS * rate))]
-    return encoder.embed_differentiable(torch.cat(pieces), rate).cpu()
+        clips.append(_trimmed(audio, int(keep_seconds * rate)))
+        pieces += [clips[-1], torch.zeros(int(GAP_SECONDS * rate))]
+    return encoder.embed_differentiable(torch.cat(pieces), rate).cpu(), clips
 
 
 class StyleGradient:
@@ -103,17 +106,17 @@ class StyleGradient:
         if not hasattr(tts, "forward") or not hasattr(encoder, "embed_differentiable"):
             raise VoxError("gradient_unavailable", "the gradient method needs PyTorch Kokoro and GE2E", 422)
         self.tts, self.encoder = tts, encoder
-        self.tokens = _tokens(tts, phonemes)
+        self.tokens = token_lists(tts, phonemes)
         self.mean_pack = torch.from_numpy(np.ascontiguousarray(basis.mean_pack))
         self.directions = torch.from_numpy(np.ascontiguousarray(basis.directions))
-        self.target = _unit(target)
+        self.target = unit_tensor(target)
 
     def similarity_and_grad(self, z: FloatArray, naturalness_weight: float) -> tuple[float, FloatArray]:
         """(GE2E cosine of the spoken sentences to the target, d(similarity - w * mean(z^2)) / dz)."""
         zt = torch.tensor(np.asarray(z, dtype=np.float32), requires_grad=True)
         offset = torch.clamp(zt, -NATURAL_RADIUS, NATURAL_RADIUS) @ self.directions
         with torch.enable_grad():
-            emb = spoken_embedding(
+            emb, _ = spoken(
                 self.tts,
                 self.encoder,
                 self.tokens,
@@ -159,7 +162,7 @@ def gradient_step(objective: Any, gradient: StyleGradient, ck: Any, options: Any
     _, grad = gradient.similarity_and_grad(
         z, options.naturalness_weight / max(options.similarity_weight, 1e-9)
     )
-    z_new, adam = adam_ascent(z, grad, ck.adam, options.learning_rate)
+    z_new, adam = adam_ascent(z, grad, ck.adam, options.step_size)
     score = objective(z_new)
     best_z, best, improved = np.asarray(ck.best_z, np.float32), ck.best, False
     if score.objective > best["objective"]:
@@ -176,68 +179,3 @@ def gradient_step(objective: Any, gradient: StyleGradient, ck: Any, options: Any
         rng_state=ck.rng_state,
         adam=adam,
     )
-
-
-# --- beyond the style: adapting the decoder's style projections -------------------------------------------
-
-
-def adaptable_weights(tts: Any) -> list[str]:
-    """The decoder's AdaIN projections (style -> per-channel gain and bias): 116 tensors, 4.8 M numbers.
-
-    They are where the style enters the vocoder, so adapting them per speaker widens what a voice can
-    sound like without touching what the text encoder and the duration/pitch predictors learned.
-    """
-    graph = tts.graph
-    return sorted(
-        k
-        for k, v in graph.constants.items()
-        if k.startswith("decoder.") and ".fc." in k and v.is_floating_point()
-    )
-
-
-def adapt_decoder(
-    tts: Any,
-    encoder: DifferentiableEncoder,
-    style_pack: FloatArray,
-    phonemes: list[str],
-    target: FloatArray,
-    *,
-    steps: int,
-    max_seconds: float,
-    learning_rate: float = 1e-3,
-    l2: float = 1e-3,
-) -> tuple[dict[str, torch.Tensor], list[float]]:
-    """Adam on the decoder's AdaIN projections toward ``target`` (GE2E cosine of the spoken ``phonemes``).
-
-    Returns the adapted tensors (to pass as ``weights`` / ``using_weights``) and the similarity per step.
-    ``l2`` keeps them near the shipped values. Measured in ``docs/cloning.md``.
-    """
-    names = adaptable_weights(tts)
-    originals = [tts.graph.constants[n] for n in names]
-    params = [o.detach().clone().requires_grad_(True) for o in originals]
-    optimiser = torch.optim.Adam(params, lr=learning_rate)
-    tokens = _tokens(tts, phonemes)
-    goal = _unit(target)
-    pack = np.asarray(style_pack, dtype=np.float32).reshape(-1, STYLE_DIM)
-    history: list[float] = []
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        if time.perf_counter() - t0 >= max_seconds:
-            break
-        optimiser.zero_grad()
-        weights = dict(zip(names, params, strict=True))
-        with torch.enable_grad():
-            emb = spoken_embedding(
-                tts,
-                encoder,
-                tokens,
-                lambda n: torch.from_numpy(pack[min(n, len(pack)) - 1]),
-                keep_seconds=0.0,
-                weights=weights,
-            )
-            similarity = emb @ goal
-            drift = sum(((p - o) ** 2).sum() for p, o in zip(params, originals, strict=True))
-            (l2 * drift - similarity).backward()
-        optimiser.step()
-        history.append(float(similarity.detach()))
-    return {n: p.detach() for n, p in zip(names, params, strict=True)}, history

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voxvault.api.deps import require
 from voxvault.governance.keys import Principal
+from voxvault.voices.decoder_adaptation import DEFAULT_L2
 from voxvault.voices.finetune import AdaptService
 
 _lock = threading.Lock()
@@ -54,10 +55,16 @@ class AdaptIn(BaseModel):
     max_iterations: int = Field(default=24, ge=1, le=500)
     max_seconds: float = Field(default=600.0, gt=0, le=3600)
     population: int = Field(default=4, ge=1, le=32)
-    method: Literal["search", "gradient"] = Field(
-        default="search", description="search: evolution strategy; gradient: Adam through PyTorch Kokoro"
+    method: Literal["search", "gradient", "decoder"] = Field(
+        default="search",
+        description="search: evolution strategy on the style; gradient: Adam on the style through PyTorch "
+        "Kokoro; decoder: Adam on the decoder's style projections (closest to the speaker; the voice then "
+        "speaks through PyTorch Kokoro)",
     )
-    learning_rate: float = Field(default=0.2, gt=0, le=2, description="gradient method only")
+    learning_rate: float | None = Field(
+        default=None, gt=0, le=2, description="Adam's step (gradient: 0.2, decoder: 0.001 by default)"
+    )
+    l2: float = Field(default=DEFAULT_L2, ge=0, le=1, description="decoder: pull toward the shipped weights")
 
 
 class JobOut(BaseModel):
@@ -80,7 +87,7 @@ class JobOut(BaseModel):
 async def adapt_voice(
     request: Request, voice_id: VoiceId, principal: Writer, body: AdaptIn | None = None
 ) -> Any:
-    """Start fine-tuning the voice's style toward its speaker; poll ``GET /v1/jobs/{job_id}``."""
+    """Start fine-tuning the voice toward its speaker; poll ``GET /v1/jobs/{job_id}``."""
     service = adapt_service(request.app)
     options = (body or AdaptIn()).model_dump()
     job_id = await run_in_threadpool(
