@@ -80,7 +80,7 @@ def eval_clone(
         list[str] | None,
         typer.Option(
             "--method",
-            help="search, gradient or decoder (adapts decoder weights; evaluation only); repeat to compare.",
+            help="search, gradient (the style) or decoder (its style projections); repeat to compare.",
         ),
     ] = None,
 ) -> None:

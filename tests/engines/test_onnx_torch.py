@@ -153,3 +153,28 @@ def test_torch_engine_refuses_a_device_it_does_not_have(model_cache: Path) -> No
     with pytest.raises(VoxError) as err:
         KokoroTorchEngine(model_cache, device="cuda")
     assert err.value.code == "device_unavailable"
+
+
+def test_adapted_weights_change_one_call_only(torch_engine: KokoroTorchEngine) -> None:
+    """A voice's adapted weights apply to its own call; zero deltas change nothing; a misfit is refused."""
+    from voxvault.engines.base import AdaptedWeights
+    from voxvault.voices.decoder_adaptation import adaptable_weights
+
+    style = torch_engine.preset_styles()["jf_alpha"]
+    plain = torch_engine.synthesize(SHORT, style)
+    constants = torch_engine.graph.constants
+    names = adaptable_weights(torch_engine)
+    zero = AdaptedWeights("zero", {n: np.zeros(tuple(constants[n].shape), np.float32) for n in names})
+    assert np.allclose(torch_engine.synthesize_adapted(SHORT, style, 1.0, zero), plain, atol=1e-5)
+
+    bias = next(n for n in names if n.endswith("bias"))
+    bumped = AdaptedWeights("bumped", {bias: np.full(tuple(constants[bias].shape), 0.5, np.float32)})
+    changed = torch_engine.synthesize_adapted(SHORT, style, 1.0, bumped)
+    n = min(len(changed), len(plain))
+    assert spectral_distance_db(changed[:n], plain[:n]) > 0.5
+    assert np.array_equal(torch_engine.synthesize(SHORT, style), plain)  # the next plain call is unaffected
+
+    misfit = AdaptedWeights("misfit", {bias: np.zeros((3,), np.float32)})
+    with pytest.raises(VoxError) as err:
+        torch_engine.synthesize_adapted(SHORT, style, 1.0, misfit)
+    assert err.value.code == "adapted_weights_mismatch" and err.value.status == 409
