@@ -14,12 +14,13 @@ then speaks through PyTorch Kokoro with its own weights, and rollback restores w
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -378,7 +379,7 @@ class AdaptService:
             return _DecoderPlan(self, job_id, voice_id, project_id, options)
         objective, z0 = self._objective(voice_id, project_id, options)
         gradient = self._gradient(objective) if options.method == "gradient" else None
-        return _StylePlan(self, job_id, voice_id, project_id, objective, z0, options, gradient)
+        return _StylePlan(self, job_id, voice_id, project_id, options, objective, z0, gradient)
 
     def _objective(
         self, voice_id: str, project_id: str | None, options: AdaptOptions
@@ -543,19 +544,29 @@ def working_folder(job_id: str) -> str:
     return f"decoder/{job_id}/"
 
 
-class _Plan(Protocol):
-    """How one method starts, steps and finishes a job (the service does the checkpointing)."""
+class _Plan(abc.ABC):
+    """How one method starts, steps and finishes a job of ``voice_id`` (the service checkpoints)."""
 
+    def __init__(
+        self, service: AdaptService, job_id: str, voice_id: str, project_id: str | None, options: AdaptOptions
+    ) -> None:
+        self.service, self.job_id, self.voice_id, self.project_id = service, job_id, voice_id, project_id
+        self.options = options
+
+    @abc.abstractmethod
     def start(self) -> Checkpoint: ...
 
+    @abc.abstractmethod
     def step(self, ck: Checkpoint) -> Checkpoint: ...
 
-    def saved(self, ck: Checkpoint) -> None: ...  # the job row now holds ck
+    def saved(self, ck: Checkpoint) -> None:  # noqa: B027 - most methods keep nothing outside the row
+        """The job row now holds ``ck`` (a plan may drop state no row names any more)."""
 
+    @abc.abstractmethod
     def finish(self, ck: Checkpoint, reason: str) -> None: ...
 
 
-class _StylePlan:
+class _StylePlan(_Plan):
     """Search or gradient on the style: the whole state fits the checkpoint's JSON."""
 
     def __init__(
@@ -564,13 +575,13 @@ class _StylePlan:
         job_id: str,
         voice_id: str,
         project_id: str | None,
+        options: AdaptOptions,
         objective: StyleObjective,
         z0: FloatArray,
-        options: AdaptOptions,
         gradient: StyleGradient | None,
     ) -> None:
-        self.service, self.job_id, self.voice_id, self.project_id = service, job_id, voice_id, project_id
-        self.objective, self.z0, self.options = objective, z0, options
+        super().__init__(service, job_id, voice_id, project_id, options)
+        self.objective, self.z0 = objective, z0
         self._step = stepper(objective, options, gradient)
 
     def start(self) -> Checkpoint:
@@ -579,15 +590,12 @@ class _StylePlan:
     def step(self, ck: Checkpoint) -> Checkpoint:
         return self._step(ck)
 
-    def saved(self, ck: Checkpoint) -> None:
-        return None
-
     def finish(self, ck: Checkpoint, reason: str) -> None:
         pack = self.objective.basis.pack(np.asarray(ck.best_z))
         self.service._apply(self.job_id, self.voice_id, self.project_id, pack, ck, reason)
 
 
-class _DecoderPlan:
+class _DecoderPlan(_Plan):
     """Decoder adaptation: weights and Adam's moments (~58 MB) live in sealed blobs under
     ``voices/<id>/decoder/<job>/``, the checkpoint's JSON names the current ones. A blob is written before
     the row that names it, and blobs no row names are removed once the row is saved, so a crash at any
@@ -601,9 +609,8 @@ class _DecoderPlan:
         project_id: str | None,
         options: AdaptOptions,
     ) -> None:
+        super().__init__(service, job_id, voice_id, project_id, options)
         vv = service.vv
-        self.service, self.job_id, self.voice_id, self.project_id = service, job_id, voice_id, project_id
-        self.options = options
         self.registry = reg = vv.voice_registry
         self.style = reg.style_for(voice_id, project_id)
         target = reg.embedding_for(voice_id, project_id)
