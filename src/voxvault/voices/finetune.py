@@ -30,7 +30,7 @@ from voxvault.engines.base import FloatArray, SpeakerEncoder, SpeechRecognizer, 
 from voxvault.errors import VoxError
 from voxvault.store.models import Job, Voice, utcnow
 from voxvault.text import TextFrontend
-from voxvault.voices.decoder_adaptation import DEFAULT_L2, DEFAULT_LEARNING_RATE, DecoderTuner
+from voxvault.voices.decoder_adaptation import DEFAULT_L2, LEARNING_RATES, SCOPES, DecoderTuner
 from voxvault.voices.instant import StyleBasis, naturalness_penalty
 from voxvault.voices.lifecycle import array_bytes, array_from_bytes, blob_key, pack_deltas
 from voxvault.voices.style_gradient import StyleGradient, gradient_step
@@ -39,8 +39,7 @@ log = logging.getLogger(__name__)
 
 JOB_KIND = "voice_adapt"
 METHODS = ("search", "gradient", "decoder")
-# Adam's step when none is given: in basis standard deviations (gradient), in weight units (decoder).
-DEFAULT_STEP = {"search": 0.2, "gradient": 0.2, "decoder": DEFAULT_LEARNING_RATE}
+GRADIENT_STEP = 0.2  # Adam's step on the style, in basis standard deviations
 RESUMABLE = ("queued", "running", "interrupted")
 DEFAULT_SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -66,8 +65,9 @@ class AdaptOptions:
     # "search": (1+λ) evolution strategy; "gradient": Adam on the style through PyTorch Kokoro;
     # "decoder": Adam on the decoder's style projections, style kept
     method: str = "search"
-    learning_rate: float | None = None  # Adam's step (gradient, decoder); None: DEFAULT_STEP[method]
+    learning_rate: float | None = None  # Adam's step (gradient, decoder); None: the method's default
     l2: float = DEFAULT_L2  # decoder method: pull toward the shipped weights
+    scope: str = "bias"  # decoder method: "bias" (the projections' biases) or "all" (weights too)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> AdaptOptions:
@@ -85,11 +85,15 @@ class AdaptOptions:
             raise VoxError("invalid_options", "learning_rate must be in (0, 2]", 422)
         if not 0 <= opts.l2 <= 1:
             raise VoxError("invalid_options", "l2 must be in [0, 1]", 422)
+        if opts.scope not in SCOPES:
+            raise VoxError("invalid_options", f"scope must be one of {', '.join(SCOPES)}", 422)
         return opts
 
     @property
     def step_size(self) -> float:
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_STEP[self.method]
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return LEARNING_RATES[self.scope] if self.method == "decoder" else GRADIENT_STEP
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -631,6 +635,7 @@ class _DecoderPlan(_Plan):
             learning_rate=options.step_size,
             l2=options.l2,
             start=reg.adapted_for(voice_id, project_id),
+            scope=options.scope,
         )
         self.folder = working_folder(job_id)
 

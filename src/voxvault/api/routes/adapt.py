@@ -62,7 +62,13 @@ class AdaptIn(BaseModel):
         "speaks through PyTorch Kokoro)",
     )
     learning_rate: float | None = Field(
-        default=None, gt=0, le=2, description="Adam's step (gradient: 0.2, decoder: 0.001 by default)"
+        default=None,
+        gt=0,
+        le=2,
+        description="Adam's step (gradient: 0.2; decoder: 0.03 for biases, 0.001 for all weights)",
+    )
+    scope: Literal["bias", "all"] = Field(
+        default="bias", description="decoder: adapt the style projections' biases (75 kB) or all (9.6 MB)"
     )
     l2: float = Field(default=DEFAULT_L2, ge=0, le=1, description="decoder: pull toward the shipped weights")
 
