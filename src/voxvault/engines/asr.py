@@ -11,7 +11,7 @@ import logging
 import queue
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,7 +20,7 @@ import numpy as np
 import soxr
 from pocketsphinx import Decoder
 
-from voxvault.engines.base import FloatArray, WordTiming
+from voxvault.engines.base import FloatArray, SpeechRecognizer, WordTiming
 from voxvault.errors import VoxError
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,20 @@ def phrase_recall(phrase: str, transcript: str) -> float:
         return 0.0
     result = jiwer.process_words(ref, hyp)
     return result.hits / len(ref.split())
+
+
+def mean_recall(
+    asr: SpeechRecognizer, clips: Sequence[FloatArray], texts: Sequence[str], sample_rate: int
+) -> float:
+    """Mean :func:`phrase_recall` of each clip's transcript against the text it should say."""
+    return float(
+        np.mean(
+            [
+                phrase_recall(text, asr.transcribe(clip, sample_rate))
+                for clip, text in zip(clips, texts, strict=True)
+            ]
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -75,12 +75,10 @@ class KokoroTorchEngine(KokoroEngine):
     def adapted_tensors(self, adapted: AdaptedWeights) -> dict[str, torch.Tensor]:
         """Shipped value + delta for each adapted weight, on the device.
 
-        Built per call (a few ms for the decoder's 4.8 M numbers) rather than cached here: the decrypted
-        deltas live in one place (the voice registry's cache), which erasing the voice empties.
+        Built per call (cheap: the default bias deltas are 37 k numbers, all weights 4.8 M) rather than cached
+        here: the decrypted deltas live in one place (the voice registry's cache), which erasing the voice
+        empties.
         """
-        return self._apply_deltas(adapted)
-
-    def _apply_deltas(self, adapted: AdaptedWeights) -> dict[str, torch.Tensor]:
         constants = self.graph.constants
         out: dict[str, torch.Tensor] = {}
         for name, delta in adapted.deltas.items():
@@ -94,11 +92,6 @@ class KokoroTorchEngine(KokoroEngine):
             change = torch.from_numpy(np.asarray(delta, dtype=np.float32)).to(shipped.device)
             out[name] = shipped + change
         return out
-
-    def deltas(self, weights: Mapping[str, torch.Tensor]) -> dict[str, NDArray[np.float32]]:
-        """``weights`` minus the shipped values (what :class:`AdaptedWeights` stores)."""
-        constants = self.graph.constants
-        return {name: (w.detach() - constants[name]).float().cpu().numpy() for name, w in weights.items()}
 
     def forward(
         self,

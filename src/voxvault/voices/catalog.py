@@ -58,8 +58,8 @@ class VoiceCatalog:
         if preset is not None and preset.engine_style in self._preset_styles:
             return VoiceStyle(voice_id=preset.id, style=self._preset_styles[preset.engine_style])
         if self.cloned is not None and preset is None and _looks_like_id(voice_id):
-            style = self.cloned.style_for(voice_id, project_id)  # the consent checks come first
-            return VoiceStyle(voice_id, style, adapted=self.cloned.adapted_for(voice_id, project_id))
+            style, adapted = self.cloned.speaking_parts(voice_id, project_id)
+            return VoiceStyle(voice_id, style, adapted=adapted)
         raise VoxError("voice_not_found", f"no voice {voice_id!r}; GET /v1/voices lists the voices", 404)
 
 

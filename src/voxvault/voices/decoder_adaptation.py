@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from voxvault.engines.asr import phrase_recall
+from voxvault.engines.asr import mean_recall
 from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray, SpeechRecognizer
 from voxvault.errors import VoxError
 from voxvault.voices.style_gradient import DifferentiableEncoder, spoken, token_lists, unit_tensor
@@ -160,18 +160,10 @@ class DecoderTuner:
         self.t += 1
         recall = 1.0
         if self.asr is not None and self.weights[1] > 0:
-            rate = self.tts.sample_rate
-            recall = float(
-                np.mean(
-                    [
-                        phrase_recall(text, self.asr.transcribe(clip.detach().numpy(), rate))
-                        for clip, text in zip(clips, self.sentences, strict=True)
-                    ]
-                )
-            )
+            audio = [clip.detach().numpy() for clip in clips]
+            recall = mean_recall(self.asr, audio, self.sentences, self.tts.sample_rate)
         sim = float(similarity.detach())
-        penalty = math.sqrt(float(drift.detach()) if isinstance(drift, torch.Tensor) else 0.0)
-        penalty /= max(self._shipped_norm, 1e-12)
+        penalty = math.sqrt(float(drift)) / max(self._shipped_norm, 1e-12)
         sw, iw, nw = self.weights
         return StepScore(sw * sim + iw * recall - nw * penalty, sim, recall, penalty), current
 

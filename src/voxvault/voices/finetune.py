@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from voxvault.engines.asr import phrase_recall
+from voxvault.engines.asr import mean_recall
 from voxvault.engines.base import FloatArray, SpeakerEncoder, SpeechRecognizer, TTSEngine
 from voxvault.errors import VoxError
 from voxvault.store.models import Job, Voice, utcnow
@@ -156,11 +156,7 @@ class StyleObjective:
         similarity = float(np.dot(emb / max(float(np.linalg.norm(emb)), 1e-12), self.target))
         recall = 1.0
         if self.asr is not None and self.options.intelligibility_weight > 0:
-            recalls = [
-                phrase_recall(text, self.asr.transcribe(clip, rate))
-                for clip, text in zip(clips, self.options.sentences, strict=True)
-            ]
-            recall = float(np.mean(recalls))
+            recall = mean_recall(self.asr, clips, self.options.sentences, rate)
         penalty = naturalness_penalty(np.asarray(z))
         o = self.options
         objective = (
@@ -600,7 +596,7 @@ class _StylePlan(_Plan):
 
 
 class _DecoderPlan(_Plan):
-    """Decoder adaptation: weights and Adam's moments (~58 MB) live in sealed blobs under
+    """Decoder adaptation: weights and Adam's moments (450 kB for the biases) live in sealed blobs under
     ``voices/<id>/decoder/<job>/``, the checkpoint's JSON names the current ones. A blob is written before
     the row that names it, and blobs no row names are removed once the row is saved, so a crash at any
     point leaves a consistent checkpoint to resume from."""

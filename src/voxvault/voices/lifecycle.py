@@ -37,7 +37,7 @@ from voxvault.store.models import Consent, Voice, utcnow
 log = logging.getLogger(__name__)
 
 ERASED = "[erased]"
-ADAPTED_CACHE = 8  # voices whose decrypted adapted weights stay in memory (~19 MB each for the decoder)
+ADAPTED_CACHE = 8  # voices whose decrypted adapted weights stay in memory (150 kB each for the biases)
 
 
 def voice_prefix(voice_id: str) -> str:
@@ -190,6 +190,18 @@ class VoiceRegistry:
 
     def style_for(self, voice_id: str, project_id: str | None) -> FloatArray:
         """The style to speak with, after the consent checks; raises 403/404 when the voice may not speak."""
+        self._speakable(voice_id, project_id)
+        return array_from_bytes(self.get_sealed(voice_id, "style"))
+
+    def speaking_parts(
+        self, voice_id: str, project_id: str | None
+    ) -> tuple[FloatArray, AdaptedWeights | None]:
+        """Style and adapted decoder weights to speak with, after the consent checks (one row read)."""
+        row = self._speakable(voice_id, project_id)
+        return array_from_bytes(self.get_sealed(voice_id, "style")), self._adapted_of(row)
+
+    def _speakable(self, voice_id: str, project_id: str | None) -> Voice:
+        """The voice's row when it may speak now; 403 revoked/expired, 404 unknown, 409 not ready."""
         row, consent = self._load(voice_id, project_id)
         status = effective_status(row, consent)
         if status == "revoked":
@@ -204,14 +216,17 @@ class VoiceRegistry:
             )
         if status != "active" or row.style_blob is None:
             raise VoxError("voice_not_ready", f"voice {voice_id!r} is not ready to speak", 409)
-        return array_from_bytes(self.get_sealed(voice_id, "style"))
+        return row
 
     def adapted_for(self, voice_id: str, project_id: str | None) -> AdaptedWeights | None:
         """The voice's adapted decoder weights (``voices/decoder_adaptation.py``), or None.
 
         Decrypted once and kept for the last few voices; erasing a voice drops its entry.
         """
-        row, _ = self._load(voice_id, project_id)
+        return self._adapted_of(self._load(voice_id, project_id)[0])
+
+    def _adapted_of(self, row: Voice) -> AdaptedWeights | None:
+        voice_id = row.id
         what = ((row.meta or {}).get("decoder") or {}).get("current")
         if not what:
             return None
