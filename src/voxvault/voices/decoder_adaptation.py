@@ -163,7 +163,7 @@ class DecoderTuner:
             audio = [clip.detach().numpy() for clip in clips]
             recall = mean_recall(self.asr, audio, self.sentences, self.tts.sample_rate)
         sim = float(similarity.detach())
-        penalty = math.sqrt(float(drift)) / max(self._shipped_norm, 1e-12)
+        penalty = math.sqrt(float(torch.as_tensor(drift).detach())) / max(self._shipped_norm, 1e-12)
         sw, iw, nw = self.weights
         return StepScore(sw * sim + iw * recall - nw * penalty, sim, recall, penalty), current
 
