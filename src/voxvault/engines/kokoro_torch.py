@@ -46,11 +46,11 @@ class KokoroTorchEngine(KokoroEngine):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise VoxError("device_unavailable", "VOXVAULT_DEVICE=cuda but PyTorch sees no CUDA device", 500)
         self._lock = threading.Lock()  # torch CPU ops already use every core; one forward at a time
-        super().__init__(cache_dir, precision="float", threads=threads)
+        super().__init__(cache_dir, precision="float", threads=threads, kernels="off")
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)
 
-    def _session_for(self, path: Path) -> TorchGraph:
+    def _session_for(self, path: Path, kernel_library: Path | None = None) -> TorchGraph:
         return TorchGraph(path, self.device)
 
     def _run(

@@ -7,7 +7,7 @@ The shipped Kokoro graph was made by ``onnxruntime.quantization.quantize_dynamic
   where the bias was quantised at run time as ``Floor(bias / (xs * ws))``
 * ``DynamicQuantizeLSTM`` (com.microsoft) with int8 weights stored as [D, input, 4H].
 
-Two rewrites are offered:
+Three rewrites are offered:
 
 ``dequantize_model``
     Everything back to float32: ``MatMul(x, (Wq - wzp) * ws)``, ``Conv(x, W, bias)`` with the original
@@ -19,6 +19,10 @@ Two rewrites are offered:
     Each convolution becomes ``DynamicQuantizeLinear -> Transpose -> Pad -> Gather (im2col, uint8) ->
     MatMulIntegerToFloat`` with per-output-channel int8 weights, then a Transpose back. Only use this where
     the CPU has VNNI: without it the uint8 x int8 kernels can saturate.
+
+``fuse_snakes``
+    The vocoder's Snake activations (five element-wise nodes each) become one ``ai.voxvault.Snake`` node,
+    a kernel compiled from ``engines/kernels/snake.c``; applied on top of either graph above.
 
 Anything that does not match exactly is left as it is (and counted), so the result always runs. Nodes that
 become unused are removed, as are unused initializers.
@@ -49,12 +53,13 @@ class ConversionReport:
     matmul: int = 0
     conv: int = 0
     lstm: int = 0
+    snake: int = 0
     kept: dict[str, int] = field(default_factory=dict)
     removed_nodes: int = 0
 
     @property
     def converted(self) -> int:
-        return self.matmul + self.conv + self.lstm
+        return self.matmul + self.conv + self.lstm + self.snake
 
 
 class _Graph:
@@ -341,9 +346,50 @@ def _gemm_conv(g: _Graph, node: NodeProto) -> _Rewrite | None:
     return nodes, m.dead
 
 
+#: Domain and name of the fused activation compiled from ``voxvault/engines/kernels/snake.c``.
+SNAKE_DOMAIN, SNAKE_OP = "ai.voxvault", "Snake"
+
+
+def _snake(g: _Graph, sin: NodeProto) -> _Rewrite | None:
+    """``Add(x, Mul(1/alpha, Pow(Sin(Mul(alpha, x)), 2)))`` -> ``Snake(x, alpha, 1/alpha)``.
+
+    Only where every intermediate has that one reader and alpha, 1/alpha and the exponent are constants.
+    """
+    scaled = g.producer.get(sin.input[0])
+    if scaled is None or scaled.op_type != "Mul" or len(g.consumers[scaled.output[0]]) != 1:
+        return None
+    alpha = [i for i in scaled.input if i in g.inits]
+    x = [i for i in scaled.input if i not in g.inits]
+    if len(alpha) != 1 or len(x) != 1:
+        return None
+    square = g.only_consumer(sin.output[0], "Pow")
+    exponent = g.array(square.input[1]) if square is not None else None
+    if square is None or exponent is None or exponent.size != 1 or float(exponent.reshape(-1)[0]) != 2.0:
+        return None
+    weighted = g.only_consumer(square.output[0], "Mul")
+    inverse = [i for i in weighted.input if i != square.output[0]] if weighted is not None else []
+    if weighted is None or len(inverse) != 1 or inverse[0] not in g.inits:
+        return None
+    total = g.only_consumer(weighted.output[0], "Add")
+    inner = {scaled.output[0], sin.output[0], square.output[0], weighted.output[0]}
+    if total is None or x[0] not in total.input or inner & {o.name for o in g.graph.output}:
+        return None
+    a, inv = g.array(alpha[0]), g.array(inverse[0])
+    if a is None or inv is None or a.dtype != np.float32 or inv.dtype != np.float32 or a.size != inv.size:
+        return None
+    node = helper.make_node(
+        SNAKE_OP,
+        [x[0], alpha[0], inverse[0]],
+        [total.output[0]],
+        name=f"{sin.name}_snake",
+        domain=SNAKE_DOMAIN,
+    )
+    return [node], [scaled, square, weighted, total]
+
+
 # --- driver -------------------------------------------------------------------------------------------
 
-_COUNTER = {"MatMulInteger": "matmul", "ConvInteger": "conv", "DynamicQuantizeLSTM": "lstm"}
+_COUNTER = {"MatMulInteger": "matmul", "ConvInteger": "conv", "DynamicQuantizeLSTM": "lstm", "Sin": "snake"}
 
 
 def _apply(
@@ -387,6 +433,10 @@ def _apply(
         o.domain == "com.microsoft" for o in model.opset_import
     ):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    if any(n.domain == SNAKE_DOMAIN for n in model.graph.node) and not any(
+        o.domain == SNAKE_DOMAIN for o in model.opset_import
+    ):
+        model.opset_import.append(helper.make_opsetid(SNAKE_DOMAIN, 1))
     return report
 
 
@@ -431,6 +481,14 @@ def dequantize_model(model: onnx.ModelProto) -> ConversionReport:
 def convs_to_int8_gemm(model: onnx.ModelProto) -> ConversionReport:
     """Rewrite 1-D ``ConvInteger`` patterns in place to im2col + uint8 x int8 ``MatMulIntegerToFloat``."""
     return _apply(model, {"ConvInteger": _gemm_conv})
+
+
+def fuse_snakes(model: onnx.ModelProto) -> ConversionReport:
+    """Rewrite the vocoder's Snake activations in place to the fused ``ai.voxvault.Snake`` op.
+
+    The result only loads in a session that registered the kernel library (``engines.kernels``).
+    """
+    return _apply(model, {"Sin": _snake})
 
 
 def convert_file(

@@ -31,6 +31,7 @@ def _kokoro(settings: Settings) -> TTSEngine:
         cache_dir=settings.resolved_cache_dir,
         precision=settings.kokoro_precision,
         threads=settings.threads,
+        kernels=settings.kokoro_kernels,
     )
 
 
