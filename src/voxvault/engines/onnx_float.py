@@ -20,9 +20,10 @@ Three rewrites are offered:
     MatMulIntegerToFloat`` with per-output-channel int8 weights, then a Transpose back. Only use this where
     the CPU has VNNI: without it the uint8 x int8 kernels can saturate.
 
-``fuse_snakes``
+``fuse_vocoder``
     The vocoder's Snake activations (five element-wise nodes each) become one ``ai.voxvault.Snake`` node,
-    a kernel compiled from ``engines/kernels/snake.c``; applied on top of either graph above.
+    and, where an adaptive instance norm (nine more nodes) feeds one, one ``ai.voxvault.AdaInSnake``:
+    kernels compiled from ``engines/kernels/fused.c``; applied on top of any graph above.
 
 Anything that does not match exactly is left as it is (and counted), so the result always runs. Nodes that
 become unused are removed, as are unused initializers.
@@ -54,12 +55,13 @@ class ConversionReport:
     conv: int = 0
     lstm: int = 0
     snake: int = 0
+    adain: int = 0
     kept: dict[str, int] = field(default_factory=dict)
     removed_nodes: int = 0
 
     @property
     def converted(self) -> int:
-        return self.matmul + self.conv + self.lstm + self.snake
+        return self.matmul + self.conv + self.lstm + self.snake + self.adain
 
 
 class _Graph:
@@ -346,8 +348,8 @@ def _gemm_conv(g: _Graph, node: NodeProto) -> _Rewrite | None:
     return nodes, m.dead
 
 
-#: Domain and name of the fused activation compiled from ``voxvault/engines/kernels/snake.c``.
-SNAKE_DOMAIN, SNAKE_OP = "ai.voxvault", "Snake"
+#: Domain of the fused ops compiled from ``voxvault/engines/kernels/fused.c``.
+SNAKE_DOMAIN = "ai.voxvault"
 
 
 def _snake(g: _Graph, sin: NodeProto) -> _Rewrite | None:
@@ -378,7 +380,7 @@ def _snake(g: _Graph, sin: NodeProto) -> _Rewrite | None:
     if a is None or inv is None or a.dtype != np.float32 or inv.dtype != np.float32 or a.size != inv.size:
         return None
     node = helper.make_node(
-        SNAKE_OP,
+        "Snake",
         [x[0], alpha[0], inverse[0]],
         [total.output[0]],
         name=f"{sin.name}_snake",
@@ -387,9 +389,88 @@ def _snake(g: _Graph, sin: NodeProto) -> _Rewrite | None:
     return [node], [scaled, square, weighted, total]
 
 
+def _producer(g: _Graph, name: str, op_type: str, readers: int = 1) -> NodeProto | None:
+    """The node of ``op_type`` that makes ``name``, if exactly ``readers`` nodes read its output."""
+    node = g.producer.get(name)
+    if node is None or node.op_type != op_type or len({id(n) for n in g.consumers[name]}) != readers:
+        return None
+    return node
+
+
+def _last_axis_mean(g: _Graph, node: NodeProto | None, x: str | None = None) -> bool:
+    """``ReduceMean(x, axes=[2])`` with keepdims (the instance norm's statistics over time)."""
+    if node is None or (x is not None and node.input[0] != x) or len(node.input) < 2:
+        return False
+    axes = g.array(node.input[1])
+    keep = [a.i for a in node.attribute if a.name == "keepdims"]
+    return axes is not None and axes.reshape(-1).tolist() in ([2], [-1]) and keep in ([], [1])
+
+
+def _adain_snake(g: _Graph, snake: NodeProto) -> _Rewrite | None:
+    """The adaptive instance norm feeding a Snake, fused into ``AdaInSnake``:
+
+    ``Add(Mul(gain, Div(Sub(x, mean(x)), Sqrt(Add(mean(Sub^2), eps)))), shift) -> Snake`` becomes
+    ``AdaInSnake(x, gain, shift, alpha, 1/alpha)`` (gain = 1 + gamma and shift = beta come from the style).
+    """
+    shifted = _producer(g, snake.input[0], "Add")
+    scaled = None
+    for name in shifted.input if shifted is not None else []:
+        scaled = scaled or _producer(g, name, "Mul")
+    if shifted is None or scaled is None:
+        return None
+    shift = [i for i in shifted.input if i != scaled.output[0]]
+    normed = None
+    for name in scaled.input:
+        normed = normed or _producer(g, name, "Div")
+    if normed is None or len(shift) != 1:
+        return None
+    gain = [i for i in scaled.input if i != normed.output[0]]
+    centred = _producer(g, normed.input[0], "Sub", readers=2)
+    root = _producer(g, normed.input[1], "Sqrt")
+    if centred is None or root is None or len(gain) != 1:
+        return None
+    x = centred.input[0]
+    mean = _producer(g, centred.input[1], "ReduceMean")
+    padded = _producer(g, root.input[0], "Add")
+    if mean is None or not _last_axis_mean(g, mean, x) or padded is None:
+        return None
+    eps = [g.array(i) for i in padded.input if i in g.inits]
+    variance = None
+    for name in padded.input:
+        variance = variance or _producer(g, name, "ReduceMean")
+    squared = _producer(g, variance.input[0], "Mul") if variance is not None else None
+    if (
+        len(eps) != 1
+        or eps[0] is None
+        or eps[0].size != 1
+        or variance is None
+        or not _last_axis_mean(g, variance)
+        or squared is None
+        or list(squared.input) != [centred.output[0]] * 2
+        or {id(n) for n in g.consumers[centred.output[0]]} != {id(squared), id(normed)}
+    ):
+        return None
+    epsilon = float(np.asarray(eps[0]).reshape(-1)[0])
+    node = helper.make_node(
+        "AdaInSnake",
+        [x, gain[0], shift[0], snake.input[1], snake.input[2]],
+        list(snake.output),
+        name=f"{snake.name}_adain",
+        domain=SNAKE_DOMAIN,
+        epsilon=epsilon,
+    )
+    return [node], [mean, centred, squared, variance, padded, root, normed, scaled, shifted]
+
+
 # --- driver -------------------------------------------------------------------------------------------
 
-_COUNTER = {"MatMulInteger": "matmul", "ConvInteger": "conv", "DynamicQuantizeLSTM": "lstm", "Sin": "snake"}
+_COUNTER = {
+    "MatMulInteger": "matmul",
+    "ConvInteger": "conv",
+    "DynamicQuantizeLSTM": "lstm",
+    "Sin": "snake",
+    "Snake": "adain",
+}
 
 
 def _apply(
@@ -483,12 +564,15 @@ def convs_to_int8_gemm(model: onnx.ModelProto) -> ConversionReport:
     return _apply(model, {"ConvInteger": _gemm_conv})
 
 
-def fuse_snakes(model: onnx.ModelProto) -> ConversionReport:
-    """Rewrite the vocoder's Snake activations in place to the fused ``ai.voxvault.Snake`` op.
+def fuse_vocoder(model: onnx.ModelProto) -> ConversionReport:
+    """Rewrite the vocoder's Snake activations, and the instance norms in front of them, to fused ops.
 
     The result only loads in a session that registered the kernel library (``engines.kernels``).
     """
-    return _apply(model, {"Sin": _snake})
+    report = _apply(model, {"Sin": _snake})
+    fused = _apply(model, {"Snake": _adain_snake})
+    report.adain, report.removed_nodes = fused.adain, report.removed_nodes + fused.removed_nodes
+    return report
 
 
 def convert_file(

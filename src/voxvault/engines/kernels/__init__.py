@@ -1,12 +1,13 @@
 """Fused onnxruntime kernels, compiled once per machine with the system C compiler and cached.
 
 onnxruntime's CPU kernels for the element-wise chains in Kokoro's vocoder are scalar and take one memory
-pass per node; ``snake.c`` does the Snake activation (``x + sin(alpha x)^2 / alpha``) in one vectorised
-pass. No PyPI package ships onnxruntime's C headers, so ``include/onnxruntime_c_api.h`` comes from Debian's
+pass per node; ``fused.c`` does the Snake activation (``x + sin(alpha x)^2 / alpha``), and the adaptive
+instance norm in front of it, in one vectorised pass per row. No PyPI package ships onnxruntime's C
+headers, so ``include/onnxruntime_c_api.h`` comes from Debian's
 ``libonnxruntime-dev`` (see ``include/README.md``); the kernel asks for C API version 21, which every
 onnxruntime since 1.21 provides.
 
-Without a C compiler, or if the build fails, ``snake_library`` returns None and the engine runs the plain
+Without a C compiler, or if the build fails, ``kernel_library`` returns None and the engine runs the plain
 graph: the kernels only make synthesis faster, never possible.
 """
 
@@ -23,9 +24,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "snake.c"
+SOURCE = HERE / "fused.c"
 HEADER = HERE / "include" / "onnxruntime_c_api.h"
-# No -march=native: snake.c carries x86 target clones (AVX-512, AVX2+FMA, baseline) picked at load time,
+# No -march=native: fused.c carries x86 target clones (AVX-512, AVX2+FMA, baseline) picked at load time,
 # so a cache directory shared between machines never holds code a CPU cannot run.
 FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno", "-std=c11")
 COMPILE_TIMEOUT_S = 120.0
@@ -54,18 +55,18 @@ def _build_key(cc: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def snake_library(cache_dir: Path) -> Path | None:
-    """Path of the compiled Snake kernel library (built on first use); None if it cannot be built."""
+def kernel_library(cache_dir: Path) -> Path | None:
+    """Path of the compiled kernel library (built on first use); None if it cannot be built."""
     cc = compiler()
     if cc is None:
         logger.warning("no C compiler found (set CC); Kokoro runs without fused kernels")
         return None
-    target = Path(cache_dir) / f"voxvault-snake-{_build_key(cc)}.so"
+    target = Path(cache_dir) / f"voxvault-kernels-{_build_key(cc)}.so"
     if target.is_file():
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".snake-", suffix=".so", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=target.parent)
         os.close(fd)
     except OSError as exc:
         logger.warning("cannot write the fused kernels into %s (%s); running without them", cache_dir, exc)
