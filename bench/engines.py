@@ -1,4 +1,5 @@
-"""Kokoro engines side by side, in one run: onnxruntime precisions and PyTorch (CPU, or CUDA when present).
+"""Kokoro engines side by side, in one run: onnxruntime precisions (each without and with the compiled
+vocoder kernels, ``engines/kernels``) and PyTorch (CPU, or CUDA when present).
 
 Each engine speaks the same sentences (one call each, 5 runs, median); PyTorch also does a forward and
 backward pass for the style gradient (what a fine-tuning step costs). Writes JSON and, with ``--doc``, a
@@ -56,7 +57,12 @@ def _time(fn: Any, runs: int) -> tuple[float, Any]:
 
 def measure(cache: Path, device: str, runs: int) -> dict[str, Any]:
     precisions = ("int8", "float", "int8-vnni") if cpu_has_vnni() else ("int8", "float")  # no VNNI: = int8
-    engines: dict[str, Any] = {p: KokoroEngine(cache, precision=p) for p in precisions}
+    engines: dict[str, Any] = {}
+    for p in precisions:  # each graph as shipped/rewritten, then with the compiled vocoder kernels
+        engines[p] = KokoroEngine(cache, precision=p, kernels="off")
+        fused = KokoroEngine(cache, precision=p)
+        if fused.fused_kernels:
+            engines[f"{p}+fused"] = fused
     engines[f"torch-{device}"] = KokoroTorchEngine(cache, device=device)
     first = next(iter(engines.values()))
     frontend = TextFrontend(max_phonemes=first.max_phonemes)
