@@ -1,6 +1,6 @@
 """Fused kernels: the compiled Snake and AdaInSnake ops compute what the exported chains compute, the graph
 rewrite finds the chains only where it is safe, and the engine speaks the same with or without them (and
-without a compiler at all)."""
+without a compiler at all). The fused graph also takes a voice's adapted style biases per call."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from onnx import TensorProto, helper, numpy_helper
 from tests.engines.test_kokoro import MID, SAME_SPEECH_MAX_DB, SHORT, spectral_distance_db
 
 from voxvault.engines import kernels
+from voxvault.engines.base import AdaptedWeights
 from voxvault.engines.kokoro import KokoroEngine
-from voxvault.engines.onnx_float import SNAKE_DOMAIN, fuse_vocoder
+from voxvault.engines.onnx_float import SNAKE_DOMAIN, fuse_vocoder, is_style_bias
 from voxvault.errors import VoxError
+from voxvault.synthesis.pipeline import SpeechPipeline, VoiceStyle
+from voxvault.text import TextFrontend
 
 pytestmark = pytest.mark.skipif(kernels.compiler() is None, reason="no C compiler on this machine")
 
@@ -230,3 +233,57 @@ def test_unknown_kernel_choice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(VoxError) as err:
         KokoroEngine(tmp_path, kernels="fast")
     assert err.value.code == "unknown_kernels"
+
+
+# --- adapted voices through onnxruntime -------------------------------------------------------------------
+def _style_biases(engine: KokoroEngine) -> dict[str, tuple[int, ...]]:
+    graph = onnx.load(str(engine.model_path)).graph
+    return {t.name: tuple(t.dims) for t in graph.initializer if is_style_bias(t.name)}
+
+
+@pytest.mark.slow
+def test_fused_graph_speaks_adapted_style_biases_per_call(model_cache: Path) -> None:
+    engine = KokoroEngine(model_cache, precision="int8", threads=2)
+    shapes = _style_biases(engine)
+    assert len(shapes) == 58  # the decoder's AdaIN projections, as decoder adaptation's default scope
+    style = engine.preset_styles()["jf_alpha"]
+    plain = engine.synthesize(SHORT, style)
+
+    zero = AdaptedWeights("zero", {n: np.zeros(s, np.float32) for n, s in shapes.items()})
+    assert engine.speaks(zero)
+    np.testing.assert_array_equal(engine.synthesize_adapted(SHORT, style, 1.0, zero), plain)
+
+    rng = np.random.default_rng(5)
+    bumped = AdaptedWeights(
+        "bumped", {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in shapes.items()}
+    )
+    changed = engine.synthesize_adapted(SHORT, style, 1.0, bumped)
+    n = min(len(changed), len(plain))
+    assert spectral_distance_db(changed[:n], plain[:n]) > 1.0
+    np.testing.assert_array_equal(engine.synthesize(SHORT, style), plain)  # the next call is unaffected
+
+    name = next(iter(shapes))
+    for misfit in (
+        AdaptedWeights("shape", {name: np.zeros((3,), np.float32)}),
+        AdaptedWeights("weight", {name.replace(".bias", ".weight"): np.zeros((3,), np.float32)}),
+    ):
+        assert not engine.speaks(misfit)
+        with pytest.raises(VoxError) as err:
+            engine.synthesize_adapted(SHORT, style, 1.0, misfit)
+        assert err.value.code == "adapted_weights_mismatch" and err.value.status == 409
+
+    # Without the kernels the graph is as shipped: nothing to override, such voices go to PyTorch.
+    assert not KokoroEngine(model_cache, precision="int8", threads=1, kernels="off").speaks(zero)
+
+
+@pytest.mark.slow
+def test_pipeline_speaks_a_bias_adapted_voice_without_pytorch(model_cache: Path) -> None:
+    engine = KokoroEngine(model_cache, precision="int8", threads=2)
+    shapes = _style_biases(engine)
+    adapted = AdaptedWeights("v1", {n: np.full(s, 0.1, np.float32) for n, s in shapes.items()})
+    style = engine.preset_styles()["jm_kumo"]
+    pipeline = SpeechPipeline(engine, TextFrontend(), adaptable_tts=None)  # no PyTorch engine at all
+    prepared = pipeline.prepare("Thanks, see you.", VoiceStyle("v", style, adapted), fmt="wav")
+    spoken = pipeline.render(prepared)
+    plain = pipeline.render(pipeline.prepare("Thanks, see you.", VoiceStyle("v", style), fmt="wav"))
+    assert spoken.duration > 0.5 and spoken.output_sha256 != plain.output_sha256

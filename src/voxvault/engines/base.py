@@ -6,9 +6,9 @@ All audio crossing these boundaries is mono float32 in [-1, 1] at the engine's d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,12 +48,23 @@ class AdaptedWeights:
 
 
 @runtime_checkable
-class AdaptableTTS(TTSEngine, Protocol):
-    """A TTS engine that can speak with a voice's adapted weights, per call (concurrent voices differ)."""
+class AdaptedSpeaker(TTSEngine, Protocol):
+    """A TTS engine that can speak some voices' adapted weights itself, per call (concurrent voices
+    differ); ``speaks`` says which (onnxruntime Kokoro: the decoder's style biases only)."""
+
+    def speaks(self, adapted: AdaptedWeights) -> bool: ...
 
     def synthesize_adapted(
         self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
     ) -> FloatArray: ...
+
+
+@runtime_checkable
+class AdaptableTTS(AdaptedSpeaker, Protocol):
+    """An engine that speaks any adapted weights and computes gradients through the model (PyTorch
+    Kokoro): what fine-tuning jobs train with."""
+
+    def forward(self, tokens: Sequence[int], style: Any, speed: float = 1.0, weights: Any = None) -> Any: ...
 
 
 @runtime_checkable

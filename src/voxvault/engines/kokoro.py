@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +42,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from voxvault.engines.base import STYLE_DIM, FloatArray
+from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray
 from voxvault.errors import VoxError
 
 logger = logging.getLogger(__name__)
@@ -227,9 +228,14 @@ def _rewrite_vnni(src: Path, dst: Path) -> object:
 
 
 def _rewrite_fused(src: Path, dst: Path) -> object:
-    from voxvault.engines.onnx_float import convert_file, fuse_vocoder
+    from voxvault.engines.onnx_float import ConversionReport, convert_file, expose_style_biases, fuse_vocoder
 
-    return convert_file(src, dst, fuse_vocoder)
+    def rewrite(model: Any) -> ConversionReport:
+        report = fuse_vocoder(model)
+        report.inputs = expose_style_biases(model)  # adapted voices feed their own (see synthesize_adapted)
+        return report
+
+    return convert_file(src, dst, rewrite)
 
 
 def graph_feeds(tokens: Sequence[int], style_row: FloatArray, speed: float) -> dict[str, NDArray[Any]]:
@@ -309,6 +315,8 @@ class KokoroEngine:
         self.threads = threads or _usable_cores()
         self.kernels = kernels
         self.fused_kernels = False  # set by _load when the compiled kernels are in use
+        self._overridable_values: dict[str, NDArray[np.float32]] | None = None
+        self._overridable_lock = threading.Lock()
 
         data = _data_dir()
         vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
@@ -354,6 +362,7 @@ class KokoroEngine:
 
     def _session_for(self, path: Path, kernel_library: Path | None = None) -> Any:
         opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # not one warning per overridable initializer at every load
         if kernel_library is not None:
             opts.register_custom_ops_library(str(kernel_library))
         opts.intra_op_num_threads = self.threads
@@ -414,6 +423,44 @@ class KokoroEngine:
                         "fused kernels unusable (%s: %s); running the plain graph", type(exc).__name__, exc
                     )
         return None
+
+    # -- adapted voices ---------------------------------------------------------------------------------
+    def _overridable(self) -> dict[str, NDArray[np.float32]]:
+        """Shipped values of the initializers this session lets a call override (the decoder's style
+        biases in the fused graph; none in a plain one). Read from the graph file on first use."""
+        with self._overridable_lock:
+            if self._overridable_values is None:
+                names = {i.name for i in self._session.get_overridable_initializers()}
+                values: dict[str, NDArray[np.float32]] = {}
+                if names:
+                    import onnx
+                    from onnx import numpy_helper
+
+                    graph = onnx.load(str(self.model_path)).graph
+                    for tensor in graph.initializer:
+                        if tensor.name in names and tensor.data_type == onnx.TensorProto.FLOAT:
+                            values[tensor.name] = numpy_helper.to_array(tensor)
+                self._overridable_values = values
+            return self._overridable_values
+
+    def speaks(self, adapted: AdaptedWeights) -> bool:
+        """True when every adapted weight is one this session takes per call, with the shipped shape."""
+        if not adapted.deltas or not getattr(self._session, "get_overridable_initializers", None):
+            return False
+        shipped = self._overridable()
+        return all(n in shipped and shipped[n].shape == d.shape for n, d in adapted.deltas.items())
+
+    def synthesize_adapted(
+        self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
+    ) -> FloatArray:
+        """Speak with a voice's adapted style biases, fed for this call only (other calls get the shipped
+        ones): a fine-tuned voice at the speed of any other."""
+        if not self.speaks(adapted):
+            message = "these adapted weights cannot be spoken by onnxruntime Kokoro"
+            raise VoxError("adapted_weights_mismatch", message, 409)
+        shipped = self._overridable()
+        own = {n: (shipped[n] + np.asarray(d, dtype=np.float32)) for n, d in adapted.deltas.items()}
+        return self._synthesize(phonemes, style, speed, lambda feeds: self._run({**feeds, **own}))
 
     # -- public API -------------------------------------------------------------------------------------
     def preset_styles(self) -> dict[str, FloatArray]:

@@ -65,6 +65,10 @@ class KokoroTorchEngine(KokoroEngine):
         graph: TorchGraph = self._session
         return graph
 
+    def speaks(self, adapted: AdaptedWeights) -> bool:
+        """Any weights of the graph (a misfit is refused by ``synthesize_adapted``)."""
+        return True
+
     def synthesize_adapted(
         self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
     ) -> FloatArray:

@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 
 #: Bumped whenever a rewrite changes, so cached converted models are rebuilt.
-REWRITE_VERSION = 1
+REWRITE_VERSION = 2
 
 
 @dataclass
@@ -56,6 +56,7 @@ class ConversionReport:
     lstm: int = 0
     snake: int = 0
     adain: int = 0
+    inputs: int = 0  # initializers also listed as graph inputs (overridable per call)
     kept: dict[str, int] = field(default_factory=dict)
     removed_nodes: int = 0
 
@@ -573,6 +574,29 @@ def fuse_vocoder(model: onnx.ModelProto) -> ConversionReport:
     fused = _apply(model, {"Snake": _adain_snake})
     report.adain, report.removed_nodes = fused.adain, report.removed_nodes + fused.removed_nodes
     return report
+
+
+def is_style_bias(name: str) -> bool:
+    """The biases of the decoder's AdaIN projections (style -> per-channel gain and bias): what a voice's
+    default decoder adaptation changes (``voices/decoder_adaptation.py``)."""
+    return name.startswith("decoder.") and ".fc." in name and name.endswith(".bias")
+
+
+def expose_style_biases(model: onnx.ModelProto) -> int:
+    """List the decoder's style biases as graph inputs too, so a session may override them per call.
+
+    An initializer that is also a graph input is a default (ONNX IR >= 4): calls that do not feed it get
+    the shipped value. onnxruntime then cannot constant-fold through them; they feed only the 58 small
+    per-call projections (style -> gain, bias), so nothing that matters is lost. Returns how many.
+    """
+    listed = {i.name for i in model.graph.input}
+    added = 0
+    for tensor in model.graph.initializer:
+        if is_style_bias(tensor.name) and tensor.name not in listed:
+            value = helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims)
+            model.graph.input.append(value)
+            added += 1
+    return added
 
 
 def convert_file(

@@ -19,7 +19,14 @@ import numpy as np
 
 from voxvault.audio.io import decode
 from voxvault.engines.asr import word_error_rate
-from voxvault.engines.base import AdaptedWeights, FloatArray, SpeakerEncoder, SpeechRecognizer, TTSEngine
+from voxvault.engines.base import (
+    AdaptedSpeaker,
+    AdaptedWeights,
+    FloatArray,
+    SpeakerEncoder,
+    SpeechRecognizer,
+    TTSEngine,
+)
 from voxvault.errors import VoxError
 from voxvault.text import TextFrontend
 from voxvault.voices.conditioning import REFERENCE_TEXT
@@ -152,7 +159,15 @@ class CloneEvaluator:
         out["iterations"] = len(history)
         out["train_similarity"] = [round(h.similarity, 4) for h in history]
         out["train_recall"] = [round(h.recall, 3) for h in history]
-        out.update(self.judge(pack, reference, real_f0, speak=self._speaker(tts, adapted)))
+        # Judged as the service speaks it: by the engine under test when it takes the weights itself
+        # (onnxruntime with the fused graph: the style biases), else by PyTorch; both when they differ.
+        serves = isinstance(self.tts, AdaptedSpeaker) and self.tts.speaks(adapted)
+        out["spoken_by"] = self.tts.name if serves else tts.name
+        out.update(
+            self.judge(pack, reference, real_f0, speak=self._speaker(self.tts if serves else tts, adapted))
+        )
+        if serves and self.tts is not tts:
+            out["as_trained"] = self.judge(pack, reference, real_f0, speak=self._speaker(tts, adapted))
         return out
 
     @staticmethod

@@ -25,7 +25,7 @@ from voxvault.audio import (
     loudness_gain_db,
     normalize_loudness,
 )
-from voxvault.engines.base import AdaptableTTS, AdaptedWeights, FloatArray, TTSEngine
+from voxvault.engines.base import AdaptableTTS, AdaptedSpeaker, AdaptedWeights, FloatArray, TTSEngine
 from voxvault.errors import VoxError
 from voxvault.synthesis.admission import PieceScheduler
 from voxvault.text import Piece, TextFrontend
@@ -242,6 +242,8 @@ class SpeechPipeline:
     def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> FloatArray:
         if voice.adapted is None:
             return self.tts.synthesize(phonemes, voice.style, speed)
+        if isinstance(self.tts, AdaptedSpeaker) and self.tts.speaks(voice.adapted):
+            return self.tts.synthesize_adapted(phonemes, voice.style, speed, voice.adapted)
         if self.adaptable_tts is None:
             raise VoxError(
                 "adapted_voice_unavailable", "this service cannot speak voices with adapted weights", 503
