@@ -1,5 +1,6 @@
 """Kokoro engines side by side, in one run: onnxruntime precisions (each without and with the compiled
-vocoder kernels, ``engines/kernels``) and PyTorch (CPU, or CUDA when present).
+vocoder kernels, ``engines/kernels``) and PyTorch (CPU, or CUDA when present), and a fine-tuned voice
+(adapted style biases) on each engine that speaks it itself.
 
 Each engine speaks the same sentences (one call each, 5 runs, median); PyTorch also does a forward and
 backward pass for the style gradient (what a fine-tuning step costs). Writes JSON and, with ``--doc``, a
@@ -19,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,9 +29,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from doc_block import replace_block  # noqa: E402
 
+from voxvault.engines.base import AdaptedWeights  # noqa: E402
 from voxvault.engines.kokoro import KokoroEngine, cpu_has_vnni  # noqa: E402
 from voxvault.engines.kokoro_torch import KokoroTorchEngine  # noqa: E402
+from voxvault.engines.onnx_float import is_style_bias  # noqa: E402
 from voxvault.text import TextFrontend  # noqa: E402
+from voxvault.voices.decoder_adaptation import adaptable_weights  # noqa: E402
 
 SENTENCES = {
     "21 words": "The committee will meet again on Thursday to review the budget and decide which of the "
@@ -67,12 +73,21 @@ def measure(cache: Path, device: str, runs: int) -> dict[str, Any]:
     first = next(iter(engines.values()))
     frontend = TextFrontend(max_phonemes=first.max_phonemes)
     voice = first.preset_styles()["jm_kumo"]
+    # A fine-tuned voice (decoder adaptation's default: the 58 style biases) on each engine that takes
+    # its weights itself; small deltas, as a trained voice has.
+    calls: dict[str, Any] = {name: engine.synthesize for name, engine in engines.items()}
+    for name, engine in list(engines.items()):
+        biases = _style_bias_shapes(engine)
+        adapted = AdaptedWeights("bench", {n: np.full(s, 0.01, np.float32) for n, s in biases.items()})
+        if biases and engine.speaks(adapted):
+            calls[f"{name} adapted"] = lambda p, v, e=engine, a=adapted: e.synthesize_adapted(p, v, 1.0, a)
     rows: dict[str, Any] = {}
-    for name, engine in engines.items():
+    for name, call in calls.items():
+        engine = engines[name.removesuffix(" adapted")]
         row: dict[str, Any] = {"precision": getattr(engine, "precision", None)}
         for label, text in SENTENCES.items():
             ph = _phonemes(frontend, text)
-            seconds, audio = _time(lambda e=engine, p=ph: e.synthesize(p, voice), runs)
+            seconds, audio = _time(lambda c=call, p=ph: c(p, voice), runs)
             row[label] = {"seconds": round(seconds, 4), "audio_s": round(len(audio) / 24_000, 3)}
             row[label]["rtf"] = round(seconds / max(len(audio) / 24_000, 1e-9), 4)
         rows[name] = row
@@ -92,6 +107,13 @@ def measure(cache: Path, device: str, runs: int) -> dict[str, Any]:
         "per_audio_second": round(seconds / (samples / 24_000), 3),
     }
     return rows
+
+
+def _style_bias_shapes(engine: Any) -> dict[str, tuple[int, ...]]:
+    if isinstance(engine, KokoroTorchEngine):
+        return {n: tuple(engine.graph.constants[n].shape) for n in adaptable_weights(engine, "bias")}
+    graph = onnx.load(str(engine.model_path)).graph
+    return {t.name: tuple(t.dims) for t in graph.initializer if is_style_bias(t.name)}
 
 
 def machine() -> str:

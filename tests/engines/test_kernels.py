@@ -244,23 +244,26 @@ def _style_biases(engine: KokoroEngine) -> dict[str, tuple[int, ...]]:
 @pytest.mark.slow
 def test_fused_graph_speaks_adapted_style_biases_per_call(model_cache: Path) -> None:
     engine = KokoroEngine(model_cache, precision="int8", threads=2)
+    float_engine = KokoroEngine(model_cache, precision="float", threads=2)
     shapes = _style_biases(engine)
     assert len(shapes) == 58  # the decoder's AdaIN projections, as decoder adaptation's default scope
     style = engine.preset_styles()["jf_alpha"]
-    plain = engine.synthesize(SHORT, style)
+    plain, plain_float = engine.synthesize(SHORT, style), float_engine.synthesize(SHORT, style)
 
     zero = AdaptedWeights("zero", {n: np.zeros(s, np.float32) for n, s in shapes.items()})
-    assert engine.speaks(zero)
-    np.testing.assert_array_equal(engine.synthesize_adapted(SHORT, style, 1.0, zero), plain)
+    assert engine.speaks(zero) and float_engine.speaks(zero)
+    np.testing.assert_array_equal(float_engine.synthesize_adapted(SHORT, style, 1.0, zero), plain_float)
+    # Adapted voices speak through the float graph whatever the engine's precision (they were trained
+    # through the float model).
+    np.testing.assert_allclose(engine.synthesize_adapted(SHORT, style, 1.0, zero), plain_float, atol=1e-4)
 
     rng = np.random.default_rng(5)
-    bumped = AdaptedWeights(
-        "bumped", {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in shapes.items()}
-    )
-    changed = engine.synthesize_adapted(SHORT, style, 1.0, bumped)
-    n = min(len(changed), len(plain))
-    assert spectral_distance_db(changed[:n], plain[:n]) > 1.0
+    noise = {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in shapes.items()}
+    changed = engine.synthesize_adapted(SHORT, style, 1.0, AdaptedWeights("bumped", noise))
+    n = min(len(changed), len(plain_float))
+    assert spectral_distance_db(changed[:n], plain_float[:n]) > 1.0
     np.testing.assert_array_equal(engine.synthesize(SHORT, style), plain)  # the next call is unaffected
+    np.testing.assert_array_equal(float_engine.synthesize(SHORT, style), plain_float)
 
     name = next(iter(shapes))
     for misfit in (
