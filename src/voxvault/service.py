@@ -123,6 +123,8 @@ class VoxVault:
             loudness_lufs=self.settings.loudness_lufs,
             max_input_chars=self.settings.max_input_chars,
             adaptable_tts=self.engines.adaptable_tts,
+            adapted_on_tts=self.settings.adapted_voice_engine == "onnxruntime"
+            or (self.settings.adapted_voice_engine == "auto" and self.settings.device == "cpu"),
         )
 
     @cached_property

@@ -244,26 +244,21 @@ def _style_biases(engine: KokoroEngine) -> dict[str, tuple[int, ...]]:
 @pytest.mark.slow
 def test_fused_graph_speaks_adapted_style_biases_per_call(model_cache: Path) -> None:
     engine = KokoroEngine(model_cache, precision="int8", threads=2)
-    float_engine = KokoroEngine(model_cache, precision="float", threads=2)
     shapes = _style_biases(engine)
     assert len(shapes) == 58  # the decoder's AdaIN projections, as decoder adaptation's default scope
     style = engine.preset_styles()["jf_alpha"]
-    plain, plain_float = engine.synthesize(SHORT, style), float_engine.synthesize(SHORT, style)
+    plain = engine.synthesize(SHORT, style)
 
     zero = AdaptedWeights("zero", {n: np.zeros(s, np.float32) for n, s in shapes.items()})
-    assert engine.speaks(zero) and float_engine.speaks(zero)
-    np.testing.assert_array_equal(float_engine.synthesize_adapted(SHORT, style, 1.0, zero), plain_float)
-    # Adapted voices speak through the float graph whatever the engine's precision (they were trained
-    # through the float model).
-    np.testing.assert_allclose(engine.synthesize_adapted(SHORT, style, 1.0, zero), plain_float, atol=1e-4)
+    assert engine.speaks(zero)
+    np.testing.assert_array_equal(engine.synthesize_adapted(SHORT, style, 1.0, zero), plain)
 
     rng = np.random.default_rng(5)
     noise = {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in shapes.items()}
     changed = engine.synthesize_adapted(SHORT, style, 1.0, AdaptedWeights("bumped", noise))
-    n = min(len(changed), len(plain_float))
-    assert spectral_distance_db(changed[:n], plain_float[:n]) > 1.0
+    n = min(len(changed), len(plain))
+    assert spectral_distance_db(changed[:n], plain[:n]) > 1.0
     np.testing.assert_array_equal(engine.synthesize(SHORT, style), plain)  # the next call is unaffected
-    np.testing.assert_array_equal(float_engine.synthesize(SHORT, style), plain_float)
 
     name = next(iter(shapes))
     for misfit in (
@@ -280,13 +275,19 @@ def test_fused_graph_speaks_adapted_style_biases_per_call(model_cache: Path) -> 
 
 
 @pytest.mark.slow
-def test_pipeline_speaks_a_bias_adapted_voice_without_pytorch(model_cache: Path) -> None:
+def test_pipeline_speaks_a_bias_adapted_voice_on_its_own_engine_unless_told_not_to(model_cache: Path) -> None:
     engine = KokoroEngine(model_cache, precision="int8", threads=2)
     shapes = _style_biases(engine)
     adapted = AdaptedWeights("v1", {n: np.full(s, 0.1, np.float32) for n, s in shapes.items()})
     style = engine.preset_styles()["jm_kumo"]
+    voice, preset = VoiceStyle("v", style, adapted), VoiceStyle("v", style)
     pipeline = SpeechPipeline(engine, TextFrontend(), adaptable_tts=None)  # no PyTorch engine at all
-    prepared = pipeline.prepare("Thanks, see you.", VoiceStyle("v", style, adapted), fmt="wav")
-    spoken = pipeline.render(prepared)
-    plain = pipeline.render(pipeline.prepare("Thanks, see you.", VoiceStyle("v", style), fmt="wav"))
+    spoken = pipeline.render(pipeline.prepare("Thanks, see you.", voice, fmt="wav"))
+    plain = pipeline.render(pipeline.prepare("Thanks, see you.", preset, fmt="wav"))
     assert spoken.duration > 0.5 and spoken.output_sha256 != plain.output_sha256
+
+    # VOXVAULT_ADAPTED_VOICE_ENGINE=pytorch: the same voice goes to the PyTorch engine (absent here).
+    strict = SpeechPipeline(engine, TextFrontend(), adaptable_tts=None, adapted_on_tts=False)
+    with pytest.raises(VoxError) as err:
+        strict.render(strict.prepare("Thanks, see you.", voice, fmt="wav"))
+    assert err.value.code == "adapted_voice_unavailable"

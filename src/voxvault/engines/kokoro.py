@@ -315,8 +315,7 @@ class KokoroEngine:
         self.threads = threads or _usable_cores()
         self.kernels = kernels
         self.fused_kernels = False  # set by _load when the compiled kernels are in use
-        self._kernel_library: Path | None = None
-        self._adapted: tuple[Any, dict[str, NDArray[np.float32]]] | None = None
+        self._shipped: dict[str, NDArray[np.float32]] | None = None  # see _shipped_biases
         self._adapted_lock = threading.Lock()
 
         data = _data_dir()
@@ -342,9 +341,8 @@ class KokoroEngine:
         )
 
     # -- loading ----------------------------------------------------------------------------------------
-    def _model_for_precision(self, precision: str | None = None) -> Path:
-        precision = precision or self.precision
-        if precision == "float":
+    def _model_for_precision(self) -> Path:
+        if self.precision == "float":
             return _ensure_derived(
                 self.joined_model_path,
                 self._sha256,
@@ -352,7 +350,7 @@ class KokoroEngine:
                 "float32",
                 _rewrite_float,
             )
-        if precision == "int8-vnni":
+        if self.precision == "int8-vnni":
             return _ensure_derived(
                 self.joined_model_path,
                 self._sha256,
@@ -362,9 +360,7 @@ class KokoroEngine:
             )
         return self.joined_model_path
 
-    def _session_for(
-        self, path: Path, kernel_library: Path | None = None, precision: str | None = None
-    ) -> Any:
+    def _session_for(self, path: Path, kernel_library: Path | None = None) -> Any:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # not one warning per overridable initializer at every load
         if kernel_library is not None:
@@ -376,7 +372,7 @@ class KokoroEngine:
         # Busy-waiting worker threads steal the core from whatever else runs on a small shared box and
         # made runs up to 1.4x slower there; sleeping threads cost little when the box is idle.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        disabled = list(_VNNI_DISABLED_OPTIMIZERS) if (precision or self.precision) == "int8-vnni" else []
+        disabled = list(_VNNI_DISABLED_OPTIMIZERS) if self.precision == "int8-vnni" else []
         return ort.InferenceSession(
             str(path), sess_options=opts, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
         )
@@ -412,17 +408,14 @@ class KokoroEngine:
         """The graph with fused vocoder kernels and its session; None (plain graph) when either fails."""
         from voxvault.engines.kernels import kernel_library
 
-        self._kernel_library = kernel_library(self.cache_dir / "kernels")
-        if self._kernel_library is None:
+        library = kernel_library(self.cache_dir / "kernels")
+        if library is None:
             return None
-        return self._fused_for(plain, self.precision, self._kernel_library)
-
-    def _fused_for(self, plain: Path, precision: str, library: Path) -> tuple[Path, Any] | None:
         dest = plain.with_name(plain.name.removesuffix(".onnx") + ".fused.onnx")
         for attempt in range(2):  # a cached graph that will not load is rebuilt once
             try:
-                path = _ensure_derived(plain, self._sha256, dest, f"{precision}+fused", _rewrite_fused)
-                return path, self._session_for(path, library, precision)
+                path = _ensure_derived(plain, self._sha256, dest, f"{self.precision}+fused", _rewrite_fused)
+                return path, self._session_for(path, library)
             except Exception as exc:  # the plain graph still speaks; only slower
                 _marker(dest).unlink(missing_ok=True)
                 if attempt:
@@ -443,45 +436,27 @@ class KokoroEngine:
         self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
     ) -> FloatArray:
         """Speak with a voice's adapted style biases, fed for this call only (other calls get the shipped
-        ones), through the *float* fused graph whatever the engine's precision: the biases were trained
-        through the float model, and on the int8 graphs the clone lost 0.02 SECS (docs/cloning.md)."""
+        ones): a fine-tuned voice at the speed of any other voice."""
         if not self.speaks(adapted):
             message = "these adapted weights cannot be spoken by onnxruntime Kokoro"
             raise VoxError("adapted_weights_mismatch", message, 409)
-        session, shipped = self._adapted_graph()
+        shipped = self._shipped_biases()
         own = {n: (shipped[n] + np.asarray(d, dtype=np.float32)) for n, d in adapted.deltas.items()}
-        return self._synthesize(
-            phonemes, style, speed, lambda feeds: np.asarray(session.run(None, {**feeds, **own})[0])
-        )
+        return self._synthesize(phonemes, style, speed, lambda feeds: self._run({**feeds, **own}))
 
-    def _adapted_graph(self) -> tuple[Any, dict[str, NDArray[np.float32]]]:
-        """The float fused session (this engine's own when its precision is float; else opened on the
-        first adapted call) and the shipped values of the biases it takes."""
+    def _shipped_biases(self) -> dict[str, NDArray[np.float32]]:
+        """Shipped values of the initializers a call may override, read from the graph on first use."""
         with self._adapted_lock:
-            if self._adapted is None:
-                if self.precision == "float":
-                    path, session = self.model_path, self._session
-                else:
-                    assert self._kernel_library is not None  # speaks() was true: the kernels are built
-                    opened = self._fused_for(
-                        self._model_for_precision("float"), "float", self._kernel_library
-                    )
-                    if opened is None:
-                        raise VoxError(
-                            "adapted_voice_unavailable", "the float Kokoro graph did not load", 503
-                        )
-                    path, session = opened
+            if self._shipped is None:
                 import onnx
                 from onnx import numpy_helper
 
-                names = {a.name for a in session.get_overridable_initializers()}
-                shipped = {
-                    t.name: numpy_helper.to_array(t)
-                    for t in onnx.load(str(path)).graph.initializer
-                    if t.name in names
+                names = {a.name for a in self._session.get_overridable_initializers()}
+                graph = onnx.load(str(self.model_path)).graph
+                self._shipped = {
+                    t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name in names
                 }
-                self._adapted = (session, shipped)
-            return self._adapted
+            return self._shipped
 
     # -- public API -------------------------------------------------------------------------------------
     def preset_styles(self) -> dict[str, FloatArray]:

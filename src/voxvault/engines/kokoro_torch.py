@@ -50,9 +50,7 @@ class KokoroTorchEngine(KokoroEngine):
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)
 
-    def _session_for(
-        self, path: Path, kernel_library: Path | None = None, precision: str | None = None
-    ) -> TorchGraph:
+    def _session_for(self, path: Path, kernel_library: Path | None = None) -> TorchGraph:
         return TorchGraph(path, self.device)
 
     def _run(

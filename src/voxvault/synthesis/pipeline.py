@@ -106,10 +106,13 @@ class SpeechPipeline:
         max_input_chars: int = 20_000,
         scheduler: PieceScheduler | None = None,
         adaptable_tts: Callable[[], AdaptableTTS] | None = None,
+        adapted_on_tts: bool = True,
     ) -> None:
         self.tts = tts
-        # Voices with adapted weights speak through this engine (loaded on first use).
+        # Voices with adapted weights speak through ``tts`` when it takes their weights and
+        # ``adapted_on_tts``, else through this engine (loaded on first use).
         self.adaptable_tts = adaptable_tts
+        self.adapted_on_tts = adapted_on_tts
         self.frontend = frontend
         # Shares the model between concurrent requests piece by piece, earliest deadline first.
         self.scheduler = scheduler if scheduler is not None else PieceScheduler()
@@ -242,7 +245,7 @@ class SpeechPipeline:
     def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> FloatArray:
         if voice.adapted is None:
             return self.tts.synthesize(phonemes, voice.style, speed)
-        if isinstance(self.tts, AdaptedSpeaker) and self.tts.speaks(voice.adapted):
+        if self.adapted_on_tts and isinstance(self.tts, AdaptedSpeaker) and self.tts.speaks(voice.adapted):
             return self.tts.synthesize_adapted(phonemes, voice.style, speed, voice.adapted)
         if self.adaptable_tts is None:
             raise VoxError(
