@@ -47,6 +47,24 @@ class AdaptedWeights:
     deltas: Mapping[str, NDArray[np.floating]]
 
 
+@dataclass(frozen=True)
+class TimedSpeech:
+    """Audio, and when the engine knows them (from its own durations), the (start, end) in seconds into
+    ``audio`` of each whitespace-separated word of the phonemes it spoke."""
+
+    audio: FloatArray
+    word_spans: tuple[tuple[float, float], ...] | None = None
+
+
+@runtime_checkable
+class TimedTTS(TTSEngine, Protocol):
+    """A TTS engine that can say when each word is spoken (its model's durations, not an estimate)."""
+
+    def synthesize_timed(
+        self, phonemes: str, style: FloatArray, speed: float = 1.0, adapted: AdaptedWeights | None = None
+    ) -> TimedSpeech: ...
+
+
 @runtime_checkable
 class AdaptedSpeaker(TTSEngine, Protocol):
     """A TTS engine that can speak some voices' adapted weights itself, per call (concurrent voices

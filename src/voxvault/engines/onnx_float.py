@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 
 #: Bumped whenever a rewrite changes, so cached converted models are rebuilt.
-REWRITE_VERSION = 2
+REWRITE_VERSION = 3
 
 
 @dataclass
@@ -57,6 +57,7 @@ class ConversionReport:
     snake: int = 0
     adain: int = 0
     inputs: int = 0  # initializers also listed as graph inputs (overridable per call)
+    outputs: int = 0  # intermediate tensors made graph outputs too
     kept: dict[str, int] = field(default_factory=dict)
     removed_nodes: int = 0
 
@@ -597,6 +598,16 @@ def expose_style_biases(model: onnx.ModelProto) -> int:
             model.graph.input.append(value)
             added += 1
     return added
+
+
+def expose_output(model: onnx.ModelProto, tensor: str) -> int:
+    """Make an intermediate tensor a graph output too (1), if some node makes it and it is not one (0)."""
+    if tensor in {o.name for o in model.graph.output} or not any(
+        tensor in n.output for n in model.graph.node
+    ):
+        return 0
+    model.graph.output.append(helper.make_tensor_value_info(tensor, TensorProto.FLOAT, None))
+    return 1
 
 
 def convert_file(

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,7 +25,15 @@ from voxvault.audio import (
     loudness_gain_db,
     normalize_loudness,
 )
-from voxvault.engines.base import AdaptableTTS, AdaptedSpeaker, AdaptedWeights, FloatArray, TTSEngine
+from voxvault.engines.base import (
+    AdaptableTTS,
+    AdaptedSpeaker,
+    AdaptedWeights,
+    FloatArray,
+    TimedSpeech,
+    TimedTTS,
+    TTSEngine,
+)
 from voxvault.errors import VoxError
 from voxvault.synthesis.admission import PieceScheduler
 from voxvault.text import Piece, TextFrontend
@@ -42,6 +50,7 @@ FIRST_PIECE_PHONEMES = 20
 PIECE_GROWTH = 2.0
 RAMP_TOLERANCE = 1.3
 OUTPUT_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+WordSpans = tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -226,6 +235,21 @@ class SpeechPipeline:
         when the piece is needed; without it every piece is due when rendering began (first come,
         first served).
         """
+        chunks = self.timed_chunks(prepared, cancel, deadline)
+        try:
+            for samples, _ in chunks:
+                yield samples
+        finally:
+            chunks.close()
+
+    def timed_chunks(
+        self,
+        prepared: PreparedSpeech,
+        cancel: threading.Event | None = None,
+        deadline: Callable[[], float] | None = None,
+    ) -> Generator[tuple[FloatArray, WordSpans | None], None, None]:
+        """``raw_chunks`` with, per piece, when each of its phoneme words is spoken (seconds into the
+        chunk) where the engine knows it from its durations; None where it does not."""
         sr = self.tts.sample_rate
         started = time.perf_counter()
         for piece in prepared.pieces:
@@ -236,22 +260,30 @@ class SpeechPipeline:
             if ticket is None:
                 return
             try:
-                audio = self._speak(piece.phonemes, prepared.voice, prepared.speed * piece.speed)
+                spoken = self._speak(piece.phonemes, prepared.voice, prepared.speed * piece.speed)
             finally:
                 self.scheduler.release(ticket)
             pause = np.zeros(int(round(piece.pause_after * sr)), dtype=np.float32)
-            yield np.concatenate([audio.astype(np.float32, copy=False), pause])
+            yield np.concatenate([spoken.audio.astype(np.float32, copy=False), pause]), spoken.word_spans
 
-    def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> FloatArray:
+    def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> TimedSpeech:
+        tts = self.tts
         if voice.adapted is None:
-            return self.tts.synthesize(phonemes, voice.style, speed)
-        if self.adapted_on_tts and isinstance(self.tts, AdaptedSpeaker) and self.tts.speaks(voice.adapted):
-            return self.tts.synthesize_adapted(phonemes, voice.style, speed, voice.adapted)
+            if isinstance(tts, TimedTTS):
+                return tts.synthesize_timed(phonemes, voice.style, speed)
+            return TimedSpeech(tts.synthesize(phonemes, voice.style, speed))
+        if self.adapted_on_tts and isinstance(tts, AdaptedSpeaker) and tts.speaks(voice.adapted):
+            if isinstance(tts, TimedTTS):
+                return tts.synthesize_timed(phonemes, voice.style, speed, voice.adapted)
+            return TimedSpeech(tts.synthesize_adapted(phonemes, voice.style, speed, voice.adapted))
         if self.adaptable_tts is None:
             raise VoxError(
                 "adapted_voice_unavailable", "this service cannot speak voices with adapted weights", 503
             )
-        return self.adaptable_tts().synthesize_adapted(phonemes, voice.style, speed, voice.adapted)
+        adaptable = self.adaptable_tts()
+        if isinstance(adaptable, TimedTTS):
+            return adaptable.synthesize_timed(phonemes, voice.style, speed, voice.adapted)
+        return TimedSpeech(adaptable.synthesize_adapted(phonemes, voice.style, speed, voice.adapted))
 
     def render(self, prepared: PreparedSpeech, hook: ChunkHook | None = None) -> RenderedSpeech:
         """The whole output as one file, loudness-normalised over the entire text."""

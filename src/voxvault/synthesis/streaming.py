@@ -9,10 +9,11 @@ for a long sentence) and grows (fewer, longer model calls speak better).
 gives one valid file), one loudness gain, one watermark offset, and with each chunk the timings of the
 words it speaks.
 
-Word timings are estimates: the shipped Kokoro ONNX graph returns only the waveform, not its per-phoneme
-durations, so each piece's speech (leading and trailing silence trimmed) is shared among its words in
-proportion to their phoneme counts. They are good for captions and for knowing what was said when
-playback stopped, not for lip sync.
+Word timings come from the model's own token durations where the engine exposes them (onnxruntime Kokoro
+with its fused graph, which lists the duration predictor's output as a second graph output): each word
+starts and ends where its phonemes do, to the model's 25 ms frame. Elsewhere (the graph as shipped,
+PyTorch Kokoro) they are estimates: each piece's speech (leading and trailing silence trimmed) is shared
+among its words in proportion to their phoneme counts, good for captions, not for lip sync.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from voxvault.synthesis.pipeline import (
     PreparedSpeech,
     SpeechPipeline,
     VoiceStyle,
+    WordSpans,
 )
 from voxvault.text import Piece
 from voxvault.text.frontend import CLAUSE_PAUSE, SENTENCE_PAUSE
@@ -214,12 +216,18 @@ def _weight(word: str, phonemes: str | None) -> int:
 
 
 def estimate_word_timings(
-    piece: Piece, speech: FloatArray, sample_rate: int
+    piece: Piece, speech: FloatArray, sample_rate: int, spans: WordSpans | None = None
 ) -> list[tuple[str, float, float]]:
-    """(word, start_s, end_s) for each word of ``piece``, from its audio ``speech`` (pause excluded)."""
+    """(word, start_s, end_s) for each word of ``piece``, from its audio ``speech`` (pause excluded).
+
+    ``spans`` are the model's own times for the piece's phoneme words: used as they are when there is one
+    per word of the text; otherwise the speech is shared among the words by phoneme count.
+    """
     words = piece.text.split()
     if not words or len(speech) == 0:
         return []
+    if spans is not None and len(spans) == len(words):
+        return [(w, a, b) for w, (a, b) in zip(words, spans, strict=True)]
     level = np.abs(speech)
     loud = np.flatnonzero(level > max(0.02 * float(level.max()), 1e-4))
     begin, end = (int(loud[0]), int(loud[-1]) + 1) if loud.size else (0, len(speech))
@@ -378,13 +386,13 @@ class SpeechSession:
             # Due when the listener runs out of audio, but never before the text existed.
             return max(arrival, self.first_audio_at + self._emitted / sr)
 
-        chunks = self.pipeline.raw_chunks(prepared, self.cancel, deadline=due)
-        for piece, chunk in zip(prepared.pieces, chunks, strict=False):
+        chunks = self.pipeline.timed_chunks(prepared, self.cancel, deadline=due)
+        for piece, (chunk, spans) in zip(prepared.pieces, chunks, strict=False):
             speech_n = max(0, len(chunk) - int(round(piece.pause_after * sr)))
             start_s = self._pushed / sr
             words = [
                 (w, start_s + a, start_s + b)
-                for w, a, b in estimate_word_timings(piece, chunk[:speech_n], sr)
+                for w, a, b in estimate_word_timings(piece, chunk[:speech_n], sr, spans)
             ]
             spoken_original = None
             if map_original:
