@@ -151,10 +151,7 @@ class CloneEvaluator:
         encoder: Any = self.encoder
         pack = self.basis.pack(z)
         phonemes = ["".join(p.phonemes for p in self._frontend.plan(s)) for s in FINETUNE_SENTENCES]
-        serving = self.tts if isinstance(self.tts, AdaptedSpeaker) else None  # as the service scores it
-        tuner = DecoderTuner(
-            tts, encoder, self.asr, pack, enrol_emb, FINETUNE_SENTENCES, phonemes, serving=serving
-        )
+        tuner = DecoderTuner(tts, encoder, self.asr, pack, enrol_emb, FINETUNE_SENTENCES, phonemes)
         adapted, history = adapt_decoder(
             tuner, steps=self.options.finetune_iterations, max_seconds=self.options.finetune_seconds
         )

@@ -16,9 +16,6 @@ similarity to the enrolled speaker, the ASR finding the words (on the very audio
 intelligibility costs no extra synthesis), minus a small penalty for drifting from the shipped weights.
 Adam then moves the weights up the similarity (with an L2 pull toward the shipped values). The best
 weights by the full objective are what the voice keeps, so a step that garbles the words is never chosen.
-When another engine will speak the voice (onnxruntime Kokoro takes the style biases per call), the score
-comes from its rendering of the same weights instead: the two frameworks render the graph slightly
-apart, and the weights kept should be the best as heard.
 
 Stored per voice as sealed blobs: the optimiser's state while the job runs (resume after a crash
 continues the same trajectory) and the chosen weights' deltas in float16 afterwards. Erasing the
@@ -38,15 +35,9 @@ import torch
 from numpy.typing import NDArray
 
 from voxvault.engines.asr import mean_recall
-from voxvault.engines.base import STYLE_DIM, AdaptedSpeaker, AdaptedWeights, FloatArray, SpeechRecognizer
+from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray, SpeechRecognizer
 from voxvault.errors import VoxError
-from voxvault.voices.style_gradient import (
-    GAP_SECONDS,
-    DifferentiableEncoder,
-    spoken,
-    token_lists,
-    unit_tensor,
-)
+from voxvault.voices.style_gradient import DifferentiableEncoder, spoken, token_lists, unit_tensor
 
 DEFAULT_L2 = 1e-3  # pull toward the shipped weights, per squared unit of change
 SCOPES = ("bias", "all")
@@ -107,17 +98,12 @@ class DecoderTuner:
         l2: float = DEFAULT_L2,
         start: AdaptedWeights | None = None,
         scope: str = "bias",
-        serving: AdaptedSpeaker | None = None,
     ) -> None:
         if not hasattr(tts, "forward") or not hasattr(encoder, "embed_differentiable"):
             raise VoxError("gradient_unavailable", "decoder adaptation needs PyTorch Kokoro and GE2E", 422)
         self.tts, self.encoder, self.asr = tts, encoder, asr
         self.sentences = sentences
-        self.phonemes = list(phonemes)
         self.tokens = token_lists(tts, phonemes)
-        # The engine that will speak the voice, when it is not ``tts``: each step's weights are then
-        # scored by how *it* renders them, so the weights kept are the best as served.
-        self.serving = serving if serving is not None and serving is not tts else None
         self.goal = unit_tensor(target)
         self.pack = np.asarray(style_pack, dtype=np.float32).reshape(-1, STYLE_DIM)
         self.weights = (similarity_weight, intelligibility_weight, naturalness_weight)
@@ -172,28 +158,14 @@ class DecoderTuner:
             raise VoxError("gradient_failed", "the decoder gradient is not finite", 500)
         self.optimiser.step()
         self.t += 1
-        audio = [clip.detach().numpy() for clip in clips]
-        sim = float(similarity.detach())
-        candidate = AdaptedWeights("candidate", current)
-        if self.serving is not None and self.serving.speaks(candidate):
-            audio, sim = self._as_served(candidate)
         recall = 1.0
         if self.asr is not None and self.weights[1] > 0:
+            audio = [clip.detach().numpy() for clip in clips]
             recall = mean_recall(self.asr, audio, self.sentences, self.tts.sample_rate)
+        sim = float(similarity.detach())
         penalty = math.sqrt(float(torch.as_tensor(drift).detach())) / max(self._shipped_norm, 1e-12)
         sw, iw, nw = self.weights
         return StepScore(sw * sim + iw * recall - nw * penalty, sim, recall, penalty), current
-
-    def _as_served(self, candidate: AdaptedWeights) -> tuple[list[NDArray[np.float32]], float]:
-        """The sentences as the serving engine speaks ``candidate``, and their similarity to the target."""
-        assert self.serving is not None
-        clips = [self.serving.synthesize_adapted(ph, self.pack, 1.0, candidate) for ph in self.phonemes]
-        rate = self.serving.sample_rate
-        gap = np.zeros(int(GAP_SECONDS * rate), dtype=np.float32)
-        joined = np.concatenate([part for clip in clips for part in (clip, gap)])
-        with torch.no_grad():  # the same embedding as training's, on the served audio
-            emb = self.encoder.embed_differentiable(torch.from_numpy(joined), rate).cpu()
-        return clips, float(emb @ self.goal.detach().cpu())
 
     # -- the optimiser's state, for the job's checkpoint --------------------------------------------------
     def state_bytes(self) -> bytes:

@@ -26,7 +26,7 @@ import numpy as np
 from sqlalchemy import select
 
 from voxvault.engines.asr import mean_recall
-from voxvault.engines.base import AdaptedSpeaker, FloatArray, SpeakerEncoder, SpeechRecognizer, TTSEngine
+from voxvault.engines.base import FloatArray, SpeakerEncoder, SpeechRecognizer, TTSEngine
 from voxvault.errors import VoxError
 from voxvault.store.models import Job, Voice, utcnow
 from voxvault.text import TextFrontend
@@ -539,12 +539,6 @@ class AdaptService:
             thread.join(timeout)
 
 
-def _serving_engine(vv: Any) -> AdaptedSpeaker | None:
-    """The engine the service will speak an adapted voice with, when it is not the PyTorch one."""
-    tts = vv.engines.tts()
-    return tts if vv.pipeline.adapted_on_tts and isinstance(tts, AdaptedSpeaker) else None
-
-
 def working_folder(job_id: str) -> str:
     """Where (under the voice's prefix) a decoder job keeps its state and candidate weights."""
     return f"decoder/{job_id}/"
@@ -638,7 +632,6 @@ class _DecoderPlan(_Plan):
             l2=options.l2,
             start=reg.adapted_for(voice_id, project_id),
             scope=options.scope,
-            serving=_serving_engine(vv),
         )
         self.folder = working_folder(job_id)
 
