@@ -332,3 +332,21 @@ def test_fused_engine_times_words_as_an_aligner_hears_them(model_cache: Path) ->
         estimate_err += [abs(e - w.end) for (_, _, e), w in zip(estimate, heard, strict=True)]
     # Measured: 38-39 ms from the aligner against 97-100 ms for the phoneme-count estimate.
     assert np.mean(exact_err) < 0.07 and np.mean(exact_err) < 0.7 * np.mean(estimate_err)
+
+
+@pytest.mark.slow
+def test_damaged_fused_graph_is_rebuilt(tmp_path: Path, model_cache: Path) -> None:
+    import shutil
+
+    for name in ("kokoro-v1.0.int8.onnx", "kokoro-v1.0.int8.onnx.json"):  # a private cache, same model
+        shutil.copy(model_cache / name, tmp_path / name)
+    first = KokoroEngine(tmp_path, precision="int8", threads=1)
+    style = first.preset_styles()["jf_alpha"]
+    expected = first.synthesize(SHORT, style)
+    assert first.fused_kernels
+    with first.model_path.open("r+b") as f:  # same size: only the failed load reveals it
+        f.seek(1000)
+        f.write(b"\xff" * 4096)
+    again = KokoroEngine(tmp_path, precision="int8", threads=1)
+    assert again.fused_kernels and again.model_path == first.model_path
+    np.testing.assert_array_equal(again.synthesize(SHORT, style), expected)
