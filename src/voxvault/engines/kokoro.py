@@ -304,9 +304,8 @@ def word_spans(
     with no character the model knows takes no time.
     """
     frames = np.asarray(durations, dtype=np.float64).reshape(-1)
-    edges = (
-        np.concatenate([[0.0], np.cumsum(frames)]) * SAMPLES_PER_FRAME - offset
-    )  # edges[k]: token k starts
+    # edges[k]: where token k starts in the kept audio (token 0 is the leading pad)
+    edges = np.concatenate([[0.0], np.cumsum(frames)]) * SAMPLES_PER_FRAME - offset
 
     def at(k: int) -> float:
         return float(np.clip(edges[min(k, len(edges) - 1)], 0, length)) / sample_rate
