@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         description="auto (int8-vnni where the CPU has VNNI, else int8), int8, int8-vnni or float "
         "(dequantised graph; closest to fp32 but slower on CPU, see docs/benchmarks.md).",
     )
-    kokoro_kernels: str = Field(
+    kokoro_kernels: Literal["auto", "off"] = Field(
         default="auto",
         description="auto (fuse the vocoder's Snake activations into a kernel compiled with the system C "
         "compiler, about 25% faster; the plain graph where none can be built) or off.",
