@@ -243,7 +243,7 @@ def _rewrite_fused(src: Path, dst: Path) -> object:
     def rewrite(model: Any) -> ConversionReport:
         report = fuse_vocoder(model)
         report.inputs = expose_style_biases(model)  # adapted voices feed their own (see synthesize_adapted)
-        report.outputs = expose_output(model, DURATIONS_TENSOR)  # exact word timings (_word_spans)
+        report.outputs = expose_output(model, DURATIONS_TENSOR)  # exact word timings (word_spans)
         return report
 
     return convert_file(src, dst, rewrite)
@@ -491,9 +491,6 @@ class KokoroEngine:
     ) -> FloatArray:
         """Speak with a voice's adapted style biases, fed for this call only (other calls get the shipped
         ones): a fine-tuned voice at the speed of any other voice."""
-        if not self.speaks(adapted):
-            message = "these adapted weights cannot be spoken by onnxruntime Kokoro"
-            raise VoxError("adapted_weights_mismatch", message, 409)
         return self.synthesize_timed(phonemes, style, speed, adapted).audio
 
     def _feeds_for(self, adapted: AdaptedWeights) -> dict[str, NDArray[np.float32]]:
