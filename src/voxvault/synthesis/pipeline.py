@@ -267,23 +267,21 @@ class SpeechPipeline:
             yield np.concatenate([spoken.audio.astype(np.float32, copy=False), pause]), spoken.word_spans
 
     def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> TimedSpeech:
-        tts = self.tts
-        if voice.adapted is None:
-            if isinstance(tts, TimedTTS):
-                return tts.synthesize_timed(phonemes, voice.style, speed)
-            return TimedSpeech(tts.synthesize(phonemes, voice.style, speed))
-        if self.adapted_on_tts and isinstance(tts, AdaptedSpeaker) and tts.speaks(voice.adapted):
-            if isinstance(tts, TimedTTS):
-                return tts.synthesize_timed(phonemes, voice.style, speed, voice.adapted)
-            return TimedSpeech(tts.synthesize_adapted(phonemes, voice.style, speed, voice.adapted))
-        if self.adaptable_tts is None:
-            raise VoxError(
-                "adapted_voice_unavailable", "this service cannot speak voices with adapted weights", 503
-            )
-        adaptable = self.adaptable_tts()
-        if isinstance(adaptable, TimedTTS):
-            return adaptable.synthesize_timed(phonemes, voice.style, speed, voice.adapted)
-        return TimedSpeech(adaptable.synthesize_adapted(phonemes, voice.style, speed, voice.adapted))
+        adapted = voice.adapted
+        engine: TTSEngine = self.tts
+        takes_it = isinstance(self.tts, AdaptedSpeaker) and adapted is not None and self.tts.speaks(adapted)
+        if adapted is not None and not (self.adapted_on_tts and takes_it):
+            if self.adaptable_tts is None:
+                raise VoxError(
+                    "adapted_voice_unavailable", "this service cannot speak voices with adapted weights", 503
+                )
+            engine = self.adaptable_tts()
+        if isinstance(engine, TimedTTS):
+            return engine.synthesize_timed(phonemes, voice.style, speed, adapted)
+        if adapted is None:
+            return TimedSpeech(engine.synthesize(phonemes, voice.style, speed))
+        assert isinstance(engine, AdaptedSpeaker)  # the configured engine took it, or PyTorch Kokoro
+        return TimedSpeech(engine.synthesize_adapted(phonemes, voice.style, speed, adapted))
 
     def render(self, prepared: PreparedSpeech, hook: ChunkHook | None = None) -> RenderedSpeech:
         """The whole output as one file, loudness-normalised over the entire text."""
