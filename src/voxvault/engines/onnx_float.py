@@ -577,10 +577,15 @@ def fuse_vocoder(model: onnx.ModelProto) -> ConversionReport:
     return report
 
 
+def is_style_projection(name: str) -> bool:
+    """A weight or bias of the decoder's AdaIN projections (style -> per-channel gain and bias): what
+    decoder adaptation may change (``voices/decoder_adaptation.py``)."""
+    return name.startswith("decoder.") and ".fc." in name
+
+
 def is_style_bias(name: str) -> bool:
-    """The biases of the decoder's AdaIN projections (style -> per-channel gain and bias): what a voice's
-    default decoder adaptation changes (``voices/decoder_adaptation.py``)."""
-    return name.startswith("decoder.") and ".fc." in name and name.endswith(".bias")
+    """A bias of those projections: what a voice's default decoder adaptation changes."""
+    return is_style_projection(name) and name.endswith(".bias")
 
 
 def expose_style_biases(model: onnx.ModelProto) -> int:

@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from voxvault.engines.asr import mean_recall
 from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray, SpeechRecognizer
+from voxvault.engines.onnx_float import is_style_bias, is_style_projection
 from voxvault.errors import VoxError
 from voxvault.voices.style_gradient import DifferentiableEncoder, spoken, token_lists, unit_tensor
 
@@ -56,14 +57,8 @@ def adaptable_weights(tts: Any, scope: str = "all") -> list[str]:
     """
     if scope not in SCOPES:
         raise VoxError("invalid_options", f"scope must be one of {', '.join(SCOPES)}", 422)
-    return sorted(
-        k
-        for k, v in tts.graph.constants.items()
-        if k.startswith("decoder.")
-        and ".fc." in k
-        and v.is_floating_point()
-        and (scope == "all" or k.endswith(".bias"))
-    )
+    wanted = is_style_bias if scope == "bias" else is_style_projection
+    return sorted(k for k, v in tts.graph.constants.items() if wanted(k) and v.is_floating_point())
 
 
 @dataclass(frozen=True)
