@@ -384,6 +384,12 @@ class KokoroEngine:
         self.model_path, self._session = self._load()  # an ort session, or a TorchGraph in the subclass
         outputs = self._session.get_outputs() if hasattr(self._session, "get_outputs") else []
         self.timed = any(o.name == DURATIONS_TENSOR for o in outputs)  # exact word timings
+        # Initializers a call may override, by shape (the style biases in the fused graph; none otherwise).
+        self._takes: dict[str, tuple[int, ...]] = (
+            {a.name: tuple(a.shape) for a in self._session.get_overridable_initializers()}
+            if self.fused_kernels
+            else {}
+        )
         self.load_seconds = time.perf_counter() - t0
         logger.info(
             "Kokoro ready: precision=%s fused_kernels=%s threads=%d model=%s load=%.2fs",
@@ -481,10 +487,8 @@ class KokoroEngine:
     # -- adapted voices ---------------------------------------------------------------------------------
     def speaks(self, adapted: AdaptedWeights) -> bool:
         """True when every adapted weight is a style bias the fused graph takes per call, shape and all."""
-        if not adapted.deltas or not self.fused_kernels:
-            return False
-        takes = {a.name: tuple(a.shape) for a in self._session.get_overridable_initializers()}
-        return all(takes.get(n) == tuple(d.shape) for n, d in adapted.deltas.items())
+        takes = self._takes
+        return bool(adapted.deltas) and all(takes.get(n) == tuple(d.shape) for n, d in adapted.deltas.items())
 
     def synthesize_adapted(
         self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
@@ -504,10 +508,9 @@ class KokoroEngine:
                 import onnx
                 from onnx import numpy_helper
 
-                names = {a.name for a in self._session.get_overridable_initializers()}
                 graph = onnx.load(str(self.model_path)).graph
                 self._shipped = {
-                    t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name in names
+                    t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name in self._takes
                 }
             return self._shipped
 
