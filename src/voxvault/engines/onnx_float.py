@@ -92,6 +92,13 @@ class _Graph:
         nodes = self.consumers.get(name, [])
         return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op_type else None
 
+    def only_producer(self, name: str, op_type: str, readers: int = 1) -> NodeProto | None:
+        """The node of ``op_type`` that makes ``name``, if exactly ``readers`` nodes read ``name``."""
+        node = self.producer.get(name)
+        if node is None or node.op_type != op_type or len({id(n) for n in self.consumers[name]}) != readers:
+            return None
+        return node
+
     def fresh_name(self, base: str) -> str:
         name, suffix = base, 1
         while name in self.inits or name in self.producer:
@@ -359,8 +366,8 @@ def _snake(g: _Graph, sin: NodeProto) -> _Rewrite | None:
 
     Only where every intermediate has that one reader and alpha, 1/alpha and the exponent are constants.
     """
-    scaled = g.producer.get(sin.input[0])
-    if scaled is None or scaled.op_type != "Mul" or len(g.consumers[scaled.output[0]]) != 1:
+    scaled = g.only_producer(sin.input[0], "Mul")
+    if scaled is None:
         return None
     alpha = [i for i in scaled.input if i in g.inits]
     x = [i for i in scaled.input if i not in g.inits]
@@ -391,14 +398,6 @@ def _snake(g: _Graph, sin: NodeProto) -> _Rewrite | None:
     return [node], [scaled, square, weighted, total]
 
 
-def _producer(g: _Graph, name: str, op_type: str, readers: int = 1) -> NodeProto | None:
-    """The node of ``op_type`` that makes ``name``, if exactly ``readers`` nodes read its output."""
-    node = g.producer.get(name)
-    if node is None or node.op_type != op_type or len({id(n) for n in g.consumers[name]}) != readers:
-        return None
-    return node
-
-
 def _last_axis_mean(g: _Graph, node: NodeProto | None, x: str | None = None) -> bool:
     """``ReduceMean(x, axes=[2])`` with keepdims (the instance norm's statistics over time)."""
     if node is None or (x is not None and node.input[0] != x) or len(node.input) < 2:
@@ -414,33 +413,33 @@ def _adain_snake(g: _Graph, snake: NodeProto) -> _Rewrite | None:
     ``Add(Mul(gain, Div(Sub(x, mean(x)), Sqrt(Add(mean(Sub^2), eps)))), shift) -> Snake`` becomes
     ``AdaInSnake(x, gain, shift, alpha, 1/alpha)`` (gain = 1 + gamma and shift = beta come from the style).
     """
-    shifted = _producer(g, snake.input[0], "Add")
+    shifted = g.only_producer(snake.input[0], "Add")
     scaled = None
     for name in shifted.input if shifted is not None else []:
-        scaled = scaled or _producer(g, name, "Mul")
+        scaled = scaled or g.only_producer(name, "Mul")
     if shifted is None or scaled is None:
         return None
     shift = [i for i in shifted.input if i != scaled.output[0]]
     normed = None
     for name in scaled.input:
-        normed = normed or _producer(g, name, "Div")
+        normed = normed or g.only_producer(name, "Div")
     if normed is None or len(shift) != 1:
         return None
     gain = [i for i in scaled.input if i != normed.output[0]]
-    centred = _producer(g, normed.input[0], "Sub", readers=2)
-    root = _producer(g, normed.input[1], "Sqrt")
+    centred = g.only_producer(normed.input[0], "Sub", readers=2)
+    root = g.only_producer(normed.input[1], "Sqrt")
     if centred is None or root is None or len(gain) != 1:
         return None
     x = centred.input[0]
-    mean = _producer(g, centred.input[1], "ReduceMean")
-    padded = _producer(g, root.input[0], "Add")
+    mean = g.only_producer(centred.input[1], "ReduceMean")
+    padded = g.only_producer(root.input[0], "Add")
     if mean is None or not _last_axis_mean(g, mean, x) or padded is None:
         return None
     eps = [g.array(i) for i in padded.input if i in g.inits]
     variance = None
     for name in padded.input:
-        variance = variance or _producer(g, name, "ReduceMean")
-    squared = _producer(g, variance.input[0], "Mul") if variance is not None else None
+        variance = variance or g.only_producer(name, "ReduceMean")
+    squared = g.only_producer(variance.input[0], "Mul") if variance is not None else None
     if (
         len(eps) != 1
         or eps[0] is None
@@ -512,14 +511,10 @@ def _apply(
     del model.graph.node[:]
     model.graph.node.extend(rebuilt)
     report.removed_nodes = replaced + _remove_dead(model.graph)
-    if any(n.domain == "com.microsoft" for n in model.graph.node) and not any(
-        o.domain == "com.microsoft" for o in model.opset_import
-    ):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    if any(n.domain == SNAKE_DOMAIN for n in model.graph.node) and not any(
-        o.domain == SNAKE_DOMAIN for o in model.opset_import
-    ):
-        model.opset_import.append(helper.make_opsetid(SNAKE_DOMAIN, 1))
+    declared = {o.domain for o in model.opset_import}
+    for domain in ("com.microsoft", SNAKE_DOMAIN):  # the domains the rewrites write nodes in
+        if domain not in declared and any(n.domain == domain for n in model.graph.node):
+            model.opset_import.append(helper.make_opsetid(domain, 1))
     return report
 
 
