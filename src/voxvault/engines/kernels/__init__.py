@@ -3,9 +3,8 @@
 onnxruntime's CPU kernels for the element-wise chains in Kokoro's vocoder are scalar and take one memory
 pass per node; ``fused.c`` does the Snake activation (``x + sin(alpha x)^2 / alpha``), and the adaptive
 instance norm in front of it, in one vectorised pass per row. No PyPI package ships onnxruntime's C
-headers, so ``include/onnxruntime_c_api.h`` comes from Debian's
-``libonnxruntime-dev`` (see ``include/README.md``); the kernel asks for C API version 21, which every
-onnxruntime since 1.21 provides.
+headers, so ``include/onnxruntime_c_api.h`` comes from Debian's ``libonnxruntime-dev`` (see
+``include/README.md``); the kernels ask for C API version 21, which every onnxruntime since 1.21 provides.
 
 Without a C compiler, or if the build fails, ``kernel_library`` returns None and the engine runs the plain
 graph: the kernels only make synthesis faster, never possible.
