@@ -56,14 +56,15 @@ def plot(report: dict[str, Any]) -> str:
 def write_html(report: dict[str, Any], path: Path) -> None:
     summary = report["summary"]
     lines = [
-        "<tr><th>method</th><th>SECS mean</th><th>WER mean</th>"
+        "<tr><th>method</th><th>SECS mean</th><th>SECS of own</th><th>WER mean</th>"
         "<th>F0 distance (st)</th><th>time (s)</th></tr>"
     ]
     for method in METHODS:
         s = summary.get(method)
         if s:
             lines.append(
-                f"<tr><td>{method}</td><td>{s['secs_mean']:.3f}</td><td>{s['wer_mean']:.3f}</td>"
+                f"<tr><td>{method}</td><td>{s['secs_mean']:.3f}</td><td>{s['secs_of_own_mean']:.2f}</td>"
+                f"<td>{s['wer_mean']:.3f}</td>"
                 f"<td>{s['f0_distance_mean']}</td><td>{s['time_s_mean']:.2f}</td></tr>"
             )
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>voxvault clone benchmark</title>
@@ -71,7 +72,8 @@ def write_html(report: dict[str, Any], path: Path) -> None:
 td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}</style></head>
 <body><h1>Cloning fidelity</h1>
 <p>Real enrolment part vs held-out part of the same clip: mean SECS
-{summary.get("real_enrol_vs_heldout_secs_mean")}.</p>
+{summary.get("real_enrol_vs_heldout_secs_mean")} (the ceiling for a clone made from the enrolment;
+"SECS of own" is each clone's SECS divided by its speaker's).</p>
 <table>{"".join(lines)}</table>
 <img alt="per-speaker SECS and WER" src="data:image/png;base64,{plot(report)}">
 <pre>{html.escape(json.dumps(report["options"], indent=2))}</pre></body></html>

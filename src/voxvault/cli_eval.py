@@ -96,14 +96,24 @@ def eval_clone(
     except VoxError as exc:
         err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
         raise typer.Exit(2) from None
-    table = Table("method", "SECS", "WER", "F0 dist (st)", "time (s)")
+    table = Table("method", "SECS", "of own", "WER", "F0 dist (st)", "time (s)")
     for name, s in report["summary"].items():
         if isinstance(s, dict):
             f0 = "-" if s["f0_distance_mean"] is None else f"{s['f0_distance_mean']:.2f}"
             table.add_row(
-                name, f"{s['secs_mean']:.3f}", f"{s['wer_mean']:.3f}", f0, f"{s['time_s_mean']:.2f}"
+                name,
+                f"{s['secs_mean']:.3f}",
+                f"{s['secs_of_own_mean']:.2f}",
+                f"{s['wer_mean']:.3f}",
+                f0,
+                f"{s['time_s_mean']:.2f}",
             )
     console.print(table)
+    own = report["summary"].get("real_enrol_vs_heldout_secs_mean")
+    if own is not None:
+        console.print(
+            f'speakers\' own enrolment vs held-out SECS: {own:.3f} ("of own" is SECS / this, per speaker)'
+        )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2) + "\n")

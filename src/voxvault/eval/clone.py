@@ -246,13 +246,20 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if not got:
             continue
         f0 = [g["f0_distance"] for g in got if g.get("f0_distance") is not None]
+        # SECS as a share of the speaker's own enrolment-vs-held-out similarity: the ceiling the recording
+        # sets for a clone made from the enrolment (docs/cloning.md)
+        of_own = [r[method]["secs"] / r["enrol_vs_heldout_secs"] for r in rows if method in r]
         summary[method] = {
             "secs_mean": round(float(np.mean([g["secs"] for g in got])), 4),
+            "secs_of_own_mean": round(float(np.mean(of_own)), 4),
             "wer_mean": round(float(np.mean([g["wer"] for g in got])), 4),
             "f0_distance_mean": round(float(np.mean(f0)), 3) if f0 else None,
             "time_s_mean": round(float(np.mean([g["time_s"] for g in got])), 3),
             "speakers": len(got),
         }
+        trained = [g["as_trained"]["secs"] for g in got if "as_trained" in g]
+        if trained:  # decoder clones served by onnxruntime: the same weights through PyTorch
+            summary[method]["as_trained_secs_mean"] = round(float(np.mean(trained)), 4)
     if rows:
         summary["real_enrol_vs_heldout_secs_mean"] = round(
             float(np.mean([r["enrol_vs_heldout_secs"] for r in rows])), 4
