@@ -26,6 +26,7 @@ def run_clone_eval(
     finetune_iterations: int,
     methods: tuple[str, ...] = ("search",),
     quiet: bool = False,
+    instant_decoder: bool = True,
 ) -> dict[str, Any]:
     """Load the engines and evaluate every clip; shared with ``bench/clone.py``."""
     from voxvault.config import Settings
@@ -39,6 +40,7 @@ def run_clone_eval(
         finetune_seconds=finetune_seconds,
         finetune_iterations=finetune_iterations,
         finetune_methods=methods,
+        instant_decoder=instant_decoder,
     )
     evaluator = CloneEvaluator(engines.tts(), engines.speaker(), engines.asr(), StyleMap.load(), options)
 
@@ -83,6 +85,13 @@ def eval_clone(
             help="search, gradient (the style) or decoder (its style projections); repeat to compare.",
         ),
     ] = None,
+    instant_decoder: Annotated[
+        bool,
+        typer.Option(
+            "--instant-decoder/--no-instant-decoder",
+            help="Give the instant clone its decoder step, as enrollment does (default).",
+        ),
+    ] = True,
 ) -> None:
     """Enrol from part of each clip, speak held-out sentences, report SECS, WER, F0 distance and time."""
     try:
@@ -92,6 +101,7 @@ def eval_clone(
             finetune_seconds=finetune_seconds,
             finetune_iterations=finetune_iterations,
             methods=_methods(method),
+            instant_decoder=instant_decoder,
         )
     except VoxError as exc:
         err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)

@@ -34,6 +34,7 @@ from voxvault.voices.enrollment import Enrollment
 from voxvault.voices.lifecycle import VoiceRegistry
 
 if TYPE_CHECKING:
+    from voxvault.voices.instant_decoder import InstantDecoder
     from voxvault.voices.script_check import ScriptChecker
 
 
@@ -169,6 +170,15 @@ class VoxVault:
         )
 
     @cached_property
+    def instant_decoder(self) -> InstantDecoder | None:
+        """The enrollment's decoder step, when enabled and the serving engine can speak its biases."""
+        from voxvault.voices.instant_decoder import InstantDecoder
+
+        if not self.settings.instant_decoder:
+            return None
+        return InstantDecoder.for_engine(self.engines.tts(), self.engines.speaker())
+
+    @cached_property
     def enrollment(self) -> Enrollment:
         return Enrollment(
             settings=self.settings,
@@ -179,6 +189,7 @@ class VoxVault:
             registry=self.voice_registry,
             script_checker=lambda: self.script_checker,
             conditioner=lambda: self.conditioner,
+            instant_decoder=lambda: self.instant_decoder,
         )
 
     @cached_property

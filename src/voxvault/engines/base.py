@@ -76,6 +76,10 @@ class AdaptedSpeaker(TTSEngine, Protocol):
         self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
     ) -> FloatArray: ...
 
+    def shipped_biases(self) -> Mapping[str, NDArray[np.float32]]:
+        """The shipped values of the style biases an adapted voice may change (name -> array)."""
+        ...
+
 
 @runtime_checkable
 class AdaptableTTS(AdaptedSpeaker, Protocol):

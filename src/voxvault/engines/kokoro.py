@@ -367,7 +367,7 @@ class KokoroEngine:
         self.threads = threads or _usable_cores()
         self.kernels = kernels
         self.fused_kernels = False  # set by _load when the compiled kernels are in use
-        self._shipped: dict[str, NDArray[np.float32]] | None = None  # see _shipped_biases
+        self._shipped: dict[str, NDArray[np.float32]] | None = None  # see shipped_biases
         self._adapted_lock = threading.Lock()
 
         data = _data_dir()
@@ -498,10 +498,10 @@ class KokoroEngine:
         return self.synthesize_timed(phonemes, style, speed, adapted).audio
 
     def _feeds_for(self, adapted: AdaptedWeights) -> dict[str, NDArray[np.float32]]:
-        shipped = self._shipped_biases()
+        shipped = self.shipped_biases()
         return {n: (shipped[n] + np.asarray(d, dtype=np.float32)) for n, d in adapted.deltas.items()}
 
-    def _shipped_biases(self) -> dict[str, NDArray[np.float32]]:
+    def shipped_biases(self) -> dict[str, NDArray[np.float32]]:
         """Shipped values of the initializers a call may override, read from the graph on first use."""
         with self._adapted_lock:
             if self._shipped is None:

@@ -69,6 +69,14 @@ class KokoroTorchEngine(KokoroEngine):
         """Any weights of the graph (a misfit is refused by ``synthesize_adapted``)."""
         return True
 
+    def shipped_biases(self) -> dict[str, NDArray[np.float32]]:
+        """The decoder's style biases as shipped (what decoder adaptation changes by default)."""
+        from voxvault.engines.onnx_float import is_style_bias
+
+        return {
+            n: t.detach().float().cpu().numpy() for n, t in self.graph.constants.items() if is_style_bias(n)
+        }
+
     def synthesize_adapted(
         self, phonemes: str, style: FloatArray, speed: float, adapted: AdaptedWeights
     ) -> FloatArray:

@@ -33,6 +33,7 @@ from voxvault.voices.conditioning import REFERENCE_TEXT
 from voxvault.voices.decoder_adaptation import DecoderTuner, adapt_decoder
 from voxvault.voices.finetune import AdaptOptions, StyleObjective, optimise
 from voxvault.voices.instant import StyleBasis, StyleMap, f0_track, instant_style
+from voxvault.voices.instant_decoder import InstantDecoder
 from voxvault.voices.style_gradient import StyleGradient
 
 HELD_OUT_SENTENCES = (
@@ -54,6 +55,8 @@ class CloneEvalOptions:
     enrol_share: float = 0.6
     #: fine-tuning methods to run; the first is reported as ``finetuned``, others as ``finetuned_<method>``
     finetune_methods: tuple[str, ...] = ("search",)
+    #: the instant clone's decoder step (``voices/instant_decoder.py``), as enrollment does by default
+    instant_decoder: bool = True
 
 
 def _unit(v: FloatArray) -> FloatArray:
@@ -98,6 +101,8 @@ class CloneEvaluator:
         }
         self._preset_embeddings: dict[str, FloatArray] | None = None
         self._torch_tts: Any = None
+        # The instant clone as enrollment makes it: the style, plus the decoder step where it applies
+        self.instant_decoder = InstantDecoder.for_engine(tts, encoder) if options.instant_decoder else None
 
     def preset_embeddings(self) -> dict[str, FloatArray]:
         if self._preset_embeddings is None:
@@ -118,9 +123,10 @@ class CloneEvaluator:
         enrol_emb: FloatArray,
         reference: FloatArray,
         real_f0: tuple[float, float] | None,
+        start: AdaptedWeights | None = None,
     ) -> dict[str, Any]:
         if method == "decoder":
-            return self._adapt_decoder(z, enrol_emb, reference, real_f0)
+            return self._adapt_decoder(z, enrol_emb, reference, real_f0, start)
         t0 = time.perf_counter()
         opts = AdaptOptions(
             max_iterations=self.options.finetune_iterations,
@@ -143,15 +149,23 @@ class CloneEvaluator:
         return out
 
     def _adapt_decoder(
-        self, z: FloatArray, enrol_emb: FloatArray, reference: FloatArray, real_f0: tuple[float, float] | None
+        self,
+        z: FloatArray,
+        enrol_emb: FloatArray,
+        reference: FloatArray,
+        real_f0: tuple[float, float] | None,
+        start: AdaptedWeights | None,
     ) -> dict[str, Any]:
-        """The instant style, then the decoder's style projections adapted (as the adapt job does)."""
+        """The instant clone (style and decoder step), then the decoder's style projections adapted from
+        there (as the adapt job does with a voice's current weights)."""
         t0 = time.perf_counter()
         tts = self.torch_tts()
         encoder: Any = self.encoder
         pack = self.basis.pack(z)
         phonemes = ["".join(p.phonemes for p in self._frontend.plan(s)) for s in FINETUNE_SENTENCES]
-        tuner = DecoderTuner(tts, encoder, self.asr, pack, enrol_emb, FINETUNE_SENTENCES, phonemes)
+        tuner = DecoderTuner(
+            tts, encoder, self.asr, pack, enrol_emb, FINETUNE_SENTENCES, phonemes, start=start
+        )
         adapted, history = adapt_decoder(
             tuner, steps=self.options.finetune_iterations, max_seconds=self.options.finetune_seconds
         )
@@ -228,13 +242,22 @@ class CloneEvaluator:
 
         t0 = time.perf_counter()
         pack, z = instant_style(self.basis, self.style_map, enrol_emb, enrol, rate)
+        instant: AdaptedWeights | None = None
+        if self.instant_decoder is not None:
+            instant = AdaptedWeights("instant", self.instant_decoder.deltas(pack, enrol_emb))
         row["instant"] = {"time_s": round(time.perf_counter() - t0, 3)}
-        row["instant"].update(self.judge(pack, reference, real_f0))
+        if instant is None:
+            row["instant"].update(self.judge(pack, reference, real_f0))
+        else:
+            row["instant"].update(
+                self.judge(pack, reference, real_f0, speak=self._speaker(self.tts, instant))
+            )
+            row["instant"]["style_only"] = self.judge(pack, reference, real_f0)
 
         if self.options.finetune:
             for i, method in enumerate(self.options.finetune_methods):
                 key = "finetuned" if i == 0 else f"finetuned_{method}"
-                row[key] = self.finetune(method, z, enrol_emb, reference, real_f0)
+                row[key] = self.finetune(method, z, enrol_emb, reference, real_f0, instant)
         return row
 
 
@@ -257,9 +280,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "time_s_mean": round(float(np.mean([g["time_s"] for g in got])), 3),
             "speakers": len(got),
         }
-        trained = [g["as_trained"]["secs"] for g in got if "as_trained" in g]
-        if trained:  # decoder clones served by onnxruntime: the same weights through PyTorch
-            summary[method]["as_trained_secs_mean"] = round(float(np.mean(trained)), 4)
+        # decoder clones served by onnxruntime: the same weights through PyTorch; an instant clone with
+        # its decoder step: the style alone
+        for part in ("as_trained", "style_only"):
+            secs = [g[part]["secs"] for g in got if part in g]
+            if secs:
+                summary[method][f"{part}_secs_mean"] = round(float(np.mean(secs)), 4)
     if rows:
         summary["real_enrol_vs_heldout_secs_mean"] = round(
             float(np.mean([r["enrol_vs_heldout_secs"] for r in rows])), 4

@@ -52,7 +52,8 @@ from voxvault.voices.identity import (
     speaker_split,
     speech_only,
 )
-from voxvault.voices.lifecycle import VoiceRegistry, array_bytes
+from voxvault.voices.instant_decoder import INSTANT_DECODER_BLOB, InstantDecoder
+from voxvault.voices.lifecycle import VoiceRegistry, array_bytes, pack_deltas
 from voxvault.voices.quality import (
     ANALYSIS_RATE,
     AudioMeasures,
@@ -131,6 +132,7 @@ class Enrollment:
         script_checker: Callable[[], ScriptChecker],
         conditioner: Callable[[], StyleConditioner],
         policy: EnrollmentPolicy | None = None,
+        instant_decoder: Callable[[], InstantDecoder | None] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -140,6 +142,7 @@ class Enrollment:
         self.registry = registry
         self._script_checker = script_checker
         self._conditioner = conditioner
+        self._instant_decoder = instant_decoder
         self.policy = policy or EnrollmentPolicy.from_settings(settings)
 
     # -- decoding and measuring -----------------------------------------------------------------------------
@@ -276,6 +279,8 @@ class Enrollment:
             check_same_speaker(similarity, self.policy.identity)
             speech = np.concatenate([speech_only(m.audio, m.segments) for m in sample_ms])
             style = self._conditioner().derive_style(voice_emb, speech)
+            decoder = self._instant_decoder() if self._instant_decoder is not None else None
+            deltas = decoder.deltas(style.style, voice_emb) if decoder is not None else None
             voice = self._store(
                 row=row,
                 sha=sha,
@@ -289,6 +294,7 @@ class Enrollment:
                 embedding=voice_emb,
                 style=style.style,
                 weights=style.weights,
+                decoder=deltas,
                 actor=actor,
             )
         except VoxError as exc:
@@ -366,6 +372,7 @@ class Enrollment:
         embedding: np.ndarray,
         style: np.ndarray,
         weights: dict[str, float],
+        decoder: dict[str, np.ndarray] | None,
         actor: str | None,
     ) -> dict[str, Any]:
         now = utcnow()
@@ -373,6 +380,8 @@ class Enrollment:
         evidence_what = f"consents/{row.id}"
         embedding_key = reg.put_sealed(voice_id, "embedding", array_bytes(embedding))
         style_key = reg.put_sealed(voice_id, "style", array_bytes(style))
+        if decoder is not None:  # the voice's own decoder biases (voices/instant_decoder.py)
+            reg.put_sealed(voice_id, INSTANT_DECODER_BLOB, pack_deltas(decoder))
         evidence_key = reg.put_sealed(
             voice_id,
             evidence_what,
@@ -405,6 +414,8 @@ class Enrollment:
             "style": {"kept": True, "until": "erasure"},
             "consent_evidence": {"kept": True, "until": "erasure"},
         }
+        if decoder is not None:
+            retention["decoder"] = {"kept": True, "until": "erasure"}
         consent_scores = {"checks": checks, "voice_id": voice_id}
         with self.db.session() as s:
             result = s.execute(
@@ -430,8 +441,10 @@ class Enrollment:
                         "conditioning": {
                             "method": "instant_map" if "instant_map" in weights else "preset_blend",
                             "weights": weights,
+                            "decoder_step": decoder is not None,
                         },
                         "samples": len(samples),
+                        "decoder": {"current": INSTANT_DECODER_BLOB if decoder is not None else None},
                     },
                     retention=retention,
                     created_at=now,

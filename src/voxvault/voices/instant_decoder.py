@@ -1,0 +1,183 @@
+"""Instant decoder step: at enrollment a voice gets its own decoder style biases, in well under a second.
+
+Decoder adaptation (``voices/decoder_adaptation.py``) makes the closest clones by tuning the decoder's 58
+style biases with gradient steps through PyTorch Kokoro, a few seconds a step on a CPU. Its first step
+moves furthest: Adam's first update is the learning rate times the *sign* of the gradient, and that
+gradient is ``J^T g``, where ``J`` is the Jacobian of the GE2E embedding of the clone's speech with respect
+to those biases and ``g`` the direction from the clone's embedding toward the speaker's. ``J`` belongs to
+the model, not to the speaker, so it is computed once, offline (``bench/train_decoder_jacobian.py``: 256
+backward passes at the average preset style, the two sentences below), and ships truncated to its leading
+singular directions (``voices/data/decoder_jacobian.npz``). At enrollment: speak the two sentences with
+the voice's instant style (onnxruntime), embed them, ``g = t - (t.e) e`` (the gradient of the cosine to
+the speaker's unit embedding ``t``), deltas = ``STEP * sign(J^T g)``. A single step: more, with the same
+``J``, raised the similarity on those sentences and lowered it on others (``docs/cloning.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from voxvault.engines.base import AdaptedSpeaker, AdaptedWeights, FloatArray, SpeakerEncoder, TTSEngine
+
+log = logging.getLogger(__name__)
+
+JACOBIAN_FILE = "decoder_jacobian.npz"
+#: The blob a voice's instant decoder biases are sealed under (``meta.decoder.current`` names it).
+INSTANT_DECODER_BLOB = "decoder/instant"
+GAP_SECONDS = 0.2  # silence between the sentences, as the adaptation's ``spoken`` joins them
+
+
+@dataclass(frozen=True)
+class DecoderJacobian:
+    """``J ~= left @ right``: (256, k) and (k, n) for the n = sum of the biases' sizes, in ``names`` order."""
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    left: NDArray[np.float32]
+    right: NDArray[np.float16]
+    sentences: tuple[str, ...]
+    step: float
+    fingerprint: str  # of the biases' shipped values: a Jacobian of another model is never applied
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> DecoderJacobian:
+        source = path or Path(str(resources.files("voxvault.voices").joinpath("data", JACOBIAN_FILE)))
+        with np.load(source, allow_pickle=False) as f:
+            sizes = [int(n) for n in f["sizes"]]
+            flat = [int(x) for x in f["dims"]]
+            shapes, at = [], 0
+            for rank in (int(r) for r in f["ranks"]):
+                shapes.append(tuple(flat[at : at + rank]))
+                at += rank
+            jac = cls(
+                names=tuple(str(n) for n in f["names"]),
+                shapes=tuple(shapes),
+                left=np.asarray(f["left"], dtype=np.float32),
+                right=np.asarray(f["right"], dtype=np.float16),
+                sentences=tuple(str(s) for s in f["sentences"]),
+                step=float(f["step"]),
+                fingerprint=str(f["fingerprint"]),
+            )
+        if [int(np.prod(s)) for s in jac.shapes] != sizes or sum(sizes) != jac.right.shape[1]:
+            raise ValueError("decoder Jacobian: shapes do not match its matrix")
+        return jac
+
+    @staticmethod
+    def save(
+        path: Path,
+        jacobian: NDArray[Any],
+        names: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        *,
+        rank: int,
+        sentences: Sequence[str],
+        step: float,
+        fingerprint: str,
+    ) -> None:
+        """Keep the ``rank`` leading singular directions of the full (256, n) ``jacobian``."""
+        u, s, vt = np.linalg.svd(np.asarray(jacobian, dtype=np.float64), full_matrices=False)
+        np.savez_compressed(
+            path,
+            left=(u[:, :rank] * s[:rank]).astype(np.float32),
+            right=vt[:rank].astype(np.float16),
+            names=np.array(list(names)),
+            sizes=np.array([int(np.prod(x)) for x in shapes], dtype=np.int64),
+            ranks=np.array([len(x) for x in shapes], dtype=np.int64),
+            dims=np.array([d for x in shapes for d in x], dtype=np.int64),
+            sentences=np.array(list(sentences)),
+            step=np.float64(step),
+            fingerprint=np.array(fingerprint),
+        )
+
+    def toward(self, target: FloatArray, current: FloatArray) -> dict[str, NDArray[np.float32]]:
+        """One sign step of the biases from the clone's embedding ``current`` toward ``target``."""
+        t = _unit(target)
+        e = _unit(current)
+        g = t - float(t @ e) * e
+        direction = self.right.T.astype(np.float32) @ (self.left.T @ g.astype(np.float32))
+        flat = (self.step * np.sign(direction)).astype(np.float32)
+        out, at = {}, 0
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            size = int(np.prod(shape))
+            out[name] = flat[at : at + size].reshape(shape)
+            at += size
+        return out
+
+
+def bias_fingerprint(shipped: Mapping[str, NDArray[Any]], names: Sequence[str]) -> str:
+    """sha256 over the named biases' shipped values (float32, in order)."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(shipped[name], dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _unit(v: FloatArray) -> NDArray[np.float32]:
+    arr = np.asarray(v, dtype=np.float32).reshape(-1)
+    return arr / max(float(np.linalg.norm(arr)), 1e-12)
+
+
+class InstantDecoder:
+    """Applies the shipped Jacobian with the serving engine; loaded once, reused for every enrollment."""
+
+    def __init__(self, tts: TTSEngine, encoder: SpeakerEncoder, jacobian: DecoderJacobian) -> None:
+        from voxvault.text import TextFrontend
+
+        self.tts, self.encoder, self.jacobian = tts, encoder, jacobian
+        frontend = TextFrontend(max_phonemes=tts.max_phonemes)
+        self.phonemes = ["".join(p.phonemes for p in frontend.plan(s)) for s in jacobian.sentences]
+
+    @classmethod
+    def for_engine(
+        cls, tts: TTSEngine, encoder: SpeakerEncoder, path: Path | None = None
+    ) -> InstantDecoder | None:
+        """None when the engine cannot speak per-call biases or the Jacobian (``path``, default the shipped
+        one) is not its model's."""
+        if not isinstance(tts, AdaptedSpeaker):
+            return None
+        try:
+            jacobian = DecoderJacobian.load(path)
+        except (FileNotFoundError, OSError, ValueError, KeyError) as exc:
+            log.warning("instant decoder step unavailable: %s", type(exc).__name__)
+            return None
+        zero = AdaptedWeights(
+            "probe",
+            {n: np.zeros(s, np.float32) for n, s in zip(jacobian.names, jacobian.shapes, strict=True)},
+        )
+        if not tts.speaks(zero):
+            return None
+        if bias_fingerprint(tts.shipped_biases(), jacobian.names) != jacobian.fingerprint:
+            log.warning("instant decoder step unavailable: the Jacobian is for another model")
+            return None
+        return cls(tts, encoder, jacobian)
+
+    def embedding(self, pack: FloatArray, adapted: AdaptedWeights | None = None) -> NDArray[np.float32]:
+        """GE2E embedding of the Jacobian's sentences spoken in ``pack`` (with ``adapted`` biases)."""
+        rate = self.tts.sample_rate
+        gap = np.zeros(int(GAP_SECONDS * rate), dtype=np.float32)
+        pieces: list[FloatArray] = []
+        for phonemes in self.phonemes:
+            if adapted is not None and isinstance(self.tts, AdaptedSpeaker):
+                audio = self.tts.synthesize_adapted(phonemes, pack, 1.0, adapted)
+            else:
+                audio = self.tts.synthesize(phonemes, pack)
+            pieces += [audio, gap]
+        return _unit(self.encoder.embed(np.concatenate(pieces), rate))
+
+    def deltas(self, pack: FloatArray, target: FloatArray) -> dict[str, NDArray[np.float32]]:
+        """The voice's own bias deltas: one step from its instant style toward the speaker."""
+        t0 = time.perf_counter()
+        deltas = self.jacobian.toward(target, self.embedding(pack))
+        log.info("instant decoder step: %d biases in %.2fs", len(deltas), time.perf_counter() - t0)
+        return deltas
