@@ -215,6 +215,8 @@ def test_genuine_enrollment_creates_a_voice_that_speaks(tenant: Tenant, enrolled
     assert voice["retention"]["samples"]["kept"] is False  # raw samples are gone ...
     assert voice["retention"]["consent_evidence"]["kept"] is True  # ... the consent evidence stays
     assert voice["conditioning"]["weights"]  # blended from the nearest presets
+    assert voice["conditioning"]["decoder_step"] is True  # and its own decoder biases (instant step)
+    assert voice["retention"]["decoder"] == {"kept": True, "until": "erasure"}
     r = tenant.client.post(
         "/v1/audio/speech",
         json={"input": "Hello from my new voice.", "voice": voice["voice_id"], "response_format": "wav"},
@@ -560,7 +562,7 @@ def test_erasure_leaves_no_bytes_of_embedding_style_or_audio(
     vv = tenant.vv
     vid = enrolled.voice["voice_id"]
     keys = list(vv.blobs.list(f"voices/{vid}/"))
-    assert {blob_key(vid, "embedding"), blob_key(vid, "style")} <= set(keys)
+    assert {blob_key(vid, "embedding"), blob_key(vid, "style"), blob_key(vid, "decoder/instant")} <= set(keys)
     sealed = [vv.blobs.get(k) for k in keys]
     embedding = array_from_bytes(
         vv.envelope.open(vv.blobs.get(blob_key(vid, "embedding")), aad(vid, "embedding"))
