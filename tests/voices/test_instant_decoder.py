@@ -58,10 +58,11 @@ def test_one_step_moves_every_bias_by_the_step_toward_the_speaker() -> None:
     j = jacobian.left @ jacobian.right.astype(np.float32)
     e = current / np.linalg.norm(current)
     t = target / np.linalg.norm(target)
-    assert float(t @ (j @ flat)) > 0
+    moved = e + j @ flat
+    assert float(t @ moved) / np.linalg.norm(moved) > float(t @ e)
     # Already at the target: the direction is undefined and nothing may blow up
     still = np.concatenate([d.reshape(-1) for d in jacobian.toward(target, target).values()])
-    assert np.all(np.isfinite(still)) and float(e @ e) == pytest.approx(1.0)
+    assert np.all(np.isfinite(still)) and np.all(np.abs(still) <= jacobian.step)
 
 
 @pytest.mark.slow
