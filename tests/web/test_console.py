@@ -265,7 +265,7 @@ def test_the_playground_streams_mp3_into_the_audio_element_and_downloads_it(flow
     page.get_by_role("button", name="Speak").click()
     page.locator("#player[data-first-audio-ms]").wait_for(state="attached", timeout=SPEECH_TIMEOUT_MS)
     page.wait_for_function(
-        "document.getElementById('speak-audio').currentTime > 0", timeout=SPEECH_TIMEOUT_MS
+        "() => document.getElementById('speak-audio').currentTime > 0", timeout=SPEECH_TIMEOUT_MS
     )
     flow.shot("playground-mp3")
     download_link = page.locator("#speak-download")
