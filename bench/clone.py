@@ -87,13 +87,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/clone.json")
     parser.add_argument("--html", type=Path, default=ROOT / "bench/results/clone.html")
     parser.add_argument("--skip-finetune", action="store_true")
-    parser.add_argument("--finetune-seconds", type=float, default=120.0)
-    parser.add_argument("--finetune-iterations", type=int, default=12)
+    # The adapt job's own budget, and its closest method (docs/cloning.md): what a user's voice gets
+    parser.add_argument("--finetune-seconds", type=float, default=600.0)
+    parser.add_argument("--finetune-iterations", type=int, default=24)
     parser.add_argument(
         "--method",
         action="append",
         choices=("search", "gradient", "decoder"),
-        help="repeat to compare; first = finetuned",
+        help="repeat to compare; first = finetuned (default: decoder)",
     )
     args = parser.parse_args()
     report = run_clone_eval(
@@ -101,7 +102,7 @@ def main() -> None:
         finetune=not args.skip_finetune,
         finetune_seconds=args.finetune_seconds,
         finetune_iterations=args.finetune_iterations,
-        methods=tuple(dict.fromkeys(args.method or ["search"])),
+        methods=tuple(dict.fromkeys(args.method or ["decoder"])),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
