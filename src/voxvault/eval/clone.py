@@ -32,6 +32,7 @@ from voxvault.text import TextFrontend
 from voxvault.voices.conditioning import REFERENCE_TEXT
 from voxvault.voices.decoder_adaptation import DecoderTuner, adapt_decoder
 from voxvault.voices.finetune import AdaptOptions, StyleObjective, optimise
+from voxvault.voices.identity import join_sentences, unit
 from voxvault.voices.instant import StyleBasis, StyleMap, f0_track, instant_style
 from voxvault.voices.instant_decoder import InstantDecoder
 from voxvault.voices.style_gradient import StyleGradient
@@ -57,11 +58,6 @@ class CloneEvalOptions:
     finetune_methods: tuple[str, ...] = ("search",)
     #: the instant clone's decoder step (``voices/instant_decoder.py``), as enrollment does by default
     instant_decoder: bool = True
-
-
-def _unit(v: FloatArray) -> FloatArray:
-    arr = np.asarray(v, dtype=np.float32).reshape(-1)
-    return arr / max(float(np.linalg.norm(arr)), 1e-12)
 
 
 def f0_stats(audio: FloatArray, rate: int) -> tuple[float, float] | None:
@@ -107,7 +103,7 @@ class CloneEvaluator:
     def preset_embeddings(self) -> dict[str, FloatArray]:
         if self._preset_embeddings is None:
             self._preset_embeddings = {
-                name: _unit(
+                name: unit(
                     self.encoder.embed(
                         self.tts.synthesize(self._phonemes[REFERENCE_TEXT], pack), self.tts.sample_rate
                     )
@@ -208,9 +204,8 @@ class CloneEvaluator:
         synthesize = speak or self.tts.synthesize
         rate = self.tts.sample_rate
         clips = [synthesize(self._phonemes[s], pack) for s in HELD_OUT_SENTENCES]
-        gap = np.zeros(int(0.2 * rate), dtype=np.float32)
-        joined = np.concatenate([c for clip in clips for c in (clip, gap)])
-        secs = float(np.dot(_unit(self.encoder.embed(joined, rate)), reference))
+        joined = join_sentences(clips, rate)
+        secs = float(np.dot(unit(self.encoder.embed(joined, rate)), reference))
         wers = [
             word_error_rate(text, self.asr.transcribe(clip, rate))
             for clip, text in zip(clips, HELD_OUT_SENTENCES, strict=True)
@@ -224,8 +219,8 @@ class CloneEvaluator:
     def evaluate_clip(self, name: str, audio: FloatArray, rate: int) -> dict[str, Any]:
         cut = int(len(audio) * self.options.enrol_share)
         enrol, held = audio[:cut], audio[cut:]
-        enrol_emb = _unit(self.encoder.embed(enrol, rate))
-        reference = _unit(self.encoder.embed(held, rate))
+        enrol_emb = unit(self.encoder.embed(enrol, rate))
+        reference = unit(self.encoder.embed(held, rate))
         real_f0 = f0_stats(audio, rate)
         row: dict[str, Any] = {
             "speaker": name,
@@ -246,12 +241,9 @@ class CloneEvaluator:
         if self.instant_decoder is not None:
             instant = AdaptedWeights("instant", self.instant_decoder.deltas(pack, enrol_emb))
         row["instant"] = {"time_s": round(time.perf_counter() - t0, 3)}
-        if instant is None:
-            row["instant"].update(self.judge(pack, reference, real_f0))
-        else:
-            row["instant"].update(
-                self.judge(pack, reference, real_f0, speak=self._speaker(self.tts, instant))
-            )
+        speak = self._speaker(self.tts, instant) if instant is not None else None
+        row["instant"].update(self.judge(pack, reference, real_f0, speak=speak))
+        if instant is not None:
             row["instant"]["style_only"] = self.judge(pack, reference, real_f0)
 
         if self.options.finetune:
@@ -265,13 +257,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     extra = sorted({k for r in rows for k in r if k.startswith("finetuned_")})
     for method in (*METHODS, *extra):
-        got = [r[method] for r in rows if method in r]
+        present = [r for r in rows if method in r]
+        got = [r[method] for r in present]
         if not got:
             continue
         f0 = [g["f0_distance"] for g in got if g.get("f0_distance") is not None]
         # SECS as a share of the speaker's own enrolment-vs-held-out similarity: the ceiling the recording
         # sets for a clone made from the enrolment (docs/cloning.md)
-        of_own = [r[method]["secs"] / r["enrol_vs_heldout_secs"] for r in rows if method in r]
+        of_own = [r[method]["secs"] / r["enrol_vs_heldout_secs"] for r in present]
         summary[method] = {
             "secs_mean": round(float(np.mean([g["secs"] for g in got])), 4),
             "secs_of_own_mean": round(float(np.mean(of_own)), 4),

@@ -31,6 +31,7 @@ from voxvault.errors import VoxError
 from voxvault.store.models import Job, Voice, utcnow
 from voxvault.text import TextFrontend
 from voxvault.voices.decoder_adaptation import DEFAULT_L2, LEARNING_RATES, SCOPES, DecoderTuner
+from voxvault.voices.identity import join_sentences, unit
 from voxvault.voices.instant import StyleBasis, naturalness_penalty
 from voxvault.voices.lifecycle import array_bytes, array_from_bytes, blob_key, pack_deltas
 from voxvault.voices.style_gradient import StyleGradient, gradient_step
@@ -138,8 +139,7 @@ class StyleObjective:
         options: AdaptOptions,
     ) -> None:
         self.tts, self.encoder, self.asr, self.basis, self.options = tts, encoder, asr, basis, options
-        target_arr = np.asarray(target, dtype=np.float32).reshape(-1)
-        self.target = target_arr / max(float(np.linalg.norm(target_arr)), 1e-12)
+        self.target = unit(target)
         frontend = TextFrontend(max_phonemes=tts.max_phonemes)
         self.phonemes = ["".join(p.phonemes for p in frontend.plan(s)) for s in options.sentences]
 
@@ -150,10 +150,7 @@ class StyleObjective:
     def __call__(self, z: FloatArray) -> Score:
         clips = self.speak(z)
         rate = self.tts.sample_rate
-        gap = np.zeros(int(0.2 * rate), dtype=np.float32)
-        joined = np.concatenate([c for clip in clips for c in (clip, gap)])
-        emb = np.asarray(self.encoder.embed(joined, rate), dtype=np.float32)
-        similarity = float(np.dot(emb / max(float(np.linalg.norm(emb)), 1e-12), self.target))
+        similarity = float(np.dot(unit(self.encoder.embed(join_sentences(clips, rate), rate)), self.target))
         recall = 1.0
         if self.asr is not None and self.options.intelligibility_weight > 0:
             recall = mean_recall(self.asr, clips, self.options.sentences, rate)

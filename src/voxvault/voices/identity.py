@@ -25,6 +25,7 @@ from voxvault.voices.quality import ANALYSIS_RATE, AudioMeasures
 WINDOW_S = 1.6
 HOP_S = 0.8
 MIN_SPEECH_COVER = 0.8  # a window counts when this share of it is speech
+SENTENCE_GAP_S = 0.2  # silence after each sentence when several are embedded as one utterance
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,19 @@ class IdentityPolicy:
     same_speaker_threshold: float = 0.75
     split_threshold: float = 0.80  # centroid cosine below this (with both groups big enough) = two speakers
     min_group_windows: int = 3  # about 3 s of speech in the smaller group
+
+
+def unit(v: FloatArray) -> NDArray[np.float32]:
+    """``v`` as a flat float32 vector of length 1 (a zero vector stays zero)."""
+    arr = np.asarray(v, dtype=np.float32).reshape(-1)
+    return arr / max(float(np.linalg.norm(arr)), 1e-12)
+
+
+def join_sentences(clips: list[FloatArray], rate: int) -> NDArray[np.float32]:
+    """Sentences one after another, each followed by ``SENTENCE_GAP_S`` of silence: how a clone's speech
+    is embedded to compare it with its speaker (fine-tuning, the instant decoder step, the evaluation)."""
+    gap = np.zeros(int(SENTENCE_GAP_S * rate), dtype=np.float32)
+    return np.concatenate([np.asarray(c, dtype=np.float32) for clip in clips for c in (clip, gap)])
 
 
 def cosine(a: FloatArray, b: FloatArray) -> float:

@@ -28,13 +28,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voxvault.engines.base import AdaptedSpeaker, AdaptedWeights, FloatArray, SpeakerEncoder, TTSEngine
+from voxvault.voices.identity import join_sentences, unit
 
 log = logging.getLogger(__name__)
 
 JACOBIAN_FILE = "decoder_jacobian.npz"
 #: The blob a voice's instant decoder biases are sealed under (``meta.decoder.current`` names it).
 INSTANT_DECODER_BLOB = "decoder/instant"
-GAP_SECONDS = 0.2  # silence between the sentences, as the adaptation's ``spoken`` joins them
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ class DecoderJacobian:
 
     def toward(self, target: FloatArray, current: FloatArray) -> dict[str, NDArray[np.float32]]:
         """One sign step of the biases from the clone's embedding ``current`` toward ``target``."""
-        t = _unit(target)
-        e = _unit(current)
+        t = unit(target)
+        e = unit(current)
         g = t - float(t @ e) * e
         direction = self.right.T.astype(np.float32) @ (self.left.T @ g.astype(np.float32))
         flat = (self.step * np.sign(direction)).astype(np.float32)
@@ -121,11 +121,6 @@ def bias_fingerprint(shipped: Mapping[str, NDArray[Any]], names: Sequence[str]) 
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(shipped[name], dtype=np.float32).tobytes())
     return digest.hexdigest()
-
-
-def _unit(v: FloatArray) -> NDArray[np.float32]:
-    arr = np.asarray(v, dtype=np.float32).reshape(-1)
-    return arr / max(float(np.linalg.norm(arr)), 1e-12)
 
 
 class InstantDecoder:
@@ -162,18 +157,11 @@ class InstantDecoder:
             return None
         return cls(tts, encoder, jacobian)
 
-    def embedding(self, pack: FloatArray, adapted: AdaptedWeights | None = None) -> NDArray[np.float32]:
-        """GE2E embedding of the Jacobian's sentences spoken in ``pack`` (with ``adapted`` biases)."""
+    def embedding(self, pack: FloatArray) -> NDArray[np.float32]:
+        """GE2E embedding (unit length) of the Jacobian's sentences spoken in ``pack``."""
         rate = self.tts.sample_rate
-        gap = np.zeros(int(GAP_SECONDS * rate), dtype=np.float32)
-        pieces: list[FloatArray] = []
-        for phonemes in self.phonemes:
-            if adapted is not None and isinstance(self.tts, AdaptedSpeaker):
-                audio = self.tts.synthesize_adapted(phonemes, pack, 1.0, adapted)
-            else:
-                audio = self.tts.synthesize(phonemes, pack)
-            pieces += [audio, gap]
-        return _unit(self.encoder.embed(np.concatenate(pieces), rate))
+        clips = [self.tts.synthesize(phonemes, pack) for phonemes in self.phonemes]
+        return unit(self.encoder.embed(join_sentences(clips, rate), rate))
 
     def deltas(self, pack: FloatArray, target: FloatArray) -> dict[str, NDArray[np.float32]]:
         """The voice's own bias deltas: one step from its instant style toward the speaker."""

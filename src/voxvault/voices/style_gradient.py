@@ -23,10 +23,10 @@ import torch
 from voxvault.engines.base import FloatArray
 from voxvault.engines.kokoro import TRIM_KEEP_SECONDS, TRIM_THRESHOLD
 from voxvault.errors import VoxError
+from voxvault.voices.identity import SENTENCE_GAP_S
 from voxvault.voices.instant import NATURAL_RADIUS, StyleBasis
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
-GAP_SECONDS = 0.2  # silence between sentences, as in the search's objective
 
 
 class DifferentiableTTS(Protocol):
@@ -88,7 +88,7 @@ def spoken(
     for tok in tokens:
         audio = tts.forward(tok, row_for(len(tok)), weights=weights).float().cpu().clamp(-1.0, 1.0)
         clips.append(_trimmed(audio, int(keep_seconds * rate)))
-        pieces += [clips[-1], torch.zeros(int(GAP_SECONDS * rate))]
+        pieces += [clips[-1], torch.zeros(int(SENTENCE_GAP_S * rate))]  # as identity.join_sentences
     return encoder.embed_differentiable(torch.cat(pieces), rate).cpu(), clips
 
 
