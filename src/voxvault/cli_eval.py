@@ -24,7 +24,7 @@ def run_clone_eval(
     finetune: bool,
     finetune_seconds: float,
     finetune_iterations: int,
-    methods: tuple[str, ...] = ("search",),
+    methods: tuple[str, ...] | None = None,
     quiet: bool = False,
     instant_decoder: bool = True,
 ) -> dict[str, Any]:
@@ -32,6 +32,7 @@ def run_clone_eval(
     from voxvault.config import Settings
     from voxvault.engines.registry import EngineRegistry
     from voxvault.eval.clone import CloneEvalOptions, CloneEvaluator, evaluate_directory
+    from voxvault.voices.finetune import DEFAULT_METHOD
     from voxvault.voices.instant import StyleMap
 
     engines = EngineRegistry(Settings().prepare())
@@ -39,7 +40,7 @@ def run_clone_eval(
         finetune=finetune,
         finetune_seconds=finetune_seconds,
         finetune_iterations=finetune_iterations,
-        finetune_methods=methods,
+        finetune_methods=methods or (DEFAULT_METHOD,),
         instant_decoder=instant_decoder,
     )
     evaluator = CloneEvaluator(engines.tts(), engines.speaker(), engines.asr(), StyleMap.load(), options)
@@ -57,10 +58,10 @@ def run_clone_eval(
 
 
 def _methods(given: list[str] | None) -> tuple[str, ...]:
-    from voxvault.voices.finetune import METHODS
+    from voxvault.voices.finetune import DEFAULT_METHOD, METHODS
 
     known = METHODS
-    methods = tuple(dict.fromkeys(given or ["search"]))
+    methods = tuple(dict.fromkeys(given or [DEFAULT_METHOD]))
     unknown = [m for m in methods if m not in known]
     if unknown:
         raise VoxError("invalid_options", f"unknown method {unknown[0]!r}; use {', '.join(known)}")
@@ -82,7 +83,7 @@ def eval_clone(
         list[str] | None,
         typer.Option(
             "--method",
-            help="search, gradient (the style) or decoder (its style projections); repeat to compare.",
+            help="decoder (style projections; default), search or gradient (the style); repeat to compare.",
         ),
     ] = None,
     instant_decoder: Annotated[

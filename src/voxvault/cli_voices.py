@@ -273,10 +273,10 @@ def voices_adapt(
     max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time cap for the search.")] = 600.0,
     resume: Annotated[str | None, typer.Option("--resume", help="Resume this unfinished job id.")] = None,
     method: Annotated[
-        str, typer.Option("--method", help="search, gradient (style, PyTorch) or decoder (closest).")
-    ] = "search",
+        str, typer.Option("--method", help="decoder (closest; default), search or gradient (style only).")
+    ] = "decoder",
 ) -> None:
-    """Fine-tune the voice's style toward its speaker (progress bar); 'voices rollback' undoes it."""
+    """Fine-tune the voice toward its speaker (progress bar); 'voices rollback' undoes it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from voxvault.voices.finetune import AdaptService

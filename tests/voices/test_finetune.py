@@ -29,7 +29,7 @@ def test_a_job_resumes_after_a_crash_switches_the_voice_and_rolls_back(
     _, project = vv.keys.ensure_default_project()
     original = vv.catalog.preset_styles()["kumo"]
     vid = make_voice(vv, project, original, target)
-    options = {"max_iterations": 2, "population": 1, "sentences": SENTENCE, "patience": 5}
+    options = {"max_iterations": 2, "population": 1, "sentences": SENTENCE, "patience": 5, "method": "search"}
     job_id = AdaptService(vv).submit(vid, project, key_id=None, options=options)
 
     # The first process stops after one iteration, leaving the row 'running' as a crash would.
@@ -81,9 +81,10 @@ def test_the_api_refuses_unknown_voices_and_jobs(client: Any) -> None:
 def test_the_api_runs_an_adaptation_job_to_completion(
     make_voice: Any, vv: Any, client: Any, target: np.ndarray
 ) -> None:
+    """With no method given the job adapts the decoder (the closest clones), and the voice then speaks it."""
     _, project = vv.keys.ensure_default_project()
     vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
-    r = client.post(f"/v1/voices/{vid}/adapt", json={"max_iterations": 1, "population": 1})
+    r = client.post(f"/v1/voices/{vid}/adapt", json={"max_iterations": 1})
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
     deadline = time.monotonic() + 300
@@ -93,7 +94,16 @@ def test_the_api_runs_an_adaptation_job_to_completion(
             break
         time.sleep(1)
     assert job["status"] == "succeeded" and job["progress"] == 1.0
+    with vv.db.session() as s:
+        row = s.get(Voice, vid)
+        assert row is not None and row.meta["conditioning"]["method"] == "decoder"
+        adapted = row.meta["decoder"]["current"]
+    assert adapted and vv.voice_registry.adapted_for(vid, project) is not None
     assert client.post(f"/v1/voices/{vid}/rollback").status_code == 200
+    with vv.db.session() as s:
+        row = s.get(Voice, vid)
+        assert row is not None and row.meta["conditioning"]["rolled_back"] is True
+        assert row.meta["decoder"]["previous"] == adapted
 
 
 def test_the_api_refuses_an_unknown_method(make_voice: Any, vv: Any, client: Any, target: np.ndarray) -> None:

@@ -56,10 +56,9 @@ class AdaptIn(BaseModel):
     max_seconds: float = Field(default=600.0, gt=0, le=3600)
     population: int = Field(default=4, ge=1, le=32)
     method: Literal["search", "gradient", "decoder"] = Field(
-        default="search",
-        description="search: evolution strategy on the style; gradient: Adam on the style through PyTorch "
-        "Kokoro; decoder: Adam on the decoder's style projections (closest to the speaker; the voice then "
-        "speaks through PyTorch Kokoro)",
+        default="decoder",
+        description="decoder (default): Adam on the decoder's style projections, the closest clones; "
+        "search: evolution strategy on the style; gradient: Adam on the style through PyTorch Kokoro",
     )
     learning_rate: float | None = Field(
         default=None,
