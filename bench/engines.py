@@ -46,7 +46,7 @@ BEGIN, END = "<!-- bench-engines:start -->", "<!-- bench-engines:end -->"
 
 
 def _phonemes(frontend: TextFrontend, text: str) -> str:
-    return "".join(p.phonemes for p in frontend.plan(text))
+    return frontend.phonemes(text)
 
 
 def _time(fn: Any, runs: int) -> tuple[float, Any]:

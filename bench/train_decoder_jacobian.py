@@ -46,7 +46,7 @@ def jacobian(
 ) -> np.ndarray:
     """d GE2E(sentences spoken in ``pack``) / d biases, one backward pass per embedding dimension."""
     frontend = TextFrontend(max_phonemes=tts.max_phonemes)
-    tokens = token_lists(tts, ["".join(p.phonemes for p in frontend.plan(s)) for s in sentences])
+    tokens = token_lists(tts, [frontend.phonemes(s) for s in sentences])
     constants = tts.graph.constants
     params = [constants[n].detach().clone().requires_grad_(True) for n in names]
     t0 = time.perf_counter()

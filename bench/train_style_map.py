@@ -47,7 +47,7 @@ def collect(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, int]:
     basis = StyleBasis.from_presets(presets)
     preset_coords = np.stack([basis.coords(presets[n]) for n in sorted(presets)])
     frontend = TextFrontend(max_phonemes=tts.max_phonemes)
-    phonemes = ["".join(p.phonemes for p in frontend.plan(s)) for s in SENTENCES]
+    phonemes = [frontend.phonemes(s) for s in SENTENCES]
     rng = np.random.default_rng(args.seed)
     xs, zs = [], []
     t0 = time.perf_counter()

@@ -59,7 +59,8 @@ class Settings(BaseSettings):
         default="auto",
         description="What speaks fine-tuned voices (decoder adaptation): onnxruntime Kokoro (its fused graph "
         "takes a voice's style biases per call; fast, measured 0.02 lower similarity than as trained) or "
-        "PyTorch Kokoro (the model they were trained through). auto: onnxruntime when device is cpu.",
+        "PyTorch Kokoro (the model they were trained through). auto: onnxruntime when device is cpu, except "
+        "for voices the adaptation job measured clearly closer to their speaker through PyTorch.",
     )
     instant_decoder: bool = Field(
         default=True,

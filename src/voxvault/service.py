@@ -126,6 +126,7 @@ class VoxVault:
             adaptable_tts=self.engines.adaptable_tts,
             adapted_on_tts=self.settings.adapted_voice_engine == "onnxruntime"
             or (self.settings.adapted_voice_engine == "auto" and self.settings.device == "cpu"),
+            follow_as_trained=self.settings.adapted_voice_engine == "auto",
         )
 
     @cached_property

@@ -4,6 +4,7 @@ without a compiler at all). The fused graph also takes a voice's adapted style b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -291,6 +292,18 @@ def test_pipeline_speaks_a_bias_adapted_voice_on_its_own_engine_unless_told_not_
     with pytest.raises(VoxError) as err:
         strict.render(strict.prepare("Thanks, see you.", voice, fmt="wav"))
     assert err.value.code == "adapted_voice_unavailable"
+
+    # auto: weights the adaptation job measured closer through PyTorch go there; the others stay here.
+    auto = SpeechPipeline(engine, TextFrontend(), adaptable_tts=None, follow_as_trained=True)
+    again = auto.render(auto.prepare("Thanks, see you.", voice, fmt="wav"))
+    assert again.output_sha256 == spoken.output_sha256
+    closer_as_trained = VoiceStyle("v", style, replace(adapted, as_trained=True))
+    with pytest.raises(VoxError) as err:
+        auto.render(auto.prepare("Thanks, see you.", closer_as_trained, fmt="wav"))
+    assert err.value.code == "adapted_voice_unavailable"
+    # VOXVAULT_ADAPTED_VOICE_ENGINE=onnxruntime: every voice it can take stays here, as trained or not
+    forced = pipeline.render(pipeline.prepare("Thanks, see you.", closer_as_trained, fmt="wav"))
+    assert forced.output_sha256 == spoken.output_sha256
 
 
 # --- word timings from the model's durations --------------------------------------------------------------

@@ -36,3 +36,17 @@ def test_summary_relates_each_clone_to_the_speakers_own_similarity() -> None:
 def test_as_trained_is_averaged_over_the_speakers_that_have_it() -> None:
     summary = summarise([_row("a", 0.8, 0.6, 0.7, 0.76), _row("b", 0.8, 0.6, 0.7, None)])
     assert summary["finetuned"]["as_trained_secs_mean"] == pytest.approx(0.76)
+
+
+def test_the_runtime_check_is_counted_and_the_fast_runtime_is_reported_beside_it() -> None:
+    rows = [_row("a", 0.8, 0.6, 0.70, 0.70), _row("b", 0.8, 0.6, 0.75, 0.75), _row("c", 0.8, 0.6, 0.7, None)]
+    # a and b were judged by the runtime check: a moved to PyTorch (its served SECS is the trained one)
+    for row, moved, onnx in ((rows[0], True, 0.64), (rows[1], False, 0.75)):
+        finetuned = row["finetuned"]
+        assert isinstance(finetuned, dict)
+        finetuned["runtime_choice"] = {"as_trained": moved}
+        finetuned["onnxruntime"] = {"secs": onnx, "wer": 0.1, "f0_distance": 1.0}
+    summary = summarise(rows)["finetuned"]
+    assert summary["served_as_trained"] == 1
+    assert summary["onnxruntime_secs_mean"] == pytest.approx(0.695)
+    assert summary["secs_mean"] == pytest.approx(0.7167, abs=1e-4)

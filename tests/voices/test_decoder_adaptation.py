@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from voxvault.engines.base import AdaptedWeights
 from voxvault.errors import VoxError
 from voxvault.store.models import Job, Voice
+from voxvault.voices.decoder_adaptation import RUNTIME_MARGIN, VALIDATION_SENTENCES, choose_runtime
 from voxvault.voices.finetune import AdaptService
 from voxvault.voices.lifecycle import blob_key, pack_deltas, unpack_deltas
 
@@ -72,6 +74,10 @@ def test_a_decoder_job_resumes_then_the_voice_speaks_with_its_weights_rolls_back
 
     adapted = vv.voice_registry.adapted_for(vid, project)
     assert adapted is not None and len(adapted.deltas) == 58  # the style projections' biases (default scope)
+    # Which runtime speaks it closer to the speaker was measured on sentences it never trained on
+    runtime = meta["decoder"]["runtime"][ck["adam"]["best"]]
+    assert -1 <= runtime["served_similarity"] <= 1 and -1 <= runtime["trained_similarity"] <= 1
+    assert adapted.as_trained is runtime["as_trained"]
     after = render(vv, vid)
     assert np.all(np.isfinite(after)) and 0.5 < len(after) / len(before) < 2.0
     r = client.post("/v1/audio/speech", json={"input": TEXT, "voice": vid, "response_format": "wav"})
@@ -83,12 +89,33 @@ def test_a_decoder_job_resumes_then_the_voice_speaks_with_its_weights_rolls_back
     assert vv.voice_registry.adapted_for(vid, project) is None
     assert np.array_equal(render(vv, vid), before)  # the shipped decoder again, same engine, same audio
     AdaptService(vv).rollback(vid, project, actor="tests")
-    assert vv.voice_registry.adapted_for(vid, project) is not None
+    again = vv.voice_registry.adapted_for(vid, project)
+    assert again is not None and again.name == adapted.name and again.as_trained is adapted.as_trained
     assert np.allclose(render(vv, vid), after, atol=1e-4)
 
     vv.voice_registry.erase(vid, project, actor="tests")
     assert list(vv.blobs.list(blob_key(vid, ""))) == []
     assert not any(k.startswith(blob_key(vid, "")) for k in vv.voice_registry._adapted)
+
+
+@pytest.mark.slow
+def test_the_runtime_check_keeps_the_fast_runtime_unless_the_trained_one_is_clearly_closer(
+    vv: Any, target: np.ndarray
+) -> None:
+    serving, trained = vv.engines.tts(), vv.engines.adaptable_tts()
+    biases = serving.shipped_biases()
+    adapted = AdaptedWeights("v", {n: np.full(b.shape, 0.05, np.float32) for n, b in biases.items()})
+    assert serving.speaks(adapted)
+    pack = vv.catalog.preset_styles()["kumo"]
+    phonemes = [vv.frontend.phonemes(VALIDATION_SENTENCES[0])]
+    encoder = vv.engines.speaker()
+    plain = choose_runtime(serving, trained, encoder, phonemes, pack, adapted, target)
+    assert plain.as_trained is (plain.trained_similarity > plain.served_similarity + RUNTIME_MARGIN)
+    assert 0.0 < plain.served_similarity < 1.0 and plain.served_similarity != plain.trained_similarity
+    eager = choose_runtime(serving, trained, encoder, phonemes, pack, adapted, target, margin=-1.0)
+    assert eager.as_trained and eager.served_similarity == plain.served_similarity
+    never = choose_runtime(serving, trained, encoder, phonemes, pack, adapted, target, margin=1.0)
+    assert not never.as_trained
 
 
 @pytest.mark.slow

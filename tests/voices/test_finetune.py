@@ -125,7 +125,7 @@ def test_gradient_steps_move_the_style_toward_the_target(vv: Any, target: np.nda
 
     tts = KokoroTorchEngine(vv.settings.resolved_cache_dir)
     basis = StyleBasis.from_presets(vv.catalog.preset_styles())
-    phonemes = ["".join(p.phonemes for p in vv.frontend.plan(SENTENCE[0]))]
+    phonemes = [vv.frontend.phonemes(SENTENCE[0])]
     gradient = StyleGradient(tts, vv.engines.speaker(), basis, target, phonemes)  # type: ignore[arg-type]
     z = basis.coords(vv.catalog.preset_styles()["kumo"])
     state: dict[str, Any] = {}

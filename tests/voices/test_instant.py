@@ -62,7 +62,7 @@ def test_an_instant_clone_is_a_valid_pack_that_speaks_the_words(vv: Any) -> None
     assert result.style.shape == (510, 256) and result.style.dtype == np.float32
     assert np.all(np.isfinite(result.style))
     text = "Please call me back when you get this message."
-    phonemes = "".join(p.phonemes for p in vv.frontend.plan(text))
+    phonemes = vv.frontend.phonemes(text)
     tts = vv.engines.tts()
     audio = tts.synthesize(phonemes, result.style)
     heard = vv.engines.asr().transcribe(audio, tts.sample_rate)

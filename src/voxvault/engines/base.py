@@ -45,6 +45,9 @@ class AdaptedWeights:
 
     name: str
     deltas: Mapping[str, NDArray[np.floating]]
+    #: Speak them through the engine they were trained through (PyTorch Kokoro) even where the serving
+    #: engine takes them: measured closer to the speaker that way when the adaptation finished.
+    as_trained: bool = False
 
 
 @dataclass(frozen=True)

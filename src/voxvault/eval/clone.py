@@ -30,8 +30,13 @@ from voxvault.engines.base import (
 from voxvault.errors import VoxError
 from voxvault.text import TextFrontend
 from voxvault.voices.conditioning import REFERENCE_TEXT
-from voxvault.voices.decoder_adaptation import DecoderTuner, adapt_decoder
-from voxvault.voices.finetune import AdaptOptions, StyleObjective, optimise
+from voxvault.voices.decoder_adaptation import (
+    VALIDATION_SENTENCES,
+    DecoderTuner,
+    adapt_decoder,
+    choose_runtime,
+)
+from voxvault.voices.finetune import DEFAULT_METHOD, AdaptOptions, StyleObjective, optimise
 from voxvault.voices.identity import join_sentences, unit
 from voxvault.voices.instant import StyleBasis, StyleMap, f0_track, instant_style
 from voxvault.voices.instant_decoder import InstantDecoder
@@ -55,7 +60,7 @@ class CloneEvalOptions:
     finetune_iterations: int = 12
     enrol_share: float = 0.6
     #: fine-tuning methods to run; the first is reported as ``finetuned``, others as ``finetuned_<method>``
-    finetune_methods: tuple[str, ...] = ("search",)
+    finetune_methods: tuple[str, ...] = (DEFAULT_METHOD,)
     #: the instant clone's decoder step (``voices/instant_decoder.py``), as enrollment does by default
     instant_decoder: bool = True
 
@@ -93,7 +98,7 @@ class CloneEvaluator:
         self.basis = StyleBasis.from_presets(self.presets)
         frontend = self._frontend = TextFrontend(max_phonemes=tts.max_phonemes)
         self._phonemes = {
-            s: "".join(p.phonemes for p in frontend.plan(s)) for s in (*HELD_OUT_SENTENCES, REFERENCE_TEXT)
+            s: frontend.phonemes(s) for s in (*HELD_OUT_SENTENCES, *VALIDATION_SENTENCES, REFERENCE_TEXT)
         }
         self._preset_embeddings: dict[str, FloatArray] | None = None
         self._torch_tts: Any = None
@@ -158,7 +163,7 @@ class CloneEvaluator:
         tts = self.torch_tts()
         encoder: Any = self.encoder
         pack = self.basis.pack(z)
-        phonemes = ["".join(p.phonemes for p in self._frontend.plan(s)) for s in FINETUNE_SENTENCES]
+        phonemes = [self._frontend.phonemes(s) for s in FINETUNE_SENTENCES]
         tuner = DecoderTuner(
             tts, encoder, self.asr, pack, enrol_emb, FINETUNE_SENTENCES, phonemes, start=start
         )
@@ -170,14 +175,28 @@ class CloneEvaluator:
         out["train_similarity"] = [round(h.similarity, 4) for h in history]
         out["train_recall"] = [round(h.recall, 3) for h in history]
         # Judged as the service speaks it: by the engine under test when it takes the weights itself
-        # (onnxruntime with the fused graph: the style biases), else by PyTorch; both when they differ.
+        # (onnxruntime with the fused graph: the style biases) unless the job's runtime check would serve
+        # them as trained (docs/cloning.md), else by PyTorch; every runtime's numbers when they differ.
         serves = isinstance(self.tts, AdaptedSpeaker) and self.tts.speaks(adapted)
-        out["spoken_by"] = self.tts.name if serves else tts.name
-        out.update(
-            self.judge(pack, reference, real_f0, speak=self._speaker(self.tts if serves else tts, adapted))
+        if not serves or self.tts is tts:
+            out["spoken_by"] = tts.name
+            out.update(self.judge(pack, reference, real_f0, speak=self._speaker(tts, adapted)))
+            return out
+        choice = choose_runtime(
+            self.tts,  # type: ignore[arg-type]  # checked above
+            tts,
+            self.encoder,
+            [self._phonemes[s] for s in VALIDATION_SENTENCES],
+            pack,
+            adapted,
+            enrol_emb,
         )
-        if serves and self.tts is not tts:
-            out["as_trained"] = self.judge(pack, reference, real_f0, speak=self._speaker(tts, adapted))
+        out["runtime_choice"] = choice.to_dict()
+        served = self.judge(pack, reference, real_f0, speak=self._speaker(self.tts, adapted))
+        trained = self.judge(pack, reference, real_f0, speak=self._speaker(tts, adapted))
+        out["spoken_by"] = tts.name if choice.as_trained else self.tts.name
+        out.update(trained if choice.as_trained else served)
+        out["as_trained"], out["onnxruntime"] = trained, served
         return out
 
     @staticmethod
@@ -273,12 +292,15 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "time_s_mean": round(float(np.mean([g["time_s"] for g in got])), 3),
             "speakers": len(got),
         }
-        # decoder clones served by onnxruntime: the same weights through PyTorch; an instant clone with
-        # its decoder step: the style alone
-        for part in ("as_trained", "style_only"):
+        # decoder clones: the same weights through PyTorch (as trained) and through onnxruntime whatever
+        # the runtime check chose; an instant clone with its decoder step: the style alone
+        for part in ("as_trained", "onnxruntime", "style_only"):
             secs = [g[part]["secs"] for g in got if part in g]
             if secs:
                 summary[method][f"{part}_secs_mean"] = round(float(np.mean(secs)), 4)
+        choices = [g["runtime_choice"]["as_trained"] for g in got if "runtime_choice" in g]
+        if choices:
+            summary[method]["served_as_trained"] = int(sum(choices))  # voices the runtime check moved
     if rows:
         summary["real_enrol_vs_heldout_secs_mean"] = round(
             float(np.mean([r["enrol_vs_heldout_secs"] for r in rows])), 4

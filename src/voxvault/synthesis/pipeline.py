@@ -116,12 +116,15 @@ class SpeechPipeline:
         scheduler: PieceScheduler | None = None,
         adaptable_tts: Callable[[], AdaptableTTS] | None = None,
         adapted_on_tts: bool = True,
+        follow_as_trained: bool = False,
     ) -> None:
         self.tts = tts
         # Voices with adapted weights speak through ``tts`` when it takes their weights and
-        # ``adapted_on_tts``, else through this engine (loaded on first use).
+        # ``adapted_on_tts`` (and, with ``follow_as_trained``, the weights were not measured closer as
+        # trained: ``AdaptedWeights.as_trained``), else through this engine (loaded on first use).
         self.adaptable_tts = adaptable_tts
         self.adapted_on_tts = adapted_on_tts
+        self.follow_as_trained = follow_as_trained
         self.frontend = frontend
         # Shares the model between concurrent requests piece by piece, earliest deadline first.
         self.scheduler = scheduler if scheduler is not None else PieceScheduler()
@@ -270,6 +273,8 @@ class SpeechPipeline:
         adapted = voice.adapted
         engine: TTSEngine = self.tts
         takes_it = isinstance(self.tts, AdaptedSpeaker) and adapted is not None and self.tts.speaks(adapted)
+        if takes_it and self.follow_as_trained and adapted is not None and adapted.as_trained:
+            takes_it = False
         if adapted is not None and not (self.adapted_on_tts and takes_it):
             if self.adaptable_tts is None:
                 raise VoxError(

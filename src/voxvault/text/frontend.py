@@ -180,6 +180,11 @@ class TextFrontend:
 
     # ------------------------------------------------------------------------------- words & sentences
 
+    def phonemes(self, text: str) -> str:
+        """All of a short text's phonemes as one string (its pieces joined): what adaptation, evaluation and
+        benchmarks feed the model directly for a fixed sentence that fits one piece."""
+        return "".join(p.phonemes for p in self.plan(text))
+
     def _words(
         self, events: list[SSMLEvent], lexicon: Mapping[str, str], *, collapse_lines: bool
     ) -> list[_Word]:

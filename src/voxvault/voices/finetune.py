@@ -26,14 +26,22 @@ import numpy as np
 from sqlalchemy import select
 
 from voxvault.engines.asr import mean_recall
-from voxvault.engines.base import FloatArray, SpeakerEncoder, SpeechRecognizer, TTSEngine
+from voxvault.engines.base import AdaptedSpeaker, FloatArray, SpeakerEncoder, SpeechRecognizer, TTSEngine
 from voxvault.errors import VoxError
 from voxvault.store.models import Job, Voice, utcnow
 from voxvault.text import TextFrontend
-from voxvault.voices.decoder_adaptation import DEFAULT_L2, LEARNING_RATES, SCOPES, DecoderTuner
+from voxvault.voices.decoder_adaptation import (
+    DEFAULT_L2,
+    LEARNING_RATES,
+    SCOPES,
+    VALIDATION_SENTENCES,
+    DecoderTuner,
+    RuntimeChoice,
+    choose_runtime,
+)
 from voxvault.voices.identity import join_sentences, unit
 from voxvault.voices.instant import StyleBasis, naturalness_penalty
-from voxvault.voices.lifecycle import array_bytes, array_from_bytes, blob_key, pack_deltas
+from voxvault.voices.lifecycle import array_bytes, array_from_bytes, blob_key, pack_deltas, unpack_deltas
 from voxvault.voices.style_gradient import StyleGradient, gradient_step
 
 log = logging.getLogger(__name__)
@@ -143,7 +151,7 @@ class StyleObjective:
         self.tts, self.encoder, self.asr, self.basis, self.options = tts, encoder, asr, basis, options
         self.target = unit(target)
         frontend = TextFrontend(max_phonemes=tts.max_phonemes)
-        self.phonemes = ["".join(p.phonemes for p in frontend.plan(s)) for s in options.sentences]
+        self.phonemes = [frontend.phonemes(s) for s in options.sentences]
 
     def speak(self, z: FloatArray) -> list[FloatArray]:
         pack = self.basis.pack(np.asarray(z))
@@ -437,9 +445,11 @@ class AdaptService:
         ck: Checkpoint,
         reason: str,
         decoder: str | None = None,
+        runtime: dict[str, Any] | None = None,
     ) -> None:
         """Switch the voice to the adapted style (and decoder weights, blob ``decoder``; None: shipped),
-        keeping what it had for rollback. A decoder no longer current nor previous is deleted."""
+        keeping what it had for rollback. A decoder no longer current nor previous is deleted. ``runtime``:
+        the weights' ``RuntimeChoice``, kept per blob in ``meta.decoder.runtime``."""
         reg = self.vv.voice_registry
         previous = reg.style_for(voice_id, project_id)
         prev_key = reg.put_sealed(voice_id, "style-previous", array_bytes(previous))
@@ -451,7 +461,11 @@ class AdaptService:
                 row.style_blob, row.previous_style_blob = style_key, prev_key
                 meta = dict(row.meta or {})
                 old = dict(meta.get("decoder") or {})
-                meta["decoder"] = {"current": decoder, "previous": old.get("current")}
+                kept = {decoder, old.get("current")}
+                runtimes = {k: v for k, v in dict(old.get("runtime") or {}).items() if k in kept}
+                if decoder is not None and runtime is not None:
+                    runtimes[decoder] = runtime
+                meta["decoder"] = {"current": decoder, "previous": old.get("current"), "runtime": runtimes}
                 if old.get("previous") not in (None, decoder, old.get("current")):
                     dropped = old["previous"]
                 meta["conditioning"] = {
@@ -461,6 +475,8 @@ class AdaptService:
                     "similarity": round(float(ck.best["similarity"]), 4),
                     "recall": round(float(ck.best["recall"]), 4),
                     "rolled_back": False,
+                    # served vs trained runtime's similarity on unseen sentences, and which speaks it
+                    "runtime": runtime,
                 }
                 row.meta = meta
             job = s.get(Job, job_id)
@@ -504,7 +520,11 @@ class AdaptService:
                 cond["rolled_back"] = not bool(cond.get("rolled_back", False))
                 meta["conditioning"] = cond
                 decoder = dict(meta.get("decoder") or {})
-                meta["decoder"] = {"current": decoder.get("previous"), "previous": decoder.get("current")}
+                meta["decoder"] = {
+                    **decoder,
+                    "current": decoder.get("previous"),
+                    "previous": decoder.get("current"),
+                }
                 row.meta = meta
         self.vv.audit.record("voice.style_rolled_back", actor=actor, target=voice_id, details={})
         return reg.get(voice_id, project_id)
@@ -614,8 +634,8 @@ class _DecoderPlan(_Plan):
         self.style = reg.style_for(voice_id, project_id)
         target = reg.embedding_for(voice_id, project_id)
         tts: Any = vv.engines.adaptable_tts()
-        frontend = TextFrontend(max_phonemes=tts.max_phonemes)
-        phonemes = ["".join(p.phonemes for p in frontend.plan(text)) for text in options.sentences]
+        frontend = self.frontend = TextFrontend(max_phonemes=tts.max_phonemes)
+        phonemes = [frontend.phonemes(text) for text in options.sentences]
         self.tuner = DecoderTuner(
             tts,
             vv.engines.speaker(),
@@ -683,6 +703,38 @@ class _DecoderPlan(_Plan):
 
     def finish(self, ck: Checkpoint, reason: str) -> None:
         self._tidy({ck.adam["best"]})
+        runtime = self.runtime_choice(ck.adam["best"])
         self.service._apply(
-            self.job_id, self.voice_id, self.project_id, self.style, ck, reason, decoder=ck.adam["best"]
+            self.job_id,
+            self.voice_id,
+            self.project_id,
+            self.style,
+            ck,
+            reason,
+            decoder=ck.adam["best"],
+            runtime=runtime.to_dict() if runtime is not None else None,
         )
+
+    def runtime_choice(self, best: str) -> RuntimeChoice | None:
+        """Which runtime speaks the chosen weights closer to the speaker (``choose_runtime``); None when the
+        serving engine cannot take them or is the one they were trained through."""
+        serving = self.service.vv.engines.tts()
+        trained = self.tuner.tts
+        adapted = unpack_deltas(best, self.registry.get_sealed(self.voice_id, best))
+        if serving is trained or not (isinstance(serving, AdaptedSpeaker) and serving.speaks(adapted)):
+            return None
+        t0 = time.perf_counter()
+        phonemes = [self.frontend.phonemes(text) for text in VALIDATION_SENTENCES]
+        target = self.registry.embedding_for(self.voice_id, self.project_id)
+        choice = choose_runtime(
+            serving, trained, self.service.vv.engines.speaker(), phonemes, self.style, adapted, target
+        )
+        log.info(
+            "adapt job=%s runtime check: served %.4f as trained %.4f as_trained=%s (%.2f s)",
+            self.job_id,
+            choice.served_similarity,
+            choice.trained_similarity,
+            choice.as_trained,
+            time.perf_counter() - t0,
+        )
+        return choice

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,17 @@ class DecoderJacobian:
             fingerprint=np.array(fingerprint),
         )
 
+    @cached_property
+    def right32(self) -> NDArray[np.float32]:
+        """``right`` in float32, converted once (it ships in float16 to halve the package's file)."""
+        return self.right.astype(np.float32)
+
     def toward(self, target: FloatArray, current: FloatArray) -> dict[str, NDArray[np.float32]]:
         """One sign step of the biases from the clone's embedding ``current`` toward ``target``."""
         t = unit(target)
         e = unit(current)
         g = t - float(t @ e) * e
-        direction = self.right.T.astype(np.float32) @ (self.left.T @ g.astype(np.float32))
+        direction = self.right32.T @ (self.left.T @ g.astype(np.float32))
         flat = (self.step * np.sign(direction)).astype(np.float32)
         out, at = {}, 0
         for name, shape in zip(self.names, self.shapes, strict=True):
@@ -131,7 +137,7 @@ class InstantDecoder:
 
         self.tts, self.encoder, self.jacobian = tts, encoder, jacobian
         frontend = TextFrontend(max_phonemes=tts.max_phonemes)
-        self.phonemes = ["".join(p.phonemes for p in frontend.plan(s)) for s in jacobian.sentences]
+        self.phonemes = [frontend.phonemes(s) for s in jacobian.sentences]
 
     @classmethod
     def for_engine(

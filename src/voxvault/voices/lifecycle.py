@@ -19,7 +19,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -227,7 +227,8 @@ class VoiceRegistry:
 
     def _adapted_of(self, row: Voice) -> AdaptedWeights | None:
         voice_id = row.id
-        what = ((row.meta or {}).get("decoder") or {}).get("current")
+        decoder = (row.meta or {}).get("decoder") or {}
+        what = decoder.get("current")
         if not what:
             return None
         key = blob_key(voice_id, what)
@@ -237,6 +238,8 @@ class VoiceRegistry:
                 self._adapted.move_to_end(key)
                 return hit
         adapted = unpack_deltas(key, self.get_sealed(voice_id, what))
+        if ((decoder.get("runtime") or {}).get(what) or {}).get("as_trained"):
+            adapted = replace(adapted, as_trained=True)  # measured closer through PyTorch (finetune.py)
         with self._adapted_lock:
             self._adapted[key] = adapted
             while len(self._adapted) > ADAPTED_CACHE:
