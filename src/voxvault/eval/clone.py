@@ -177,13 +177,12 @@ class CloneEvaluator:
         # Judged as the service speaks it: by the engine under test when it takes the weights itself
         # (onnxruntime with the fused graph: the style biases) unless the job's runtime check would serve
         # them as trained (docs/cloning.md), else by PyTorch; every runtime's numbers when they differ.
-        serves = isinstance(self.tts, AdaptedSpeaker) and self.tts.speaks(adapted)
-        if not serves or self.tts is tts:
+        if not isinstance(self.tts, AdaptedSpeaker) or not self.tts.speaks(adapted) or self.tts is tts:
             out["spoken_by"] = tts.name
             out.update(self.judge(pack, reference, real_f0, speak=self._speaker(tts, adapted)))
             return out
         choice = choose_runtime(
-            self.tts,  # type: ignore[arg-type]  # checked above
+            self.tts,
             tts,
             self.encoder,
             [self._phonemes[s] for s in VALIDATION_SENTENCES],

@@ -272,9 +272,12 @@ class SpeechPipeline:
     def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> TimedSpeech:
         adapted = voice.adapted
         engine: TTSEngine = self.tts
-        takes_it = isinstance(self.tts, AdaptedSpeaker) and adapted is not None and self.tts.speaks(adapted)
-        if takes_it and self.follow_as_trained and adapted is not None and adapted.as_trained:
-            takes_it = False
+        takes_it = (
+            isinstance(self.tts, AdaptedSpeaker)
+            and adapted is not None
+            and self.tts.speaks(adapted)
+            and not (self.follow_as_trained and adapted.as_trained)
+        )
         if adapted is not None and not (self.adapted_on_tts and takes_it):
             if self.adaptable_tts is None:
                 raise VoxError(

@@ -45,7 +45,7 @@ from voxvault.engines.base import (
 )
 from voxvault.engines.onnx_float import is_style_bias, is_style_projection
 from voxvault.errors import VoxError
-from voxvault.voices.identity import join_sentences, unit
+from voxvault.voices.identity import embed_sentences, unit
 from voxvault.voices.style_gradient import DifferentiableEncoder, spoken, token_lists, unit_tensor
 
 DEFAULT_L2 = 1e-3  # pull toward the shipped weights, per squared unit of change
@@ -268,12 +268,11 @@ def choose_runtime(
     great deal (measured 0.657 against 0.754 held-out SECS). This measures it per voice, for 4 sentences of
     synthesis at the end of a job.
     """
-    goal = unit(np.asarray(target, dtype=np.float32))
+    goal = unit(target)
 
     def similarity(engine: AdaptedSpeaker) -> float:
         clips = [engine.synthesize_adapted(p, style_pack, 1.0, adapted) for p in phonemes]
-        joined = join_sentences(clips, engine.sample_rate)
-        return float(np.dot(unit(encoder.embed(joined, engine.sample_rate)), goal))
+        return float(np.dot(embed_sentences(encoder, clips, engine.sample_rate), goal))
 
     served, as_trained = similarity(serving), similarity(trained)
     return RuntimeChoice(served, as_trained, as_trained > served + margin)

@@ -39,7 +39,7 @@ from voxvault.voices.decoder_adaptation import (
     RuntimeChoice,
     choose_runtime,
 )
-from voxvault.voices.identity import join_sentences, unit
+from voxvault.voices.identity import embed_sentences, unit
 from voxvault.voices.instant import StyleBasis, naturalness_penalty
 from voxvault.voices.lifecycle import array_bytes, array_from_bytes, blob_key, pack_deltas, unpack_deltas
 from voxvault.voices.style_gradient import StyleGradient, gradient_step
@@ -160,7 +160,7 @@ class StyleObjective:
     def __call__(self, z: FloatArray) -> Score:
         clips = self.speak(z)
         rate = self.tts.sample_rate
-        similarity = float(np.dot(unit(self.encoder.embed(join_sentences(clips, rate), rate)), self.target))
+        similarity = float(np.dot(embed_sentences(self.encoder, clips, rate), self.target))
         recall = 1.0
         if self.asr is not None and self.options.intelligibility_weight > 0:
             recall = mean_recall(self.asr, clips, self.options.sentences, rate)
@@ -632,7 +632,7 @@ class _DecoderPlan(_Plan):
         vv = service.vv
         self.registry = reg = vv.voice_registry
         self.style = reg.style_for(voice_id, project_id)
-        target = reg.embedding_for(voice_id, project_id)
+        target = self.target = reg.embedding_for(voice_id, project_id)
         tts: Any = vv.engines.adaptable_tts()
         frontend = self.frontend = TextFrontend(max_phonemes=tts.max_phonemes)
         phonemes = [frontend.phonemes(text) for text in options.sentences]
@@ -725,9 +725,8 @@ class _DecoderPlan(_Plan):
             return None
         t0 = time.perf_counter()
         phonemes = [self.frontend.phonemes(text) for text in VALIDATION_SENTENCES]
-        target = self.registry.embedding_for(self.voice_id, self.project_id)
         choice = choose_runtime(
-            serving, trained, self.service.vv.engines.speaker(), phonemes, self.style, adapted, target
+            serving, trained, self.service.vv.engines.speaker(), phonemes, self.style, adapted, self.target
         )
         log.info(
             "adapt job=%s runtime check: served %.4f as trained %.4f as_trained=%s (%.2f s)",

@@ -48,6 +48,11 @@ def join_sentences(clips: list[FloatArray], rate: int) -> NDArray[np.float32]:
     return np.concatenate([np.asarray(c, dtype=np.float32) for clip in clips for c in (clip, gap)])
 
 
+def embed_sentences(encoder: SpeakerEncoder, clips: list[FloatArray], rate: int) -> NDArray[np.float32]:
+    """The unit GE2E embedding of sentences joined by ``join_sentences``: what a clone is compared by."""
+    return unit(encoder.embed(join_sentences(clips, rate), rate))
+
+
 def cosine(a: FloatArray, b: FloatArray) -> float:
     na = float(np.linalg.norm(a))
     nb = float(np.linalg.norm(b))

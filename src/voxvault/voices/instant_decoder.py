@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voxvault.engines.base import AdaptedSpeaker, AdaptedWeights, FloatArray, SpeakerEncoder, TTSEngine
-from voxvault.voices.identity import join_sentences, unit
+from voxvault.voices.identity import embed_sentences, unit
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,8 @@ class InstantDecoder:
 
     def embedding(self, pack: FloatArray) -> NDArray[np.float32]:
         """GE2E embedding (unit length) of the Jacobian's sentences spoken in ``pack``."""
-        rate = self.tts.sample_rate
         clips = [self.tts.synthesize(phonemes, pack) for phonemes in self.phonemes]
-        return unit(self.encoder.embed(join_sentences(clips, rate), rate))
+        return embed_sentences(self.encoder, clips, self.tts.sample_rate)
 
     def deltas(self, pack: FloatArray, target: FloatArray) -> dict[str, NDArray[np.float32]]:
         """The voice's own bias deltas: one step from its instant style toward the speaker."""
