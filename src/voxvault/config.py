@@ -66,8 +66,15 @@ class Settings(BaseSettings):
         default=True,
         description="Give each new cloned voice its own decoder style biases at enrollment: one step toward "
         "the speaker along the shipped decoder Jacobian (voices/instant_decoder.py; about half a second). "
-        "Measured: held-out similarity 0.703 against 0.640 for the style alone. Needs an engine that speaks "
+        "Measured: held-out similarity 0.702 (0.733 with the decoder prior) against 0.641 for the style "
+        "alone. Needs an engine that speaks "
         "per-call biases (the fused onnxruntime graph or PyTorch Kokoro); skipped otherwise.",
+    )
+    instant_decoder_prior: bool = Field(
+        default=True,
+        description="Start the instant decoder step from the decoder prior: the biases fine-tuning reaches, "
+        "predicted from the speaker embedding by a regression learned on 46 other speakers "
+        "(voices/decoder_prior.py). false = the Jacobian step alone.",
     )
     threads: int = Field(default=0, description="Inference threads; 0 = all cores.")
 

@@ -177,7 +177,9 @@ class VoxVault:
 
         if not self.settings.instant_decoder:
             return None
-        return InstantDecoder.for_engine(self.engines.tts(), self.engines.speaker())
+        return InstantDecoder.for_engine(
+            self.engines.tts(), self.engines.speaker(), prior=self.settings.instant_decoder_prior
+        )
 
     @cached_property
     def enrollment(self) -> Enrollment:

@@ -263,6 +263,10 @@ class CloneEvaluator:
         row["instant"].update(self.judge(pack, reference, real_f0, speak=speak))
         if instant is not None:
             row["instant"]["style_only"] = self.judge(pack, reference, real_f0)
+        if self.instant_decoder is not None and self.instant_decoder.prior is not None:
+            plain = AdaptedWeights("instant", self.instant_decoder.deltas(pack, enrol_emb, use_prior=False))
+            speak = self._speaker(self.tts, plain)
+            row["instant"]["step_only"] = self.judge(pack, reference, real_f0, speak=speak)
 
         if self.options.finetune:
             for i, method in enumerate(self.options.finetune_methods):
@@ -292,8 +296,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "speakers": len(got),
         }
         # decoder clones: the same weights through PyTorch (as trained) and through onnxruntime whatever
-        # the runtime check chose; an instant clone with its decoder step: the style alone
-        for part in ("as_trained", "onnxruntime", "style_only"):
+        # the runtime check chose; an instant clone with its decoder step: the style alone, and the step
+        # without the decoder prior
+        for part in ("as_trained", "onnxruntime", "style_only", "step_only"):
             secs = [g[part]["secs"] for g in got if part in g]
             if secs:
                 summary[method][f"{part}_secs_mean"] = round(float(np.mean(secs)), 4)

