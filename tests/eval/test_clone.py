@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from voxvault.audio.io import decode, encode
 from voxvault.cli import app
+from voxvault.engines.kernels import compiler
 
 pytestmark = [pytest.mark.slow, needs_testdata]
 
@@ -43,6 +44,11 @@ def test_eval_reports_both_fine_tuning_methods(clip_dir: Path, tmp_path: Path) -
         row["finetuned_decoder"]["method"] == "decoder"
         and len(row["finetuned_decoder"]["train_similarity"]) == 1
     )
+    # The instant clone as enrollment makes it (decoder prior + step where the fused graph runs), judged
+    # beside the step without the prior and the style alone
+    if compiler() is not None:
+        assert {"style_only", "step_only"} <= set(row["instant"])
+        assert 0.0 < report["summary"]["instant"]["step_only_secs_mean"] <= 1.0
     summary = report["summary"]
     for method in ("preset", "instant", "finetuned", "finetuned_search", "finetuned_decoder"):
         assert 0.0 < summary[method]["secs_mean"] <= 1.0 and summary[method]["wer_mean"] >= 0.0

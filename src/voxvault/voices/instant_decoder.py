@@ -174,8 +174,7 @@ class InstantDecoder:
         )
         if not tts.speaks(zero):
             return None
-        fingerprint = bias_fingerprint(tts.shipped_biases(), jacobian.names)
-        if fingerprint != jacobian.fingerprint:
+        if bias_fingerprint(tts.shipped_biases(), jacobian.names) != jacobian.fingerprint:
             log.warning("instant decoder step unavailable: the Jacobian is for another model")
             return None
         return cls(tts, encoder, jacobian, load_prior(jacobian, prior_path) if prior else None)
