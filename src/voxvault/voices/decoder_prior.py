@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voxvault.engines.base import FloatArray
+from voxvault.voices.bias_layout import shape_arrays, shapes_of, split
 from voxvault.voices.identity import unit
 
 PRIOR_FILE = "decoder_prior.npz"
@@ -59,14 +60,9 @@ class DecoderPrior:
     def load(cls, path: Path | None = None) -> DecoderPrior:
         source = path or Path(str(resources.files("voxvault.voices").joinpath("data", PRIOR_FILE)))
         with np.load(source, allow_pickle=False) as f:
-            flat = [int(x) for x in f["dims"]]
-            shapes, at = [], 0
-            for rank in (int(r) for r in f["ranks"]):
-                shapes.append(tuple(flat[at : at + rank]))
-                at += rank
             prior = cls(
                 names=tuple(str(n) for n in f["names"]),
-                shapes=tuple(shapes),
+                shapes=shapes_of(f),
                 anchors=np.asarray(f["anchors"], dtype=np.float32),
                 coef=np.asarray(f["coef"], dtype=np.float16),
                 scale=float(f["scale"]),
@@ -96,8 +92,7 @@ class DecoderPrior:
             anchors=design_rows(embeddings).astype(np.float32),
             coef=ridge_dual(embeddings, deltas, lam).astype(np.float16),
             names=np.array(list(names)),
-            ranks=np.array([len(x) for x in shapes], dtype=np.int64),
-            dims=np.array([d for x in shapes for d in x], dtype=np.int64),
+            **shape_arrays(shapes),  # type: ignore[arg-type]  # numpy stubs match ** to allow_pickle
             scale=np.float64(scale),
             lam=np.float64(lam),
             fingerprint=np.array(fingerprint),
@@ -114,9 +109,4 @@ class DecoderPrior:
 
     def predict(self, target: FloatArray) -> dict[str, NDArray[np.float32]]:
         """Per bias name, the deltas a voice with speaker embedding ``target`` starts from."""
-        flat, out, at = self.flat(target), {}, 0
-        for name, shape in zip(self.names, self.shapes, strict=True):
-            size = int(np.prod(shape))
-            out[name] = flat[at : at + size].reshape(shape)
-            at += size
-        return out
+        return split(self.flat(target), self.names, self.shapes)

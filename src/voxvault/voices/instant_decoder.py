@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voxvault.engines.base import AdaptedSpeaker, AdaptedWeights, FloatArray, SpeakerEncoder, TTSEngine
+from voxvault.voices.bias_layout import shape_arrays, shapes_of, split
 from voxvault.voices.decoder_prior import DecoderPrior
 from voxvault.voices.identity import embed_sentences, unit
 
@@ -58,14 +59,9 @@ class DecoderJacobian:
         source = path or Path(str(resources.files("voxvault.voices").joinpath("data", JACOBIAN_FILE)))
         with np.load(source, allow_pickle=False) as f:
             sizes = [int(n) for n in f["sizes"]]
-            flat = [int(x) for x in f["dims"]]
-            shapes, at = [], 0
-            for rank in (int(r) for r in f["ranks"]):
-                shapes.append(tuple(flat[at : at + rank]))
-                at += rank
             jac = cls(
                 names=tuple(str(n) for n in f["names"]),
-                shapes=tuple(shapes),
+                shapes=shapes_of(f),
                 left=np.asarray(f["left"], dtype=np.float32),
                 right=np.asarray(f["right"], dtype=np.float16),
                 sentences=tuple(str(s) for s in f["sentences"]),
@@ -96,8 +92,7 @@ class DecoderJacobian:
             right=vt[:rank].astype(np.float16),
             names=np.array(list(names)),
             sizes=np.array([int(np.prod(x)) for x in shapes], dtype=np.int64),
-            ranks=np.array([len(x) for x in shapes], dtype=np.int64),
-            dims=np.array([d for x in shapes for d in x], dtype=np.int64),
+            **shape_arrays(shapes),  # type: ignore[arg-type]  # numpy stubs match ** to allow_pickle
             sentences=np.array(list(sentences)),
             step=np.float64(step),
             fingerprint=np.array(fingerprint),
@@ -114,13 +109,7 @@ class DecoderJacobian:
         e = unit(current)
         g = t - float(t @ e) * e
         direction = self.right32.T @ (self.left.T @ g.astype(np.float32))
-        flat = (self.step * np.sign(direction)).astype(np.float32)
-        out, at = {}, 0
-        for name, shape in zip(self.names, self.shapes, strict=True):
-            size = int(np.prod(shape))
-            out[name] = flat[at : at + size].reshape(shape)
-            at += size
-        return out
+        return split((self.step * np.sign(direction)).astype(np.float32), self.names, self.shapes)
 
 
 def bias_fingerprint(shipped: Mapping[str, NDArray[Any]], names: Sequence[str]) -> str:
