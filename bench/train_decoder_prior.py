@@ -33,7 +33,7 @@ from voxvault.voices.decoder_adaptation import DecoderTuner, adapt_decoder
 from voxvault.voices.decoder_prior import PRIOR_FILE, DecoderPrior
 from voxvault.voices.identity import unit
 from voxvault.voices.instant import StyleMap, instant_style
-from voxvault.voices.instant_decoder import DecoderJacobian, bias_fingerprint
+from voxvault.voices.instant_decoder import DecoderJacobian
 
 STEPS = 10  # fine-tuning steps per speaker (the adapt job allows 24; most of the way is in the first 10)
 LAMBDA = 1.0  # ridge penalty on the dual (speaker) side
@@ -65,7 +65,7 @@ def fine_tune_all(clips: Path, work: Path, steps: int) -> None:
             evaluator.basis, evaluator.style_map, target, decoded.samples, decoded.sample_rate
         )
         # the prior is what this trains: every speaker starts from the plain step
-        start = AdaptedWeights("instant", instant.deltas(pack, target, use_prior=False))
+        start = AdaptedWeights("instant", instant.step(pack, target))
         tuner = DecoderTuner(
             tts, evaluator.encoder, evaluator.asr, pack, target, FINETUNE_SENTENCES, phonemes, start=start
         )
@@ -83,10 +83,9 @@ def fit(work: Path, out: Path, lam: float, scale: float) -> None:
     rows = [np.load(f) for f in files]
     embeddings = np.stack([r["t"] for r in rows])
     deltas = np.stack([r["tuned"].astype(np.float32) for r in rows])
-    engines = EngineRegistry(Settings().prepare())
-    tts = engines.tts()
+    # The prior indexes the Jacobian's biases; the Jacobian's fingerprint is checked against the engine's
+    # shipped biases where both are used (InstantDecoder.for_engine)
     jacobian = DecoderJacobian.load()
-    fingerprint = bias_fingerprint(tts.shipped_biases(), jacobian.names)  # type: ignore[attr-defined]
     DecoderPrior.save(
         out,
         embeddings,
@@ -95,7 +94,7 @@ def fit(work: Path, out: Path, lam: float, scale: float) -> None:
         jacobian.shapes,
         lam=lam,
         scale=scale,
-        fingerprint=fingerprint,
+        fingerprint=jacobian.fingerprint,
     )
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {len(files)} speakers")
 

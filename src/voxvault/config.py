@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     instant_decoder_prior: bool = Field(
         default=True,
         description="Start the instant decoder step from the decoder prior: the biases fine-tuning reaches, "
-        "predicted from the speaker embedding by a regression learned on 46 other speakers "
+        "predicted from the speaker embedding by a regression learned on 41 other speakers "
         "(voices/decoder_prior.py). false = the Jacobian step alone.",
     )
     threads: int = Field(default=0, description="Inference threads; 0 = all cores.")

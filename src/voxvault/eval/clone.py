@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from voxvault.audio.io import decode
 from voxvault.engines.asr import word_error_rate
@@ -256,16 +257,17 @@ class CloneEvaluator:
         t0 = time.perf_counter()
         pack, z = instant_style(self.basis, self.style_map, enrol_emb, enrol, rate)
         instant: AdaptedWeights | None = None
+        step: dict[str, NDArray[np.float32]] | None = None
         if self.instant_decoder is not None:
-            instant = AdaptedWeights("instant", self.instant_decoder.deltas(pack, enrol_emb))
+            step = self.instant_decoder.step(pack, enrol_emb)
+            instant = AdaptedWeights("instant", self.instant_decoder.with_prior(step, enrol_emb))
         row["instant"] = {"time_s": round(time.perf_counter() - t0, 3)}
         speak = self._speaker(self.tts, instant) if instant is not None else None
         row["instant"].update(self.judge(pack, reference, real_f0, speak=speak))
         if instant is not None:
             row["instant"]["style_only"] = self.judge(pack, reference, real_f0)
-        if self.instant_decoder is not None and self.instant_decoder.prior is not None:
-            plain = AdaptedWeights("instant", self.instant_decoder.deltas(pack, enrol_emb, use_prior=False))
-            speak = self._speaker(self.tts, plain)
+        if step is not None and self.instant_decoder is not None and self.instant_decoder.prior is not None:
+            speak = self._speaker(self.tts, AdaptedWeights("instant", step))
             row["instant"]["step_only"] = self.judge(pack, reference, real_f0, speak=speak)
 
         if self.options.finetune:

@@ -173,20 +173,29 @@ class InstantDecoder:
         clips = [self.tts.synthesize(phonemes, pack) for phonemes in self.phonemes]
         return embed_sentences(self.encoder, clips, self.tts.sample_rate)
 
-    def deltas(
-        self, pack: FloatArray, target: FloatArray, *, use_prior: bool = True
+    def step(self, pack: FloatArray, target: FloatArray) -> dict[str, NDArray[np.float32]]:
+        """The Jacobian step alone: one sign step from the voice's instant style toward the speaker, measured
+        at the style alone (measuring it with the prior's prediction applied scored the same on average and
+        worse for some speakers)."""
+        return self.jacobian.toward(target, self.embedding(pack))
+
+    def with_prior(
+        self, step: Mapping[str, NDArray[np.float32]], target: FloatArray
     ) -> dict[str, NDArray[np.float32]]:
-        """The voice's own bias deltas: one step from its instant style toward the speaker, added to the
-        prior's prediction where there is one (and ``use_prior``). The step is measured at the style alone:
-        measuring it with the prediction applied scored the same on average and worse for some speakers."""
+        """``step`` added to the prior's prediction for the speaker; ``step`` itself without a prior."""
+        if self.prior is None:
+            return dict(step)
+        start = self.prior.predict(target)
+        return {n: start[n] + d for n, d in step.items()}
+
+    def deltas(self, pack: FloatArray, target: FloatArray) -> dict[str, NDArray[np.float32]]:
+        """The voice's own bias deltas: the prior's prediction (where there is one) plus the step."""
         t0 = time.perf_counter()
-        start = self.prior.predict(target) if self.prior is not None and use_prior else None
-        step = self.jacobian.toward(target, self.embedding(pack))
-        deltas = step if start is None else {n: start[n] + d for n, d in step.items()}
+        deltas = self.with_prior(self.step(pack, target), target)
         log.info(
             "instant decoder step: %d biases, prior %s, in %.2fs",
             len(deltas),
-            "yes" if start is not None else "no",
+            "yes" if self.prior is not None else "no",
             time.perf_counter() - t0,
         )
         return deltas
