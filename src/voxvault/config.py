@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     instant_decoder: bool = Field(
         default=True,
         description="Give each new cloned voice its own decoder style biases at enrollment: one step toward "
-        "the speaker along the shipped decoder Jacobian (voices/instant_decoder.py; about half a second). "
+        "the speaker along the shipped decoder Jacobian (voices/instant_decoder.py; milliseconds). "
         "Measured: held-out similarity 0.702 (0.733 with the decoder prior) against 0.641 for the style "
         "alone. Needs an engine that speaks "
         "per-call biases (the fused onnxruntime graph or PyTorch Kokoro); skipped otherwise.",
@@ -73,8 +73,15 @@ class Settings(BaseSettings):
     instant_decoder_prior: bool = Field(
         default=True,
         description="Start the instant decoder step from the decoder prior: the biases fine-tuning reaches, "
-        "predicted from the speaker embedding by a regression learned on 41 other speakers "
+        "predicted from the speaker embedding by a regression learned on 47 other speakers "
         "(voices/decoder_prior.py). false = the Jacobian step alone.",
+    )
+    instant_decoder_embedding: Literal["predicted", "spoken"] = Field(
+        default="predicted",
+        description="How the instant decoder step learns how the voice's instant style sounds: predicted "
+        "from the style by the shipped clone embedding map (voices/clone_embedding.py; milliseconds) or "
+        "spoken (the Jacobian's two sentences synthesised and embedded; 0.5-5 s on a 2-core CPU). "
+        "predicted falls back to spoken where the map does not fit the engine.",
     )
     threads: int = Field(default=0, description="Inference threads; 0 = all cores.")
 

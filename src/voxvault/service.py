@@ -178,7 +178,10 @@ class VoxVault:
         if not self.settings.instant_decoder:
             return None
         return InstantDecoder.for_engine(
-            self.engines.tts(), self.engines.speaker(), prior=self.settings.instant_decoder_prior
+            self.engines.tts(),
+            self.engines.speaker(),
+            prior=self.settings.instant_decoder_prior,
+            predicted=self.settings.instant_decoder_embedding == "predicted",
         )
 
     @cached_property

@@ -57,6 +57,9 @@ def test_a_saved_prior_loads_and_predicts_its_scaled_regression(tmp_path: Path) 
     expected = 0.5 * (x @ design_rows(target)[0]) @ ridge_dual(train, deltas, 0.5)
     flat = np.concatenate([v.reshape(-1) for v in got.values()])
     assert np.allclose(flat, expected, atol=2e-3 * np.abs(expected).max())  # coef ships in float16
+    # The speakers it was fitted on come back out of the dual form (a refit with more need not redo them)
+    assert prior.lam == 0.5
+    assert np.allclose(prior.training_deltas(), deltas, atol=5e-3 * np.abs(deltas).max())
     broken = tmp_path / "broken.npz"
     np.savez(broken, **{k: v for k, v in np.load(path).items() if k != "coef"})
     with pytest.raises(KeyError):

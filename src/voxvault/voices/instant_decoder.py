@@ -12,7 +12,9 @@ the voice's instant style (onnxruntime), embed them, ``g = t - (t.e) e`` (the gr
 the speaker's unit embedding ``t``), deltas = ``STEP * sign(J^T g)``. A single step: more, with the same
 ``J``, raised the similarity on those sentences and lowered it on others (``docs/cloning.md``). Where the
 decoder prior ships (``voices/decoder_prior.py``), the step is added to its prediction of where
-fine-tuning would take the speaker's biases.
+fine-tuning would take the speaker's biases. Where the clone embedding map ships
+(``voices/clone_embedding.py``), the embedding of the two sentences is predicted from the instant style
+instead of spoken, which takes the instant clone from seconds to milliseconds.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from numpy.typing import NDArray
 
 from voxvault.engines.base import AdaptedSpeaker, AdaptedWeights, FloatArray, SpeakerEncoder, TTSEngine
 from voxvault.voices.bias_layout import shape_arrays, shapes_of, split
+from voxvault.voices.clone_embedding import CloneEmbeddingMap, basis_fingerprint, jacobian_key
 from voxvault.voices.decoder_prior import DecoderPrior
 from voxvault.voices.identity import embed_sentences, unit
+from voxvault.voices.instant import StyleBasis
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +134,12 @@ class InstantDecoder:
         encoder: SpeakerEncoder,
         jacobian: DecoderJacobian,
         prior: DecoderPrior | None = None,
+        embedding_map: tuple[CloneEmbeddingMap, StyleBasis] | None = None,
     ) -> None:
         from voxvault.text import TextFrontend
 
         self.tts, self.encoder, self.jacobian, self.prior = tts, encoder, jacobian, prior
+        self.embedding_map = embedding_map
         self.frontend = TextFrontend(max_phonemes=tts.max_phonemes)
         self.phonemes = [self.frontend.phonemes(s) for s in jacobian.sentences]
 
@@ -146,10 +152,14 @@ class InstantDecoder:
         *,
         prior: bool = True,
         prior_path: Path | None = None,
+        predicted: bool = True,
+        map_path: Path | None = None,
     ) -> InstantDecoder | None:
         """None when the engine cannot speak per-call biases or the Jacobian (``path``, default the shipped
         one) is not its model's. With ``prior``, the decoder prior (``prior_path``, default the shipped one)
-        is used when it is the same model's; without it, or when it is not, the plain step."""
+        is used when it is the same model's; without it, or when it is not, the plain step. With
+        ``predicted``, the clone embedding map (``map_path``, default the shipped one) replaces speaking
+        the Jacobian's sentences when it was trained for this model, sentences and style basis."""
         if not isinstance(tts, AdaptedSpeaker):
             return None
         try:
@@ -166,9 +176,25 @@ class InstantDecoder:
         if bias_fingerprint(tts.shipped_biases(), jacobian.names) != jacobian.fingerprint:
             log.warning("instant decoder step unavailable: the Jacobian is for another model")
             return None
-        return cls(tts, encoder, jacobian, load_prior(jacobian, prior_path) if prior else None)
+        return cls(
+            tts,
+            encoder,
+            jacobian,
+            load_prior(jacobian, prior_path) if prior else None,
+            load_embedding_map(tts, jacobian, map_path) if predicted else None,
+        )
 
     def embedding(self, pack: FloatArray) -> NDArray[np.float32]:
+        """GE2E embedding (unit length) of the Jacobian's sentences in ``pack``: predicted where the map
+        applies to ``pack`` (an instant style), else spoken."""
+        if self.embedding_map is not None:
+            embedding_map, basis = self.embedding_map
+            predicted = embedding_map.embedding(basis, pack)
+            if predicted is not None:
+                return predicted
+        return self.spoken_embedding(pack)
+
+    def spoken_embedding(self, pack: FloatArray) -> NDArray[np.float32]:
         """GE2E embedding (unit length) of the Jacobian's sentences spoken in ``pack``."""
         clips = [self.tts.synthesize(phonemes, pack) for phonemes in self.phonemes]
         return embed_sentences(self.encoder, clips, self.tts.sample_rate)
@@ -193,9 +219,10 @@ class InstantDecoder:
         t0 = time.perf_counter()
         deltas = self.with_prior(self.step(pack, target), target)
         log.info(
-            "instant decoder step: %d biases, prior %s, in %.2fs",
+            "instant decoder step: %d biases, prior %s, embedding %s, in %.2fs",
             len(deltas),
             "yes" if self.prior is not None else "no",
+            "predicted" if self.embedding_map is not None else "spoken",
             time.perf_counter() - t0,
         )
         return deltas
@@ -215,3 +242,26 @@ def load_prior(jacobian: DecoderJacobian, path: Path | None = None) -> DecoderPr
         log.warning("decoder prior unavailable: it is for another model")
         return None
     return prior
+
+
+def load_embedding_map(
+    tts: TTSEngine, jacobian: DecoderJacobian, path: Path | None = None
+) -> tuple[CloneEmbeddingMap, StyleBasis] | None:
+    """The clone embedding map and the style basis it reads, when it was trained for this engine's presets
+    and the Jacobian's model and sentences."""
+    styles = getattr(tts, "preset_styles", None)
+    if not callable(styles):
+        return None
+    try:
+        embedding_map = CloneEmbeddingMap.load(path)
+    except (FileNotFoundError, OSError, ValueError, KeyError) as exc:
+        log.info("clone embedding map unavailable: %s", type(exc).__name__)
+        return None
+    basis = StyleBasis.from_presets(styles())
+    if embedding_map.size != basis.size or (
+        embedding_map.basis_fingerprint,
+        embedding_map.jacobian_fingerprint,
+    ) != (basis_fingerprint(basis), jacobian_key(jacobian.fingerprint, jacobian.sentences)):
+        log.warning("clone embedding map unavailable: it is for another model, style basis or sentences")
+        return None
+    return embedding_map, basis

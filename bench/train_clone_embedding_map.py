@@ -1,0 +1,205 @@
+"""Train the clone embedding map the instant decoder step uses (``voices/data/clone_embedding_map.npz``).
+
+The instant decoder step needs the GE2E embedding of the Jacobian's two sentences spoken in the voice's
+instant style (``voices/instant_decoder.py``). Speaking them is the whole cost of the instant clone (about
+5 s of audio: 0.5-1.4 s on a 2-core CPU with VNNI, 2-5 s without). An instant style is a point ``z`` of
+the 24-d style basis, so that embedding is a fixed function of ``z``: this script samples ``z`` (the
+instant styles the style map gives real speakers, played at several speeds, and random styles around the
+presets as ``bench/train_style_map.py`` draws them), speaks the sentences, embeds them, and fits a ridge
+regression from ``[z, z_i z_j, 1]`` to the unit embedding, its penalty chosen by cross-validation. It
+reports the held-out cosine of predicted to real embeddings and how often the step's sign agrees.
+
+    python bench/train_clone_embedding_map.py --clips /tmp/zv/de --samples 400   # ~1-2 s per sample
+
+Samples are appended to ``--data`` as they are made (a stopped run resumes; ``--fit-only`` refits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from voxvault.audio.io import decode
+from voxvault.config import Settings
+from voxvault.engines.registry import EngineRegistry
+from voxvault.eval.clone import speaker_clips
+from voxvault.voices.clone_embedding import (
+    EMBEDDING_MAP_FILE,
+    CloneEmbeddingMap,
+    basis_fingerprint,
+    jacobian_key,
+)
+from voxvault.voices.identity import embed_sentences, unit
+from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
+from voxvault.voices.instant_decoder import DecoderJacobian
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src/voxvault/voices/data" / EMBEDDING_MAP_FILE
+SPEEDS = (0.85, 0.92, 1.0, 1.08, 1.15)  # real speakers' clips played faster or slower: more real-like z
+NEAR_REAL_SD = 0.3  # noise (basis standard deviations) around a real speaker's style for --near-real
+
+
+def speaker_coords(
+    clips: Path, basis: StyleBasis, encoder: object, speeds: tuple[float, ...]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(instant style, speaker embedding) the style map gives each clip at each speed, as enrollment would."""
+    import soxr
+
+    style_map = StyleMap.load()
+    out = []
+    for path in speaker_clips(clips):
+        decoded = decode(path, max_bytes=50_000_000, max_seconds=120.0)
+        for factor in speeds:
+            rate = decoded.sample_rate
+            samples = (
+                decoded.samples if factor == 1.0 else soxr.resample(decoded.samples, rate * factor, rate)
+            )
+            target = unit(encoder.embed(np.asarray(samples, np.float32), rate))  # type: ignore[attr-defined]
+            _, z = instant_style(basis, style_map, target, samples, rate)
+            out.append((z, target))
+    return out
+
+
+def random_coords(rng: np.random.Generator, basis: StyleBasis, preset_coords: np.ndarray) -> np.ndarray:
+    """Half blends of presets plus noise, half Gaussian draws inside the presets' spread."""
+    if rng.random() < 0.5:
+        weights = rng.dirichlet(np.full(len(preset_coords), 0.5))
+        return (weights @ preset_coords + rng.normal(0, 0.35, basis.size)).astype(np.float32)
+    return rng.normal(0, 0.9, basis.size).astype(np.float32)
+
+
+REAL, RANDOM, NEAR_REAL = 0, 1, 2  # where a sample's style came from
+
+
+def sample_kinds(real: int, samples: int, total: int) -> np.ndarray:
+    """The plan's order: the real speakers' styles, random ones up to ``samples``, then near-real ones."""
+    kinds = np.full(total, NEAR_REAL, dtype=np.int64)
+    kinds[: max(samples, real)] = RANDOM
+    kinds[:real] = REAL
+    return kinds
+
+
+def save(path: Path, zs: list, es: list, targets: np.ndarray, kinds: np.ndarray, source: list) -> None:
+    n = len(zs)
+    np.savez(path, z=np.stack(zs), e=np.stack(es), targets=targets, kind=kinds[:n], source=source[:n])
+
+
+def basis_of(engines: EngineRegistry) -> StyleBasis:
+    return StyleBasis.from_presets(engines.tts().preset_styles())
+
+
+def collect(args: argparse.Namespace) -> None:
+    engines = EngineRegistry(Settings().prepare())
+    tts, encoder = engines.tts(), engines.speaker()
+    presets = tts.preset_styles()
+    basis = StyleBasis.from_presets(presets)
+    preset_coords = np.stack([basis.coords(presets[n]) for n in sorted(presets)])
+    jacobian = DecoderJacobian.load()
+    from voxvault.text import TextFrontend
+
+    frontend = TextFrontend(max_phonemes=tts.max_phonemes)
+    phonemes = [frontend.phonemes(s) for s in jacobian.sentences]
+    zs, es = [], []
+    if args.data.exists():
+        with np.load(args.data) as saved:
+            zs, es = list(saved["z"]), list(saved["e"])
+    real = speaker_coords(args.clips, basis, encoder, SPEEDS) if args.clips else []
+    targets = np.stack([t for _, t in real]) if real else np.zeros((0, 256), np.float32)
+    rng = np.random.default_rng(args.seed)
+    plan = [np.clip(z, -2.5, 2.5) for z, _ in real]
+    while len(plan) < args.samples:
+        plan.append(np.clip(random_coords(rng, basis, preset_coords), -2.5, 2.5))
+    # then styles near the real speakers' (where enrollment's styles lie): one of them plus a little noise
+    source = [i for i in range(len(real))] + [-1] * (len(plan) - len(real))  # the real style a row is of
+    for _ in range(args.near_real if real else 0):
+        source.append(int(rng.integers(len(real))))
+        z = real[source[-1]][0] + rng.normal(0, NEAR_REAL_SD, basis.size)
+        plan.append(np.clip(z, -2.5, 2.5).astype(np.float32))
+    kinds = sample_kinds(len(real), args.samples, len(plan))
+    t0 = time.perf_counter()
+    for i, z in enumerate(plan[len(zs) :], start=len(zs)):
+        pack = basis.pack(z)
+        clips = [tts.synthesize(p, pack) for p in phonemes]
+        zs.append(np.asarray(z, np.float32))
+        es.append(embed_sentences(encoder, clips, tts.sample_rate))
+        if (i + 1) % 10 == 0:
+            save(args.data, zs, es, targets, kinds, source)
+            print(f"{i + 1}/{len(plan)} samples, {time.perf_counter() - t0:.0f}s", flush=True)
+    save(args.data, zs, es, targets, kinds, source)
+
+
+def step_direction(jacobian: DecoderJacobian, target: np.ndarray, clone: np.ndarray) -> np.ndarray:
+    """``J^T g``: what the instant step takes the sign of (``DecoderJacobian.toward``)."""
+    g = target - float(target @ clone) * clone
+    return np.asarray(jacobian.right32.T @ (jacobian.left.T @ g.astype(np.float32)))
+
+
+def sign_agreement(
+    jacobian: DecoderJacobian, targets: np.ndarray, true: np.ndarray, pred: np.ndarray
+) -> float:
+    """Share of the step's weight (|J^T g|) whose sign the predicted embedding gets right."""
+    agree = total = 0.0
+    for t, e, p in zip(targets, true, pred, strict=True):
+        d_true, d_pred = step_direction(jacobian, t, unit(e)), step_direction(jacobian, t, unit(p))
+        w = np.abs(d_true)
+        agree += float(w[np.sign(d_true) == np.sign(d_pred)].sum())
+        total += float(w.sum())
+    return agree / max(total, 1e-12)
+
+
+def fit(args: argparse.Namespace) -> None:
+    with np.load(args.data) as saved:
+        z, e = saved["z"].astype(np.float64), saved["e"].astype(np.float64)
+        targets = saved["targets"].astype(np.float64) if "targets" in saved else None
+        kind = saved.get("kind")
+        source = saved.get("source")
+    engines = EngineRegistry(Settings().prepare())
+    if targets is None and args.clips:  # samples saved before the targets were kept
+        targets = np.stack(
+            [t for _, t in speaker_coords(args.clips, basis_of(engines), engines.speaker(), SPEEDS)]
+        )
+    if kind is None:
+        kind = sample_kinds(len(targets) if targets is not None else 0, args.samples, len(z))
+    # the penalty is chosen on the styles real speakers get (and those near them), not the random ones
+    fitted, report = CloneEmbeddingMap.fit_cv(z, e, judged=kind != RANDOM)
+    report.update({"real": int((kind == REAL).sum()), "near_real": int((kind == NEAR_REAL).sum())})
+    # The step's signs with predicted embeddings, for the real speakers' styles, each map fitted without
+    # that speaker's five speeds: the step toward the speaker from its predicted instead of spoken clone
+    jacobian = DecoderJacobian.load()
+    if targets is not None and len(targets) and source is not None:
+        # a row's speaker: the clip its real style (or the real style it is near) came from
+        speaker = np.where(source >= 0, source // len(SPEEDS), -1)
+        agreements = []
+        for s in range(len(targets) // len(SPEEDS)):
+            rows = np.flatnonzero((speaker == s) & (kind == REAL))  # its own styles, at each speed
+            held = CloneEmbeddingMap.fit(z[speaker != s], e[speaker != s], fitted.ridge)
+            agreements.append(sign_agreement(jacobian, targets[rows], e[rows], held.predict(z[rows])))
+        report["step_sign_agreement_real"] = round(float(np.mean(agreements)), 4)
+    basis = basis_of(engines)
+    fitted = fitted.with_fingerprints(
+        basis_fingerprint(basis), jacobian_key(jacobian.fingerprint, jacobian.sentences)
+    )
+    fitted.save(args.out)
+    print(json.dumps({"samples": len(z), **report, "out": str(args.out)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=Path, default=None, help="real speakers' clips for realistic styles")
+    parser.add_argument("--samples", type=int, default=400)
+    parser.add_argument("--near-real", type=int, default=300, help="then styles near the real speakers'")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--data", type=Path, default=Path("clone_embedding_samples.npz"))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--fit-only", action="store_true")
+    args = parser.parse_args()
+    if not args.fit_only:
+        collect(args)
+    fit(args)
+
+
+if __name__ == "__main__":
+    main()

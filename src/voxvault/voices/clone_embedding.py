@@ -1,0 +1,141 @@
+"""Clone embedding map: how an instant style sounds to GE2E, predicted instead of spoken.
+
+The instant decoder step (``voices/instant_decoder.py``) starts from the GE2E embedding of the Jacobian's
+two sentences spoken in the voice's instant style. Speaking them is the whole cost of an instant clone
+(about 5 s of audio, 0.5-5 s of CPU depending on the machine). An instant style is a point ``z`` of the
+style basis (``voices/instant.py``), so that embedding is a fixed, smooth function of ``z`` for a given
+model and sentences: ``bench/train_clone_embedding_map.py`` samples styles, speaks and embeds them, and
+fits a ridge regression from ``[z, z_i z_j, 1]`` to the embedding. Predicting it takes well under a
+millisecond. The map carries fingerprints of the style basis and the Jacobian it was trained for; the
+step uses real speech whenever either differs, or the voice's pack is not a point of the basis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from voxvault.engines.base import FloatArray
+from voxvault.voices.identity import unit
+from voxvault.voices.instant import StyleBasis
+
+EMBEDDING_MAP_FILE = "clone_embedding_map.npz"
+#: a pack this far (relative RMS) from the basis point nearest to it is not an instant style
+PACK_TOLERANCE = 1e-3
+
+
+def quadratic_features(z: NDArray[Any]) -> NDArray[np.float64]:
+    """``[z, z_i z_j for i <= j, 1]`` per row."""
+    zs = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    i, j = np.triu_indices(zs.shape[1])
+    return np.hstack([zs, zs[:, i] * zs[:, j], np.ones((len(zs), 1))])
+
+
+def jacobian_key(fingerprint: str, sentences: tuple[str, ...]) -> str:
+    """What a map's embeddings depend on besides the style: the model (the Jacobian's bias fingerprint)
+    and the sentences spoken."""
+    return hashlib.sha256("\n".join((fingerprint, *sentences)).encode()).hexdigest()
+
+
+def basis_fingerprint(basis: StyleBasis) -> str:
+    """sha256 of the basis (mean pack and directions, float32): the styles a map was trained on."""
+    digest = hashlib.sha256(np.ascontiguousarray(basis.mean_pack, np.float32).tobytes())
+    digest.update(np.ascontiguousarray(basis.directions, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CloneEmbeddingMap:
+    weights: NDArray[np.float32]  # (features, 256)
+    size: int  # basis coordinates the map takes
+    ridge: float
+    basis_fingerprint: str = ""
+    jacobian_fingerprint: str = ""  # the Jacobian's (its model's biases and sentences) it serves
+
+    @classmethod
+    def fit(cls, z: NDArray[Any], e: NDArray[Any], ridge: float) -> CloneEmbeddingMap:
+        x = quadratic_features(z)
+        reg = ridge * np.eye(x.shape[1])
+        reg[-1, -1] = 0.0  # the constant is not penalised
+        w = np.linalg.solve(x.T @ x + reg, x.T @ np.asarray(e, dtype=np.float64))
+        return cls(w.astype(np.float32), int(np.atleast_2d(z).shape[1]), float(ridge))
+
+    @classmethod
+    def fit_cv(
+        cls,
+        z: NDArray[Any],
+        e: NDArray[Any],
+        ridges: tuple[float, ...] = (0.1, 0.3, 1, 3, 10, 30, 100),
+        folds: int = 5,
+        judged: NDArray[np.bool_] | None = None,
+    ) -> tuple[CloneEmbeddingMap, dict[str, float]]:
+        """The penalty with the best mean held-out cosine over the ``judged`` rows (default all: the styles
+        that matter, such as those real speakers get); the report says how good it was."""
+        fold_of = np.arange(len(z)) % folds
+        judge = np.ones(len(z), dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
+        scores = {}
+        for ridge in ridges:
+            cos: list[float] = []
+            for f in range(folds):
+                train, test = fold_of != f, (fold_of == f) & judge
+                pred = cls.fit(z[train], e[train], ridge).predict(z[test])
+                cos.extend(float(p @ unit(t)) for p, t in zip(pred, e[test], strict=True))
+            scores[ridge] = (float(np.mean(cos)), float(np.percentile(cos, 5)))
+        best = max(scores, key=lambda r: scores[r][0])
+        # How far apart the sampled clones themselves are: the scale the prediction's error is read on
+        units = np.stack([unit(v) for v in e[judge]])
+        spread = float(np.mean(units @ units.mean(axis=0) / np.linalg.norm(units.mean(axis=0))))
+        report = {
+            "ridge": best,
+            "cv_cosine_mean": round(scores[best][0], 4),
+            "cv_cosine_p5": round(scores[best][1], 4),
+            "cosine_to_mean_clone": round(spread, 4),
+        }
+        return cls.fit(z, e, best), report
+
+    def predict(self, z: NDArray[Any]) -> NDArray[np.float32]:
+        """Unit embeddings (one row per row of ``z``)."""
+        zs = np.atleast_2d(np.asarray(z, dtype=np.float64))[:, : self.size]
+        out = quadratic_features(zs) @ self.weights.astype(np.float64)
+        return np.stack([unit(row) for row in out])
+
+    def embedding(self, basis: StyleBasis, pack: FloatArray) -> NDArray[np.float32] | None:
+        """The predicted embedding of ``pack``; None when ``pack`` is not a point of ``basis``."""
+        z = basis.coords(pack)
+        rebuilt = basis.pack(z)
+        arr = np.asarray(pack, dtype=np.float32).reshape(rebuilt.shape)
+        if float(np.sqrt(np.mean((arr - rebuilt) ** 2))) > PACK_TOLERANCE * float(np.sqrt(np.mean(arr**2))):
+            return None
+        return self.predict(z)[0]
+
+    def with_fingerprints(self, basis: str, jacobian: str) -> CloneEmbeddingMap:
+        return CloneEmbeddingMap(self.weights, self.size, self.ridge, basis, jacobian)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            weights=self.weights.astype(np.float32),
+            size=np.int64(self.size),
+            ridge=np.float64(self.ridge),
+            basis_fingerprint=np.array(self.basis_fingerprint),
+            jacobian_fingerprint=np.array(self.jacobian_fingerprint),
+        )
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> CloneEmbeddingMap:
+        source = path or Path(str(resources.files("voxvault.voices").joinpath("data", EMBEDDING_MAP_FILE)))
+        with np.load(source, allow_pickle=False) as f:
+            return cls(
+                weights=np.asarray(f["weights"], dtype=np.float32),
+                size=int(f["size"]),
+                ridge=float(f["ridge"]),
+                basis_fingerprint=str(f["basis_fingerprint"]),
+                jacobian_fingerprint=str(f["jacobian_fingerprint"]),
+            )
