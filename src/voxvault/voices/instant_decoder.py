@@ -22,12 +22,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +40,7 @@ from voxvault.voices.identity import embed_sentences, unit
 from voxvault.voices.instant import StyleBasis
 
 log = logging.getLogger(__name__)
+_Loaded = TypeVar("_Loaded")
 
 JACOBIAN_FILE = "decoder_jacobian.npz"
 #: The blob a voice's instant decoder biases are sealed under (``meta.decoder.current`` names it).
@@ -162,10 +163,8 @@ class InstantDecoder:
         the Jacobian's sentences when it was trained for this model, sentences and style basis."""
         if not isinstance(tts, AdaptedSpeaker):
             return None
-        try:
-            jacobian = DecoderJacobian.load(path)
-        except (FileNotFoundError, OSError, ValueError, KeyError) as exc:
-            log.warning("instant decoder step unavailable: %s", type(exc).__name__)
+        jacobian = load_or_none(DecoderJacobian.load, path, "instant decoder step", logging.WARNING)
+        if jacobian is None:
             return None
         zero = AdaptedWeights(
             "probe",
@@ -219,21 +218,31 @@ class InstantDecoder:
         t0 = time.perf_counter()
         deltas = self.with_prior(self.step(pack, target), target)
         log.info(
-            "instant decoder step: %d biases, prior %s, embedding %s, in %.2fs",
+            "instant decoder step: %d biases, prior %s, clone embedding map %s, in %.2fs",
             len(deltas),
             "yes" if self.prior is not None else "no",
-            "predicted" if self.embedding_map is not None else "spoken",
+            "yes" if self.embedding_map is not None else "no",
             time.perf_counter() - t0,
         )
         return deltas
 
 
+def load_or_none(
+    load: Callable[[Path | None], _Loaded], path: Path | None, what: str, level: int = logging.INFO
+) -> _Loaded | None:
+    """``load(path)``, or None (logged, without the path or the exception's text) when the shipped file is
+    missing or unreadable: each of these files is an optional improvement of the instant clone."""
+    try:
+        return load(path)
+    except (FileNotFoundError, OSError, ValueError, KeyError) as exc:
+        log.log(level, "%s unavailable: %s", what, type(exc).__name__)
+        return None
+
+
 def load_prior(jacobian: DecoderJacobian, path: Path | None = None) -> DecoderPrior | None:
     """The decoder prior, when it exists and was fitted for the Jacobian's model and biases."""
-    try:
-        prior = DecoderPrior.load(path)
-    except (FileNotFoundError, OSError, ValueError, KeyError) as exc:
-        log.info("decoder prior unavailable: %s", type(exc).__name__)
+    prior = load_or_none(DecoderPrior.load, path, "decoder prior")
+    if prior is None:
         return None
     if prior.fingerprint != jacobian.fingerprint or (prior.names, prior.shapes) != (
         jacobian.names,
@@ -252,10 +261,8 @@ def load_embedding_map(
     styles = getattr(tts, "preset_styles", None)
     if not callable(styles):
         return None
-    try:
-        embedding_map = CloneEmbeddingMap.load(path)
-    except (FileNotFoundError, OSError, ValueError, KeyError) as exc:
-        log.info("clone embedding map unavailable: %s", type(exc).__name__)
+    embedding_map = load_or_none(CloneEmbeddingMap.load, path, "clone embedding map")
+    if embedding_map is None:
         return None
     basis = StyleBasis.from_presets(styles())
     if embedding_map.size != basis.size or (
