@@ -276,8 +276,8 @@ class CloneEvaluator:
         ):
             # the same clone with the Jacobian's sentences really spoken instead of their embedding predicted
             decoder = self.instant_decoder
-            spoken = decoder.jacobian.toward(enrol_emb, decoder.spoken_embedding(pack))
-            speak = self._speaker(self.tts, AdaptedWeights("instant", decoder.with_prior(spoken, enrol_emb)))
+            spoken = decoder.with_prior(decoder.step(pack, enrol_emb, spoken=True), enrol_emb)
+            speak = self._speaker(self.tts, AdaptedWeights("instant", spoken))
             row["instant"]["spoken_embedding"] = self.judge(pack, reference, real_f0, speak=speak)
 
         if self.options.finetune:

@@ -198,11 +198,13 @@ class InstantDecoder:
         clips = [self.tts.synthesize(phonemes, pack) for phonemes in self.phonemes]
         return embed_sentences(self.encoder, clips, self.tts.sample_rate)
 
-    def step(self, pack: FloatArray, target: FloatArray) -> dict[str, NDArray[np.float32]]:
+    def step(
+        self, pack: FloatArray, target: FloatArray, *, spoken: bool = False
+    ) -> dict[str, NDArray[np.float32]]:
         """The Jacobian step alone: one sign step from the voice's instant style toward the speaker, measured
         at the style alone (measuring it with the prior's prediction applied scored the same on average and
-        worse for some speakers)."""
-        return self.jacobian.toward(target, self.embedding(pack))
+        worse for some speakers); ``spoken``: from the spoken embedding even where it can be predicted."""
+        return self.jacobian.toward(target, self.spoken_embedding(pack) if spoken else self.embedding(pack))
 
     def with_prior(
         self, step: Mapping[str, NDArray[np.float32]], target: FloatArray
