@@ -127,19 +127,13 @@ def collect(args: argparse.Namespace) -> None:
     save(args.data, zs, es, targets, kinds, source)
 
 
-def step_direction(jacobian: DecoderJacobian, target: np.ndarray, clone: np.ndarray) -> np.ndarray:
-    """``J^T g``: what the instant step takes the sign of (``DecoderJacobian.toward``)."""
-    g = target - float(target @ clone) * clone
-    return np.asarray(jacobian.right32.T @ (jacobian.left.T @ g.astype(np.float32)))
-
-
 def sign_agreement(
     jacobian: DecoderJacobian, targets: np.ndarray, true: np.ndarray, pred: np.ndarray
 ) -> float:
     """Share of the step's weight (|J^T g|) whose sign the predicted embedding gets right."""
     agree = total = 0.0
     for t, e, p in zip(targets, true, pred, strict=True):
-        d_true, d_pred = step_direction(jacobian, t, unit(e)), step_direction(jacobian, t, unit(p))
+        d_true, d_pred = jacobian.direction(t, e), jacobian.direction(t, p)
         w = np.abs(d_true)
         agree += float(w[np.sign(d_true) == np.sign(d_pred)].sum())
         total += float(w.sum())

@@ -13,7 +13,7 @@ step uses real speech whenever either differs, or the voice's pack is not a poin
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,7 @@ class CloneEmbeddingMap:
         return self.predict(z)[0]
 
     def with_fingerprints(self, basis: str, jacobian: str) -> CloneEmbeddingMap:
-        return CloneEmbeddingMap(self.weights, self.size, self.ridge, basis, jacobian)
+        return replace(self, basis_fingerprint=basis, jacobian_fingerprint=jacobian)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -110,11 +110,16 @@ class DecoderJacobian:
 
     def toward(self, target: FloatArray, current: FloatArray) -> dict[str, NDArray[np.float32]]:
         """One sign step of the biases from the clone's embedding ``current`` toward ``target``."""
+        direction = self.direction(target, current)
+        return split((self.step * np.sign(direction)).astype(np.float32), self.names, self.shapes)
+
+    def direction(self, target: FloatArray, current: FloatArray) -> NDArray[np.float32]:
+        """``J^T g``, flat: the gradient of the clone's cosine to ``target`` with respect to the biases,
+        ``g = t - (t.e) e`` the way from the clone's unit embedding ``e`` toward the speaker's ``t``."""
         t = unit(target)
         e = unit(current)
         g = t - float(t @ e) * e
-        direction = self.right32.T @ (self.left.T @ g.astype(np.float32))
-        return split((self.step * np.sign(direction)).astype(np.float32), self.names, self.shapes)
+        return np.asarray(self.right32.T @ (self.left.T @ g.astype(np.float32)), dtype=np.float32)
 
 
 def bias_fingerprint(shipped: Mapping[str, NDArray[Any]], names: Sequence[str]) -> str:
