@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         "spoken (the Jacobian's two sentences synthesised and embedded; 0.5-5 s on a 2-core CPU). "
         "predicted falls back to spoken where the map does not fit the engine.",
     )
+    instant_pitch: bool = Field(
+        default=True,
+        description="Give each new cloned voice its speaker's pitch: a factor on the F0 contour that moves "
+        "the clone's median F0, predicted from its style by the shipped pitch map (voices/pitch.py), to "
+        "the enrolment's. Without it clones of men spoke 4-6 semitones too high. Applied with the instant "
+        "decoder step (same engines).",
+    )
     threads: int = Field(default=0, description="Inference threads; 0 = all cores.")
 
     default_voice: str = "kumo"

@@ -182,6 +182,7 @@ class VoxVault:
             self.engines.speaker(),
             prior=self.settings.instant_decoder_prior,
             predicted=self.settings.instant_decoder_embedding == "predicted",
+            pitch=self.settings.instant_pitch,
         )
 
     @cached_property

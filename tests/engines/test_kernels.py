@@ -17,10 +17,11 @@ from tests.engines.test_kokoro import MID, SAME_SPEECH_MAX_DB, SHORT, spectral_d
 from voxvault.engines import kernels
 from voxvault.engines.base import AdaptedWeights
 from voxvault.engines.kokoro import KokoroEngine, word_spans
-from voxvault.engines.onnx_float import SNAKE_DOMAIN, fuse_vocoder, is_style_bias
+from voxvault.engines.onnx_float import PITCH_SCALE, SNAKE_DOMAIN, fuse_vocoder, is_style_bias
 from voxvault.errors import VoxError
 from voxvault.synthesis.pipeline import SpeechPipeline, VoiceStyle
 from voxvault.text import TextFrontend
+from voxvault.voices.instant import f0_track
 
 pytestmark = pytest.mark.skipif(kernels.compiler() is None, reason="no C compiler on this machine")
 
@@ -273,6 +274,29 @@ def test_fused_graph_speaks_adapted_style_biases_per_call(model_cache: Path) -> 
 
     # Without the kernels the graph is as shipped: nothing to override, such voices go to PyTorch.
     assert not KokoroEngine(model_cache, precision="int8", threads=1, kernels="off").speaks(zero)
+
+
+def semitones_between(a: np.ndarray, b: np.ndarray, rate: int) -> float:
+    """Median F0 of ``a`` over ``b``'s, in semitones."""
+    return float(12 * np.log2(np.median(f0_track(a, rate)) / np.median(f0_track(b, rate))))
+
+
+@pytest.mark.slow
+def test_fused_graph_speaks_a_voice_pitch_per_call(model_cache: Path) -> None:
+    engine = KokoroEngine(model_cache, precision="int8", threads=2)
+    assert set(engine.shipped_inputs()) == {*_style_biases(engine), PITCH_SCALE}
+    assert PITCH_SCALE not in engine.shipped_biases()  # what decoder adaptation tunes
+    style = engine.preset_styles()["jf_alpha"]
+    plain = engine.synthesize(MID, style)
+    zero = AdaptedWeights("zero", {PITCH_SCALE: np.zeros(1, np.float32)})
+    assert engine.speaks(zero)
+    np.testing.assert_array_equal(engine.synthesize_adapted(MID, style, 1.0, zero), plain)
+
+    down = np.array([2 ** (-4 / 12) - 1], np.float32)  # four semitones lower
+    lower = engine.synthesize_adapted(MID, style, 1.0, AdaptedWeights("low", {PITCH_SCALE: down}))
+    assert semitones_between(lower, plain, engine.sample_rate) == pytest.approx(-4.0, abs=1.0)
+    assert abs(len(lower) - len(plain)) < 0.03 * len(plain)  # same words, same timing
+    np.testing.assert_array_equal(engine.synthesize(MID, style), plain)  # the next call is unaffected
 
 
 @pytest.mark.slow

@@ -155,6 +155,21 @@ def test_torch_engine_refuses_a_device_it_does_not_have(model_cache: Path) -> No
     assert err.value.code == "device_unavailable"
 
 
+def test_torch_kokoro_speaks_a_voice_pitch_as_onnxruntime_does(torch_engine: KokoroTorchEngine) -> None:
+    """The pitch factor is a weight of the float graph too: a voice keeps its pitch on either runtime."""
+    from voxvault.engines.base import AdaptedWeights
+    from voxvault.engines.onnx_float import PITCH_SCALE
+    from voxvault.voices.instant import f0_track
+
+    style = torch_engine.preset_styles()["jf_alpha"]
+    plain = torch_engine.synthesize(MID, style)
+    up = AdaptedWeights("up", {PITCH_SCALE: np.array([2 ** (3 / 12) - 1], np.float32)})
+    higher = torch_engine.synthesize_adapted(MID, style, 1.0, up)
+    rate = torch_engine.sample_rate
+    semitones = 12 * np.log2(np.median(f0_track(higher, rate)) / np.median(f0_track(plain, rate)))
+    assert semitones == pytest.approx(3.0, abs=1.0)
+
+
 def test_adapted_weights_change_one_call_only(torch_engine: KokoroTorchEngine) -> None:
     """A voice's adapted weights apply to its own call; zero deltas change nothing; a misfit is refused."""
     from voxvault.engines.base import AdaptedWeights

@@ -220,9 +220,14 @@ def _ensure_derived(
 
 
 def _rewrite_float(src: Path, dst: Path) -> object:
-    from voxvault.engines.onnx_float import convert_file, dequantize_model
+    from voxvault.engines.onnx_float import ConversionReport, add_pitch_scale, convert_file, dequantize_model
 
-    return convert_file(src, dst, dequantize_model)
+    def rewrite(model: Any) -> ConversionReport:
+        report = dequantize_model(model)
+        report.pitch = add_pitch_scale(model)  # PyTorch Kokoro speaks a voice's pitch as a weight
+        return report
+
+    return convert_file(src, dst, rewrite)
 
 
 def _rewrite_vnni(src: Path, dst: Path) -> object:
@@ -234,6 +239,7 @@ def _rewrite_vnni(src: Path, dst: Path) -> object:
 def _rewrite_fused(src: Path, dst: Path) -> object:
     from voxvault.engines.onnx_float import (
         ConversionReport,
+        add_pitch_scale,
         convert_file,
         expose_output,
         expose_style_biases,
@@ -242,6 +248,7 @@ def _rewrite_fused(src: Path, dst: Path) -> object:
 
     def rewrite(model: Any) -> ConversionReport:
         report = fuse_vocoder(model)
+        report.pitch = add_pitch_scale(model)  # a voice's pitch (voices/pitch.py), fed per call
         report.inputs = expose_style_biases(model)  # adapted voices feed their own (see synthesize_adapted)
         report.outputs = expose_output(model, DURATIONS_TENSOR)  # exact word timings (word_spans)
         return report
@@ -498,10 +505,17 @@ class KokoroEngine:
         return self.synthesize_timed(phonemes, style, speed, adapted).audio
 
     def _feeds_for(self, adapted: AdaptedWeights) -> dict[str, NDArray[np.float32]]:
-        shipped = self.shipped_biases()
+        shipped = self.shipped_inputs()
         return {n: (shipped[n] + np.asarray(d, dtype=np.float32)) for n, d in adapted.deltas.items()}
 
     def shipped_biases(self) -> dict[str, NDArray[np.float32]]:
+        """Shipped values of the decoder's style biases a call may override (what decoder adaptation
+        tunes; the pitch factor is the other per-call input)."""
+        from voxvault.engines.onnx_float import is_style_bias
+
+        return {n: v for n, v in self.shipped_inputs().items() if is_style_bias(n)}
+
+    def shipped_inputs(self) -> dict[str, NDArray[np.float32]]:
         """Shipped values of the initializers a call may override, read from the graph on first use."""
         with self._adapted_lock:
             if self._shipped is None:

@@ -44,7 +44,12 @@ from numpy.typing import NDArray
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 
 #: Bumped whenever a rewrite changes, so cached converted models are rebuilt.
-REWRITE_VERSION = 3
+REWRITE_VERSION = 4
+
+#: The prosody predictor's F0 contour (Hz per frame) on its way to the decoder, in the shipped graph
+F0_TENSOR = "/encoder/Squeeze_output_0"
+#: A one-element initializer (1.0) the F0 contour is multiplied by: a voice's pitch (``voices/pitch.py``)
+PITCH_SCALE = "voice.pitch_scale"
 
 
 @dataclass
@@ -58,6 +63,7 @@ class ConversionReport:
     adain: int = 0
     inputs: int = 0  # initializers also listed as graph inputs (overridable per call)
     outputs: int = 0  # intermediate tensors made graph outputs too
+    pitch: int = 0  # the pitch factor added (add_pitch_scale)
     kept: dict[str, int] = field(default_factory=dict)
     removed_nodes: int = 0
 
@@ -583,17 +589,48 @@ def is_style_bias(name: str) -> bool:
     return is_style_projection(name) and name.endswith(".bias")
 
 
+def is_voice_input(name: str) -> bool:
+    """What a voice may set per call in the fused graph: the style biases and the pitch factor."""
+    return is_style_bias(name) or name == PITCH_SCALE
+
+
+def add_pitch_scale(model: onnx.ModelProto) -> int:
+    """Multiply the predicted F0 contour by the initializer ``PITCH_SCALE`` (1.0: the graph speaks as
+    shipped) before the decoder reads it, so a voice can speak at its speaker's pitch. The contour drives
+    both the decoder's F0 features and the vocoder's harmonic source, so the voice's pitch moves while the
+    durations, the energy and the formants (the decoder's business) stay. Returns 1, or 0 where the graph
+    has no such tensor or already has the factor."""
+    graph = model.graph
+    if any(t.name == PITCH_SCALE for t in graph.initializer):
+        return 0
+    made = [i for i, n in enumerate(graph.node) if F0_TENSOR in n.output]
+    if not made:
+        return 0
+    scaled = F0_TENSOR + "_pitch_scaled"
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name == F0_TENSOR:
+                node.input[k] = scaled
+    graph.initializer.append(numpy_helper.from_array(np.ones(1, dtype=np.float32), PITCH_SCALE))
+    graph.node.insert(
+        made[0] + 1, helper.make_node("Mul", [F0_TENSOR, PITCH_SCALE], [scaled], name="/voice/pitch")
+    )
+    return 1
+
+
 def expose_style_biases(model: onnx.ModelProto) -> int:
-    """List the decoder's style biases as graph inputs too, so a session may override them per call.
+    """List the decoder's style biases (and the pitch factor) as graph inputs too, so a session may
+    override them per call.
 
     An initializer that is also a graph input is a default (ONNX IR >= 4): calls that do not feed it get
     the shipped value. onnxruntime then cannot constant-fold through them; they feed only the 58 small
-    per-call projections (style -> gain, bias), so nothing that matters is lost. Returns how many.
+    per-call projections (style -> gain, bias) and one multiplication, so nothing that matters is lost.
+    Returns how many.
     """
     listed = {i.name for i in model.graph.input}
     added = 0
     for tensor in model.graph.initializer:
-        if is_style_bias(tensor.name) and tensor.name not in listed:
+        if is_voice_input(tensor.name) and tensor.name not in listed:
             value = helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims)
             model.graph.input.append(value)
             added += 1

@@ -41,6 +41,7 @@ from voxvault.voices.finetune import DEFAULT_METHOD, AdaptOptions, StyleObjectiv
 from voxvault.voices.identity import join_sentences, unit
 from voxvault.voices.instant import StyleBasis, StyleMap, f0_track, instant_style
 from voxvault.voices.instant_decoder import InstantDecoder
+from voxvault.voices.pitch import median_f0
 from voxvault.voices.style_gradient import StyleGradient
 
 HELD_OUT_SENTENCES = (
@@ -258,16 +259,24 @@ class CloneEvaluator:
         pack, z = instant_style(self.basis, self.style_map, enrol_emb, enrol, rate)
         instant: AdaptedWeights | None = None
         step: dict[str, NDArray[np.float32]] | None = None
+        pitch: dict[str, NDArray[np.float32]] = {}
         if self.instant_decoder is not None:
             step = self.instant_decoder.step(pack, enrol_emb)
-            instant = AdaptedWeights("instant", self.instant_decoder.with_prior(step, enrol_emb))
+            pitch = self.instant_decoder.pitch(pack, median_f0(enrol, rate))  # as enrollment does
+            instant = AdaptedWeights("instant", {**self.instant_decoder.with_prior(step, enrol_emb), **pitch})
         row["instant"] = {"time_s": round(time.perf_counter() - t0, 3)}
         speak = self._speaker(self.tts, instant) if instant is not None else None
         row["instant"].update(self.judge(pack, reference, real_f0, speak=speak))
         if instant is not None:
             row["instant"]["style_only"] = self.judge(pack, reference, real_f0)
+        if pitch and instant is not None:
+            # the same clone at the pitch its style gives (the instant clone before pitch matching)
+            row["instant"]["pitch_factor"] = round(float(next(iter(pitch.values()))[0]) + 1.0, 4)
+            unpitched = {n: d for n, d in instant.deltas.items() if n not in pitch}
+            speak = self._speaker(self.tts, AdaptedWeights("instant", unpitched))
+            row["instant"]["unpitched"] = self.judge(pack, reference, real_f0, speak=speak)
         if step is not None and self.instant_decoder is not None and self.instant_decoder.prior is not None:
-            speak = self._speaker(self.tts, AdaptedWeights("instant", step))
+            speak = self._speaker(self.tts, AdaptedWeights("instant", {**step, **pitch}))
             row["instant"]["step_only"] = self.judge(pack, reference, real_f0, speak=speak)
         if (
             step is not None
@@ -277,7 +286,7 @@ class CloneEvaluator:
             # the same clone with the Jacobian's sentences really spoken instead of their embedding predicted
             decoder = self.instant_decoder
             spoken = decoder.with_prior(decoder.step(pack, enrol_emb, spoken=True), enrol_emb)
-            speak = self._speaker(self.tts, AdaptedWeights("instant", spoken))
+            speak = self._speaker(self.tts, AdaptedWeights("instant", {**spoken, **pitch}))
             row["instant"]["spoken_embedding"] = self.judge(pack, reference, real_f0, speak=speak)
 
         if self.options.finetune:
@@ -309,8 +318,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         }
         # decoder clones: the same weights through PyTorch (as trained) and through onnxruntime whatever
         # the runtime check chose; an instant clone with its decoder step: the style alone, the step
-        # without the decoder prior, and the step from the spoken (not predicted) clone embedding
-        for part in ("as_trained", "onnxruntime", "style_only", "step_only", "spoken_embedding"):
+        # without the decoder prior, the step from the spoken (not predicted) clone embedding, and the clone
+        # without pitch matching
+        for part in ("as_trained", "onnxruntime", "style_only", "step_only", "spoken_embedding", "unpitched"):
             secs = [g[part]["secs"] for g in got if part in g]
             if secs:
                 summary[method][f"{part}_secs_mean"] = round(float(np.mean(secs)), 4)

@@ -50,6 +50,16 @@ def basis_fingerprint(basis: StyleBasis) -> str:
     return digest.hexdigest()
 
 
+def basis_point(basis: StyleBasis, pack: FloatArray) -> NDArray[np.float32] | None:
+    """``pack``'s coordinates in ``basis``; None when it is not a point of it (a preset blend, say)."""
+    z = basis.coords(pack)
+    rebuilt = basis.pack(z)
+    arr = np.asarray(pack, dtype=np.float32).reshape(rebuilt.shape)
+    if float(np.sqrt(np.mean((arr - rebuilt) ** 2))) > PACK_TOLERANCE * float(np.sqrt(np.mean(arr**2))):
+        return None
+    return np.asarray(z, dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class CloneEmbeddingMap:
     weights: NDArray[np.float32]  # (features, 256)
@@ -107,12 +117,8 @@ class CloneEmbeddingMap:
 
     def embedding(self, basis: StyleBasis, pack: FloatArray) -> NDArray[np.float32] | None:
         """The predicted embedding of ``pack``; None when ``pack`` is not a point of ``basis``."""
-        z = basis.coords(pack)
-        rebuilt = basis.pack(z)
-        arr = np.asarray(pack, dtype=np.float32).reshape(rebuilt.shape)
-        if float(np.sqrt(np.mean((arr - rebuilt) ** 2))) > PACK_TOLERANCE * float(np.sqrt(np.mean(arr**2))):
-            return None
-        return self.predict(z)[0]
+        z = basis_point(basis, pack)
+        return None if z is None else self.predict(z)[0]
 
     def with_fingerprints(self, basis: str, jacobian: str) -> CloneEmbeddingMap:
         return replace(self, basis_fingerprint=basis, jacobian_fingerprint=jacobian)

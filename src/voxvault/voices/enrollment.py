@@ -54,6 +54,7 @@ from voxvault.voices.identity import (
 )
 from voxvault.voices.instant_decoder import INSTANT_DECODER_BLOB, InstantDecoder
 from voxvault.voices.lifecycle import VoiceRegistry, array_bytes, pack_deltas
+from voxvault.voices.pitch import median_f0
 from voxvault.voices.quality import (
     ANALYSIS_RATE,
     AudioMeasures,
@@ -280,7 +281,11 @@ class Enrollment:
             speech = np.concatenate([speech_only(m.audio, m.segments) for m in sample_ms])
             style = self._conditioner().derive_style(voice_emb, speech)
             decoder = self._instant_decoder() if self._instant_decoder is not None else None
-            deltas = decoder.deltas(style.style, voice_emb) if decoder is not None else None
+            deltas = (
+                decoder.deltas(style.style, voice_emb, median_f0(speech, ANALYSIS_RATE))
+                if decoder is not None
+                else None
+            )
             voice = self._store(
                 row=row,
                 sha=sha,

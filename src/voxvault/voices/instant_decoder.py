@@ -14,7 +14,9 @@ the speaker's unit embedding ``t``), deltas = ``STEP * sign(J^T g)``. A single s
 decoder prior ships (``voices/decoder_prior.py``), the step is added to its prediction of where
 fine-tuning would take the speaker's biases. Where the clone embedding map ships
 (``voices/clone_embedding.py``), the embedding of the two sentences is predicted from the instant style
-instead of spoken, which takes the instant clone from seconds to milliseconds.
+instead of spoken, which takes the instant clone from seconds to milliseconds. Where the pitch map ships
+(``voices/pitch.py``), the voice also gets the pitch factor that moves its clone's median F0 to the
+speaker's, one more per-call input beside the biases.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from voxvault.voices.clone_embedding import CloneEmbeddingMap, basis_fingerprint
 from voxvault.voices.decoder_prior import DecoderPrior
 from voxvault.voices.identity import embed_sentences, unit
 from voxvault.voices.instant import StyleBasis
+from voxvault.voices.pitch import PitchMap
 
 log = logging.getLogger(__name__)
 _Loaded = TypeVar("_Loaded")
@@ -141,11 +144,12 @@ class InstantDecoder:
         jacobian: DecoderJacobian,
         prior: DecoderPrior | None = None,
         embedding_map: tuple[CloneEmbeddingMap, StyleBasis] | None = None,
+        pitch_map: tuple[PitchMap, StyleBasis] | None = None,
     ) -> None:
         from voxvault.text import TextFrontend
 
         self.tts, self.encoder, self.jacobian, self.prior = tts, encoder, jacobian, prior
-        self.embedding_map = embedding_map
+        self.embedding_map, self.pitch_map = embedding_map, pitch_map
         self.frontend = TextFrontend(max_phonemes=tts.max_phonemes)
         self.phonemes = [self.frontend.phonemes(s) for s in jacobian.sentences]
 
@@ -160,12 +164,16 @@ class InstantDecoder:
         prior_path: Path | None = None,
         predicted: bool = True,
         map_path: Path | None = None,
+        pitch: bool = True,
+        pitch_path: Path | None = None,
     ) -> InstantDecoder | None:
         """None when the engine cannot speak per-call biases or the Jacobian (``path``, default the shipped
         one) is not its model's. With ``prior``, the decoder prior (``prior_path``, default the shipped one)
         is used when it is the same model's; without it, or when it is not, the plain step. With
         ``predicted``, the clone embedding map (``map_path``, default the shipped one) replaces speaking
-        the Jacobian's sentences when it was trained for this model, sentences and style basis."""
+        the Jacobian's sentences when it was trained for this model, sentences and style basis. With
+        ``pitch``, the pitch map (``pitch_path``, default the shipped one) gives voices their speaker's
+        pitch when the engine takes a pitch factor and the map was trained for its style basis."""
         if not isinstance(tts, AdaptedSpeaker):
             return None
         jacobian = load_or_none(DecoderJacobian.load, path, "instant decoder step", logging.WARNING)
@@ -186,6 +194,7 @@ class InstantDecoder:
             jacobian,
             load_prior(jacobian, prior_path) if prior else None,
             load_embedding_map(tts, jacobian, map_path) if predicted else None,
+            load_pitch_map(tts, pitch_path) if pitch else None,
         )
 
     def embedding(self, pack: FloatArray) -> NDArray[np.float32]:
@@ -220,15 +229,32 @@ class InstantDecoder:
         start = self.prior.predict(target)
         return {n: start[n] + d for n, d in step.items()}
 
-    def deltas(self, pack: FloatArray, target: FloatArray) -> dict[str, NDArray[np.float32]]:
-        """The voice's own bias deltas: the prior's prediction (where there is one) plus the step."""
+    def pitch(self, pack: FloatArray, speaker_f0: float | None) -> dict[str, NDArray[np.float32]]:
+        """``{PITCH_SCALE: factor - 1}`` (a delta, as the biases') that moves ``pack``'s clone to the
+        speaker's median F0 (Hz); empty without a pitch map, a measured pitch or an instant style."""
+        from voxvault.engines.onnx_float import PITCH_SCALE
+
+        if self.pitch_map is None:
+            return {}
+        pitch_map, basis = self.pitch_map
+        factor = pitch_map.scale(basis, pack, speaker_f0)
+        return {} if factor is None else {PITCH_SCALE: np.array([factor - 1.0], dtype=np.float32)}
+
+    def deltas(
+        self, pack: FloatArray, target: FloatArray, speaker_f0: float | None = None
+    ) -> dict[str, NDArray[np.float32]]:
+        """The voice's own deltas: the prior's prediction (where there is one) plus the step, and the pitch
+        factor for the speaker's median F0 (``speaker_f0``, Hz) where it applies."""
         t0 = time.perf_counter()
         deltas = self.with_prior(self.step(pack, target), target)
+        pitch = self.pitch(pack, speaker_f0)
+        deltas.update(pitch)
         log.info(
-            "instant decoder step: %d biases, prior %s, clone embedding map %s, in %.2fs",
-            len(deltas),
+            "instant decoder step: %d biases, prior %s, clone embedding map %s, pitch factor %s, in %.2fs",
+            len(deltas) - len(pitch),
             "yes" if self.prior is not None else "no",
             "yes" if self.embedding_map is not None else "no",
+            f"{float(next(iter(pitch.values()))[0]) + 1:.3f}" if pitch else "no",
             time.perf_counter() - t0,
         )
         return deltas
@@ -279,3 +305,22 @@ def load_embedding_map(
         log.warning("clone embedding map unavailable: it is for another model, style basis or sentences")
         return None
     return embedding_map, basis
+
+
+def load_pitch_map(tts: TTSEngine, path: Path | None = None) -> tuple[PitchMap, StyleBasis] | None:
+    """The pitch map and the style basis it reads, when the engine takes a pitch factor per call and the
+    map was trained for its presets."""
+    from voxvault.engines.onnx_float import PITCH_SCALE
+
+    styles = getattr(tts, "preset_styles", None)
+    probe = AdaptedWeights("probe", {PITCH_SCALE: np.zeros(1, np.float32)})
+    if not callable(styles) or not isinstance(tts, AdaptedSpeaker) or not tts.speaks(probe):
+        return None
+    pitch_map = load_or_none(PitchMap.load, path, "pitch map")
+    if pitch_map is None:
+        return None
+    basis = StyleBasis.from_presets(styles())
+    if pitch_map.size != basis.size or pitch_map.basis_fingerprint != basis_fingerprint(basis):
+        log.warning("pitch map unavailable: it is for another style basis")
+        return None
+    return pitch_map, basis
