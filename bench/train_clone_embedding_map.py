@@ -6,8 +6,10 @@ instant style (``voices/instant_decoder.py``). Speaking them was the whole cost 
 the 24-d style basis, so that embedding is a fixed function of ``z``: this script samples ``z`` (the
 instant styles the style map gives real speakers' clips, each played at five speeds; random styles around
 the presets as ``bench/train_style_map.py`` draws them; then styles near the real ones), speaks the
-sentences, embeds them, and fits a ridge regression from ``[z, z_i z_j, 1]`` to the embedding, its penalty
-chosen by cross-validation on the real and near-real styles. It reports the held-out cosine of predicted to
+sentences at a pitch factor (``voices/pitch.py``: a real speaker's own, near it for a near-real style, any
+in ``PITCH_RANGE`` for a random one), embeds them, and fits a ridge regression from ``[x, x_i x_j, 1]``,
+``x = [z, log factor]``, to the embedding, its penalty chosen by cross-validation on the real and
+near-real styles. It reports the held-out cosine of predicted to
 spoken embeddings and, leaving each real speaker out, how much of the step's weight keeps its sign.
 
     python bench/train_clone_embedding_map.py --clips /tmp/zv/de --samples 450 --near-real 300   # ~1.3 s each
@@ -29,6 +31,8 @@ from train_style_map import sample_coords  # the random styles the style map is 
 
 from voxvault.audio.io import decode
 from voxvault.config import Settings
+from voxvault.engines.base import AdaptedWeights
+from voxvault.engines.onnx_float import PITCH_SCALE
 from voxvault.engines.registry import EngineRegistry
 from voxvault.eval.clone import speaker_clips
 from voxvault.voices.clone_embedding import (
@@ -40,6 +44,7 @@ from voxvault.voices.clone_embedding import (
 from voxvault.voices.identity import embed_sentences, unit
 from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
 from voxvault.voices.instant_decoder import DecoderJacobian
+from voxvault.voices.pitch import PitchMap, median_f0
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src/voxvault/voices/data" / EMBEDDING_MAP_FILE
 SPEEDS = (0.85, 0.92, 1.0, 1.08, 1.15)  # real speakers' clips played faster or slower: more real-like z
@@ -48,8 +53,8 @@ NEAR_REAL_SD = 0.3  # noise (basis standard deviations) around a real speaker's 
 
 def speaker_coords(
     clips: Path, basis: StyleBasis, encoder: object, speeds: tuple[float, ...]
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(instant style, speaker embedding) the style map gives each clip at each speed, as enrollment would."""
+) -> list[tuple[np.ndarray, np.ndarray, float | None]]:
+    """(instant style, speaker embedding, median F0) each clip gets at each speed, as enrollment would."""
     import soxr
 
     style_map = StyleMap.load()
@@ -63,7 +68,29 @@ def speaker_coords(
             )
             target = unit(encoder.embed(np.asarray(samples, np.float32), rate))  # type: ignore[attr-defined]
             _, z = instant_style(basis, style_map, target, samples, rate)
-            out.append((z, target))
+            out.append((z, target, median_f0(samples, rate)))
+    return out
+
+
+PITCH_RANGE = (0.62, 1.25)  # pitch factors drawn (log-uniform) for random styles: what real voices got
+NEAR_REAL_PITCH_SD = 0.08  # log-factor noise around a real speaker's for a style near theirs
+
+
+def pitch_factors(
+    plan: list[np.ndarray], real: list, source: list[int], basis: StyleBasis, rng: np.random.Generator
+) -> np.ndarray:
+    """Each planned style's pitch factor: a real speaker's own (``voices/pitch.py``), a little off it for
+    a style near theirs, and any in ``PITCH_RANGE`` for a random style."""
+    pitch_map = PitchMap.load()
+    own = [pitch_map.scale(basis, basis.pack(z), f0) or 1.0 for z, _, f0 in real]
+    out = np.ones(len(plan))
+    for i in range(len(plan)):
+        if i < len(real):
+            out[i] = own[i]
+        elif source[i] >= 0:
+            out[i] = own[source[i]] * np.exp(rng.normal(0, NEAR_REAL_PITCH_SD))
+        else:
+            out[i] = np.exp(rng.uniform(*np.log(PITCH_RANGE)))
     return out
 
 
@@ -78,9 +105,19 @@ def sample_kinds(real: int, samples: int, total: int) -> np.ndarray:
     return kinds
 
 
-def save(path: Path, zs: list, es: list, targets: np.ndarray, kinds: np.ndarray, source: list) -> None:
+def save(
+    path: Path, zs: list, es: list, targets: np.ndarray, kinds: np.ndarray, source: list, pitch: np.ndarray
+) -> None:
     n = len(zs)
-    np.savez(path, z=np.stack(zs), e=np.stack(es), targets=targets, kind=kinds[:n], source=source[:n])
+    np.savez(
+        path,
+        z=np.stack(zs),
+        e=np.stack(es),
+        targets=targets,
+        kind=kinds[:n],
+        source=source[:n],
+        pitch=pitch[:n],
+    )
 
 
 def basis_of(engines: EngineRegistry) -> StyleBasis:
@@ -103,9 +140,9 @@ def collect(args: argparse.Namespace) -> None:
         with np.load(args.data) as saved:
             zs, es = list(saved["z"]), list(saved["e"])
     real = speaker_coords(args.clips, basis, encoder, SPEEDS) if args.clips else []
-    targets = np.stack([t for _, t in real]) if real else np.zeros((0, 256), np.float32)
+    targets = np.stack([t for _, t, _ in real]) if real else np.zeros((0, 256), np.float32)
     rng = np.random.default_rng(args.seed)
-    plan = [np.clip(z, -2.5, 2.5) for z, _ in real]
+    plan = [np.clip(z, -2.5, 2.5) for z, _, _ in real]
     while len(plan) < args.samples:
         plan.append(np.clip(sample_coords(rng, basis, preset_coords), -2.5, 2.5))
     # then styles near the real speakers' (where enrollment's styles lie): one of them plus a little noise
@@ -115,16 +152,18 @@ def collect(args: argparse.Namespace) -> None:
         z = real[source[-1]][0] + rng.normal(0, NEAR_REAL_SD, basis.size)
         plan.append(np.clip(z, -2.5, 2.5).astype(np.float32))
     kinds = sample_kinds(len(real), args.samples, len(plan))
+    pitch = pitch_factors(plan, real, source, basis, rng)
     t0 = time.perf_counter()
     for i, z in enumerate(plan[len(zs) :], start=len(zs)):
         pack = basis.pack(z)
-        clips = [tts.synthesize(p, pack) for p in phonemes]
+        voice = AdaptedWeights("pitch", {PITCH_SCALE: np.array([pitch[i] - 1.0], np.float32)})
+        clips = [tts.synthesize_adapted(p, pack, 1.0, voice) for p in phonemes]
         zs.append(np.asarray(z, np.float32))
         es.append(embed_sentences(encoder, clips, tts.sample_rate))
         if (i + 1) % 10 == 0:
-            save(args.data, zs, es, targets, kinds, source)
+            save(args.data, zs, es, targets, kinds, source, pitch)
             print(f"{i + 1}/{len(plan)} samples, {time.perf_counter() - t0:.0f}s", flush=True)
-    save(args.data, zs, es, targets, kinds, source)
+    save(args.data, zs, es, targets, kinds, source, pitch)
 
 
 def sign_agreement(
@@ -146,15 +185,16 @@ def fit(args: argparse.Namespace) -> None:
         targets = saved["targets"].astype(np.float64) if "targets" in saved else None
         kind = saved.get("kind")
         source = saved.get("source")
+        pitch = saved.get("pitch")  # samples spoken at a pitch factor (None: all at 1, an older map)
     engines = EngineRegistry(Settings().prepare())
     if targets is None and args.clips:  # samples saved before the targets were kept
         targets = np.stack(
-            [t for _, t in speaker_coords(args.clips, basis_of(engines), engines.speaker(), SPEEDS)]
+            [t for _, t, _ in speaker_coords(args.clips, basis_of(engines), engines.speaker(), SPEEDS)]
         )
     if kind is None:
         kind = sample_kinds(len(targets) if targets is not None else 0, args.samples, len(z))
     # the penalty is chosen on the styles real speakers get (and those near them), not the random ones
-    fitted, report = CloneEmbeddingMap.fit_cv(z, e, judged=kind != RANDOM)
+    fitted, report = CloneEmbeddingMap.fit_cv(z, e, judged=kind != RANDOM, pitch=pitch)
     report.update({"real": int((kind == REAL).sum()), "near_real": int((kind == NEAR_REAL).sum())})
     # The step's signs with predicted embeddings, for the real speakers' styles, each map fitted without
     # that speaker's five speeds: the step toward the speaker from its predicted instead of spoken clone
@@ -165,8 +205,12 @@ def fit(args: argparse.Namespace) -> None:
         agreements = []
         for s in range(len(targets) // len(SPEEDS)):
             rows = np.flatnonzero((speaker == s) & (kind == REAL))  # its own styles, at each speed
-            held = CloneEmbeddingMap.fit(z[speaker != s], e[speaker != s], fitted.ridge)
-            agreements.append(sign_agreement(jacobian, targets[rows], e[rows], held.predict(z[rows])))
+            others = speaker != s
+            held = CloneEmbeddingMap.fit(
+                z[others], e[others], fitted.ridge, None if pitch is None else pitch[others]
+            )
+            predicted = held.predict(z[rows], None if pitch is None else pitch[rows])
+            agreements.append(sign_agreement(jacobian, targets[rows], e[rows], predicted))
         report["step_sign_agreement_real"] = round(float(np.mean(agreements)), 4)
     basis = basis_of(engines)
     fitted = fitted.with_fingerprints(

@@ -54,7 +54,7 @@ def collect(args: argparse.Namespace) -> None:
     if args.data.exists():
         with np.load(args.data) as saved:
             zs, logs = list(saved["z"]), list(saved["log_f0"])
-    real = [z for z, _ in speaker_coords(args.clips, basis, encoder, SPEEDS)] if args.clips else []
+    real = [z for z, _, _ in speaker_coords(args.clips, basis, encoder, SPEEDS)] if args.clips else []
     rng = np.random.default_rng(args.seed)
     plan = [np.clip(z, -2.5, 2.5) for z in real]
     while len(plan) < args.samples:

@@ -45,11 +45,14 @@ def test_eval_reports_both_fine_tuning_methods(clip_dir: Path, tmp_path: Path) -
         and len(row["finetuned_decoder"]["train_similarity"]) == 1
     )
     # The instant clone as enrollment makes it (decoder prior + step where the fused graph runs), judged
-    # beside the step without the prior, the style alone and the step from the spoken clone embedding
+    # beside the step without the prior, the style alone, the step from the spoken clone embedding and the
+    # clone at its style's own pitch (the speaker's pitch is matched)
     if compiler() is not None:
-        assert {"style_only", "step_only", "spoken_embedding"} <= set(row["instant"])
+        assert {"style_only", "step_only", "spoken_embedding", "unpitched"} <= set(row["instant"])
         assert 0.0 < report["summary"]["instant"]["step_only_secs_mean"] <= 1.0
         assert 0.0 < report["summary"]["instant"]["spoken_embedding_secs_mean"] <= 1.0
+        assert 0.0 < report["summary"]["instant"]["unpitched_secs_mean"] <= 1.0
+        assert 0.5 < row["instant"]["pitch_factor"] < 2.0
     summary = report["summary"]
     for method in ("preset", "instant", "finetuned", "finetuned_search", "finetuned_decoder"):
         assert 0.0 < summary[method]["secs_mean"] <= 1.0 and summary[method]["wer_mean"] >= 0.0

@@ -20,6 +20,7 @@ from voxvault.voices.clone_embedding import CloneEmbeddingMap, quadratic_feature
 from voxvault.voices.identity import unit
 from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
 from voxvault.voices.instant_decoder import InstantDecoder, load_embedding_map
+from voxvault.voices.pitch import median_f0
 
 
 def _small_basis(rng: np.random.Generator) -> StyleBasis:
@@ -57,6 +58,29 @@ def test_only_a_point_of_the_basis_gets_a_predicted_embedding() -> None:
     assert fitted.embedding(basis, preset) is None
 
 
+def test_a_map_trained_with_pitch_factors_predicts_the_voice_at_its_pitch(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    basis = _small_basis(rng)
+    z = rng.normal(size=(400, basis.size))
+    factors = np.exp(rng.uniform(np.log(0.62), np.log(1.25), 400))
+    inputs = CloneEmbeddingMap.inputs(z, factors)
+    truth = rng.normal(size=(quadratic_features(inputs[:1]).shape[1], 256))
+    fitted, report = CloneEmbeddingMap.fit_cv(z, quadratic_features(inputs) @ truth, pitch=factors)
+    assert fitted.pitched and report["cv_cosine_mean"] > 0.99
+    point = basis.pack(np.full(basis.size, 0.3))
+    low, high = fitted.embedding(basis, point, 0.7), fitted.embedding(basis, point, 1.2)
+    assert low is not None and high is not None and float(low @ high) < 0.999  # pitch moves the embedding
+    expected = unit((quadratic_features(CloneEmbeddingMap.inputs(basis.coords(point), 0.7)) @ truth)[0])
+    assert float(low @ expected) > 0.98
+    path = tmp_path / "pitched.npz"
+    fitted.save(path)
+    assert CloneEmbeddingMap.load(path).pitched
+    # A map trained at the style's own pitch knows nothing of other pitches: the step speaks instead
+    flat = CloneEmbeddingMap.fit(z, rng.normal(size=(400, 256)), ridge=1.0)
+    assert not flat.pitched and flat.embedding(basis, point, 0.7) is None
+    assert flat.embedding(basis, point, 1.0) is not None and flat.embedding(basis, point) is not None
+
+
 class CountingEngine:
     """The real engine, counting what it is asked to speak."""
 
@@ -66,6 +90,10 @@ class CountingEngine:
     def synthesize(self, *args: Any, **kwargs: Any) -> Any:
         self.spoken += 1
         return self.engine.synthesize(*args, **kwargs)
+
+    def synthesize_adapted(self, *args: Any, **kwargs: Any) -> Any:
+        self.spoken += 1
+        return self.engine.synthesize_adapted(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
@@ -87,9 +115,11 @@ def test_the_instant_step_predicts_what_speaking_would_give(model_cache: Path, t
         enrol = audio[: int(0.6 * len(audio))]
         target = unit(encoder.embed(enrol, 16_000))
         pack, _ = instant_style(basis, StyleMap.load(), target, enrol, 16_000)
-        predicted = decoder.embedding(pack)
+        pitch = decoder.pitch(pack, median_f0(enrol, 16_000))  # the voice as it will sound
+        assert pitch
+        predicted = decoder.embedding(pack, pitch)
         assert counting.spoken == 0  # predicted: nothing was synthesised
-        spoken = decoder.spoken_embedding(pack)
+        spoken = decoder.spoken_embedding(pack, pitch)
         counting.spoken = 0
         cosines.append(float(predicted @ spoken))
         step = np.concatenate([v.ravel() for v in decoder.jacobian.toward(target, predicted).values()])

@@ -260,19 +260,20 @@ class CloneEvaluator:
         instant: AdaptedWeights | None = None
         step: dict[str, NDArray[np.float32]] | None = None
         pitch: dict[str, NDArray[np.float32]] = {}
-        if self.instant_decoder is not None:
-            step = self.instant_decoder.step(pack, enrol_emb)
-            pitch = self.instant_decoder.pitch(pack, median_f0(enrol, rate))  # as enrollment does
+        if self.instant_decoder is not None:  # as enrollment does (InstantDecoder.deltas)
+            pitch = self.instant_decoder.pitch(pack, median_f0(enrol, rate))
+            step = self.instant_decoder.step(pack, enrol_emb, pitch=pitch)
             instant = AdaptedWeights("instant", {**self.instant_decoder.with_prior(step, enrol_emb), **pitch})
         row["instant"] = {"time_s": round(time.perf_counter() - t0, 3)}
         speak = self._speaker(self.tts, instant) if instant is not None else None
         row["instant"].update(self.judge(pack, reference, real_f0, speak=speak))
         if instant is not None:
             row["instant"]["style_only"] = self.judge(pack, reference, real_f0)
-        if pitch and instant is not None:
-            # the same clone at the pitch its style gives (the instant clone before pitch matching)
+        if pitch and self.instant_decoder is not None:
+            # the instant clone before pitch matching: at the pitch its style gives, stepped from there
+            decoder = self.instant_decoder
             row["instant"]["pitch_factor"] = round(float(next(iter(pitch.values()))[0]) + 1.0, 4)
-            unpitched = {n: d for n, d in instant.deltas.items() if n not in pitch}
+            unpitched = decoder.with_prior(decoder.step(pack, enrol_emb), enrol_emb)
             speak = self._speaker(self.tts, AdaptedWeights("instant", unpitched))
             row["instant"]["unpitched"] = self.judge(pack, reference, real_f0, speak=speak)
         if step is not None and self.instant_decoder is not None and self.instant_decoder.prior is not None:
@@ -285,7 +286,7 @@ class CloneEvaluator:
         ):
             # the same clone with the Jacobian's sentences really spoken instead of their embedding predicted
             decoder = self.instant_decoder
-            spoken = decoder.with_prior(decoder.step(pack, enrol_emb, spoken=True), enrol_emb)
+            spoken = decoder.with_prior(decoder.step(pack, enrol_emb, spoken=True, pitch=pitch), enrol_emb)
             speak = self._speaker(self.tts, AdaptedWeights("instant", {**spoken, **pitch}))
             row["instant"]["spoken_embedding"] = self.judge(pack, reference, real_f0, speak=speak)
 

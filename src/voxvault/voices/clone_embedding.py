@@ -5,9 +5,11 @@ two sentences spoken in the voice's instant style. Speaking them is the whole co
 (about 5 s of audio, 0.5-5 s of CPU depending on the machine). An instant style is a point ``z`` of the
 style basis (``voices/instant.py``), so that embedding is a fixed, smooth function of ``z`` for a given
 model and sentences: ``bench/train_clone_embedding_map.py`` samples styles, speaks and embeds them, and
-fits a ridge regression from ``[z, z_i z_j, 1]`` to the embedding. Predicting it takes well under a
-millisecond. The map carries fingerprints of the style basis and the Jacobian it was trained for; the
-step uses real speech whenever either differs, or the voice's pack is not a point of the basis.
+fits a ridge regression from ``[z, z_i z_j, 1]`` to the embedding; since pitch matching
+(``voices/pitch.py``) the voice's log pitch factor is a further input, so the step starts from the voice
+as it will sound. Predicting it takes well under a millisecond. The map carries fingerprints of the style
+basis and the Jacobian it was trained for; the step uses real speech whenever either differs, or the
+voice's pack is not a point of the basis.
 """
 
 from __future__ import annotations
@@ -62,19 +64,37 @@ def basis_point(basis: StyleBasis, pack: FloatArray) -> NDArray[np.float32] | No
 
 @dataclass(frozen=True)
 class CloneEmbeddingMap:
+    """Ridge regression from ``[x, x_i x_j, 1]`` to the clone's GE2E embedding, where ``x`` is ``z`` or, for
+    a map trained with pitch factors (``pitched``), ``z`` followed by the log of the voice's pitch factor
+    (``voices/pitch.py``): pitch moves the embedding, and the step must start from the voice as it sounds."""
+
     weights: NDArray[np.float32]  # (features, 256)
     size: int  # basis coordinates the map takes
     ridge: float
     basis_fingerprint: str = ""
     jacobian_fingerprint: str = ""  # the Jacobian's (its model's biases and sentences) it serves
+    pitched: bool = False
+
+    @staticmethod
+    def inputs(z: NDArray[Any], pitch: NDArray[Any] | float | None) -> NDArray[np.float64]:
+        """``z`` rows, with the log pitch factor appended when ``pitch`` is given (one per row or one)."""
+        zs = np.atleast_2d(np.asarray(z, dtype=np.float64))
+        if pitch is None:
+            return zs
+        factors = np.broadcast_to(np.asarray(pitch, dtype=np.float64).reshape(-1), (len(zs),))
+        return np.hstack([zs, np.log(factors)[:, None]])
 
     @classmethod
-    def fit(cls, z: NDArray[Any], e: NDArray[Any], ridge: float) -> CloneEmbeddingMap:
-        x = quadratic_features(z)
+    def fit(
+        cls, z: NDArray[Any], e: NDArray[Any], ridge: float, pitch: NDArray[Any] | None = None
+    ) -> CloneEmbeddingMap:
+        x = quadratic_features(cls.inputs(z, pitch))
         reg = ridge * np.eye(x.shape[1])
         reg[-1, -1] = 0.0  # the constant is not penalised
         w = np.linalg.solve(x.T @ x + reg, x.T @ np.asarray(e, dtype=np.float64))
-        return cls(w.astype(np.float32), int(np.atleast_2d(z).shape[1]), float(ridge))
+        return cls(
+            w.astype(np.float32), int(np.atleast_2d(z).shape[1]), float(ridge), pitched=pitch is not None
+        )
 
     @classmethod
     def fit_cv(
@@ -84,6 +104,7 @@ class CloneEmbeddingMap:
         ridges: tuple[float, ...] = (0.1, 0.3, 1, 3, 10, 30, 100),
         folds: int = 5,
         judged: NDArray[np.bool_] | None = None,
+        pitch: NDArray[Any] | None = None,
     ) -> tuple[CloneEmbeddingMap, dict[str, float]]:
         """The penalty with the best mean held-out cosine over the ``judged`` rows (default all: the styles
         that matter, such as those real speakers get); the report says how good it was."""
@@ -94,7 +115,8 @@ class CloneEmbeddingMap:
             cos: list[float] = []
             for f in range(folds):
                 train, test = fold_of != f, (fold_of == f) & judge
-                pred = cls.fit(z[train], e[train], ridge).predict(z[test])
+                fitted = cls.fit(z[train], e[train], ridge, None if pitch is None else pitch[train])
+                pred = fitted.predict(z[test], None if pitch is None else pitch[test])
                 cos.extend(float(p @ unit(t)) for p, t in zip(pred, e[test], strict=True))
             scores[ridge] = (float(np.mean(cos)), float(np.percentile(cos, 5)))
         best = max(scores, key=lambda r: scores[r][0])
@@ -107,18 +129,25 @@ class CloneEmbeddingMap:
             "cv_cosine_p5": round(scores[best][1], 4),
             "cosine_to_mean_clone": round(spread, 4),
         }
-        return cls.fit(z, e, best), report
+        return cls.fit(z, e, best, pitch), report
 
-    def predict(self, z: NDArray[Any]) -> NDArray[np.float32]:
-        """Unit embeddings (one row per row of ``z``)."""
+    def predict(self, z: NDArray[Any], pitch: NDArray[Any] | float | None = None) -> NDArray[np.float32]:
+        """Unit embeddings (one row per row of ``z``), at pitch factor ``pitch`` (default 1) where the map
+        was trained with pitch factors (ignored where it was not)."""
         zs = np.atleast_2d(np.asarray(z, dtype=np.float64))[:, : self.size]
-        out = quadratic_features(zs) @ self.weights.astype(np.float64)
+        x = self.inputs(zs, (1.0 if pitch is None else pitch) if self.pitched else None)
+        out = quadratic_features(x) @ self.weights.astype(np.float64)
         return np.stack([unit(row) for row in out])
 
-    def embedding(self, basis: StyleBasis, pack: FloatArray) -> NDArray[np.float32] | None:
-        """The predicted embedding of ``pack``; None when ``pack`` is not a point of ``basis``."""
+    def embedding(
+        self, basis: StyleBasis, pack: FloatArray, pitch: float | None = None
+    ) -> NDArray[np.float32] | None:
+        """The predicted embedding of ``pack`` (at pitch factor ``pitch``); None when ``pack`` is not a point
+        of ``basis``, or a pitch other than 1 is asked of a map trained without pitch factors."""
         z = basis_point(basis, pack)
-        return None if z is None else self.predict(z)[0]
+        if z is None or (not self.pitched and pitch is not None and abs(pitch - 1.0) > 1e-6):
+            return None
+        return self.predict(z, pitch)[0]
 
     def with_fingerprints(self, basis: str, jacobian: str) -> CloneEmbeddingMap:
         return replace(self, basis_fingerprint=basis, jacobian_fingerprint=jacobian)
@@ -132,6 +161,7 @@ class CloneEmbeddingMap:
             ridge=np.float64(self.ridge),
             basis_fingerprint=np.array(self.basis_fingerprint),
             jacobian_fingerprint=np.array(self.jacobian_fingerprint),
+            pitched=np.bool_(self.pitched),
         )
 
     @classmethod
@@ -144,4 +174,5 @@ class CloneEmbeddingMap:
                 ridge=float(f["ridge"]),
                 basis_fingerprint=str(f["basis_fingerprint"]),
                 jacobian_fingerprint=str(f["jacobian_fingerprint"]),
+                pitched=bool(f["pitched"]) if "pitched" in f else False,
             )
