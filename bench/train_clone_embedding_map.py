@@ -220,16 +220,33 @@ def fit(args: argparse.Namespace) -> None:
     print(json.dumps({"samples": len(z), **report, "out": str(args.out)}))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def sampling_args(
+    description: str, *, samples: int, near_real: int, seed: int, data: str, out: Path
+) -> argparse.Namespace:
+    """The command line of a script that samples styles, speaks them and fits a map (this one and
+    ``bench/train_pitch_map.py``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--clips", type=Path, default=None, help="real speakers' clips for realistic styles")
-    parser.add_argument("--samples", type=int, default=400)
-    parser.add_argument("--near-real", type=int, default=300, help="then styles near the real speakers'")
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--data", type=Path, default=Path("clone_embedding_samples.npz"))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--samples", type=int, default=samples)
+    parser.add_argument(
+        "--near-real", type=int, default=near_real, help="then styles near the real speakers'"
+    )
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--data", type=Path, default=Path(data))
+    parser.add_argument("--out", type=Path, default=out)
     parser.add_argument("--fit-only", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = sampling_args(
+        __doc__.splitlines()[0],
+        samples=400,
+        near_real=300,
+        seed=11,
+        data="clone_embedding_samples.npz",
+        out=DEFAULT_OUT,
+    )
     if not args.fit_only:
         collect(args)
     fit(args)

@@ -25,6 +25,7 @@ from train_clone_embedding_map import (  # the same styles as the clone embeddin
     RANDOM,
     SPEEDS,
     sample_kinds,
+    sampling_args,
     speaker_coords,
 )
 from train_style_map import sample_coords
@@ -89,15 +90,14 @@ def fit(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=Path, default=None, help="real speakers' clips for realistic styles")
-    parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--near-real", type=int, default=150, help="then styles near the real speakers'")
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--data", type=Path, default=Path("pitch_samples.npz"))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--fit-only", action="store_true")
-    args = parser.parse_args()
+    args = sampling_args(
+        __doc__.splitlines()[0],
+        samples=300,
+        near_real=150,
+        seed=13,
+        data="pitch_samples.npz",
+        out=DEFAULT_OUT,
+    )
     if not args.fit_only:
         collect(args)
     fit(args)

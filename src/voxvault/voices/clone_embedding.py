@@ -39,6 +39,13 @@ def quadratic_features(z: NDArray[Any]) -> NDArray[np.float64]:
     return np.hstack([zs, zs[:, i] * zs[:, j], np.ones((len(zs), 1))])
 
 
+def ridge_solve(x: NDArray[Any], y: NDArray[Any], ridge: float) -> NDArray[np.float64]:
+    """Ridge regression weights for features ``x`` whose last column is the constant (not penalised)."""
+    reg = ridge * np.eye(x.shape[1])
+    reg[-1, -1] = 0.0
+    return np.asarray(np.linalg.solve(x.T @ x + reg, x.T @ np.asarray(y, dtype=np.float64)), dtype=np.float64)
+
+
 def jacobian_key(fingerprint: str, sentences: tuple[str, ...]) -> str:
     """What a map's embeddings depend on besides the style: the model (the Jacobian's bias fingerprint)
     and the sentences spoken."""
@@ -88,10 +95,7 @@ class CloneEmbeddingMap:
     def fit(
         cls, z: NDArray[Any], e: NDArray[Any], ridge: float, pitch: NDArray[Any] | None = None
     ) -> CloneEmbeddingMap:
-        x = quadratic_features(cls.inputs(z, pitch))
-        reg = ridge * np.eye(x.shape[1])
-        reg[-1, -1] = 0.0  # the constant is not penalised
-        w = np.linalg.solve(x.T @ x + reg, x.T @ np.asarray(e, dtype=np.float64))
+        w = ridge_solve(quadratic_features(cls.inputs(z, pitch)), e, ridge)
         return cls(
             w.astype(np.float32), int(np.atleast_2d(z).shape[1]), float(ridge), pitched=pitch is not None
         )

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voxvault.engines.base import FloatArray
-from voxvault.voices.clone_embedding import basis_point, quadratic_features
+from voxvault.voices.clone_embedding import basis_point, quadratic_features, ridge_solve
 from voxvault.voices.instant import StyleBasis, f0_track
 
 PITCH_MAP_FILE = "pitch_map.npz"
@@ -51,11 +51,8 @@ class PitchMap:
 
     @classmethod
     def fit(cls, z: NDArray[Any], log_f0: NDArray[Any], ridge: float) -> PitchMap:
-        x = quadratic_features(z)
-        reg = ridge * np.eye(x.shape[1])
-        reg[-1, -1] = 0.0  # the constant is not penalised
-        w = np.linalg.solve(x.T @ x + reg, x.T @ np.asarray(log_f0, dtype=np.float64))
-        return cls(np.asarray(w, dtype=np.float64), int(np.atleast_2d(z).shape[1]), float(ridge))
+        w = ridge_solve(quadratic_features(z), log_f0, ridge)
+        return cls(w, int(np.atleast_2d(z).shape[1]), float(ridge))
 
     @classmethod
     def fit_cv(
