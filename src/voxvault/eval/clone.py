@@ -40,7 +40,7 @@ from voxvault.voices.decoder_adaptation import (
 from voxvault.voices.finetune import DEFAULT_METHOD, AdaptOptions, StyleObjective, optimise
 from voxvault.voices.identity import join_sentences, unit
 from voxvault.voices.instant import StyleBasis, StyleMap, f0_track, instant_style
-from voxvault.voices.instant_decoder import InstantDecoder
+from voxvault.voices.instant_decoder import InstantDecoder, pitch_factor
 from voxvault.voices.pitch import median_f0
 from voxvault.voices.style_gradient import StyleGradient
 
@@ -272,7 +272,7 @@ class CloneEvaluator:
         if pitch and self.instant_decoder is not None:
             # the instant clone before pitch matching: at the pitch its style gives, stepped from there
             decoder = self.instant_decoder
-            row["instant"]["pitch_factor"] = round(float(next(iter(pitch.values()))[0]) + 1.0, 4)
+            row["instant"]["pitch_factor"] = round(pitch_factor(pitch) or 1.0, 4)
             unpitched = decoder.with_prior(decoder.step(pack, enrol_emb), enrol_emb)
             speak = self._speaker(self.tts, AdaptedWeights("instant", unpitched))
             row["instant"]["unpitched"] = self.judge(pack, reference, real_f0, speak=speak)

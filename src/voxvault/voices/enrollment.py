@@ -52,7 +52,7 @@ from voxvault.voices.identity import (
     speaker_split,
     speech_only,
 )
-from voxvault.voices.instant_decoder import INSTANT_DECODER_BLOB, InstantDecoder
+from voxvault.voices.instant_decoder import INSTANT_DECODER_BLOB, InstantDecoder, pitch_factor
 from voxvault.voices.lifecycle import VoiceRegistry, array_bytes, pack_deltas
 from voxvault.voices.pitch import median_f0
 from voxvault.voices.quality import (
@@ -387,6 +387,7 @@ class Enrollment:
         style_key = reg.put_sealed(voice_id, "style", array_bytes(style))
         if decoder is not None:  # the voice's own decoder biases (voices/instant_decoder.py)
             reg.put_sealed(voice_id, INSTANT_DECODER_BLOB, pack_deltas(decoder))
+        factor = pitch_factor(decoder)
         evidence_key = reg.put_sealed(
             voice_id,
             evidence_what,
@@ -447,6 +448,8 @@ class Enrollment:
                             "method": "instant_map" if "instant_map" in weights else "preset_blend",
                             "weights": weights,
                             "decoder_step": decoder is not None,
+                            # the factor on the F0 contour that gives the voice its speaker's pitch
+                            "pitch_factor": None if factor is None else round(factor, 4),
                         },
                         "samples": len(samples),
                         "decoder": {"current": INSTANT_DECODER_BLOB if decoder is not None else None},

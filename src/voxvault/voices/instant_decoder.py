@@ -272,19 +272,19 @@ class InstantDecoder:
             len(deltas) - len(pitch),
             "yes" if self.prior is not None else "no",
             "yes" if self.embedding_map is not None else "no",
-            f"{float(next(iter(pitch.values()))[0]) + 1:.3f}" if pitch else "no",
+            f"{pitch_factor(pitch):.3f}" if pitch else "no",
             time.perf_counter() - t0,
         )
         return deltas
 
 
-def pitch_factor(pitch: Mapping[str, NDArray[np.float32]] | None) -> float | None:
-    """The factor a ``pitch()`` delta sets; None for none."""
+def pitch_factor(deltas: Mapping[str, NDArray[np.float32]] | None) -> float | None:
+    """The pitch factor a voice's deltas (or a ``pitch()`` delta) set; None for none."""
     from voxvault.engines.onnx_float import PITCH_SCALE
 
-    if not pitch or PITCH_SCALE not in pitch:
+    if not deltas or PITCH_SCALE not in deltas:
         return None
-    return 1.0 + float(np.asarray(pitch[PITCH_SCALE]).reshape(-1)[0])
+    return 1.0 + float(np.asarray(deltas[PITCH_SCALE]).reshape(-1)[0])
 
 
 def load_or_none(
