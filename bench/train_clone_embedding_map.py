@@ -105,6 +105,28 @@ def sample_kinds(real: int, samples: int, total: int) -> np.ndarray:
     return kinds
 
 
+def style_plan(
+    real: list[np.ndarray],
+    args: argparse.Namespace,
+    basis: StyleBasis,
+    preset_coords: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], list[int], np.ndarray]:
+    """The styles to speak, in order (``sample_kinds``): the real speakers' instant styles, random ones up to
+    ``args.samples``, then ``args.near_real`` near the real ones; with, per row, the real style it is (or is
+    near; -1 for a random one) and its kind. Shared with ``bench/train_pitch_map.py``."""
+    plan = [np.clip(z, -2.5, 2.5) for z in real]
+    while len(plan) < args.samples:
+        plan.append(np.clip(sample_coords(rng, basis, preset_coords), -2.5, 2.5))
+    # then styles near the real speakers' (where enrollment's styles lie): one of them plus a little noise
+    source = [i for i in range(len(real))] + [-1] * (len(plan) - len(real))  # the real style a row is of
+    for _ in range(args.near_real if real else 0):
+        source.append(int(rng.integers(len(real))))
+        z = real[source[-1]] + rng.normal(0, NEAR_REAL_SD, basis.size)
+        plan.append(np.clip(z, -2.5, 2.5).astype(np.float32))
+    return plan, source, sample_kinds(len(real), args.samples, len(plan))
+
+
 def save(
     path: Path, zs: list, es: list, targets: np.ndarray, kinds: np.ndarray, source: list, pitch: np.ndarray
 ) -> None:
@@ -142,16 +164,7 @@ def collect(args: argparse.Namespace) -> None:
     real = speaker_coords(args.clips, basis, encoder, SPEEDS) if args.clips else []
     targets = np.stack([t for _, t, _ in real]) if real else np.zeros((0, 256), np.float32)
     rng = np.random.default_rng(args.seed)
-    plan = [np.clip(z, -2.5, 2.5) for z, _, _ in real]
-    while len(plan) < args.samples:
-        plan.append(np.clip(sample_coords(rng, basis, preset_coords), -2.5, 2.5))
-    # then styles near the real speakers' (where enrollment's styles lie): one of them plus a little noise
-    source = [i for i in range(len(real))] + [-1] * (len(plan) - len(real))  # the real style a row is of
-    for _ in range(args.near_real if real else 0):
-        source.append(int(rng.integers(len(real))))
-        z = real[source[-1]][0] + rng.normal(0, NEAR_REAL_SD, basis.size)
-        plan.append(np.clip(z, -2.5, 2.5).astype(np.float32))
-    kinds = sample_kinds(len(real), args.samples, len(plan))
+    plan, source, kinds = style_plan([z for z, _, _ in real], args, basis, preset_coords, rng)
     pitch = pitch_factors(plan, real, source, basis, rng)
     t0 = time.perf_counter()
     for i, z in enumerate(plan[len(zs) :], start=len(zs)):

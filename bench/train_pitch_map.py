@@ -21,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 from train_clone_embedding_map import (  # the same styles as the clone embedding map (bench/)
-    NEAR_REAL_SD,
     RANDOM,
     SPEEDS,
-    sample_kinds,
     sampling_args,
     speaker_coords,
+    style_plan,
 )
-from train_style_map import sample_coords
 
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
@@ -56,14 +54,7 @@ def collect(args: argparse.Namespace) -> None:
         with np.load(args.data) as saved:
             zs, logs = list(saved["z"]), list(saved["log_f0"])
     real = [z for z, _, _ in speaker_coords(args.clips, basis, encoder, SPEEDS)] if args.clips else []
-    rng = np.random.default_rng(args.seed)
-    plan = [np.clip(z, -2.5, 2.5) for z in real]
-    while len(plan) < args.samples:
-        plan.append(np.clip(sample_coords(rng, basis, preset_coords), -2.5, 2.5))
-    for _ in range(args.near_real if real else 0):
-        z = real[int(rng.integers(len(real)))] + rng.normal(0, NEAR_REAL_SD, basis.size)
-        plan.append(np.clip(z, -2.5, 2.5).astype(np.float32))
-    kinds = sample_kinds(len(real), args.samples, len(plan))
+    plan, _, kinds = style_plan(real, args, basis, preset_coords, np.random.default_rng(args.seed))
     t0 = time.perf_counter()
     for i, z in enumerate(plan[len(zs) :], start=len(zs)):
         pack = basis.pack(z)

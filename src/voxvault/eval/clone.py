@@ -260,11 +260,13 @@ class CloneEvaluator:
         instant: AdaptedWeights | None = None
         step: dict[str, NDArray[np.float32]] | None = None
         pitch: dict[str, NDArray[np.float32]] = {}
-        if self.instant_decoder is not None:  # as enrollment does (InstantDecoder.deltas)
-            pitch = self.instant_decoder.pitch(pack, median_f0(enrol, rate))
-            step = self.instant_decoder.step(pack, enrol_emb, pitch=pitch)
-            instant = AdaptedWeights("instant", {**self.instant_decoder.with_prior(step, enrol_emb), **pitch})
+        speaker_f0 = median_f0(enrol, rate)
+        if self.instant_decoder is not None:  # the deltas enrollment gives the voice
+            instant = AdaptedWeights("instant", self.instant_decoder.deltas(pack, enrol_emb, speaker_f0))
         row["instant"] = {"time_s": round(time.perf_counter() - t0, 3)}
+        if self.instant_decoder is not None:  # its parts, for the variants below (milliseconds)
+            pitch = self.instant_decoder.pitch(pack, speaker_f0)
+            step = self.instant_decoder.step(pack, enrol_emb, pitch=pitch)
         speak = self._speaker(self.tts, instant) if instant is not None else None
         row["instant"].update(self.judge(pack, reference, real_f0, speak=speak))
         if instant is not None:
