@@ -15,6 +15,7 @@ voice's pack is not a point of the basis.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,26 @@ def ridge_solve(x: NDArray[Any], y: NDArray[Any], ridge: float) -> NDArray[np.fl
     reg = ridge * np.eye(x.shape[1])
     reg[-1, -1] = 0.0
     return np.asarray(np.linalg.solve(x.T @ x + reg, x.T @ np.asarray(y, dtype=np.float64)), dtype=np.float64)
+
+
+def held_out_scores(
+    rows: int,
+    ridges: tuple[float, ...],
+    score_fold: Callable[[float, NDArray[np.bool_], NDArray[np.bool_]], Iterable[float]],
+    folds: int = 5,
+    judged: NDArray[np.bool_] | None = None,
+) -> dict[float, list[float]]:
+    """Per ridge penalty, the held-out scores of k-fold cross-validation over ``rows`` samples: every fold
+    is fitted on the other folds and ``score_fold(ridge, train, test)`` scores its ``judged`` rows (default
+    all: the rows whose error matters). The shared loop of the small maps' ``fit_cv``."""
+    fold_of = np.arange(rows) % folds
+    judge = np.ones(rows, dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
+    return {
+        ridge: [
+            float(v) for f in range(folds) for v in score_fold(ridge, fold_of != f, (fold_of == f) & judge)
+        ]
+        for ridge in ridges
+    }
 
 
 def jacobian_key(fingerprint: str, sentences: tuple[str, ...]) -> str:
@@ -112,20 +133,17 @@ class CloneEmbeddingMap:
     ) -> tuple[CloneEmbeddingMap, dict[str, float]]:
         """The penalty with the best mean held-out cosine over the ``judged`` rows (default all: the styles
         that matter, such as those real speakers get); the report says how good it was."""
-        fold_of = np.arange(len(z)) % folds
-        judge = np.ones(len(z), dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
-        scores = {}
-        for ridge in ridges:
-            cos: list[float] = []
-            for f in range(folds):
-                train, test = fold_of != f, (fold_of == f) & judge
-                fitted = cls.fit(z[train], e[train], ridge, None if pitch is None else pitch[train])
-                pred = fitted.predict(z[test], None if pitch is None else pitch[test])
-                cos.extend(float(p @ unit(t)) for p, t in zip(pred, e[test], strict=True))
-            scores[ridge] = (float(np.mean(cos)), float(np.percentile(cos, 5)))
+
+        def cosines(ridge: float, train: NDArray[np.bool_], test: NDArray[np.bool_]) -> list[float]:
+            fitted = cls.fit(z[train], e[train], ridge, None if pitch is None else pitch[train])
+            pred = fitted.predict(z[test], None if pitch is None else pitch[test])
+            return [float(p @ unit(t)) for p, t in zip(pred, e[test], strict=True)]
+
+        held_out = held_out_scores(len(z), ridges, cosines, folds, judged)
+        scores = {r: (float(np.mean(c)), float(np.percentile(c, 5))) for r, c in held_out.items()}
         best = max(scores, key=lambda r: scores[r][0])
         # How far apart the sampled clones themselves are: the scale the prediction's error is read on
-        units = np.stack([unit(v) for v in e[judge]])
+        units = np.stack([unit(v) for v in (e if judged is None else e[np.asarray(judged, dtype=bool)])])
         spread = float(np.mean(units @ units.mean(axis=0) / np.linalg.norm(units.mean(axis=0))))
         report = {
             "ridge": best,

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voxvault.engines.base import FloatArray
-from voxvault.voices.clone_embedding import basis_point, quadratic_features, ridge_solve
+from voxvault.voices.clone_embedding import basis_point, held_out_scores, quadratic_features, ridge_solve
 from voxvault.voices.instant import StyleBasis, f0_track
 
 PITCH_MAP_FILE = "pitch_map.npz"
@@ -64,17 +64,15 @@ class PitchMap:
         judged: NDArray[np.bool_] | None = None,
     ) -> tuple[PitchMap, dict[str, float]]:
         """The penalty with the smallest held-out error (semitones) over the ``judged`` rows."""
-        fold_of = np.arange(len(z)) % folds
-        judge = np.ones(len(z), dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
-        scores = {}
-        for ridge in ridges:
-            errors: list[float] = []
-            for f in range(folds):
-                train, test = fold_of != f, (fold_of == f) & judge
-                pred = cls.fit(z[train], log_f0[train], ridge).predict_log(z[test])
-                errors.extend(np.abs(pred - log_f0[test]) * 12 / np.log(2))
-            scores[ridge] = (float(np.mean(errors)), float(np.percentile(errors, 95)))
+
+        def semitones(ridge: float, train: NDArray[np.bool_], test: NDArray[np.bool_]) -> NDArray[np.float64]:
+            pred = cls.fit(z[train], log_f0[train], ridge).predict_log(z[test])
+            return np.asarray(np.abs(pred - log_f0[test]) * 12 / np.log(2), dtype=np.float64)
+
+        held_out = held_out_scores(len(z), ridges, semitones, folds, judged)
+        scores = {r: (float(np.mean(e)), float(np.percentile(e, 95))) for r, e in held_out.items()}
         best = min(scores, key=lambda r: scores[r][0])
+        judge = np.ones(len(z), dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
         spread = float(np.std(log_f0[judge]) * 12 / np.log(2))
         report = {
             "ridge": best,
