@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from voxvault.cli_eval import run_clone_eval
+from voxvault.eval.clone import interval_text
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("preset", "instant", "finetuned")
@@ -56,14 +57,18 @@ def plot(report: dict[str, Any]) -> str:
 def write_html(report: dict[str, Any], path: Path) -> None:
     summary = report["summary"]
     lines = [
-        "<tr><th>method</th><th>SECS mean</th><th>SECS of own</th><th>WER mean</th>"
+        "<tr><th>method</th><th>SECS mean</th><th>95% CI</th><th>minus own (95% CI)</th><th>SECS of own</th>"
+        "<th>WER mean</th>"
         "<th>F0 distance (st)</th><th>time (s)</th></tr>"
     ]
     for method in METHODS:
         s = summary.get(method)
         if s:
             lines.append(
-                f"<tr><td>{method}</td><td>{s['secs_mean']:.3f}</td><td>{s['secs_of_own_mean']:.2f}</td>"
+                f"<tr><td>{method}</td><td>{s['secs_mean']:.3f}</td><td>{interval_text(s.get('secs_ci95'))}</td>"
+                f"<td>{s.get('secs_minus_own_mean', 0.0):+.3f} "
+                f"({interval_text(s.get('secs_minus_own_ci95'))})</td>"
+                f"<td>{s['secs_of_own_mean']:.2f}</td>"
                 f"<td>{s['wer_mean']:.3f}</td>"
                 f"<td>{s['f0_distance_mean']}</td><td>{s['time_s_mean']:.2f}</td></tr>"
             )

@@ -107,13 +107,20 @@ def eval_clone(
     except VoxError as exc:
         err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
         raise typer.Exit(2) from None
-    table = Table("method", "SECS", "of own", "WER", "F0 dist (st)", "time (s)")
+    from voxvault.eval.clone import interval_text
+
+    table = Table(
+        "method", "SECS", "95% CI", "minus own", "95% CI", "of own", "WER", "F0 dist (st)", "time (s)"
+    )
     for name, s in report["summary"].items():
         if isinstance(s, dict):
             f0 = "-" if s["f0_distance_mean"] is None else f"{s['f0_distance_mean']:.2f}"
             table.add_row(
                 name,
                 f"{s['secs_mean']:.3f}",
+                interval_text(s["secs_ci95"]),
+                f"{s['secs_minus_own_mean']:+.3f}",
+                interval_text(s["secs_minus_own_ci95"]),
                 f"{s['secs_of_own_mean']:.2f}",
                 f"{s['wer_mean']:.3f}",
                 f0,
@@ -123,7 +130,8 @@ def eval_clone(
     own = report["summary"].get("real_enrol_vs_heldout_secs_mean")
     if own is not None:
         console.print(
-            f'speakers\' own enrolment vs held-out SECS: {own:.3f} ("of own" is SECS / this, per speaker)'
+            f"speakers' own enrolment vs held-out SECS: {own:.3f} ('minus own' and 'of own' compare each "
+            "clone with its speaker's; 95% CI: bootstrap over the speakers)"
         )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

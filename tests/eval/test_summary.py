@@ -50,3 +50,35 @@ def test_the_runtime_check_is_counted_and_the_fast_runtime_is_reported_beside_it
     assert summary["served_as_trained"] == 1
     assert summary["onnxruntime_secs_mean"] == pytest.approx(0.695)
     assert summary["secs_mean"] == pytest.approx(0.7167, abs=1e-4)
+
+
+def test_the_gap_to_each_speakers_ceiling_comes_with_a_bootstrap_interval() -> None:
+    # every clone 0.02-0.03 below its own speaker's ceiling: the paired interval lies wholly below zero
+    ceilings = (
+        ("a", 0.80, 0.02),
+        ("b", 0.70, 0.03),
+        ("c", 0.85, 0.02),
+        ("d", 0.75, 0.03),
+        ("e", 0.90, 0.025),
+    )
+    rows = [_row(n, own, 0.6, own - gap, None) for n, own, gap in ceilings]
+    finetuned = summarise(rows)["finetuned"]
+    assert finetuned["secs_minus_own_mean"] == pytest.approx(-0.025)
+    low, high = finetuned["secs_minus_own_ci95"]
+    assert -0.03 <= low < -0.025 < high <= -0.02
+    # the SECS themselves spread 0.67-0.88 across speakers: a wide interval around their mean
+    low, high = finetuned["secs_ci95"]
+    assert low < finetuned["secs_mean"] < high and high - low > 0.05
+
+
+def test_a_gap_that_goes_both_ways_is_not_told_apart_from_the_ceiling() -> None:
+    rows = [
+        _row(n, 0.8, 0.6, served, None) for n, served in (("a", 0.78), ("b", 0.83), ("c", 0.79), ("d", 0.81))
+    ]
+    low, high = summarise(rows)["finetuned"]["secs_minus_own_ci95"]
+    assert low < 0.0 < high
+
+
+def test_one_speaker_has_no_interval() -> None:
+    summary = summarise([_row("a", 0.8, 0.6, 0.7, None)])["finetuned"]
+    assert summary["secs_ci95"] is None and summary["secs_minus_own_ci95"] is None

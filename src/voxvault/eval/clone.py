@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import stats
 
 from voxvault.audio.io import decode
 from voxvault.engines.asr import word_error_rate
@@ -299,6 +300,31 @@ class CloneEvaluator:
         return row
 
 
+#: resamples of the speakers for the summary's bootstrap intervals (seeded: a report is reproducible)
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def mean_ci95(values: list[float]) -> list[float] | None:
+    """95 % percentile-bootstrap interval of the mean over speakers; None for fewer than two. A target or a
+    ceiling inside it is not told apart from the mean by this set of speakers (docs/cloning.md)."""
+    if len(values) < 2 or np.ptp(values) == 0.0:
+        return None
+    result = stats.bootstrap(
+        (np.asarray(values, dtype=np.float64),),
+        np.mean,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
+    return [round(float(result.confidence_interval.low), 4), round(float(result.confidence_interval.high), 4)]
+
+
+def interval_text(ci: list[float] | None) -> str:
+    """``[low, high]`` as ``low..high`` for a table; ``-`` where there is none."""
+    return "-" if ci is None else f"{ci[0]:.3f}..{ci[1]:.3f}"
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     extra = sorted({k for r in rows for k in r if k.startswith("finetuned_")})
@@ -311,9 +337,15 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         # SECS as a share of the speaker's own enrolment-vs-held-out similarity: the ceiling the recording
         # sets for a clone made from the enrolment (docs/cloning.md)
         of_own = [r[method]["secs"] / r["enrol_vs_heldout_secs"] for r in present]
+        minus_own = [r[method]["secs"] - r["enrol_vs_heldout_secs"] for r in present]
         summary[method] = {
             "secs_mean": round(float(np.mean([g["secs"] for g in got])), 4),
+            "secs_ci95": mean_ci95([g["secs"] for g in got]),
             "secs_of_own_mean": round(float(np.mean(of_own)), 4),
+            # paired with each speaker's own enrolment-vs-held-out SECS: how far below the ceiling, and
+            # whether this set of speakers can tell that from zero
+            "secs_minus_own_mean": round(float(np.mean(minus_own)), 4),
+            "secs_minus_own_ci95": mean_ci95(minus_own),
             "wer_mean": round(float(np.mean([g["wer"] for g in got])), 4),
             "f0_distance_mean": round(float(np.mean(f0)), 3) if f0 else None,
             "time_s_mean": round(float(np.mean([g["time_s"] for g in got])), 3),
