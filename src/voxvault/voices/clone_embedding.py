@@ -47,6 +47,11 @@ def ridge_solve(x: NDArray[Any], y: NDArray[Any], ridge: float) -> NDArray[np.fl
     return np.asarray(np.linalg.solve(x.T @ x + reg, x.T @ np.asarray(y, dtype=np.float64)), dtype=np.float64)
 
 
+def judged_rows(rows: int, judged: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
+    """The rows a fit is judged on: ``judged``, or all ``rows`` of them."""
+    return np.ones(rows, dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
+
+
 def held_out_scores(
     rows: int,
     ridges: tuple[float, ...],
@@ -58,7 +63,7 @@ def held_out_scores(
     is fitted on the other folds and ``score_fold(ridge, train, test)`` scores its ``judged`` rows (default
     all: the rows whose error matters). The shared loop of the small maps' ``fit_cv``."""
     fold_of = np.arange(rows) % folds
-    judge = np.ones(rows, dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
+    judge = judged_rows(rows, judged)
     return {
         ridge: [
             float(v) for f in range(folds) for v in score_fold(ridge, fold_of != f, (fold_of == f) & judge)
@@ -143,7 +148,7 @@ class CloneEmbeddingMap:
         scores = {r: (float(np.mean(c)), float(np.percentile(c, 5))) for r, c in held_out.items()}
         best = max(scores, key=lambda r: scores[r][0])
         # How far apart the sampled clones themselves are: the scale the prediction's error is read on
-        units = np.stack([unit(v) for v in (e if judged is None else e[np.asarray(judged, dtype=bool)])])
+        units = np.stack([unit(v) for v in e[judged_rows(len(z), judged)]])
         spread = float(np.mean(units @ units.mean(axis=0) / np.linalg.norm(units.mean(axis=0))))
         report = {
             "ridge": best,

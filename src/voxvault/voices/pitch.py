@@ -24,7 +24,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voxvault.engines.base import FloatArray
-from voxvault.voices.clone_embedding import basis_point, held_out_scores, quadratic_features, ridge_solve
+from voxvault.voices.clone_embedding import (
+    basis_point,
+    held_out_scores,
+    judged_rows,
+    quadratic_features,
+    ridge_solve,
+)
 from voxvault.voices.instant import StyleBasis, f0_track
 
 PITCH_MAP_FILE = "pitch_map.npz"
@@ -72,8 +78,7 @@ class PitchMap:
         held_out = held_out_scores(len(z), ridges, semitones, folds, judged)
         scores = {r: (float(np.mean(e)), float(np.percentile(e, 95))) for r, e in held_out.items()}
         best = min(scores, key=lambda r: scores[r][0])
-        judge = np.ones(len(z), dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
-        spread = float(np.std(log_f0[judge]) * 12 / np.log(2))
+        spread = float(np.std(log_f0[judged_rows(len(z), judged)]) * 12 / np.log(2))
         report = {
             "ridge": best,
             "cv_error_semitones_mean": round(scores[best][0], 3),
