@@ -65,9 +65,8 @@ def write_html(report: dict[str, Any], path: Path) -> None:
         s = summary.get(method)
         if s:
             lines.append(
-                f"<tr><td>{method}</td><td>{s['secs_mean']:.3f}</td><td>{interval_text(s.get('secs_ci95'))}</td>"
-                f"<td>{s.get('secs_minus_own_mean', 0.0):+.3f} "
-                f"({interval_text(s.get('secs_minus_own_ci95'))})</td>"
+                f"<tr><td>{method}</td><td>{s['secs_mean']:.3f}</td><td>{interval_text(s['secs_ci95'])}</td>"
+                f"<td>{s['secs_minus_own_mean']:+.3f} ({interval_text(s['secs_minus_own_ci95'])})</td>"
                 f"<td>{s['secs_of_own_mean']:.2f}</td>"
                 f"<td>{s['wer_mean']:.3f}</td>"
                 f"<td>{s['f0_distance_mean']}</td><td>{s['time_s_mean']:.2f}</td></tr>"

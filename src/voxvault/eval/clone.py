@@ -338,9 +338,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         # sets for a clone made from the enrolment (docs/cloning.md)
         of_own = [r[method]["secs"] / r["enrol_vs_heldout_secs"] for r in present]
         minus_own = [r[method]["secs"] - r["enrol_vs_heldout_secs"] for r in present]
+        clone_secs = [g["secs"] for g in got]
         summary[method] = {
-            "secs_mean": round(float(np.mean([g["secs"] for g in got])), 4),
-            "secs_ci95": mean_ci95([g["secs"] for g in got]),
+            "secs_mean": round(float(np.mean(clone_secs)), 4),
+            "secs_ci95": mean_ci95(clone_secs),
             "secs_of_own_mean": round(float(np.mean(of_own)), 4),
             # paired with each speaker's own enrolment-vs-held-out SECS: how far below the ceiling, and
             # whether this set of speakers can tell that from zero
