@@ -166,9 +166,9 @@ def patch_trajectory_average() -> None:
             "top5": mean(top),
         }
         alt = {"best": {"served": out["secs"], "wer": out["wer"]}}
+        validation = [self._phonemes[s] for s in VALIDATION_SENTENCES]
         for name, deltas in candidates.items():
             adapted = AdaptedWeights("in-memory", deltas)
-            validation = [self._phonemes[s] for s in VALIDATION_SENTENCES]
             choice = choose_runtime(self.tts, tts, self.encoder, validation, pack, adapted, enrol)
             engine = tts if choice.as_trained else self.tts
             result = self.judge(pack, reference, real_f0, speak=self._speaker(engine, adapted))

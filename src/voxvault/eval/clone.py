@@ -305,8 +305,9 @@ BOOTSTRAP_RESAMPLES = 10_000
 
 
 def mean_ci95(values: list[float]) -> list[float] | None:
-    """95 % percentile-bootstrap interval of the mean over speakers; None for fewer than two. A target or a
-    ceiling inside it is not told apart from the mean by this set of speakers (docs/cloning.md)."""
+    """95 % percentile-bootstrap interval of the mean over speakers; None for fewer than two, or when all are
+    equal (nothing to resample). A target or a ceiling inside it is not told apart from the mean by this set
+    of speakers (docs/cloning.md)."""
     if len(values) < 2 or np.ptp(values) == 0.0:
         return None
     result = stats.bootstrap(
