@@ -59,12 +59,7 @@ def run(
 ) -> None:
     """Make every item of ITEMS into OUT, skipping items a previous run finished."""
     from voxvault.audio import FORMATS
-    from voxvault.jobs.batch import BatchCounts, run_batch
-    from voxvault.jobs.executors import make_executor
-    from voxvault.jobs.sinks import open_sink
     from voxvault.jobs.spec import load_items
-    from voxvault.jobs.worker import WorkerOptions
-    from voxvault.service import VoxVault
 
     settings = Settings()
     if executor == "local" and workers > 1 and settings.threads == 0:
@@ -75,9 +70,16 @@ def run(
         if fmt not in FORMATS:
             raise VoxError("unsupported_format", f"format {fmt!r} is not one of {', '.join(FORMATS)}")
         spec = load_items(items, max_items=settings.batch_max_items)
-        sink = open_sink(out, s3_endpoint_url=settings.s3_endpoint_url)
-        chosen = make_executor(executor, workers=workers, address=address)
+        # Imported once the items file is known good: a bad file is reported without loading the service.
+        from voxvault.jobs.batch import BatchCounts, run_batch
+        from voxvault.jobs.executors import make_executor
+        from voxvault.jobs.sinks import open_sink_for
+        from voxvault.jobs.worker import WorkerOptions
+        from voxvault.service import VoxVault
+
         vv = VoxVault(settings)
+        sink = open_sink_for(vv, out)  # sealed only inside the blob store; a folder of your own is an export
+        chosen = make_executor(executor, workers=workers, address=address)
         options = WorkerOptions(default_voice=voice or settings.default_voice, default_format=fmt)
     except VoxError as exc:
         _fail(exc)

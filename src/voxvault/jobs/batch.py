@@ -586,9 +586,9 @@ def run_batch(
     Defaults: the in-process pool with one worker, the configured default voice, WAV.
     """
     from voxvault.jobs.executors import LocalExecutor
-    from voxvault.jobs.sinks import open_sink
+    from voxvault.jobs.sinks import open_sink_for
 
-    sink = out if isinstance(out, Sink) else open_sink(out, s3_endpoint_url=vv.settings.s3_endpoint_url)
+    sink = out if isinstance(out, Sink) else open_sink_for(vv, out)
     options = options or WorkerOptions(default_voice=vv.settings.default_voice)
     executor = executor or LocalExecutor(1)
     job_id = batch_job_id(sink.url)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from voxvault.config import Settings
 from voxvault.errors import VoxError
-from voxvault.jobs.sinks import Sink, open_sink
+from voxvault.jobs.sinks import Sink, open_sink_for
 from voxvault.jobs.spec import BatchItem
 from voxvault.jobs.worker import BatchWorker, PrepareResult, RenderResult, WorkerOptions
 from voxvault.service import VoxVault
@@ -91,7 +91,7 @@ class RayWorkerActor:
     def __init__(self, settings: dict[str, Any], sink_url: str, options: WorkerOptions) -> None:
         logging.basicConfig(level=logging.WARNING)
         vv = VoxVault(Settings(**settings))
-        sink = open_sink(sink_url, s3_endpoint_url=vv.settings.s3_endpoint_url)
+        sink = open_sink_for(vv, sink_url)
         self.worker = BatchWorker(vv, sink, options)
         self.worker.warm_up()
 

@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 
@@ -23,7 +22,7 @@ from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 from voxvault.jobs.batch import JOB_KIND, RESUMABLE_STATUSES, BatchRunner, JobRecords
 from voxvault.jobs.executors import LocalExecutor
-from voxvault.jobs.sinks import MANIFEST, format_of, open_sink
+from voxvault.jobs.sinks import MANIFEST, Sink, format_of, open_sink_for
 from voxvault.jobs.spec import detect_kind, parse_items
 from voxvault.jobs.worker import WorkerOptions
 from voxvault.service import VoxVault
@@ -127,7 +126,7 @@ class BatchService:
             allowed_voices=tuple(opts["allowed_voices"]) if opts.get("allowed_voices") is not None else None,
             lexicon=opts.get("lexicon") or {},
         )
-        sink = open_sink(spec["sink"], s3_endpoint_url=self.vv.settings.s3_endpoint_url)
+        sink = open_sink_for(self.vv, spec["sink"])
         runner = BatchRunner(
             self.vv,
             job_id,
@@ -213,8 +212,8 @@ class BatchService:
             updated_at=job.updated_at.isoformat(),
         )
 
-    def _sink(self, job: Job) -> Any:
-        return open_sink((job.spec or {})["sink"], s3_endpoint_url=self.vv.settings.s3_endpoint_url)
+    def _sink(self, job: Job) -> Sink:
+        return open_sink_for(self.vv, (job.spec or {})["sink"])
 
     def manifest(self, job_id: str, project_id: str) -> bytes:
         """The manifest as it is now: complete lines only (a line being written is left out)."""

@@ -11,6 +11,11 @@ items, and each at most once:
 - on S3 an object cannot be appended to, so the whole manifest is PUT at most every ``flush_interval_s``
   seconds and at the end of every run; after a crash it lags, and the resuming run rebuilds it from the
   job's records.
+
+A sink inside the configured blob store (every job submitted over HTTP) seals each output like every other
+payload derived from a voice (envelope encryption, bound to its place by ``output:<blob key>``) and opens
+it when it is served; a folder or bucket the user names for ``voxvault batch run --out`` is their export
+and holds playable files (docs/security.md).
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from voxvault.audio import FILE_EXTENSIONS
 from voxvault.errors import VoxError
 from voxvault.store.blobs import BlobNotFound, BlobStore, LocalBlobStore, S3BlobStore
+
+if TYPE_CHECKING:
+    from voxvault.governance.crypto import Envelope
+    from voxvault.service import VoxVault
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +104,16 @@ class Sink(abc.ABC):
     def __init__(self, url: str, store: BlobStore) -> None:
         self.url = url
         self.store = store
+        self.envelope: Envelope | None = None
+        self.store_path = ""  # where the sink lies inside the blob store, when it is sealed
+
+    def seal_with(self, envelope: Envelope, store_path: str) -> None:
+        """Seal every output from now on; ``store_path`` (e.g. ``batches/<job>``) binds each to its place."""
+        self.envelope = envelope
+        self.store_path = store_path.strip("/")
+
+    def output_aad(self, key: str) -> str:
+        return f"output:{self.store_path}/{key}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -114,10 +133,19 @@ class Sink(abc.ABC):
 
     def write_output(self, key: str, data: bytes) -> None:
         """Atomic: after this returns the output is complete under ``key``; before, nothing is there."""
+        if self.envelope is not None:
+            data = self.envelope.seal(data, self.output_aad(key))
         self.store.put(key, data)
 
     def read_output(self, key: str) -> bytes:
-        return self.store.get(key)
+        """The output as it was made (opened when the sink is sealed)."""
+        data = self.store.get(key)
+        if self.envelope is not None:
+            data = self.envelope.open(data, self.output_aad(key))
+        return data
+
+    def delete_output(self, key: str) -> None:
+        self.store.delete(key)
 
     # -- manifest --------------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -272,6 +300,15 @@ def open_sink(url: str, *, s3_endpoint_url: str | None = None, flush_interval_s:
     raise VoxError(
         "invalid_output", f"unsupported output {parts.scheme!r}: use a folder or s3://bucket/prefix"
     )
+
+
+def open_sink_for(vv: VoxVault, url: str, *, flush_interval_s: float = 30.0) -> Sink:
+    """``open_sink`` that seals outputs when ``url`` lies inside ``vv``'s blob store (issue 29, finding 2)."""
+    sink = open_sink(url, s3_endpoint_url=vv.settings.s3_endpoint_url, flush_interval_s=flush_interval_s)
+    store = vv.settings.resolved_blob_url.rstrip("/")
+    if sink.url.rstrip("/").startswith(store + "/"):
+        sink.seal_with(vv.envelope, sink.url.rstrip("/")[len(store) + 1 :])
+    return sink
 
 
 def iter_manifest(data: bytes) -> Iterator[dict[str, Any]]:
