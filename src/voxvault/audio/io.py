@@ -19,6 +19,7 @@ import logging
 import stat
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -192,24 +193,124 @@ def decode(
     if target_sr is not None:
         target_sr = _check_rate(target_sr, "target_sr")
     started = time.monotonic()
-    deadline = started + max(0.0, timeout_s)
+    info = _SourceInfo()
     source = _open_source(data, max_bytes)
     try:
-        return _decode_file(source, max_seconds=max_seconds, target_sr=target_sr, deadline=deadline)
+        chunks = list(
+            _iter_samples(
+                source, max_seconds=max_seconds, target_sr=target_sr, budget=_Budget(timeout_s), info=info
+            )
+        )
     finally:
         source.close()
         log.debug("decode took %.3f s", time.monotonic() - started)
+    samples = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+    rate = target_sr or info.source_sample_rate
+    return DecodedAudio(
+        samples=samples,
+        sample_rate=rate,
+        duration=samples.size / rate,
+        source_format=info.source_format,
+        source_sample_rate=info.source_sample_rate,
+        channels=info.channels,
+        codec=info.codec,
+    )
+
+
+def iter_decode(
+    data: bytes | str | Path,
+    *,
+    max_bytes: int,
+    max_seconds: float,
+    target_sr: int,
+    block_seconds: float = 30.0,
+    timeout_s: float = 30.0,
+    max_channels: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode an untrusted upload in blocks of about ``block_seconds`` of mono float32 at ``target_sr``.
+
+    For long inputs (transcription of an hour): only one block is ever held as float32, never the whole
+    file. The same refusals as :func:`decode`, raised when the consumer reaches them (non-audio input on
+    the first block); ``timeout_s`` bounds the time spent decoding, not the consumer's time between
+    blocks. ``max_channels`` refuses files with more channels (``too_many_channels``, 422).
+    """
+    rate = _check_rate(target_sr, "target_sr")
+    if block_seconds <= 0:
+        raise ValueError("block_seconds must be positive")
+    budget = _Budget(timeout_s)
+    source = _open_source(data, max_bytes)
+    try:
+        pending: list[np.ndarray] = []
+        held = 0
+        block = max(1, int(block_seconds * rate))
+        for chunk in _iter_samples(
+            source,
+            max_seconds=max_seconds,
+            target_sr=rate,
+            budget=budget,
+            info=_SourceInfo(),
+            max_channels=max_channels,
+        ):
+            pending.append(chunk)
+            held += chunk.size
+            while held >= block:
+                joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                out, rest = joined[:block], joined[block:]
+                pending, held = ([rest] if rest.size else []), rest.size
+                budget.pause()
+                yield out
+                budget.resume()
+        if held:
+            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+    finally:
+        source.close()
 
 
 def _timeout_error() -> VoxError:
     return VoxError("decode_timeout", "Decoding the audio took too long.", status=422)
 
 
-def _decode_file(
-    source: BinaryIO, *, max_seconds: float, target_sr: int | None, deadline: float
-) -> DecodedAudio:
+class _Budget:
+    """Wall-clock seconds spent decoding; paused while the consumer of :func:`iter_decode` works."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = max(0.0, limit_s)
+        self.spent = 0.0
+        self._since = time.monotonic()
+
+    def check(self) -> None:
+        if self.spent + (time.monotonic() - self._since) > self.limit_s:
+            raise _timeout_error()
+
+    def pause(self) -> None:
+        self.spent += time.monotonic() - self._since
+
+    def resume(self) -> None:
+        self._since = time.monotonic()
+
+
+@dataclass
+class _SourceInfo:
+    """What the upload was, filled in while it decodes."""
+
+    source_format: str = ""
+    codec: str = ""
+    channels: int = 0
+    source_sample_rate: int = 0
+
+
+def _iter_samples(
+    source: BinaryIO,
+    *,
+    max_seconds: float,
+    target_sr: int | None,
+    budget: _Budget,
+    info: _SourceInfo,
+    max_channels: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Mono float32 chunks (clipped, finite) as FFmpeg decodes them; refuses what :func:`decode` refuses."""
     # FFmpeg's own timeouts only cover network protocols, not Python file objects: the budget is
-    # enforced between packets in _decode_container, and probing is bounded by _PROBE_OPTIONS.
+    # enforced between packets in _iter_container, and probing is bounded by _PROBE_OPTIONS.
     try:
         container = av.open(
             source,
@@ -225,8 +326,13 @@ def _decode_file(
         ) from exc
     try:
         with container:
-            return _decode_container(
-                container, max_seconds=max_seconds, target_sr=target_sr, deadline=deadline
+            yield from _iter_container(
+                container,
+                max_seconds=max_seconds,
+                target_sr=target_sr,
+                budget=budget,
+                info=info,
+                max_channels=max_channels,
             )
     except VoxError:
         raise
@@ -237,39 +343,61 @@ def _decode_file(
         ) from exc
 
 
-def _decode_container(
-    container: Any, *, max_seconds: float, target_sr: int | None, deadline: float
-) -> DecodedAudio:
+def _too_many_channels(channels: int, max_channels: int) -> VoxError:
+    return VoxError(
+        "too_many_channels",
+        f"The audio has {channels} channels; at most {max_channels} are accepted.",
+        status=422,
+        channels=channels,
+        max_channels=max_channels,
+    )
+
+
+def _iter_container(
+    container: Any,
+    *,
+    max_seconds: float,
+    target_sr: int | None,
+    budget: _Budget,
+    info: _SourceInfo,
+    max_channels: int | None,
+) -> Iterator[np.ndarray]:
     if not container.streams.audio:
         raise VoxError("invalid_audio", "The file contains no audio stream.", status=422)
     stream = container.streams.audio[0]
     demuxer = container.format.name.split(",")[0]
-    source_format = "mp4" if demuxer == "mov" else demuxer
-    codec = stream.codec_context.name
+    info.source_format = "mp4" if demuxer == "mov" else demuxer
+    info.codec = stream.codec_context.name
+    declared = int(getattr(stream.codec_context, "channels", 0) or 0)
+    if max_channels is not None and declared > max_channels:
+        raise _too_many_channels(declared, max_channels)
 
-    chunks: list[np.ndarray] = []
     resampler: soxr.ResampleStream | None = None
-    first_rate = 0
-    channels = 0
     decoded_seconds = 0.0
     bad_packets = 0
+    produced = 0
 
-    def add(mono: np.ndarray, rate: int) -> None:
-        nonlocal resampler, first_rate
-        if not first_rate:
-            first_rate = rate
+    def finish(x: np.ndarray) -> np.ndarray:
+        out = np.asarray(x, dtype=np.float32)
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+        np.clip(out, -1.0, 1.0, out=out)
+        return out
+
+    def add(mono: np.ndarray, rate: int) -> np.ndarray | None:
+        nonlocal resampler
+        if not info.source_sample_rate:
+            info.source_sample_rate = rate
             if target_sr is not None and target_sr != rate:
                 resampler = soxr.ResampleStream(
                     rate, target_sr, 1, dtype="float32", quality=_RESAMPLE_QUALITY
                 )
-        if rate != first_rate:  # chained streams may switch rate mid-file: keep one timeline
-            mono = resample(mono, rate, first_rate)
+        if rate != info.source_sample_rate:  # chained streams may switch rate mid-file: keep one timeline
+            mono = resample(mono, rate, info.source_sample_rate)
         out = resampler.resample_chunk(mono, last=False) if resampler is not None else mono
-        if out.size:
-            chunks.append(np.asarray(out, dtype=np.float32))
+        return finish(out) if out.size else None
 
-    def take(frames: list[av.AudioFrame]) -> None:
-        nonlocal decoded_seconds, channels
+    def take(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
+        nonlocal decoded_seconds
         for frame in frames:
             if frame.samples == 0 or not frame.sample_rate:
                 continue
@@ -281,12 +409,16 @@ def _decode_container(
                     status=413,
                     max_seconds=max_seconds,
                 )
-            channels = channels or (frame.layout.nb_channels or 1)
-            add(_frame_to_mono(frame), int(frame.sample_rate))
+            channels = frame.layout.nb_channels or 1
+            if max_channels is not None and channels > max_channels:
+                raise _too_many_channels(channels, max_channels)
+            info.channels = info.channels or channels
+            out = add(_frame_to_mono(frame), int(frame.sample_rate))
+            if out is not None:
+                yield out
 
     for packet in container.demux(stream):
-        if time.monotonic() > deadline:
-            raise _timeout_error()
+        budget.check()
         try:
             frames = packet.decode()
         except av.FFmpegError as exc:
@@ -294,29 +426,21 @@ def _decode_container(
             if bad_packets > _MAX_BAD_PACKETS:
                 raise VoxError("invalid_audio", "The audio file is corrupt.", status=422) from exc
             continue
-        take(frames)
+        for out in take(frames):
+            produced += out.size
+            yield out
+    drained: list[np.ndarray] = []
     with contextlib.suppress(av.FFmpegError):  # a broken last frame: keep what decoded
-        take(stream.decode(None))  # drain the decoder
-
+        drained.extend(take(stream.decode(None)))  # drain the decoder
     if resampler is not None:
         tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
         if tail.size:
-            chunks.append(np.asarray(tail, dtype=np.float32))
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    if samples.size == 0:
+            drained.append(finish(tail))
+    for out in drained:
+        produced += out.size
+        yield out
+    if produced == 0:
         raise VoxError("invalid_audio", "The file contains no decodable audio.", status=422)
-    np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-    np.clip(samples, -1.0, 1.0, out=samples)
-    rate = target_sr or first_rate
-    return DecodedAudio(
-        samples=samples,
-        sample_rate=rate,
-        duration=samples.size / rate,
-        source_format=source_format,
-        source_sample_rate=first_rate,
-        channels=channels,
-        codec=codec,
-    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -595,5 +719,6 @@ __all__ = [
     "StreamEncoder",
     "decode",
     "encode",
+    "iter_decode",
     "resample",
 ]
