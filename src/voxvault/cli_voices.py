@@ -176,8 +176,21 @@ def voices_list(
     if ctx.invoked_subcommand is not None:
         return
     try:
+        from voxvault.voices.presets import PRESETS
+
+        # The presets the model package ships, listed without loading the model (a second or two).
+        presets: list[dict[str, Any]] = [
+            {
+                "id": pid,
+                "name": pid,
+                "kind": "preset",
+                "status": "active",
+                "description": desc,
+                "expires_at": None,
+            }
+            for pid, (_, desc) in PRESETS.items()
+        ]
         vv = _vv()
-        presets = [dict(v.__dict__, expires_at=None) for v in vv.voices()]
         cloned = [
             {
                 "id": v["voice_id"],

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
-from voxvault.engines.watermark import DEFAULT_KEY, Watermarker
 from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.governance.crypto import Envelope, LocalKeyManager
@@ -34,6 +33,7 @@ from voxvault.voices.enrollment import Enrollment
 from voxvault.voices.lifecycle import VoiceRegistry
 
 if TYPE_CHECKING:
+    from voxvault.engines.watermark import Watermarker
     from voxvault.voices.instant_decoder import InstantDecoder
     from voxvault.voices.script_check import ScriptChecker
 
@@ -205,6 +205,8 @@ class VoxVault:
 
     @cached_property
     def watermarker(self) -> Watermarker:
+        from voxvault.engines.watermark import DEFAULT_KEY, Watermarker  # SciPy's FFT: loaded when needed
+
         key = self.settings.watermark_key.get_secret_value().encode() if self.settings.watermark_key else None
         return Watermarker(key or DEFAULT_KEY)
 

@@ -8,14 +8,16 @@ format and the SHA-256 of the output. The record is only disclosed to callers al
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxvault.audio import decode
-from voxvault.engines.watermark import Watermarker
 from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.store.db import Database
 from voxvault.store.models import Generation
+
+if TYPE_CHECKING:
+    from voxvault.engines.watermark import Watermarker
 
 DETECT_SAMPLE_RATE = 16000
 MIN_DETECT_SECONDS = 1.5

@@ -16,15 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from voxvault.audio import (
-    CONTENT_TYPES,
-    FORMATS,
-    StreamEncoder,
-    StreamNormalizer,
-    encode,
-    loudness_gain_db,
-    normalize_loudness,
-)
+from voxvault import audio as _audio  # loudness (SciPy) loads on first use
+from voxvault.audio import CONTENT_TYPES, FORMATS, StreamEncoder, encode
 from voxvault.engines.base import (
     AdaptableTTS,
     AdaptedSpeaker,
@@ -297,7 +290,7 @@ class SpeechPipeline:
         chunks = list(self.raw_chunks(prepared))
         t_model = time.perf_counter()
         samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        samples = normalize_loudness(samples, self.tts.sample_rate, self.loudness_lufs)
+        samples = _audio.normalize_loudness(samples, self.tts.sample_rate, self.loudness_lufs)
         if hook is not None:
             samples = hook(samples, 0)
         audio = encode(samples, self.tts.sample_rate, prepared.format, out_sample_rate=prepared.sample_rate)
@@ -331,7 +324,7 @@ class SpeechPipeline:
         cached = self._voice_gain_db.get(voice.sound_key)
         if cached is not None:
             return cached
-        gain = loudness_gain_db(first_chunk, self.tts.sample_rate, self.loudness_lufs)
+        gain = _audio.loudness_gain_db(first_chunk, self.tts.sample_rate, self.loudness_lufs)
         if len(first_chunk) >= self.tts.sample_rate:
             with self._gain_lock:
                 self._voice_gain_db[voice.sound_key] = gain
@@ -354,7 +347,7 @@ class SpeechPipeline:
         sr = self.tts.sample_rate
         t0 = time.perf_counter()
         encoder = StreamEncoder(prepared.format, sr, out_sample_rate=prepared.sample_rate)
-        normalizer: StreamNormalizer | None = None
+        normalizer: _audio.StreamNormalizer | None = None
         offset = 0
         first = True
         first_audio_at: float | None = None
@@ -383,7 +376,7 @@ class SpeechPipeline:
 
         for chunk in self.raw_chunks(prepared, cancel, deadline=due):
             if normalizer is None:
-                normalizer = StreamNormalizer(
+                normalizer = _audio.StreamNormalizer(
                     sr, gain_db=self._gain_for(prepared.voice, chunk), target_lufs=self.loudness_lufs
                 )
             data = emit(normalizer.push(chunk))

@@ -9,6 +9,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+# Decoder adaptation's pull toward the shipped weights, per squared unit of change (here, not in
+# decoder_adaptation, so the API can show the default without importing PyTorch).
+DEFAULT_L2 = 1e-3
+
 
 def shape_arrays(shapes: Sequence[tuple[int, ...]]) -> dict[str, NDArray[np.int64]]:
     """``ranks`` and ``dims`` arrays that ``shapes_of`` reads back (an ``.npz`` holds no tuples)."""

@@ -45,10 +45,10 @@ from voxvault.engines.base import (
 )
 from voxvault.engines.onnx_float import is_style_bias, is_style_projection
 from voxvault.errors import VoxError
+from voxvault.voices.bias_layout import DEFAULT_L2
 from voxvault.voices.identity import embed_sentences, unit
 from voxvault.voices.style_gradient import DifferentiableEncoder, spoken, token_lists, unit_tensor
 
-DEFAULT_L2 = 1e-3  # pull toward the shipped weights, per squared unit of change
 SCOPES = ("bias", "all")
 # Adam's step by scope: a bias moves a gain or bias directly, a weight only through the style's 128 values.
 LEARNING_RATES = {"bias": 0.03, "all": 1e-3}

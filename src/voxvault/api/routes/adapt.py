@@ -10,7 +10,7 @@ import datetime as dt
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,13 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voxvault.api.deps import require
 from voxvault.governance.keys import Principal
-from voxvault.voices.decoder_adaptation import DEFAULT_L2
-from voxvault.voices.finetune import AdaptService
+from voxvault.voices.bias_layout import DEFAULT_L2
+
+if TYPE_CHECKING:  # fine-tuning imports PyTorch: loaded with the first job, not with the app
+    from voxvault.voices.finetune import AdaptService
 
 _lock = threading.Lock()
 
 
 def adapt_service(app: FastAPI) -> AdaptService:
+    from voxvault.voices.finetune import AdaptService
+
     with _lock:
         service: AdaptService | None = getattr(app.state, "adapt", None)
         if service is None:
