@@ -275,7 +275,10 @@ def voices_rm(
     except VoxError as exc:
         _fail(exc)
     console.print(
-        f"voice {voice_id} erased ({result['blobs_deleted']} stored objects deleted)", highlight=False
+        f"voice {voice_id} erased ({result['blobs_deleted']} stored objects and "
+        f"{result['outputs_deleted']} batch outputs deleted; {result['exported_outputs_left']} exported "
+        "outputs in your own folders left)",
+        highlight=False,
     )
 
 

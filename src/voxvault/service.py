@@ -30,7 +30,7 @@ from voxvault.voices.catalog import VoiceCatalog, VoiceInfo
 from voxvault.voices.conditioning import StyleConditioner
 from voxvault.voices.consent import ConsentService
 from voxvault.voices.enrollment import Enrollment
-from voxvault.voices.lifecycle import VoiceRegistry
+from voxvault.voices.lifecycle import OutputErasure, VoiceRegistry
 
 if TYPE_CHECKING:
     from voxvault.engines.watermark import Watermarker
@@ -136,7 +136,12 @@ class VoxVault:
     # -- consent and cloned voices (docs/consent.md) -------------------------------------------------------
     @cached_property
     def voice_registry(self) -> VoiceRegistry:
-        return VoiceRegistry(self.db, self.blobs, self.envelope, self.audit)
+        from voxvault.jobs.erasure import erase_voice_outputs
+
+        def erase_outputs(voice_id: str) -> OutputErasure:
+            return erase_voice_outputs(self, voice_id)
+
+        return VoiceRegistry(self.db, self.blobs, self.envelope, self.audit, erase_outputs)
 
     @cached_property
     def consents(self) -> ConsentService:

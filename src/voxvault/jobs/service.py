@@ -231,6 +231,11 @@ class BatchService:
         with self.vv.db.session() as s:
             row = s.get(JobItem, (job_id, item_id))
             key = row.output_key if row is not None and row.status == "done" else None
+            erased = row is not None and row.status == "erased"
+        if erased:
+            raise VoxError(
+                "output_erased", "this item's audio was erased with the voice it was spoken in", 410
+            )
         if not key:
             raise VoxError("not_found", "no finished item with this id in the batch", 404)
         validate_key(key)

@@ -6,7 +6,8 @@ evidence, retained samples) live in the blob store, sealed with the envelope key
 by associated data ``voice:<id>:<what>``; rows only hold their keys.
 
 Erasure deletes every blob under ``voices/<id>/`` (embedding, style, adapted decoder weights, samples,
-every consent's evidence; decrypted copies held in memory are dropped too),
+every consent's evidence; decrypted copies held in memory are dropped too), every stored output spoken
+with the voice (batch clips, through the ``erase_outputs`` hook the service wires to the batch module),
 clears the row's payload columns and names, scrubs the linked consents, and leaves the row as an
 ``erased`` tombstone (so the id is never reused and answers 404) plus an audit entry.
 """
@@ -18,7 +19,7 @@ import io
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -97,14 +98,31 @@ class ClonedVoice:
     expires_at: dt.datetime | None
 
 
+@dataclass(frozen=True)
+class OutputErasure:
+    """What erasing a voice did to the outputs made with it (batch clips)."""
+
+    outputs_deleted: int = 0
+    items_scrubbed: int = 0
+    exported_left: int = 0  # files in folders/buckets the user exported to: theirs, not deleted
+
+
 class VoiceRegistry:
     """Cloned voices of a project. ``project_id=None`` means the local operator (CLI, Python API)."""
 
-    def __init__(self, db: Database, blobs: BlobStore, envelope: Envelope, audit: AuditTrail) -> None:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        envelope: Envelope,
+        audit: AuditTrail,
+        erase_outputs: Callable[[str], OutputErasure] | None = None,
+    ) -> None:
         self.db = db
         self.blobs = blobs
         self.envelope = envelope
         self.audit = audit
+        self.erase_outputs = erase_outputs
         self._adapted: OrderedDict[str, AdaptedWeights] = OrderedDict()
         self._adapted_lock = threading.Lock()
 
@@ -369,17 +387,28 @@ class VoiceRegistry:
         # Blobs written by a concurrent renewal between the first sweep and the commit go too.
         deleted += self.delete_all_blobs(voice_id)
         self.forget_adapted(voice_id)
+        # After the row says erased, no new item can speak with the voice: its outputs go now.
+        outputs = self.erase_outputs(voice_id) if self.erase_outputs is not None else OutputErasure()
         self.audit.record(
             "voice.erased",
             actor=actor,
             target=voice_id,
-            details={"blobs_deleted": deleted, "consents": consents},
+            details={
+                "blobs_deleted": deleted,
+                "consents": consents,
+                "outputs_deleted": outputs.outputs_deleted,
+                "items_scrubbed": outputs.items_scrubbed,
+                "exported_outputs_left": outputs.exported_left,
+            },
         )
         return {
             "voice_id": voice_id,
             "status": "erased",
             "blobs_deleted": deleted,
             "consents_scrubbed": consents,
+            "outputs_deleted": outputs.outputs_deleted,
+            "batch_items_scrubbed": outputs.items_scrubbed,
+            "exported_outputs_left": outputs.exported_left,
         }
 
     def sweep(self, now: dt.datetime | None = None) -> dict[str, int]:

@@ -68,6 +68,9 @@ class ErasureOut(BaseModel):
     status: str
     blobs_deleted: int
     consents_scrubbed: int
+    outputs_deleted: int = 0  # batch clips spoken with the voice, deleted from the store
+    batch_items_scrubbed: int = 0
+    exported_outputs_left: int = 0  # clips in folders the user exported to (`batch run --out`): theirs
 
 
 @router.get("", response_model=VoicesOut)
