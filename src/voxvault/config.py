@@ -43,7 +43,23 @@ class Settings(BaseSettings):
     tts_engine: str = "kokoro"
     speaker_engine: str = "ge2e"
     vad_engine: str = "silero"
-    asr_engine: str = "pocketsphinx"
+    asr_engine: str = Field(
+        default="pocketsphinx",
+        description="Recogniser for internal checks (clone WER, fine-tuning intelligibility): pocketsphinx "
+        "(fast, closed vocabulary) or whisper (the asr_model; accurate, slower). Transcription routes always "
+        "use Whisper; the consent script check always uses PocketSphinx's grammar search.",
+    )
+    asr_model: Literal["base", "tiny.en"] = Field(
+        default="base",
+        description="Whisper model for transcription: base (multilingual, WER 0.02-0.05 on read English) or "
+        "tiny.en (English only, about 3x faster). Loaded on first use, never by a server that only speaks.",
+    )
+    asr_max_seconds: float = Field(
+        default=4 * 3600.0, gt=0, description="Longest audio a transcription accepts (decoded in windows)."
+    )
+    max_concurrent_transcriptions: int = Field(
+        default=1, ge=1, description="Transcriptions running at once; more wait in the queue (queue_size)."
+    )
     device: str = Field(default="cpu", description="cpu or cuda (PyTorch engines only).")
     kokoro_precision: str = Field(
         default="auto",

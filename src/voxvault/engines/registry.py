@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxvault.config import Settings
 from voxvault.engines.base import (
@@ -20,6 +20,9 @@ from voxvault.engines.base import (
     VoiceActivityDetector,
 )
 from voxvault.errors import VoxError
+
+if TYPE_CHECKING:
+    from voxvault.engines.whisper import WhisperRecognizer
 
 Factory = Callable[[Settings], Any]
 
@@ -61,11 +64,22 @@ def _pocketsphinx(settings: Settings) -> SpeechRecognizer:
     return PocketSphinxASR()
 
 
+def _whisper(model: str) -> Factory:
+    def load(settings: Settings) -> Any:
+        from voxvault.engines.whisper import WhisperRecognizer
+
+        return WhisperRecognizer(model, cache_dir=settings.resolved_cache_dir, threads=settings.threads)
+
+    return load
+
+
 FACTORIES: dict[str, dict[str, Factory]] = {
     "tts": {"kokoro": _kokoro, "kokoro-torch": _kokoro_torch},
     "speaker": {"ge2e": _ge2e},
     "vad": {"silero": _silero},
     "asr": {"pocketsphinx": _pocketsphinx},
+    # Open transcription (Whisper), by model name; asr_engine = "whisper" uses asr_model.
+    "transcriber": {"base": _whisper("base"), "tiny.en": _whisper("tiny.en")},
 }
 
 
@@ -115,7 +129,14 @@ class EngineRegistry:
         return self._get("vad", self.settings.vad_engine)
 
     def asr(self) -> SpeechRecognizer:
+        if self.settings.asr_engine == "whisper":
+            recognizer: SpeechRecognizer = self.transcriber()
+            return recognizer
         return self._get("asr", self.settings.asr_engine)
+
+    def transcriber(self, model: str | None = None) -> WhisperRecognizer:
+        """Whisper (``model`` or the configured ``asr_model``), loaded on the first transcription."""
+        return self._get("transcriber", model or self.settings.asr_model)
 
     @property
     def load_seconds(self) -> dict[str, float]:
