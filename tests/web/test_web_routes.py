@@ -47,3 +47,23 @@ def test_the_page_is_not_part_of_the_api_schema(anon_client: Any) -> None:
     paths = anon_client.get("/openapi.json").json()["paths"]
     assert "/" not in paths
     assert not any(p.startswith("/static") for p in paths)
+
+
+def test_favicon_is_served(anon_client: Any) -> None:
+    r = anon_client.get("/favicon.ico")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/x-icon"
+    assert r.content[:4] == b"\x00\x00\x01\x00"  # an ICO file's header
+
+
+def test_api_docs_load_their_assets_from_this_server(anon_client: Any) -> None:
+    for page, assets in (
+        ("/docs", ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css")),
+        ("/redoc", ("/docs-assets/redoc.standalone.js",)),
+    ):
+        html = anon_client.get(page).text
+        assert "cdn.jsdelivr.net" not in html and "fonts.googleapis.com" not in html
+        for asset in assets:
+            assert f'"{asset}"' in html
+            r = anon_client.get(asset)
+            assert r.status_code == 200 and len(r.content) > 100_000

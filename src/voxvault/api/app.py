@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from voxvault.api.docs import install_docs
 from voxvault.api.errors import install_error_handlers
 from voxvault.api.metrics import Metrics
 from voxvault.api.routes import adapt as adapt_routes
@@ -64,7 +65,10 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
         version="0.1.0",
         description="Consent-first voice cloning: OpenAI-compatible speech, consent-verified voices.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs: the same pages with their assets served from here, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.vv = vv
     app.state.metrics = Metrics()
     app.state.admission = Admission(

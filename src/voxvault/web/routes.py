@@ -44,6 +44,7 @@ CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
+    ".ico": "image/x-icon",
 }
 
 
@@ -56,6 +57,13 @@ def index() -> HTMLResponse:
     """The console page (the key is typed in the page; nothing here needs one)."""
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
     return HTMLResponse(_index_html(), headers=headers)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """The icon browsers ask for on every page (the console's and the API docs'), instead of a 404."""
+    data = resources.files("voxvault.web").joinpath("static", "favicon.ico").read_bytes()
+    return Response(data, media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
 
 
 class StaticAssets(StaticFiles):
