@@ -68,15 +68,20 @@ def test_kill_9_mid_run_then_the_same_command_finishes_the_job(
             assert time.monotonic() < deadline, "no progress within 240 s"
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
+        # Left unreaped until the rerun is done: a zombie answers signal 0 like a live process, which
+        # is what kept a killed job from resuming on the same host (issue 29, finding 4).
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{proc.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed runner did not die"
+            time.sleep(0.01)
+        before = {e["id"]: e for e in manifest_entries(out)}
+        assert 3 <= len(before) < 12, "the kill should land mid-run"
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     finally:
         proc.wait(30)
         assert proc.stdout is not None
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
-    before = {e["id"]: e for e in manifest_entries(out)}
-    assert 3 <= len(before) < 12, "the kill should land mid-run"
-
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"{len(before)} skipped" in rerun.stdout
     after = {e["id"]: e for e in check_output(out, {r["id"] for r in rows})}

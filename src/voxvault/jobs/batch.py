@@ -15,10 +15,20 @@ done items missing from the manifest are added, and a manifest that a crash left
 anything the rows do not, is rewritten from the rows. The manifest therefore never lists an item twice
 or an unfinished one. If the rows are lost (another data folder) but the output folder is kept, items
 whose file still matches its manifest line's SHA-256 are adopted instead of being made again.
+
+One runner at a time (issue 29, finding 4): a runner proves it is alive with two things a dead process
+cannot hold. On its own host it holds an ``fcntl.flock`` on ``<data dir>/locks/batch-<job>.lock`` for the
+whole run; the kernel drops it when the process dies, zombie or not, whatever pid a later process gets.
+Everywhere (several hosts on one PostgreSQL) it holds a lease: ``jobs.heartbeat_at``, renewed every
+``heartbeat_s`` by a thread with a compare-and-set, and expired ``LEASE_S`` after the last renewal. A new
+runner takes the job when the owner's lock is free (same host) or its lease has expired (any host); a
+runner whose lease was taken over stops dispatching.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -29,7 +39,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, cast
+from pathlib import Path
+from typing import IO, Any, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
@@ -50,7 +61,7 @@ log = logging.getLogger(__name__)
 JOB_KIND = "batch"
 FINAL_STATUSES = ("completed", "completed_with_errors", "failed")
 RESUMABLE_STATUSES = ("queued", "running", "interrupted")
-STALE_AFTER_S = 60.0
+LEASE_S = 60.0  # a runner that has not renewed its lease for this long is taken to be dead
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -114,14 +125,36 @@ class ItemRow:
         )
 
 
-def _pid_alive(pid: int) -> bool:
+@dataclass
+class Lease:
+    """A runner's hold on a job: the OS lock it keeps open and the lease value it last wrote."""
+
+    job_id: str
+    token: str
+    renewed_at: Any  # the heartbeat_at this runner wrote last (compare-and-set on renewal)
+    lock: IO[bytes] | None = None
+
+    def close(self) -> None:
+        if self.lock is not None:
+            with contextlib.suppress(OSError):
+                self.lock.close()  # closing the descriptor releases the flock
+            self.lock = None
+
+
+def _lock_path(lock_dir: Path, job_id: str) -> Path:
+    return lock_dir / f"batch-{job_id}.lock"
+
+
+def _try_lock(path: Path) -> IO[bytes] | None:
+    """The open, exclusively locked lock file; None while a live process (any pid, this host) holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "ab")  # noqa: SIM115 - held for the whole run
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 class JobRecords:
@@ -162,47 +195,84 @@ class JobRecords:
                 job.spec = spec
                 job.total = total
 
-    def claim(self, job_id: str) -> str:
-        """Become the job's only runner; ``batch_busy`` while a live runner holds it."""
-        with self.db.session() as s:
-            job = s.get(Job, job_id)
-            if job is None:
-                raise VoxError("not_found", "no such batch job", 404)
-            observed = job.heartbeat_at
-            owner = (job.result or {}).get("owner")
-            if job.status == "running" and owner and not self._owner_gone(owner, observed):
-                raise VoxError(
-                    "batch_busy",
-                    f"batch job {job_id} is being run by pid {owner.get('pid')} on {owner.get('host')}",
-                    409,
+    def claim(self, job_id: str, lock_dir: Path) -> Lease:
+        """Become the job's only runner; ``batch_busy`` while a live runner holds it.
+
+        The OS lock is taken first: if a process on this host holds it, that runner is alive. Holding it
+        ourselves proves that an owner recorded with the same lock file on this host is dead; an owner
+        elsewhere is dead once its lease has expired.
+        """
+        path = _lock_path(lock_dir, job_id)
+        lock = _try_lock(path)
+        if lock is None:
+            raise VoxError(
+                "batch_busy", f"batch job {job_id} is being run by a live process on this host", 409
+            )
+        try:
+            with self.db.session() as s:
+                job = s.get(Job, job_id)
+                if job is None:
+                    raise VoxError("not_found", "no such batch job", 404)
+                observed = job.heartbeat_at
+                owner = (job.result or {}).get("owner")
+                if job.status == "running" and owner and not self._owner_gone(owner, observed, path):
+                    raise VoxError(
+                        "batch_busy",
+                        f"batch job {job_id} is being run by pid {owner.get('pid')} on {owner.get('host')} "
+                        f"(its lease expires {LEASE_S:.0f} s after its last renewal)",
+                        409,
+                    )
+                result = dict(job.result or {})
+            token = uuid.uuid4().hex
+            result["owner"] = {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "token": token,
+                "lock": str(path),
+            }
+            unchanged = Job.heartbeat_at.is_(None) if observed is None else Job.heartbeat_at == observed
+            now = utcnow()
+            with self.db.session() as s:
+                outcome = s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, unchanged)
+                    .values(status="running", heartbeat_at=now, result=result, error=None)
                 )
-            result = dict(job.result or {})
-        token = uuid.uuid4().hex
-        result["owner"] = {"host": socket.gethostname(), "pid": os.getpid(), "token": token}
-        unchanged = Job.heartbeat_at.is_(None) if observed is None else Job.heartbeat_at == observed
+                claimed = cast(CursorResult[Any], outcome).rowcount
+            if claimed != 1:
+                raise VoxError("batch_busy", f"batch job {job_id} was just claimed by another runner", 409)
+        except BaseException:
+            lock.close()
+            raise
+        return Lease(job_id, token, now, lock)
+
+    @staticmethod
+    def _owner_gone(owner: dict[str, Any], heartbeat: Any, held_lock: Path) -> bool:
+        """True when the recorded owner cannot be running (a pid proves nothing: zombies, reuse)."""
+        if owner.get("host") == socket.gethostname() and owner.get("lock") == str(held_lock):
+            return True  # we hold the lock it held until it died
+        return heartbeat is None or (utcnow() - heartbeat).total_seconds() > LEASE_S
+
+    def renew(self, lease: Lease) -> bool:
+        """Extend the lease (compare-and-set on the value last written); False when another runner took it."""
+        now = utcnow()
         with self.db.session() as s:
             outcome = s.execute(
                 update(Job)
-                .where(Job.id == job_id, unchanged)
-                .values(status="running", heartbeat_at=utcnow(), result=result, error=None)
+                .where(Job.id == lease.job_id, Job.heartbeat_at == lease.renewed_at)
+                .values(heartbeat_at=now)
             )
-            claimed = cast(CursorResult[Any], outcome).rowcount
-        if claimed != 1:
-            raise VoxError("batch_busy", f"batch job {job_id} was just claimed by another runner", 409)
-        return token
-
-    @staticmethod
-    def _owner_gone(owner: dict[str, Any], heartbeat: Any) -> bool:
-        if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
-            return owner["pid"] != os.getpid() and not _pid_alive(owner["pid"])
-        return heartbeat is None or (utcnow() - heartbeat).total_seconds() > STALE_AFTER_S
+            renewed = cast(CursorResult[Any], outcome).rowcount == 1
+        if renewed:
+            lease.renewed_at = now
+        return renewed
 
     def heartbeat(self, job_id: str, counts: BatchCounts, extra: dict[str, Any] | None = None) -> None:
+        """Progress for readers; the lease itself is renewed by ``renew``."""
         with self.db.session() as s:
             job = s.get(Job, job_id)
             if job is None:
                 return
-            job.heartbeat_at = utcnow()
             job.done = counts.done
             job.progress = (counts.done + counts.failed) / counts.total if counts.total else 1.0
             job.result = {**(job.result or {}), "counts": counts.to_dict(), **(extra or {})}
@@ -214,10 +284,15 @@ class JobRecords:
         counts: BatchCounts,
         error: str | None = None,
         extra: dict[str, Any] | None = None,
+        token: str | None = None,
     ) -> None:
         with self.db.session() as s:
             job = s.get(Job, job_id)
             if job is None:
+                return
+            owner = (job.result or {}).get("owner") or {}
+            if token is not None and owner.get("token") not in (None, token):
+                log.warning("batch %s: another runner owns the job now; leaving its record alone", job_id)
                 return
             job.status = status
             job.error = error
@@ -351,10 +426,38 @@ class BatchRunner:
         self._failures: list[dict[str, str]] = []
         self._audio_s = 0.0
         self._last_beat = 0.0
+        self.lost_lease = False
 
     # -- the run ---------------------------------------------------------------------------------------------
     def run(self) -> BatchResult:
-        self.records.claim(self.job_id)
+        lease = self.records.claim(self.job_id, self.vv.settings.data_dir.resolve() / "locks")
+        stop_renewing = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew_lease, args=(lease, stop_renewing), name=f"lease-{self.job_id}", daemon=True
+        )
+        renewer.start()
+        try:
+            return self._run(lease)
+        finally:
+            stop_renewing.set()
+            renewer.join()
+            lease.close()
+
+    def _renew_lease(self, lease: Lease, stop: threading.Event) -> None:
+        """Renew the lease until the run ends; a lease taken over stops dispatching (the job is not ours)."""
+        while not stop.wait(self.heartbeat_s):
+            try:
+                if not self.records.renew(lease):
+                    log.warning("batch %s: lease taken over by another runner; stopping", self.job_id)
+                    self.lost_lease = True
+                    return
+            except Exception:  # noqa: BLE001 - a database hiccup: try again at the next beat
+                log.warning("batch %s: lease renewal failed; retrying", self.job_id, exc_info=True)
+
+    def _stopping(self) -> bool:
+        return self.cancel.is_set() or self.lost_lease
+
+    def _run(self, lease: Lease) -> BatchResult:
         status, error = "failed", None
         t_start = time.perf_counter()
         startup_s = processing_s = 0.0
@@ -364,7 +467,7 @@ class BatchRunner:
                 todo = self._reconcile(scan)
                 self._report()
                 t0 = time.perf_counter()
-                if todo and not self.cancel.is_set():
+                if todo and not self._stopping():
                     self.executor.start(self.vv, self.sink, self.options)
                     startup_s = time.perf_counter() - t0
                     try:
@@ -374,7 +477,7 @@ class BatchRunner:
                 processing_s = time.perf_counter() - t0 - startup_s
             finally:
                 self.sink.close()
-            if self.cancel.is_set() and self.counts.pending:
+            if self._stopping() and self.counts.pending:
                 status = "interrupted"
             else:
                 status = "completed_with_errors" if self.counts.failed else "completed"
@@ -387,7 +490,12 @@ class BatchRunner:
             raise
         finally:
             self.records.release(
-                self.job_id, status, self.counts, error, extra={"audio_seconds": round(self._audio_s, 3)}
+                self.job_id,
+                status,
+                self.counts,
+                error,
+                extra={"audio_seconds": round(self._audio_s, 3)},
+                token=lease.token,
             )
             log.info(
                 "batch %s %s: %s in %.1fs",
@@ -475,7 +583,7 @@ class BatchRunner:
         tickets: dict[str, tuple[GenerationTicket, PreparedSpeech]] = {}
 
         def fill() -> None:
-            while len(inflight) < window and not self.cancel.is_set():
+            while len(inflight) < window and not self._stopping():
                 item = next(todo, None)
                 if item is None:
                     return

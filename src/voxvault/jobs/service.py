@@ -20,7 +20,7 @@ from sqlalchemy import select
 from voxvault.audio import CONTENT_TYPES, FORMATS
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
-from voxvault.jobs.batch import JOB_KIND, RESUMABLE_STATUSES, BatchRunner, JobRecords
+from voxvault.jobs.batch import JOB_KIND, LEASE_S, RESUMABLE_STATUSES, BatchRunner, JobRecords
 from voxvault.jobs.executors import LocalExecutor
 from voxvault.jobs.sinks import MANIFEST, Sink, format_of, open_sink_for
 from voxvault.jobs.spec import detect_kind, parse_items
@@ -104,17 +104,30 @@ class BatchService:
                 self._run(job_id)
             except VoxError as exc:
                 log.warning("batch %s: %s", job_id, exc.code)
+                if exc.code == "batch_busy":
+                    self._retry_later(job_id)
             except Exception:
                 log.exception("batch %s failed", job_id)
             finally:
                 self._running_job = None
                 self._queue.task_done()
 
+    def _retry_later(self, job_id: str) -> None:
+        """A job another runner holds: look again once its lease could have expired (it may have died)."""
+
+        def again() -> None:
+            if not self._stop.is_set():
+                self._queue.put(job_id)
+
+        timer = threading.Timer(LEASE_S / 2, again)
+        timer.daemon = True
+        timer.start()
+
     def _run(self, job_id: str) -> None:
         with self.vv.db.session() as s:
             job = s.get(Job, job_id)
-            if job is None:
-                return
+            if job is None or job.status not in RESUMABLE_STATUSES:
+                return  # gone, or finished by the runner that held it
             spec, key_id = dict(job.spec or {}), job.key_id
         data = self.vv.envelope.open(self.vv.blobs.get(spec["input_key"]), aad=spec["input_key"])
         items = parse_items(data, kind=spec["kind"], max_items=self.vv.settings.batch_max_items)
