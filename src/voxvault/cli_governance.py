@@ -55,7 +55,7 @@ def keys_create(
         typer.Option(
             "--scope",
             "-s",
-            help="voices:read, voices:write, consent:manage, speech:create, "
+            help="voices:read, voices:write, consent:manage, speech:create, speech:transcribe, "
             "audit:read or admin; repeat for several.",
         ),
     ],

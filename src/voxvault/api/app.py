@@ -24,6 +24,7 @@ from voxvault.api.routes import batches as batch_routes
 from voxvault.api.routes import consents as consent_routes
 from voxvault.api.routes import elevenlabs, speech, system
 from voxvault.api.routes import keys as key_routes
+from voxvault.api.routes import transcription as transcription_routes
 from voxvault.api.routes import voices as voice_routes
 from voxvault.api.routes import watermark as watermark_routes
 from voxvault.api.streaming import SendTimeoutMiddleware
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(voice_routes.router)
     app.include_router(consent_routes.router)
     app.include_router(watermark_routes.router)
+    app.include_router(transcription_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", web_routes.static_app(), name="static")
     return app

@@ -29,7 +29,15 @@ from voxvault.store.models import ApiKey, Organization, Project, utcnow
 if TYPE_CHECKING:
     from voxvault.governance.audit import AuditTrail
 
-SCOPES = ("voices:read", "voices:write", "consent:manage", "speech:create", "audit:read", "admin")
+SCOPES = (
+    "voices:read",
+    "voices:write",
+    "consent:manage",
+    "speech:create",
+    "speech:transcribe",
+    "audit:read",
+    "admin",
+)
 KEY_PREFIX = "vv_"
 MAX_VOICE_IDS = 1000
 MAX_NAME = 200

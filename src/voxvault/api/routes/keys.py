@@ -18,7 +18,15 @@ from voxvault.governance.keys import MAX_NAME, MAX_VOICE_IDS, CreatedKey, KeyInf
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
-Scope = Literal["voices:read", "voices:write", "consent:manage", "speech:create", "audit:read", "admin"]
+Scope = Literal[
+    "voices:read",
+    "voices:write",
+    "consent:manage",
+    "speech:create",
+    "speech:transcribe",
+    "audit:read",
+    "admin",
+]
 VoiceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Admin = Annotated[Principal, Depends(require("admin"))]
 

@@ -1,0 +1,117 @@
+"""Finished transcripts and the text formats they leave in (plain text, SRT, WebVTT, JSON shapes).
+
+Shared by the HTTP routes (OpenAI, ElevenLabs) and ``voxvault transcribe``; nothing here loads a model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from voxvault.engines.whisper import Segment, Transcription, TranscriptionInfo, Word
+
+#: What ``response_format`` / ``--format`` may ask for.
+TEXT_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+
+#: Whisper's language codes to the names OpenAI's verbose_json reports (the common ones; others: the code).
+LANGUAGE_NAMES = {
+    "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian", "pt": "portuguese",
+    "nl": "dutch", "ja": "japanese", "zh": "chinese", "ko": "korean", "ru": "russian", "pl": "polish",
+    "tr": "turkish", "ar": "arabic", "hi": "hindi", "sv": "swedish", "da": "danish", "fi": "finnish",
+    "no": "norwegian", "cs": "czech", "uk": "ukrainian", "el": "greek", "he": "hebrew", "hu": "hungarian",
+    "ro": "romanian", "id": "indonesian", "vi": "vietnamese", "th": "thai", "ca": "catalan",
+}  # fmt: skip
+
+#: ISO 639-3 (what ElevenLabs speaks) to Whisper's ISO 639-1, for the same languages.
+ISO3_TO_1 = {
+    "eng": "en", "deu": "de", "ger": "de", "fra": "fr", "fre": "fr", "spa": "es", "ita": "it", "por": "pt",
+    "nld": "nl", "dut": "nl", "jpn": "ja", "zho": "zh", "chi": "zh", "cmn": "zh", "kor": "ko", "rus": "ru",
+    "pol": "pl", "tur": "tr", "ara": "ar", "hin": "hi", "swe": "sv", "dan": "da", "fin": "fi", "nor": "no",
+    "ces": "cs", "cze": "cs", "ukr": "uk", "ell": "el", "gre": "el", "heb": "he", "hun": "hu", "ron": "ro",
+    "rum": "ro", "ind": "id", "vie": "vi", "tha": "th", "cat": "ca",
+}  # fmt: skip
+ISO1_TO_3 = {v: k for k, v in reversed(ISO3_TO_1.items())}
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """Every segment of one input, recognised."""
+
+    info: TranscriptionInfo
+    segments: tuple[Segment, ...]
+    duration: float  # seconds of audio in the input
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        return tuple(w for s in self.segments for w in s.words)
+
+
+def collect(transcription: Transcription) -> Transcript:
+    """Run a lazy transcription to its end."""
+    segments = tuple(transcription)
+    return Transcript(info=transcription.info, segments=segments, duration=transcription.duration)
+
+
+def _clock(seconds: float, sep: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_srt(segments: Iterable[Segment]) -> str:
+    cues = [s for s in segments if s.text.strip()]
+    return "".join(
+        f"{i}\n{_clock(s.start, ',')} --> {_clock(s.end, ',')}\n{s.text.strip()}\n\n"
+        for i, s in enumerate(cues, start=1)
+    )
+
+
+def to_vtt(segments: Iterable[Segment]) -> str:
+    cues = [s for s in segments if s.text.strip()]
+    body = "".join(f"{_clock(s.start, '.')} --> {_clock(s.end, '.')}\n{s.text.strip()}\n\n" for s in cues)
+    return "WEBVTT\n\n" + body
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def verbose_json(transcript: Transcript, *, words: bool, segments: bool) -> dict[str, object]:
+    """OpenAI's ``verbose_json`` body."""
+    body: dict[str, object] = {
+        "task": transcript.info.task,
+        "language": language_name(transcript.info.language),
+        "duration": round(transcript.duration, 3),
+        "text": transcript.text,
+    }
+    if segments:
+        body["segments"] = [
+            {
+                "id": s.id,
+                "seek": int(s.start * 100),
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "tokens": list(s.tokens),
+                "temperature": s.temperature,
+                "avg_logprob": s.avg_logprob,
+                "compression_ratio": s.compression_ratio,
+                "no_speech_prob": s.no_speech_prob,
+            }
+            for s in transcript.segments
+        ]
+    if words:
+        body["words"] = [{"word": w.word.strip(), "start": w.start, "end": w.end} for w in transcript.words]
+    return body
+
+
+def json_body(transcript: Transcript) -> dict[str, object]:
+    """OpenAI's ``json`` body (usage as gpt-4o-transcribe reports it: seconds of audio)."""
+    return {"text": transcript.text, "usage": {"type": "duration", "seconds": math.ceil(transcript.duration)}}

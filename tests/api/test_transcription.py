@@ -1,0 +1,267 @@
+"""Speech to text over HTTP: the official ``openai`` and ``elevenlabs`` SDKs unchanged, every response
+format, and every kind of bad input refused with a clear 4xx before any work starts.
+
+Uses tiny.en (``gpt-4o-mini-transcribe``) where the model does not matter, base only for translation and
+``whisper-1``; both load once per test session (the registry of the session's VoxVault).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.conftest import SPEAKERS, needs_testdata
+
+from voxvault.audio.io import encode
+from voxvault.engines.asr import word_error_rate
+from voxvault.engines.whisper import SAMPLE_RATE
+
+pytestmark = [pytest.mark.slow, needs_testdata]
+
+JAMES = "We have also started contemplating the possibility of moving back to Colorado."
+TINY = "gpt-4o-mini-transcribe"
+
+
+def _wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
+    buffer = io.BytesIO()
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.repeat(pcm[:, None], channels, axis=1).tobytes())
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def james() -> Path:
+    return SPEAKERS / "en_james.wav"
+
+
+@pytest.fixture(scope="module")
+def james_mp3(james: Path) -> bytes:
+    from voxvault.audio.io import decode
+
+    audio = decode(james, max_bytes=10_000_000, max_seconds=60)
+    return encode(audio.samples, audio.sample_rate, "mp3")
+
+
+@pytest.fixture(scope="module")
+def openai_client(live_server: str, admin_key: str):  # type: ignore[no-untyped-def]
+    openai = pytest.importorskip("openai")
+    return openai.OpenAI(base_url=live_server + "/v1", api_key=admin_key, max_retries=0)
+
+
+# ------------------------------------------------------------------------------------------- OpenAI SDK
+def test_openai_json(openai_client, james: Path) -> None:
+    with james.open("rb") as f:
+        result = openai_client.audio.transcriptions.create(model=TINY, file=f)
+    assert word_error_rate(JAMES, result.text) <= 0.1
+
+
+def test_openai_verbose_json_with_words_and_segments(openai_client, james_mp3: bytes) -> None:
+    result = openai_client.audio.transcriptions.create(
+        model=TINY,
+        file=("james.mp3", james_mp3, "audio/mpeg"),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        language="en",
+    )
+    assert result.language == "english" and 4.0 < result.duration < 5.5
+    assert word_error_rate(JAMES, result.text) <= 0.1
+    words = result.words
+    assert [w.word.lower().strip(".,") for w in words][-2:] == ["to", "colorado"]
+    assert all(0 <= w.start <= w.end <= result.duration + 0.1 for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    assert (
+        result.segments and result.segments[0].start >= 0 and result.segments[-1].end <= result.duration + 0.1
+    )
+
+
+def test_openai_srt_and_vtt(openai_client, james: Path) -> None:
+    srt = openai_client.audio.transcriptions.create(model=TINY, file=james, response_format="srt")
+    lines = str(srt).strip().splitlines()
+    assert lines[0] == "1" and lines[1].startswith("00:00:0") and " --> 00:00:0" in lines[1]
+    assert "colorado" in lines[2].lower()
+    vtt = openai_client.audio.transcriptions.create(model=TINY, file=james, response_format="vtt")
+    assert str(vtt).startswith("WEBVTT\n\n00:00:0") and "." in str(vtt).splitlines()[2]
+    text = openai_client.audio.transcriptions.create(model=TINY, file=james, response_format="text")
+    assert "colorado" in str(text).lower() and not str(text).lstrip().startswith("{")
+
+
+def test_openai_stream(openai_client, james: Path) -> None:
+    events = list(openai_client.audio.transcriptions.create(model=TINY, file=james, stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "transcript.text.done" and "transcript.text.delta" in kinds
+    deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
+    assert deltas == events[-1].text and word_error_rate(JAMES, deltas) <= 0.1
+
+
+def test_openai_whisper_1_is_base_and_detects_the_language(openai_client, james: Path) -> None:
+    result = openai_client.audio.transcriptions.create(
+        model="whisper-1", file=james, response_format="verbose_json"
+    )
+    assert result.language == "english"
+    assert word_error_rate(JAMES, result.text) <= 0.1
+
+
+def test_openai_translation(openai_client, james: Path) -> None:
+    result = openai_client.audio.translations.create(model="whisper-1", file=james)
+    assert "colorado" in result.text.lower()
+
+
+def test_openai_errors_surface_in_the_sdk(openai_client, james: Path) -> None:
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as info:
+        openai_client.audio.transcriptions.create(model=TINY, file=james, response_format="docx")  # type: ignore[arg-type]
+    assert info.value.body["code"] == "unsupported_format"  # type: ignore[index]
+
+
+# ------------------------------------------------------------------------------------------- raw HTTP
+def _post(client, path: str = "/v1/audio/transcriptions", data=None, file=None, headers=None):  # type: ignore[no-untyped-def]
+    files = {"file": file} if file is not None else {"dummy": ("x.txt", b"x", "text/plain")}
+    return client.post(path, data=data or {"model": TINY}, files=files, headers=headers or {})
+
+
+@pytest.mark.parametrize(
+    ("upload", "status", "code"),
+    [
+        (("a.wav", b"", "audio/wav"), 422, "invalid_audio"),
+        (("a.txt", b"this is not audio, it is a text file " * 40, "text/plain"), 415, "invalid_audio"),
+        (("a.wav", _wav_bytes(np.zeros(3 * SAMPLE_RATE, np.float32)), "audio/wav"), 422, "silent_audio"),
+        (("a.wav", _wav_bytes(np.full(SAMPLE_RATE, 0.1, np.float32), channels=12), "audio/wav"), 422,
+         "too_many_channels"),
+        (("a.wav", b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 200, "audio/wav"), 415, "invalid_audio"),
+    ],
+)  # fmt: skip
+def test_bad_audio_is_refused(client, upload, status: int, code: str) -> None:
+    r = _post(client, file=upload)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        ({"model": TINY, "response_format": "docx"}, 400, "unsupported_format"),
+        ({"model": "gpt-5-ears"}, 400, "unsupported_model"),
+        ({"model": TINY, "temperature": "hot"}, 400, "invalid_temperature"),
+        ({"model": TINY, "temperature": "1.5"}, 400, "invalid_temperature"),
+        ({"model": TINY, "language": "de"}, 400, "unsupported_language"),
+        ({"model": "whisper-1", "language": "xx"}, 400, "unsupported_language"),
+        ({"model": TINY, "timestamp_granularities[]": "phoneme"}, 400, "invalid_request"),
+        ({"model": TINY, "stream": "maybe"}, 400, "invalid_request"),
+    ],
+)
+def test_bad_parameters_are_refused(
+    client, james: Path, data: dict[str, str], status: int, code: str
+) -> None:
+    r = _post(client, data=data, file=("james.wav", james.read_bytes(), "audio/wav"))
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+
+
+def test_missing_file_and_huge_upload(client, vv) -> None:  # type: ignore[no-untyped-def]
+    r = _post(client)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "missing_file"
+    too_big = vv.settings.max_upload_bytes + 1
+    r = client.post(
+        "/v1/audio/transcriptions",
+        content=b"x" * 16,
+        headers={"content-type": "multipart/form-data; boundary=x", "content-length": str(too_big)},
+    )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "upload_too_large"
+
+
+def test_too_long_audio_is_refused(client, vv, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(vv.settings, "asr_max_seconds", 2.0)
+    r = _post(client, file=("a.wav", _wav_bytes(np.full(3 * SAMPLE_RATE, 0.1, np.float32)), "audio/wav"))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "audio_too_long"
+
+
+def test_needs_the_transcribe_scope_and_audits_metadata_only(client, anon_client, vv, james: Path) -> None:  # type: ignore[no-untyped-def]
+    org, project = vv.keys.ensure_default_project()
+    speaker_only = vv.keys.create(org_id=org, project_id=project, scopes=["speech:create"]).secret
+    upload = ("james.wav", james.read_bytes(), "audio/wav")
+    r = _post(anon_client, file=upload, headers={"Authorization": f"Bearer {speaker_only}"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_scope"
+    listener = vv.keys.create(org_id=org, project_id=project, scopes=["speech:transcribe"]).secret
+    r = _post(anon_client, file=upload, headers={"Authorization": f"Bearer {listener}"})
+    assert r.status_code == 200, r.text
+    tid = r.headers["x-transcription-id"]
+    entries = [e for e in vv.audit.entries() if e.get("target") == tid]
+    assert len(entries) == 1 and entries[0]["action"] == "transcription.created"
+    details = json.dumps(entries[0]["details"]).lower()
+    assert entries[0]["details"]["completed"] is True and entries[0]["details"]["audio_s"] > 4
+    assert "colorado" not in details and "contemplating" not in details
+
+
+def test_logs_carry_no_transcript(client, james: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        r = _post(client, file=("james.wav", james.read_bytes(), "audio/wav"))
+    assert r.status_code == 200
+    assert "colorado" in r.json()["text"].lower()
+    assert "colorado" not in caplog.text.lower() and "contemplating" not in caplog.text.lower()
+
+
+# ------------------------------------------------------------------------------------------- ElevenLabs
+@pytest.fixture(scope="module")
+def eleven(live_server: str, admin_key: str):  # type: ignore[no-untyped-def]
+    elevenlabs = pytest.importorskip("elevenlabs")
+    return elevenlabs.ElevenLabs(base_url=live_server, api_key=admin_key)
+
+
+def test_elevenlabs_sdk_convert(eleven, james: Path, vv, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(vv.settings, "asr_model", "tiny.en")
+    with james.open("rb") as f:
+        result = eleven.speech_to_text.convert(model_id="scribe_v1", file=f, language_code="eng")
+    assert result.language_code == "eng" and 0 < result.language_probability <= 1
+    assert word_error_rate(JAMES, result.text) <= 0.1
+    words = [w for w in result.words if w.type == "word"]
+    spaces = [w for w in result.words if w.type == "spacing"]
+    assert len(spaces) == len(words) - 1 and all(s.text == " " for s in spaces)
+    assert words[-1].text.lower().strip(".") == "colorado"
+    assert all(w.start is not None and w.end is not None and w.start <= w.end for w in result.words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+
+
+def test_elevenlabs_character_timestamps(client, james: Path, vv, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(vv.settings, "asr_model", "tiny.en")
+    r = client.post(
+        "/v1/speech-to-text",
+        data={"model_id": "scribe_v1", "timestamps_granularity": "character"},
+        files={"file": ("james.wav", james.read_bytes(), "audio/wav")},
+    )
+    assert r.status_code == 200, r.text
+    word = next(w for w in r.json()["words"] if w["type"] == "word")
+    assert "".join(c["text"] for c in word["characters"]) == word["text"]
+    assert word["characters"][0]["start"] == word["start"]
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        ({}, 422, "missing_field"),
+        ({"model_id": "scribe_v9"}, 400, "unsupported_model"),
+        ({"model_id": "scribe_v1", "timestamps_granularity": "syllable"}, 400, "invalid_request"),
+        ({"model_id": "scribe_v1", "num_speakers": "40"}, 400, "invalid_num_speakers"),
+        (
+            {"model_id": "scribe_v1", "cloud_storage_url": "https://h.example/a.wav"},
+            400,
+            "unsupported_source",
+        ),
+        ({"model_id": "scribe_v1", "diarize": "true"}, 400, "diarization_unavailable"),
+    ],
+)
+def test_elevenlabs_bad_parameters(client, james: Path, data: dict[str, str], status: int, code: str) -> None:
+    r = client.post(
+        "/v1/speech-to-text", data=data, files={"file": ("j.wav", james.read_bytes(), "audio/wav")}
+    )
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
