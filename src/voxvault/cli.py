@@ -19,6 +19,7 @@ from rich.table import Table
 from voxvault.cli_batch import batch_app
 from voxvault.cli_eval import eval_app
 from voxvault.cli_governance import audit_app, keys_app
+from voxvault.cli_transcribe import register as register_transcribe_command
 from voxvault.cli_voices import register as register_voice_commands
 from voxvault.config import Settings
 from voxvault.errors import VoxError
@@ -119,6 +120,7 @@ def say(
 
 # `voxvault voices [show|revoke|renew|rm]`, `voxvault consent start`, `voxvault enroll` (cli_voices.py).
 register_voice_commands(app)
+register_transcribe_command(app)
 
 
 @app.command()
