@@ -35,6 +35,8 @@ from voxvault.text.ssml import is_ssml
 log = logging.getLogger(__name__)
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
+# What both Kokoro engines accept; speeds beyond it are time-stretched after the model (``_speak``).
+ENGINE_SPEED_RANGE = (0.5, 2.0)
 # A stream's first piece is short so its audio leaves after one quick model call (~1 s of speech; on the
 # 2-core CPU about 0.25 s to render); each later piece may be PIECE_GROWTH times longer than the one
 # before, until pieces are whole sentences. Rendering a piece then takes less time than playing the
@@ -263,6 +265,26 @@ class SpeechPipeline:
             yield np.concatenate([spoken.audio.astype(np.float32, copy=False), pause]), spoken.word_spans
 
     def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> TimedSpeech:
+        """The engine speaks at up to its own range (ENGINE_SPEED_RANGE); beyond it, its audio is
+        time-stretched (FFmpeg's atempo) and its word times scaled. A request's speed times an SSML
+        prosody rate is held to MIN_SPEED..MAX_SPEED."""
+        speed = min(max(speed, MIN_SPEED), MAX_SPEED)
+        low, high = ENGINE_SPEED_RANGE
+        engine_speed = min(max(speed, low), high)
+        spoken = self._speak_engine(phonemes, voice, engine_speed)
+        if engine_speed == speed:
+            return spoken
+        from voxvault.audio.tempo import change_tempo
+
+        factor = speed / engine_speed
+        audio = change_tempo(spoken.audio, self.tts.sample_rate, factor)
+        spans = spoken.word_spans
+        if spans is not None:
+            end = len(audio) / self.tts.sample_rate
+            spans = tuple((min(a / factor, end), min(b / factor, end)) for a, b in spans)
+        return TimedSpeech(audio, spans)
+
+    def _speak_engine(self, phonemes: str, voice: VoiceStyle, speed: float) -> TimedSpeech:
         adapted = voice.adapted
         engine: TTSEngine = self.tts
         takes_it = (
