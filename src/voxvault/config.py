@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     default_voice: str = "kumo"
     loudness_lufs: float = -18.0
     max_input_chars: int = 20_000
+    max_audio_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Most audio one request (or one WebSocket session) may render, estimated before any "
+        "synthesis; more is refused with 413 audio_too_long. 20,000 characters of prose at half speed fit.",
+    )
+    max_ssml_breaks: int = Field(
+        default=500, ge=0, description="Most SSML <break> elements in one text (413 too_many_breaks)."
+    )
     max_upload_bytes: int = 50 * 1024 * 1024
     max_upload_seconds: float = 600.0
     max_concurrent_syntheses: int = 2

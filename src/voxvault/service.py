@@ -114,7 +114,9 @@ class VoxVault:
 
     @cached_property
     def frontend(self) -> TextFrontend:
-        return TextFrontend(max_phonemes=self.engines.tts().max_phonemes)
+        return TextFrontend(
+            max_phonemes=self.engines.tts().max_phonemes, max_breaks=self.settings.max_ssml_breaks
+        )
 
     @cached_property
     def pipeline(self) -> SpeechPipeline:
@@ -123,6 +125,7 @@ class VoxVault:
             self.frontend,
             loudness_lufs=self.settings.loudness_lufs,
             max_input_chars=self.settings.max_input_chars,
+            max_audio_s=self.settings.max_audio_seconds,
             adaptable_tts=self.engines.adaptable_tts,
             adapted_on_tts=self.settings.adapted_voice_engine == "onnxruntime"
             or (self.settings.adapted_voice_engine == "auto" and self.settings.device == "cpu"),

@@ -11,8 +11,9 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,6 +47,17 @@ PIECE_GROWTH = 2.0
 RAMP_TOLERANCE = 1.3
 OUTPUT_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 WordSpans = tuple[tuple[float, float], ...]
+# Silence (SSML breaks, sentence pauses) leaves in chunks of at most this long: a request's pauses never
+# exist as one array, however long they add up to (security audit, finding 1).
+PAUSE_CHUNK_S = 1.0
+# Up-front estimate of how long a piece is spoken, to refuse a request before any synthesis: Kokoro
+# speaks 0.05-0.07 s per phoneme character plus a lead-in and tail per piece (measured on three presets
+# at speeds 0.5-2: prose is estimated 1.1-1.3 times its real length, short exclamations down to 0.75).
+SECONDS_PER_PHONEME = 0.065
+PIECE_OVERHEAD_S = 0.3
+# Backstop while rendering: a request whose audio runs this far past the limit is stopped. It is wider
+# than the estimate's worst undershoot, so a request the estimate admits is never cut off.
+AUDIO_LIMIT_SLACK = 1.5
 
 
 @dataclass(frozen=True)
@@ -75,10 +87,32 @@ class PreparedSpeech:
     sample_rate: int
     text_sha256: str
     text_chars: int
+    estimated_audio_s: float = 0.0  # what ``estimate_audio_s`` expects the pieces to last
 
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES[self.format]
+
+
+def estimate_audio_s(pieces: Sequence[Piece], speed: float = 1.0) -> float:
+    """Seconds of audio ``pieces`` will render at ``speed``: pauses exact, speech estimated."""
+    total = 0.0
+    for piece in pieces:
+        spoken = PIECE_OVERHEAD_S + SECONDS_PER_PHONEME * len(piece.phonemes)
+        total += spoken / (speed * piece.speed) + piece.pause_after
+    return total
+
+
+class PieceChunk(NamedTuple):
+    """Part of one piece's audio, in order. A piece's first chunk holds its speech (``speech_samples``
+    samples, ``spans`` where the engine knows when each word is spoken) and the start of its pause; the
+    rest of a long pause follows in further chunks (``first`` False) of at most PAUSE_CHUNK_S each."""
+
+    samples: FloatArray
+    piece: Piece
+    first: bool
+    speech_samples: int
+    spans: WordSpans | None
 
 
 @dataclass
@@ -108,6 +142,7 @@ class SpeechPipeline:
         *,
         loudness_lufs: float = -18.0,
         max_input_chars: int = 20_000,
+        max_audio_s: float | None = None,
         scheduler: PieceScheduler | None = None,
         adaptable_tts: Callable[[], AdaptableTTS] | None = None,
         adapted_on_tts: bool = True,
@@ -125,6 +160,7 @@ class SpeechPipeline:
         self.scheduler = scheduler if scheduler is not None else PieceScheduler()
         self.loudness_lufs = loudness_lufs
         self.max_input_chars = max_input_chars
+        self.max_audio_s = max_audio_s  # most audio one request may render (None: no limit)
         # Stream gain per voice, measured on the first long-enough piece it speaks and then held, so
         # every stream of a voice has the same level and no stream waits to measure.
         self._voice_gain_db: dict[str, float] = {}
@@ -166,6 +202,8 @@ class SpeechPipeline:
         )
         if first_piece_phonemes is not None and not (is_ssml(text) if ssml is None else ssml):
             pieces = self._ramp(pieces, first_piece_phonemes, lexicon)
+        estimated = estimate_audio_s(pieces, speed)
+        self.check_audio_length(estimated)
         return PreparedSpeech(
             pieces=pieces,
             voice=voice,
@@ -174,7 +212,22 @@ class SpeechPipeline:
             sample_rate=sample_rate or self.tts.sample_rate,
             text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             text_chars=len(text),
+            estimated_audio_s=estimated,
         )
+
+    def check_audio_length(self, estimated_s: float, *, already_s: float = 0.0) -> None:
+        """VoxError ``audio_too_long`` (413) when ``already_s`` plus ``estimated_s`` passes the limit."""
+        limit = self.max_audio_s
+        if limit is not None and already_s + estimated_s > limit:
+            so_far = f" after the {already_s:.0f} s already rendered" if already_s else ""
+            raise VoxError(
+                "audio_too_long",
+                f"this request would render about {estimated_s:.0f} s of audio{so_far}; the limit is "
+                f"{limit:g} s per request (max_audio_seconds); split the text or lower its pauses",
+                413,
+                limit_s=limit,
+                estimated_s=round(estimated_s, 1),
+            )
 
     def _ramp(self, pieces: list[Piece], first_limit: int, lexicon: Mapping[str, str] | None) -> list[Piece]:
         """Re-cut the pieces so each is at most PIECE_GROWTH times the limit of the one before it.
@@ -235,8 +288,8 @@ class SpeechPipeline:
         """
         chunks = self.timed_chunks(prepared, cancel, deadline)
         try:
-            for samples, _ in chunks:
-                yield samples
+            for chunk in chunks:
+                yield chunk.samples
         finally:
             chunks.close()
 
@@ -245,10 +298,17 @@ class SpeechPipeline:
         prepared: PreparedSpeech,
         cancel: threading.Event | None = None,
         deadline: Callable[[], float] | None = None,
-    ) -> Generator[tuple[FloatArray, WordSpans | None], None, None]:
-        """``raw_chunks`` with, per piece, when each of its phoneme words is spoken (seconds into the
-        chunk) where the engine knows it from its durations; None where it does not."""
+    ) -> Generator[PieceChunk, None, None]:
+        """``raw_chunks`` with each chunk's piece and, for its speech, when each of its phoneme words is
+        spoken (seconds into the chunk) where the engine knows it from its durations.
+
+        Silence is made as it is consumed, PAUSE_CHUNK_S at a time. Rendering stops with
+        ``audio_too_long`` should the audio run AUDIO_LIMIT_SLACK past the request limit.
+        """
         sr = self.tts.sample_rate
+        pause_chunk = max(1, int(PAUSE_CHUNK_S * sr))
+        limit = None if self.max_audio_s is None else int(self.max_audio_s * AUDIO_LIMIT_SLACK * sr)
+        rendered = 0
         started = time.perf_counter()
         for piece in prepared.pieces:
             if cancel is not None and cancel.is_set():
@@ -261,8 +321,22 @@ class SpeechPipeline:
                 spoken = self._speak(piece.phonemes, prepared.voice, prepared.speed * piece.speed)
             finally:
                 self.scheduler.release(ticket)
-            pause = np.zeros(int(round(piece.pause_after * sr)), dtype=np.float32)
-            yield np.concatenate([spoken.audio.astype(np.float32, copy=False), pause]), spoken.word_spans
+            speech = spoken.audio.astype(np.float32, copy=False)
+            pause_left = int(round(piece.pause_after * sr))
+            head = min(pause_left, pause_chunk)
+            pause_left -= head
+            rendered += len(speech) + head
+            if limit is not None and rendered + pause_left > limit:
+                self.check_audio_length((rendered + pause_left) / sr)
+            samples = np.concatenate([speech, np.zeros(head, np.float32)]) if head else speech
+            yield PieceChunk(samples, piece, True, len(speech), spoken.word_spans)
+            while pause_left > 0:
+                if cancel is not None and cancel.is_set():
+                    return
+                n = min(pause_left, pause_chunk)
+                pause_left -= n
+                rendered += n
+                yield PieceChunk(np.zeros(n, np.float32), piece, False, 0, None)
 
     def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> TimedSpeech:
         """The engine speaks at up to its own range (ENGINE_SPEED_RANGE); beyond it, its audio is

@@ -356,6 +356,8 @@ class SpeechSession:
             if exc.code in {"empty_text", "no_speakable_text"}:
                 return None
             raise
+        # The whole session is one request: its audio, not only each segment's, is bounded.
+        self.pipeline.check_audio_length(prepared.estimated_audio_s, already_s=self.audio_s)
         self._digest.update(text.encode("utf-8"))
         self.text_chars += len(text)
         return prepared
@@ -386,9 +388,12 @@ class SpeechSession:
             # Due when the listener runs out of audio, but never before the text existed.
             return max(arrival, self.first_audio_at + self._emitted / sr)
 
-        chunks = self.pipeline.timed_chunks(prepared, self.cancel, deadline=due)
-        for piece, (chunk, spans) in zip(prepared.pieces, chunks, strict=False):
-            speech_n = max(0, len(chunk) - int(round(piece.pause_after * sr)))
+        for chunk, piece, first, speech_n, spans in self.pipeline.timed_chunks(
+            prepared, self.cancel, deadline=due
+        ):
+            if not first:  # more of a long pause
+                yield self._push(chunk)
+                continue
             start_s = self._pushed / sr
             words = [
                 (w, start_s + a, start_s + b)

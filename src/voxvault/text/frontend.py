@@ -131,11 +131,14 @@ class _Packer:
 class TextFrontend:
     """Plans how a text is spoken: the one entry point of the synthesis pipeline into text processing."""
 
-    def __init__(self, phonemizer: Phonemizer | None = None, max_phonemes: int = 400) -> None:
+    def __init__(
+        self, phonemizer: Phonemizer | None = None, max_phonemes: int = 400, max_breaks: int | None = None
+    ) -> None:
         if max_phonemes < 1:
             raise ValueError("max_phonemes must be positive")
         self.phonemizer = phonemizer if phonemizer is not None else Phonemizer()
         self.max_phonemes = max_phonemes
+        self.max_breaks = max_breaks  # SSML <break> elements per text (None: no limit)
 
     def plan(
         self,
@@ -147,7 +150,8 @@ class TextFrontend:
     ) -> list[Piece]:
         """Text (or SSML) -> pieces, in order, covering all of it; each ``len(phonemes) <= max_phonemes``.
 
-        Raises VoxError ``empty_text``, ``no_speakable_text``, ``invalid_ssml`` or ``invalid_lexicon``.
+        Raises VoxError ``empty_text``, ``no_speakable_text``, ``invalid_ssml``, ``too_many_breaks`` or
+        ``invalid_lexicon``.
         """
         if not text or not text.strip():
             raise VoxError("empty_text", "text is empty")
@@ -159,7 +163,9 @@ class TextFrontend:
         entries = validate_lexicon(lexicon) if lexicon else {}
 
         use_ssml = is_ssml(text) if ssml is None else ssml
-        events: list[SSMLEvent] = parse_ssml(text) if use_ssml else [SpokenText(text, 1.0)]
+        events: list[SSMLEvent] = (
+            parse_ssml(text, max_breaks=self.max_breaks) if use_ssml else [SpokenText(text, 1.0)]
+        )
         words = self._words(events, entries, collapse_lines=use_ssml)
         if not any(w.ipa or any(ch.isalpha() for ch in w.text) for w in words):
             raise VoxError("no_speakable_text", "the text contains nothing that can be spoken")

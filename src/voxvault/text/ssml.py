@@ -97,7 +97,9 @@ class _Frame:
 
 
 class _SSMLReader:
-    def __init__(self) -> None:
+    def __init__(self, max_breaks: int | None = None) -> None:
+        self.max_breaks = max_breaks
+        self.breaks = 0
         self.events: list[SSMLEvent] = []
         self.stack: list[_Frame] = []
         self.parser = xml.parsers.expat.ParserCreate()
@@ -161,6 +163,16 @@ class _SSMLReader:
             raise self._fail("<sub> needs a non-empty alias", where)
         elif tag == "break":
             self._break_seconds(attrs, where)  # validate now, so errors point at the tag
+            self.breaks += 1
+            if self.max_breaks is not None and self.breaks > self.max_breaks:
+                # Breaks cost no input but render silence: counted, so a short text cannot ask for hours.
+                raise VoxError(
+                    "too_many_breaks",
+                    f"the SSML has more than {self.max_breaks} <break> elements, the limit per request "
+                    "(max_ssml_breaks)",
+                    413,
+                    limit=self.max_breaks,
+                )
         self.stack.append(_Frame(tag, speed, dict(attrs), where))
 
     def _end(self, tag: str) -> None:
@@ -304,9 +316,10 @@ def _date(value: str, fmt: str | None) -> str | None:
     return date_words(fields.get("y"), fields.get("m"), fields.get("d"))
 
 
-def parse_ssml(text: str) -> list[SSMLEvent]:
-    """SSML document -> flat list of events in speaking order; VoxError ``invalid_ssml`` on any problem."""
-    reader = _SSMLReader()
+def parse_ssml(text: str, *, max_breaks: int | None = None) -> list[SSMLEvent]:
+    """SSML document -> flat list of events in speaking order; VoxError ``invalid_ssml`` on any problem,
+    ``too_many_breaks`` (413) past ``max_breaks`` ``<break>`` elements (parsing stops there)."""
+    reader = _SSMLReader(max_breaks)
     source = text.lstrip() if text.lstrip().startswith("<?xml") else text
     try:
         reader.parser.Parse(source, True)
