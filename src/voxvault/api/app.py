@@ -22,7 +22,7 @@ from voxvault.api.routes import adapt as adapt_routes
 from voxvault.api.routes import audit as audit_routes
 from voxvault.api.routes import batches as batch_routes
 from voxvault.api.routes import consents as consent_routes
-from voxvault.api.routes import elevenlabs, speech, system
+from voxvault.api.routes import elevenlabs, elevenlabs_voices, models, speech, system
 from voxvault.api.routes import keys as key_routes
 from voxvault.api.routes import transcription as transcription_routes
 from voxvault.api.routes import voices as voice_routes
@@ -101,6 +101,8 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(system.router)
     app.include_router(speech.router)
     app.include_router(elevenlabs.router)
+    app.include_router(elevenlabs_voices.router)
+    app.include_router(models.router)
     app.include_router(key_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(batch_routes.router)

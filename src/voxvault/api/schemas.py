@@ -41,6 +41,11 @@ class VoiceOut(BaseModel):
     status: str
     description: str = ""
     expires_at: dt.datetime | None = None  # cloned voices: when their consent ends
+    # ElevenLabs' fields (LiveKit's list_voices reads ``category``): premade (presets) or cloned.
+    category: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    preview_url: str | None = None
+    settings: dict[str, Any] | None = None
 
 
 class VoicesOut(BaseModel):

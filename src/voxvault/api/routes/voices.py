@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from voxvault.api.deps import require
+from voxvault.api.routes.elevenlabs_voices import voice_fields
 from voxvault.api.schemas import VoiceOut, VoicesOut
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
@@ -78,7 +79,13 @@ def list_voices(request: Request, principal: Reader) -> VoicesOut:
     """Presets, then the caller's project's cloned voices (erased ones are gone)."""
     vv = request.app.state.vv
     presets = [
-        VoiceOut(voice_id=v.id, name=v.name, kind=v.kind, status=v.status, description=v.description)
+        VoiceOut(
+            voice_id=v.id,
+            name=v.name,
+            kind=v.kind,
+            status=v.status,
+            **voice_fields(request, v.id, "preset", v.description),
+        )
         for v in vv.voices()
     ]
     cloned = [
@@ -88,6 +95,7 @@ def list_voices(request: Request, principal: Reader) -> VoicesOut:
             kind="cloned",
             status=v["status"],
             expires_at=v["expires_at"],
+            **voice_fields(request, v["voice_id"], "cloned", ""),
         )
         for v in vv.voice_registry.list(principal.project_id)
     ]
