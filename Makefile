@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-export VOXVAULT_DATA_DIR ?= $(CURDIR)/data
+# Data (database, blobs, model cache) goes where VOXVAULT_DATA_DIR says, else a per-user folder
+# (~/.local/share/voxvault): the same for `make run`, the CLI and the Python API, from any directory.
 
 .PHONY: run test lint bench install install-dev clean
 
@@ -24,7 +25,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The PostgreSQL and S3 extras are installed when the settings ask for them (not by default: psycopg and
+# boto3 are not needed by the default SQLite database and blob folder). `voxvault serve` names the extra when
+# one is missing, in one line.
 run: install
+	@case "$$VOXVAULT_DATABASE_URL" in postgres*) $(BIN)/python -c 'import psycopg' 2>/dev/null \
+	  || $(BIN)/pip install -q -e '.[postgres]';; esac
+	@case "$$VOXVAULT_BLOB_URL" in s3://*) $(BIN)/python -c 'import boto3' 2>/dev/null \
+	  || $(BIN)/pip install -q -e '.[s3]';; esac
 	$(BIN)/voxvault serve
 
 lint: install-dev

@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.panel import Panel
 from rich.table import Table
 
 from voxvault.cli_batch import batch_app
@@ -29,8 +30,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long paths and keys stay on one line (copyable), never wrapped
+err_console = Console(stderr=True, soft_wrap=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(batch_app, name="batch")
@@ -72,14 +73,28 @@ def serve(
     vv = VoxVault(settings)
     try:
         created = vv.bootstrap()
+        _ = vv.blobs  # open the blob store now: a missing boto3 or a bad URL is one line here, not at warm-up
     except VoxError as exc:
         _fail(exc)
     if created is not None and settings.bootstrap_key is None:
-        # Printed once to the terminal, never logged: only its SHA-256 is stored.
+        # Printed once to the terminal, never logged: only its SHA-256 is stored. Framed, so it stands out
+        # from the migration and server log lines around it.
         console.print(
-            f"[bold yellow]Admin API key (shown once, store it now):[/] {created.secret}", highlight=False
+            Panel.fit(
+                f"[bold]{created.secret}[/]\n\n"
+                "Send it as: Authorization: Bearer <key>\n"
+                "Only its hash is kept. Lost it? Make another (server running or not):\n"
+                "  voxvault keys create --scope admin --name me",
+                title="[bold yellow]Admin API key: shown once, store it now[/]",
+                border_style="yellow",
+            ),
+            highlight=False,
         )
-    console.print(f"voxvault serving on http://{settings.host}:{settings.port}  (docs: /docs)")
+    console.print(
+        f"voxvault serving on http://{settings.host}:{settings.port}  (docs: /docs, console: /; "
+        f"data in {settings.data_dir})",
+        highlight=False,
+    )
     uvicorn.run(create_app(vv=vv), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
@@ -187,9 +202,14 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         raise typer.Exit(1)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main() -> None:
+    """Console entry: an error a command did not catch (a missing extra, a bad setting) is still one line."""
+    try:
+        app()
+    except VoxError as exc:
+        err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

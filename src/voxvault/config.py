@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from platformdirs import user_data_path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -22,12 +23,22 @@ def _config_file() -> str | None:
     return os.environ.get("VOXVAULT_CONFIG") or None
 
 
+def default_data_dir() -> Path:
+    """The data dir unless ``VOXVAULT_DATA_DIR`` names one: a per-user folder (``~/.local/share/voxvault``
+    on Linux), so ``voxvault serve``, the CLI and ``VoxVault()`` share one database and model cache from any
+    working directory, and a script run elsewhere never leaves a new ``./data`` (265 MB) behind."""
+    return user_data_path("voxvault", appauthor=False)
+
+
 class Settings(BaseSettings):
     """Runtime configuration. Env vars are ``VOXVAULT_<FIELD>``; a TOML file via ``VOXVAULT_CONFIG``."""
 
     model_config = SettingsConfigDict(env_prefix="VOXVAULT_", extra="ignore", env_file=None)
 
-    data_dir: Path = Field(default=Path("./data"), description="Root for the database, blobs and caches.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Root for the database, blobs and caches; a per-user folder if unset (default_data_dir).",
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in data_dir if unset.")
     blob_url: str | None = Field(
         default=None, description="file:///path or s3://bucket/prefix; data_dir/blobs if unset."

@@ -29,6 +29,7 @@ from voxvault.api.routes import voices as voice_routes
 from voxvault.api.routes import watermark as watermark_routes
 from voxvault.api.streaming import SendTimeoutMiddleware
 from voxvault.config import Settings
+from voxvault.errors import VoxError
 from voxvault.governance.redaction import install_log_redaction
 from voxvault.service import VoxVault
 from voxvault.synthesis.admission import Admission
@@ -44,6 +45,9 @@ def _warm_up(app: FastAPI) -> None:
         app.state.vv.warm_up()
         app.state.ready.set()
         log.info("engines ready in %.2fs", time.perf_counter() - t0)
+    except VoxError as exc:  # a known cause (a missing extra, a bad setting): its one line, no traceback
+        app.state.warmup_error = exc.code
+        log.error("warm-up failed: [%s] %s", exc.code, exc.message)
     except Exception as exc:  # noqa: BLE001 - reported through /readyz
         app.state.warmup_error = f"{type(exc).__name__}"
         log.exception("warm-up failed")

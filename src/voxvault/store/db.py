@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from voxvault.errors import VoxError
+from voxvault.optional import require_database_driver
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Database:
     """Engine, session factory and schema management for one database URL."""
 
     def __init__(self, url: str, *, echo: bool = False, sqlite_busy_timeout_ms: int = 5000) -> None:
-        self.url = normalize_url(url)
+        self.url = require_database_driver(normalize_url(url))  # missing psycopg: one line, no traceback
         self.dialect = self.url.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
