@@ -28,6 +28,7 @@ from voxvault.api.routes import transcription as transcription_routes
 from voxvault.api.routes import voices as voice_routes
 from voxvault.api.routes import watermark as watermark_routes
 from voxvault.api.streaming import SendTimeoutMiddleware
+from voxvault.api.text_guard import install_text_guard
 from voxvault.config import Settings
 from voxvault.errors import VoxError
 from voxvault.governance.redaction import install_log_redaction
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.state.ready = threading.Event()
     app.state.warmup_error = None
     install_error_handlers(app)
+    install_text_guard(app)  # lone surrogates and NULs in any JSON body: 400 invalid_text
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -32,6 +32,7 @@ from voxvault.errors import VoxError
 from voxvault.synthesis.admission import PieceScheduler
 from voxvault.text import Piece, TextFrontend
 from voxvault.text.ssml import is_ssml
+from voxvault.text.validity import check_text
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ class SpeechPipeline:
         ssml: bool | None = None,
         first_piece_phonemes: int | None = FIRST_PIECE_PHONEMES,
     ) -> PreparedSpeech:
+        check_text(text, "the input")
         if fmt not in FORMATS:
             raise VoxError(
                 "unsupported_format", f"response_format {fmt!r} is not one of {', '.join(sorted(FORMATS))}"

@@ -25,6 +25,7 @@ from voxvault.api.deps import require
 from voxvault.api.routes.voices import VoiceDetailOut
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
+from voxvault.text.validity import check_text
 from voxvault.voices.enrollment import Upload
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"])
@@ -171,6 +172,7 @@ def _text(form: FormData, field: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise VoxError("invalid_upload", f"'{field}' must be a text field", 422, field=field)
+    check_text(value, f"'{field}'")  # a NUL would reach the database
     return value
 
 

@@ -50,6 +50,7 @@ from voxvault.synthesis.streaming import (
     check_schedule,
     trailing_pause_s,
 )
+from voxvault.text.validity import find_invalid_text
 
 router = APIRouter(tags=["elevenlabs"])
 log = logging.getLogger(__name__)
@@ -304,6 +305,9 @@ def _parse_message(raw: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
     for flag in ("flush", "try_trigger_generation"):
         if flag in msg and not isinstance(msg[flag], bool | None):
             raise WsClose(WS_INVALID, "invalid_message", f'"{flag}" must be true or false')
+    problem = find_invalid_text(msg)
+    if problem is not None:  # a lone surrogate or NUL: text that cannot be spoken (audit finding 8)
+        raise WsClose(WS_INVALID, "invalid_text", f"the message: {problem}")
     return msg
 
 
