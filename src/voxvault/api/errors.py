@@ -37,7 +37,8 @@ def error_response(
     headers: dict[str, str] | None = None,
     details: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message, "type": _TYPES.get(status, "server_error")}
+    kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")  # 409, 410: client
+    body: dict[str, Any] = {"code": code, "message": message, "type": kind}
     if details:
         body["details"] = details
     return JSONResponse({"error": body}, status_code=status, headers=headers)
