@@ -272,6 +272,20 @@ def audit_verify(
         raise typer.Exit(1)
 
 
+@audit_app.command("reanchor")
+def audit_reanchor(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """After investigating a missing or forged checkpoint: anchor the chain at its current head (audited)."""
+    if not yes:
+        typer.confirm("Accept the audit log as it is now and anchor it anew", abort=True)
+    try:
+        result = _vv().audit.reanchor(actor=CLI_ACTOR)
+    except VoxError as exc:
+        _fail(exc)
+    console.print(f"audit log anchored at {result.anchor} ({result.checked} entries)", highlight=False)
+
+
 @audit_app.command("export")
 def audit_export(
     since: Annotated[str | None, typer.Option(help="A sequence number (after it) or an ISO time.")] = None,

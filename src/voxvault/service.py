@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
 from voxvault.errors import VoxError
-from voxvault.governance.audit import AuditTrail
+from voxvault.governance.audit import AuditTrail, ChainKeys
 from voxvault.governance.crypto import Envelope, LocalKeyManager
 from voxvault.governance.keys import CreatedKey, KeyService, Principal
 from voxvault.governance.provenance import Provenance
@@ -77,7 +77,8 @@ class VoxVault:
 
     @cached_property
     def audit(self) -> AuditTrail:
-        return AuditTrail(self.db)
+        # Keyed chain and checkpoint outside the database (issue 29, finding 5).
+        return AuditTrail(self.db, ChainKeys(self.blobs, self.envelope))
 
     def bootstrap(self) -> CreatedKey | None:
         """First start: create the default tenant and an admin key (returned once), unless keys exist.

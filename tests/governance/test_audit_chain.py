@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 from typer.testing import CliRunner
 
-from voxvault.governance.audit import GENESIS, AuditTrail, canonical
+from voxvault.governance.audit import GENESIS, AuditTrail, ChainKeys, canonical
 from voxvault.service import VoxVault
 from voxvault.store.db import Database
 from voxvault.store.models import AuditLog, utcnow
@@ -201,12 +201,15 @@ def test_renumbering_alone_is_named(vv: VoxVault) -> None:
 
 
 def test_anchor_catches_cut_tail_and_rewritten_chain(any_vv: VoxVault) -> None:
-    _fill(any_vv)
-    anchor = any_vv.audit.verify().anchor
+    """An unkeyed trail (no key outside the database): only an anchor kept elsewhere catches these."""
+    bare = AuditTrail(any_vv.db)
+    for i in range(6):
+        bare.record("speech.created", actor="k", target="alpha", details={"text_chars": i})
+    anchor = bare.verify().anchor
     seq, digest = anchor.split(":")
     _attack(any_vv, lambda c: c.execute(delete(T).where(T.c.seq == 6)))
-    assert any_vv.audit.verify().ok  # a cut tail leaves a valid chain...
-    assert [(p.seq, p.kind) for p in any_vv.audit.verify({int(seq): digest}).problems] == [(6, "deleted")]
+    assert bare.verify().ok  # a cut tail leaves a valid chain...
+    assert [(p.seq, p.kind) for p in bare.verify({int(seq): digest}).problems] == [(6, "deleted")]
 
     def rewrite_from_3(conn: Connection) -> None:  # ...and so does a full rewrite from the change on
         prev = _row(conn, 2).hash
@@ -218,11 +221,11 @@ def test_anchor_catches_cut_tail_and_rewritten_chain(any_vv: VoxVault) -> None:
             prev = h
 
     _attack(any_vv, rewrite_from_3)
-    assert any_vv.audit.verify().ok
-    head_seq, head = any_vv.audit.head()
-    old = any_vv.audit.verify({5: "0" * 64})
+    assert bare.verify().ok
+    head_seq, head = bare.head()
+    old = bare.verify({5: "0" * 64})
     assert [(p.seq, p.kind) for p in old.problems] == [(5, "edited")]
-    assert any_vv.audit.verify({head_seq: head}).ok
+    assert bare.verify({head_seq: head}).ok
 
 
 def test_spoken_text_is_not_stored(vv: VoxVault) -> None:
@@ -234,7 +237,7 @@ def test_spoken_text_is_not_stored(vv: VoxVault) -> None:
 
 def test_concurrent_writers_in_two_processes_keep_one_chain(vv: VoxVault) -> None:
     """Two AuditTrails on one SQLite file (as the server and the CLI) interleave without a fork."""
-    other = AuditTrail(Database(vv.settings.resolved_database_url))
+    other = AuditTrail(Database(vv.settings.resolved_database_url), ChainKeys(vv.blobs, vv.envelope))
     _fill(vv, 1)
     errors: list[BaseException] = []
 
