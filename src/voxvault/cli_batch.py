@@ -28,8 +28,8 @@ from voxvault.config import Settings
 from voxvault.errors import VoxError
 
 batch_app = typer.Typer(help="Batch synthesis: many clips, resumable after a crash.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # the result line keeps the output path whole (copyable), never wrapped
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(exc: VoxError) -> NoReturn:

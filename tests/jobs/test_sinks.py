@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,27 @@ def test_a_folder_is_written_by_one_run_at_a_time(tmp_path: Path) -> None:
     second = LocalSink(tmp_path)
     second.open()
     second.close()
+
+
+def test_a_finished_run_leaves_ordinary_files_and_no_lock(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        sink = LocalSink(tmp_path / "out")
+        sink.open()
+        sink.write_output("audio/a.wav", b"RIFF-a")
+        sink.append_manifest([_entry("a", b"RIFF-a")])
+        sink.close()
+    finally:
+        os.umask(old)
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["audio", "manifest.jsonl"]  # no empty .lock
+    assert stat.S_IMODE((out / "audio/a.wav").stat().st_mode) == 0o644  # readable like any file made here
+    again = LocalSink(out)  # and the next run still takes the folder
+    again.open()
+    with pytest.raises(VoxError) as busy:
+        LocalSink(out).open()
+    assert busy.value.code == "batch_busy"
+    again.close()
 
 
 def test_s3_manifest_is_put_whole_at_flush(s3_client: Any, bucket: str) -> None:

@@ -159,6 +159,9 @@ class RayExecutor:
                 kwargs.update(
                     num_cpus=max(1, round(self.workers * self.cpus_per_worker)), include_dashboard=False
                 )
+                # Ray's own default for a cluster started here (token authentication), said explicitly so
+                # Ray does not warn about it on every run; RAY_AUTH_MODE=disabled in the environment wins.
+                os.environ.setdefault("RAY_AUTH_MODE", "token")
             try:
                 ray.init(**kwargs)
             except ConnectionError as exc:

@@ -185,30 +185,55 @@ class Sink(abc.ABC):
         return ManifestScan(entries, damaged)
 
 
+LOCK_FILE = ".lock"
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class LocalSink(Sink):
     """A local folder. Holds an exclusive lock for the run so two runs never write the same folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        super().__init__(self.root.as_uri(), LocalBlobStore(self.root))
+        # Clips in a folder of the user's are ordinary files (0644 under the usual umask), not 0600 like the
+        # sealed blobs of the data dir.
+        super().__init__(self.root.as_uri(), LocalBlobStore(self.root, file_mode=0o666 & ~_umask()))
         self._lock: IO[bytes] | None = None
         self._manifest: IO[bytes] | None = None
 
     def open(self) -> ManifestScan:
         self.root.mkdir(parents=True, exist_ok=True)
-        lock = open(self.root / ".lock", "ab")  # noqa: SIM115 - held until close()
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise VoxError("batch_busy", f"another run is writing to {self.root}", 409) from None
-        self._lock = lock
+        self._lock = self._take_lock()
         removed = self.remove_leftovers()
         if removed:
             log.info("removed %d unfinished temp file(s) from %s", removed, self.root)
         scan = super().open()
         self._manifest = open(self.root / MANIFEST, "ab")  # noqa: SIM115 - held until close()
         return scan
+
+    def _take_lock(self) -> IO[bytes]:
+        """``.lock`` opened and exclusively locked. close() deletes it, so a lock taken on a file another
+        run has just deleted is let go and taken again on the new one (same inode checked after flock)."""
+        path = self.root / LOCK_FILE
+        while True:
+            lock = open(path, "ab")  # noqa: SIM115 - held until close()
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                raise VoxError("batch_busy", f"another run is writing to {self.root}", 409) from None
+            try:
+                same = os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return lock
+            lock.close()
 
     def remove_leftovers(self) -> int:
         """Delete temp files of writes a killed run never finished (they were never committed)."""
@@ -244,6 +269,9 @@ class LocalSink(Sink):
             self._manifest = open(self.root / MANIFEST, "ab")  # noqa: SIM115 - the new file
 
     def close(self) -> None:
+        if self._lock is not None:  # no empty .lock left in the output once the run is over
+            with contextlib.suppress(OSError):
+                (self.root / LOCK_FILE).unlink()  # still holding the flock: nobody else owns it
         for handle in (self._manifest, self._lock):
             if handle is not None:
                 with contextlib.suppress(OSError):

@@ -80,9 +80,10 @@ class BlobStore(Protocol):
 class LocalBlobStore:
     """Blobs as files under ``root``. Writes go to a temp file, are fsynced, then renamed into place."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], file_mode: int | None = None) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.file_mode = file_mode  # None: mkstemp's 0600 (data dir); an export folder: 0644 under umask
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self.root)!r})"
@@ -101,6 +102,8 @@ class LocalBlobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            if self.file_mode is not None:
+                os.fchmod(fd, self.file_mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
