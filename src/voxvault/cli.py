@@ -74,6 +74,7 @@ def serve(
     try:
         created = vv.bootstrap()
         _ = vv.blobs  # open the blob store now: a missing boto3 or a bad URL is one line here, not at warm-up
+        _ = vv.envelope  # load the master key now: it logs a warning when it sits in the data dir
     except VoxError as exc:
         _fail(exc)
     if created is not None and settings.bootstrap_key is None:
@@ -198,6 +199,9 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             )
         console.print(table)
         console.print({k: v for k, v in report["versions"].items()})
+        key_warning = report["master_key"]["warning"]
+        if key_warning:
+            err_console.print(f"[yellow]warning[/] {escape(key_warning)}", highlight=False)
     if not all(info["ok"] for info in report["engines"].values()):
         raise typer.Exit(1)
 

@@ -6,7 +6,9 @@ Engines load lazily on first use and are then shared by every request.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import logging
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,7 @@ from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
 from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail, ChainKeys
-from voxvault.governance.crypto import Envelope, LocalKeyManager
+from voxvault.governance.crypto import Envelope, KeyLocation, KeyManager, LocalKeyManager, key_location
 from voxvault.governance.keys import CreatedKey, KeyService, Principal
 from voxvault.governance.provenance import Provenance
 from voxvault.governance.ratelimit import SpeechLimits, open_rate_limiter
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from voxvault.voices.instant_decoder import InstantDecoder
     from voxvault.voices.script_check import ScriptChecker
 
+log = logging.getLogger(__name__)
+
 
 class VoxVault:
     """Entry point of the Python API.
@@ -46,9 +50,11 @@ class VoxVault:
     >>> open("hello.mp3", "wb").write(speech.audio)
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, key_manager: KeyManager | None = None) -> None:
+        """``key_manager``: a KMS or HSM behind the ``KeyManager`` interface instead of the local key."""
         self.settings = (settings or Settings()).prepare()
         self.engines = EngineRegistry(self.settings)
+        self._custom_keys = key_manager
 
     # -- storage and governance (opened on first use; the schema is migrated then) ------------------------
     @cached_property
@@ -63,13 +69,27 @@ class VoxVault:
 
     @cached_property
     def key_manager(self) -> LocalKeyManager:
+        """The local master keys (environment or key file); warns when the file sits in the data dir."""
         if self.settings.master_key is not None:
             return LocalKeyManager.from_env_value(self.settings.master_key.get_secret_value())
-        return LocalKeyManager.from_file(self.settings.resolved_master_key_file)
+        manager = LocalKeyManager.from_file(self.settings.resolved_master_key_file)
+        warning = self.key_location.warning
+        if warning:
+            log.warning("%s", warning)
+        return manager
+
+    @property
+    def key_location(self) -> KeyLocation:
+        return key_location(
+            from_env=self.settings.master_key is not None,
+            key_file=self.settings.resolved_master_key_file,
+            data_dir=self.settings.data_dir,
+            custom=self._custom_keys is not None,
+        )
 
     @cached_property
     def envelope(self) -> Envelope:
-        return Envelope(self.key_manager)
+        return Envelope(self._custom_keys or self.key_manager)
 
     @cached_property
     def keys(self) -> KeyService:
@@ -299,6 +319,8 @@ class VoxVault:
     def doctor(self) -> dict[str, Any]:
         """Load each engine, time it, and report versions: the first thing to run when something is off."""
         report: dict[str, Any] = {"versions": {}, "engines": {}, "settings": self.settings.public_dict()}
+        location = self.key_location
+        report["master_key"] = {**dataclasses.asdict(location), "warning": location.warning}
         for pkg in ("voxvault", "onnxruntime", "torch", "av", "fastapi", "sqlalchemy", "pocketsphinx"):
             try:
                 report["versions"][pkg] = importlib.metadata.version(pkg)

@@ -95,6 +95,35 @@ def _parse_lines(lines: list[str], *, default_kid: str) -> tuple[dict[str, bytes
     return keys, current
 
 
+@dataclass(frozen=True)
+class KeyLocation:
+    """Where the master key comes from, and whether a copy of the data dir alone would carry it."""
+
+    source: str  # "env" (VOXVAULT_MASTER_KEY), "file" (a key file) or "custom" (a KeyManager given in code)
+    path: str | None
+    inside_data_dir: bool
+
+    @property
+    def warning(self) -> str | None:
+        if not self.inside_data_dir:
+            return None
+        return (
+            f"the master key file {self.path} is inside the data dir: a copy of the data dir alone opens "
+            "every sealed object; move it (VOXVAULT_MASTER_KEY_FILE) or use VOXVAULT_MASTER_KEY "
+            "(docs/security.md)"
+        )
+
+
+def key_location(*, from_env: bool, key_file: Path, data_dir: Path, custom: bool = False) -> KeyLocation:
+    """Issue 29, finding 7: the master key beside the data is reported (log at start, ``doctor``)."""
+    if custom:
+        return KeyLocation("custom", None, False)
+    if from_env:
+        return KeyLocation("env", None, False)
+    path = key_file.resolve()
+    return KeyLocation("file", str(path), path.is_relative_to(data_dir.resolve()))
+
+
 class LocalKeyManager:
     """Master keys held in process memory, loaded from env or a key file.
 
