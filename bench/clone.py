@@ -1,7 +1,7 @@
 """Cloning fidelity benchmark: ``make bench-clone`` -> ``bench/results/clone.json`` + an HTML report.
 
-Runs ``voxvault eval clone`` on the speaker clips and draws per-speaker SECS and WER for the nearest
-preset, the instant clone and the fine-tuned clone (plots embedded as base64 PNG).
+Runs ``voxvault eval clone`` on the speaker clips and draws per-speaker SECS by each judge (CAM++, GE2E)
+and WER for the nearest preset, the instant clone and the fine-tuned clone (plots embedded as base64 PNG).
 """
 
 from __future__ import annotations
@@ -31,19 +31,22 @@ def plot(report: dict[str, Any]) -> str:
     rows = report["speakers"]
     names = [r["speaker"] for r in rows]
     methods = [m for m in METHODS if any(m in r for r in rows)]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    judges = sorted({j for r in rows for j in r.get("own", {})}, key=lambda j: j != "campp")
+    panels = [(j, f"SECS by {j} (higher is better)") for j in judges] or [("", "SECS (higher is better)")]
+    panels.append(("wer", "WER (lower is better)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4))
     x = np.arange(len(names))
     width = 0.8 / max(len(methods), 1)
-    for ax, metric, title in (
-        (axes[0], "secs", "SECS (higher is better)"),
-        (axes[1], "wer", "WER (lower is better)"),
-    ):
+    for ax, (metric, title) in zip(axes, panels, strict=True):
         for i, method in enumerate(methods):
-            values = [r[method][metric] if method in r else np.nan for r in rows]
+            values = [_value(r, method, metric) for r in rows]
             ax.bar(x + i * width, values, width, label=method)
-        if metric == "secs":
-            real = [r["enrol_vs_heldout_secs"] for r in rows]
+        if metric != "wer":
+            real = [r["own"][metric]["secs"] if metric else r["enrol_vs_heldout_secs"] for r in rows]
             ax.plot(x + 0.4 - width / 2, real, "k_", markersize=18, label="real vs real")
+            threshold = report.get("judges", {}).get(metric, {}).get("threshold")
+            if threshold is not None:
+                ax.axhline(threshold, color="grey", linestyle=":", label="EER threshold")
         ax.set_xticks(x + 0.4 - width / 2, names, rotation=30, ha="right")
         ax.set_title(title)
         ax.legend(fontsize=8)
@@ -54,30 +57,64 @@ def plot(report: dict[str, Any]) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _value(row: dict[str, Any], method: str, metric: str) -> float:
+    """A method's WER, or its SECS by one judge ("" = the clone-making encoder's), NaN where not run."""
+    import math
+
+    if method not in row:
+        return math.nan
+    if metric == "wer":
+        return float(row[method]["wer"])
+    if not metric:
+        return float(row[method]["secs"])
+    return float(row[method]["judges"][metric]["secs"])
+
+
+def _share(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
 def write_html(report: dict[str, Any], path: Path) -> None:
+    """The summary as the CLI prints it (one row per method and judge, CAM++ first) and the plots."""
     summary = report["summary"]
     lines = [
-        "<tr><th>method</th><th>SECS mean</th><th>95% CI</th><th>minus own (95% CI)</th><th>SECS of own</th>"
-        "<th>WER mean</th>"
-        "<th>F0 distance (st)</th><th>time (s)</th></tr>"
+        "<tr><th>method</th><th>judge</th><th>SECS mean</th><th>95% CI</th><th>minus own (95% CI)</th>"
+        "<th>accepted</th><th>closest</th><th>WER mean</th><th>F0 distance (st)</th><th>time (s)</th></tr>"
     ]
     for method in METHODS:
         s = summary.get(method)
-        if s:
+        if not s:
+            continue
+        judged = s.get("judges") or {"": {**s, "accept_rate": None, "closest_rate": None}}
+        for judge, j in sorted(judged.items(), key=lambda kv: kv[0] != "campp"):
+            minus = (
+                f"{j['secs_minus_own_mean']:+.3f} ({interval_text(j['secs_minus_own_ci95'])})"
+                if "secs_minus_own_mean" in j
+                else "-"
+            )
             lines.append(
-                f"<tr><td>{method}</td><td>{s['secs_mean']:.3f}</td><td>{interval_text(s['secs_ci95'])}</td>"
-                f"<td>{s['secs_minus_own_mean']:+.3f} ({interval_text(s['secs_minus_own_ci95'])})</td>"
-                f"<td>{s['secs_of_own_mean']:.2f}</td>"
+                f"<tr><td>{method}</td><td>{html.escape(judge)}</td><td>{j['secs_mean']:.3f}</td>"
+                f"<td>{interval_text(j['secs_ci95'])}</td><td>{minus}</td>"
+                f"<td>{_share(j['accept_rate'])}</td><td>{_share(j['closest_rate'])}</td>"
                 f"<td>{s['wer_mean']:.3f}</td>"
                 f"<td>{s['f0_distance_mean']}</td><td>{s['time_s_mean']:.2f}</td></tr>"
             )
+    own = summary.get("own", {})
+    own_text = "; ".join(
+        f"{html.escape(j)}: SECS {v['secs_mean']:.3f}, accepted {_share(v['accept_rate'])}"
+        f" (threshold {report.get('judges', {}).get(j, {}).get('threshold')})"
+        for j, v in own.items()
+    )
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>voxvault clone benchmark</title>
 <style>body{{font-family:sans-serif;margin:2em}}
 td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}</style></head>
 <body><h1>Cloning fidelity</h1>
-<p>Real enrolment part vs held-out part of the same clip: mean SECS
-{summary.get("real_enrol_vs_heldout_secs_mean")} (the ceiling for a clone made from the enrolment;
-"SECS of own" is each clone's SECS divided by its speaker's).</p>
+<p>Real enrolment part vs held-out part of the same clip, by each judge: {own_text} (the ceiling for a
+clone made from the enrolment; "minus own" is each clone's SECS minus its speaker's, by the same judge).
+The clones are made with {html.escape(str(report["options"].get("clones_made_with", "ge2e")))}; CAM++ is
+a judge they were not fitted to. "accepted": the clone's cosine to its speaker reaches the judge's
+equal-error-rate threshold (bench/results/sv_calibration.json); "closest": the clone is closer to its own
+speaker than to every other speaker of the set.</p>
 <table>{"".join(lines)}</table>
 <img alt="per-speaker SECS and WER" src="data:image/png;base64,{plot(report)}">
 <pre>{html.escape(json.dumps(report["options"], indent=2))}</pre></body></html>
@@ -91,6 +128,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/clone.json")
     parser.add_argument("--html", type=Path, default=ROOT / "bench/results/clone.html")
     parser.add_argument("--skip-finetune", action="store_true")
+    parser.add_argument("--audio-dir", type=Path, help="write DIR/<speaker>/<method>.wav (what each spoke)")
     # The adapt job's own budget, and its closest method (docs/cloning.md): what a user's voice gets
     parser.add_argument("--finetune-seconds", type=float, default=600.0)
     parser.add_argument("--finetune-iterations", type=int, default=24)
@@ -107,6 +145,7 @@ def main() -> None:
         finetune_seconds=args.finetune_seconds,
         finetune_iterations=args.finetune_iterations,
         methods=tuple(dict.fromkeys(args.method or ["decoder"])),
+        audio_dir=args.audio_dir,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -27,9 +27,12 @@ def run_clone_eval(
     methods: tuple[str, ...] | None = None,
     quiet: bool = False,
     instant_decoder: bool = True,
+    audio_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Load the engines and evaluate every clip; shared with ``bench/clone.py``."""
+    """Load the engines (each once) and evaluate every clip; shared with ``bench/clone.py``. The clones are
+    made with the configured speaker encoder (GE2E); CAM++ judges them beside it."""
     from voxvault.config import Settings
+    from voxvault.engines.campp import CamppEncoder
     from voxvault.engines.registry import EngineRegistry
     from voxvault.eval.clone import CloneEvalOptions, CloneEvaluator, evaluate_directory
     from voxvault.voices.finetune import DEFAULT_METHOD
@@ -42,13 +45,19 @@ def run_clone_eval(
         finetune_iterations=finetune_iterations,
         finetune_methods=methods or (DEFAULT_METHOD,),
         instant_decoder=instant_decoder,
+        audio_dir=audio_dir,
     )
-    evaluator = CloneEvaluator(engines.tts(), engines.speaker(), engines.asr(), StyleMap.load(), options)
+    judges = [CamppEncoder(device=engines.settings.device)]
+    evaluator = CloneEvaluator(
+        engines.tts(), engines.speaker(), engines.asr(), StyleMap.load(), options, judges=judges
+    )
 
     def show(name: str, row: dict[str, Any]) -> None:
         if not quiet:
             parts = [
-                f"{m} secs={row[m]['secs']:.3f} wer={row[m]['wer']:.2f}"
+                f"{m} "
+                + " ".join(f"{j}={v['secs']:.3f}" for j, v in row[m].get("judges", {}).items())
+                + f" wer={row[m]['wer']:.2f}"
                 for m in row
                 if m in ("preset", "instant") or m.startswith("finetuned")
             ]
@@ -66,6 +75,42 @@ def _methods(given: list[str] | None) -> tuple[str, ...]:
     if unknown:
         raise VoxError("invalid_options", f"unknown method {unknown[0]!r}; use {', '.join(known)}")
     return methods
+
+
+def _share(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    """One row per method and judge (CAM++ first: the judge no clone is fitted to), WER and time beside."""
+    from voxvault.eval.clone import interval_text
+
+    table = Table(
+        "method", "judge", "SECS", "95% CI", "minus own", "95% CI", "accepted", "closest", "WER",
+        "F0 dist (st)", "time (s)",
+    )  # fmt: skip
+    thresholds = {j: v.get("threshold") for j, v in report.get("judges", {}).items()}
+    for name, s in report["summary"].items():
+        if not isinstance(s, dict) or "secs_mean" not in s:
+            continue
+        f0 = "-" if s["f0_distance_mean"] is None else f"{s['f0_distance_mean']:.2f}"
+        judged = s.get("judges") or {"": {**s, "accept_rate": None, "closest_rate": None}}
+        for i, (judge, j) in enumerate(sorted(judged.items(), key=lambda kv: kv[0] != "campp")):
+            label = judge if thresholds.get(judge) is None else f"{judge} (>= {thresholds[judge]:.3f})"
+            table.add_row(
+                name if i == 0 else "",
+                label,
+                f"{j['secs_mean']:.3f}",
+                interval_text(j["secs_ci95"]),
+                f"{j['secs_minus_own_mean']:+.3f}" if "secs_minus_own_mean" in j else "-",
+                interval_text(j.get("secs_minus_own_ci95")),
+                _share(j["accept_rate"]),
+                _share(j["closest_rate"]),
+                f"{s['wer_mean']:.3f}" if i == 0 else "",
+                f0 if i == 0 else "",
+                f"{s['time_s_mean']:.2f}" if i == 0 else "",
+            )
+    return table
 
 
 @eval_app.command("clone")
@@ -93,8 +138,13 @@ def eval_clone(
             help="Give the instant clone its decoder step, as enrollment does (default).",
         ),
     ] = True,
+    audio_dir: Annotated[
+        Path | None,
+        typer.Option("--audio-dir", help="Write what each method spoke to DIR/<speaker>/<method>.wav."),
+    ] = None,
 ) -> None:
-    """Enrol from part of each clip, speak held-out sentences, report SECS, WER, F0 distance and time."""
+    """Enrol from part of each clip, speak held-out sentences; report SECS by GE2E and CAM++ against the
+    speaker's own, verification accepts, closest-speaker rate, WER, F0 distance and time."""
     try:
         report = run_clone_eval(
             directory,
@@ -103,35 +153,22 @@ def eval_clone(
             finetune_iterations=finetune_iterations,
             methods=_methods(method),
             instant_decoder=instant_decoder,
+            audio_dir=audio_dir,
         )
     except VoxError as exc:
         err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
         raise typer.Exit(2) from None
-    from voxvault.eval.clone import interval_text
-
-    table = Table(
-        "method", "SECS", "95% CI", "minus own", "95% CI", "of own", "WER", "F0 dist (st)", "time (s)"
-    )
-    for name, s in report["summary"].items():
-        if isinstance(s, dict):
-            f0 = "-" if s["f0_distance_mean"] is None else f"{s['f0_distance_mean']:.2f}"
-            table.add_row(
-                name,
-                f"{s['secs_mean']:.3f}",
-                interval_text(s["secs_ci95"]),
-                f"{s['secs_minus_own_mean']:+.3f}",
-                interval_text(s["secs_minus_own_ci95"]),
-                f"{s['secs_of_own_mean']:.2f}",
-                f"{s['wer_mean']:.3f}",
-                f0,
-                f"{s['time_s_mean']:.2f}",
-            )
-    console.print(table)
-    own = report["summary"].get("real_enrol_vs_heldout_secs_mean")
-    if own is not None:
+    console.print(summary_table(report))
+    own = report["summary"].get("own", {})
+    if own:
         console.print(
-            f"speakers' own enrolment vs held-out SECS: {own:.3f} ('minus own' and 'of own' compare each "
-            "clone with its speaker's; 95% CI: bootstrap over the speakers)"
+            "speakers' own enrolment vs held-out: "
+            + ", ".join(
+                f"{j} SECS {v['secs_mean']:.3f} (accepted {_share(v['accept_rate'])})" for j, v in own.items()
+            )
+            + ". 'minus own' compares each clone with its speaker's by the same judge; 'accepted': "
+            "cosine at or above the judge's equal-error-rate threshold; 'closest': closer to its speaker "
+            "than to every other speaker of the set; 95% CI: bootstrap over the speakers."
         )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,42 @@ def test_eval_reports_both_fine_tuning_methods(clip_dir: Path, tmp_path: Path) -
     for method in ("preset", "instant", "finetuned", "finetuned_search", "finetuned_decoder"):
         assert 0.0 < summary[method]["secs_mean"] <= 1.0 and summary[method]["wer_mean"] >= 0.0
     assert "instant" in result.output and "preset" in result.output  # the summary table
+    # every clone judged by GE2E (which made it) and CAM++ (which did not), against the speaker's own
+    assert set(row["own"]) == {"ge2e", "campp"} and row["own"]["ge2e"]["secs"] == row["enrol_vs_heldout_secs"]
+    for method in ("preset", "instant", "finetuned"):
+        judges = row[method]["judges"]
+        assert set(judges) == {"ge2e", "campp"} and judges["ge2e"]["secs"] == row[method]["secs"]
+        assert judges["campp"]["accepted"] == (
+            judges["campp"]["secs"] >= report["judges"]["campp"]["threshold"]
+        )
+        assert "closest" not in judges["campp"]  # one speaker: no other to be closer to
+        assert summary[method]["judges"]["campp"]["accept_rate"] in (0.0, 1.0)
+    assert "campp" in result.output and "ge2e" in result.output
+
+
+def test_eval_judges_each_clone_against_every_speaker_and_writes_the_audio(
+    clip_dir: Path, tmp_path: Path
+) -> None:
+    second = decode(speaker_clips()[1], max_bytes=50_000_000, max_seconds=600, target_sr=16_000)
+    (clip_dir / "two.wav").write_bytes(encode(second.samples[: 12 * 16_000], 16_000, "wav"))
+    out, audio = tmp_path / "clone.json", tmp_path / "audio"
+    result = CliRunner().invoke(
+        app,
+        ["eval", "clone", str(clip_dir), "--json", str(out), "--skip-finetune", "--audio-dir", str(audio)],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    for row in report["speakers"]:
+        for judge in ("ge2e", "campp"):
+            verdict = row["instant"]["judges"][judge]
+            assert verdict["closest"] == (verdict["secs"] > verdict["nearest_other"])
+            assert row["own"][judge]["closest"]  # the real speaker's halves find each other
+        for method in ("preset", "instant"):
+            spoken = decode(audio / row["speaker"] / f"{method}.wav", max_bytes=50_000_000, max_seconds=60)
+            assert spoken.samples.size > spoken.sample_rate  # both held-out sentences, over a second
+        assert not (audio / row["speaker"] / "finetuned.wav").exists()
+    assert report["summary"]["instant"]["judges"]["campp"]["closest_rate"] is not None
+    assert report["summary"]["own"]["campp"]["closest_rate"] == 1.0
 
 
 def test_eval_refuses_an_unknown_method(clip_dir: Path) -> None:

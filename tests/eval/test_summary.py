@@ -82,3 +82,38 @@ def test_a_gap_that_goes_both_ways_is_not_told_apart_from_the_ceiling() -> None:
 def test_one_speaker_has_no_interval() -> None:
     summary = summarise([_row("a", 0.8, 0.6, 0.7, None)])["finetuned"]
     assert summary["secs_ci95"] is None and summary["secs_minus_own_ci95"] is None
+
+
+def _judged(secs: float, accepted: bool, closest: bool) -> dict[str, object]:
+    return {"secs": secs, "accepted": accepted, "nearest_other": 0.3, "closest": closest}
+
+
+def test_each_judge_gets_its_own_means_gaps_accept_and_closest_rates() -> None:
+    rows = []
+    for name, own_campp, clone_campp, accepted, closest in (
+        ("a", 0.70, 0.40, True, True),
+        ("b", 0.60, 0.20, False, True),
+        ("c", 0.80, 0.30, False, False),
+        ("d", 0.65, 0.45, True, True),
+    ):
+        row = _row(name, 0.8, 0.6, 0.78, None)
+        row["own"] = {"campp": _judged(own_campp, True, True), "ge2e": _judged(0.8, True, True)}
+        finetuned = row["finetuned"]
+        assert isinstance(finetuned, dict)
+        finetuned["judges"] = {
+            "campp": _judged(clone_campp, accepted, closest),
+            "ge2e": _judged(0.78, True, True),
+        }
+        rows.append(row)
+    summary = summarise(rows)
+    campp = summary["finetuned"]["judges"]["campp"]
+    assert campp["secs_mean"] == pytest.approx(0.3375)
+    assert campp["secs_minus_own_mean"] == pytest.approx(-0.35)  # paired with CAM++'s own, not GE2E's
+    assert campp["accept_rate"] == pytest.approx(0.5) and campp["closest_rate"] == pytest.approx(0.75)
+    low, high = campp["secs_minus_own_ci95"]
+    assert high < 0.0
+    ge2e = summary["finetuned"]["judges"]["ge2e"]
+    assert ge2e["secs_minus_own_mean"] == pytest.approx(-0.02) and ge2e["accept_rate"] == 1.0
+    assert summary["own"]["campp"]["secs_mean"] == pytest.approx(0.6875)
+    assert summary["own"]["campp"]["accept_rate"] == 1.0
+    assert "judges" not in summary["instant"]  # a row judged by one encoder only has no per-judge summary

@@ -2,15 +2,18 @@
 
 For every clip the first ``enrol_share`` of the audio is the enrollment, the rest the held-out reference.
 Each method (nearest preset, instant clone, fine-tuned clone) speaks held-out sentences; we report SECS
-(GE2E cosine to the held-out real audio), ASR WER against the sentences, the F0 distance to the real
-clip (semitones between medians, plus the difference of the p10-p90 ranges) and the time taken to make
-the style. Works on the engines directly: nothing is stored, no consent flow is involved.
+(cosine to the held-out real audio) by every *judge*: GE2E, the encoder the clones are made with, and CAM++,
+one they never saw; per judge, whether its verification threshold accepts the clone as the speaker and
+whether the clone is closer to its own speaker than to every other speaker of the set. Also ASR WER
+against the sentences, the F0 distance to the real clip (semitones between medians, plus the difference of
+the p10-p90 ranges) and the time taken to make the style. Works on the engines directly: nothing is stored,
+no consent flow is involved.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from voxvault.audio.io import decode
+from voxvault.audio.io import decode, encode
 from voxvault.engines.asr import word_error_rate
 from voxvault.engines.base import (
     AdaptedSpeaker,
@@ -30,6 +33,7 @@ from voxvault.engines.base import (
     TTSEngine,
 )
 from voxvault.errors import VoxError
+from voxvault.eval.verification import THRESHOLDS
 from voxvault.text import TextFrontend
 from voxvault.voices.conditioning import REFERENCE_TEXT
 from voxvault.voices.decoder_adaptation import (
@@ -66,6 +70,18 @@ class CloneEvalOptions:
     finetune_methods: tuple[str, ...] = (DEFAULT_METHOD,)
     #: the instant clone's decoder step (``voices/instant_decoder.py``), as enrollment does by default
     instant_decoder: bool = True
+    #: write what each method spoke for the held-out sentences to ``audio_dir/<speaker>/<method>.wav``
+    audio_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The speaker a clone is judged against: its held-out audio's embedding by each judge (judge name ->
+    unit embedding), and the same for every speaker of the set (judge name -> speaker -> embedding)."""
+
+    speaker: str
+    references: Mapping[str, FloatArray]
+    speaker_set: Mapping[str, Mapping[str, FloatArray]]
 
 
 def f0_stats(audio: FloatArray, rate: int) -> tuple[float, float] | None:
@@ -92,8 +108,14 @@ class CloneEvaluator:
         asr: SpeechRecognizer,
         style_map: StyleMap,
         options: CloneEvalOptions,
+        judges: Sequence[SpeakerEncoder] = (),
     ) -> None:
+        """``encoder`` makes the clones (and is a judge); ``judges`` adds independent ones (loaded once by
+        the caller, e.g. CAM++), each accepting at its ``verification.THRESHOLDS`` entry."""
         self.tts, self.encoder, self.asr, self.style_map, self.options = tts, encoder, asr, style_map, options
+        self.judges: dict[str, SpeakerEncoder] = {j.name: j for j in judges if j.name != encoder.name}
+        self.judges[encoder.name] = encoder
+        self.thresholds = {name: THRESHOLDS.get(name) for name in self.judges}
         styles = getattr(tts, "preset_styles", None)
         if not callable(styles):
             raise VoxError("no_presets", "the TTS engine has no preset styles to clone from", 500)
@@ -125,12 +147,13 @@ class CloneEvaluator:
         method: str,
         z: FloatArray,
         enrol_emb: FloatArray,
-        reference: FloatArray,
+        target: Target,
         real_f0: tuple[float, float] | None,
         start: AdaptedWeights | None = None,
+        save_as: str | None = None,
     ) -> dict[str, Any]:
         if method == "decoder":
-            return self._adapt_decoder(z, enrol_emb, reference, real_f0, start)
+            return self._adapt_decoder(z, enrol_emb, target, real_f0, start, save_as)
         t0 = time.perf_counter()
         opts = AdaptOptions(
             max_iterations=self.options.finetune_iterations,
@@ -149,16 +172,17 @@ class CloneEvaluator:
         ck = optimise(objective, z, opts, gradient=gradient)
         out: dict[str, Any] = {"method": method, "time_s": round(time.perf_counter() - t0, 3)}
         out["iterations"] = ck.iteration
-        out.update(self.judge(self.basis.pack(np.asarray(ck.best_z)), reference, real_f0))
+        out.update(self.judge(self.basis.pack(np.asarray(ck.best_z)), target, real_f0, save_as=save_as))
         return out
 
     def _adapt_decoder(
         self,
         z: FloatArray,
         enrol_emb: FloatArray,
-        reference: FloatArray,
+        target: Target,
         real_f0: tuple[float, float] | None,
         start: AdaptedWeights | None,
+        save_as: str | None = None,
     ) -> dict[str, Any]:
         """The instant clone (style and decoder step), then the decoder's style projections adapted from
         there (as the adapt job does with a voice's current weights)."""
@@ -182,7 +206,7 @@ class CloneEvaluator:
         # them as trained (docs/cloning.md), else by PyTorch; every runtime's numbers when they differ.
         if not isinstance(self.tts, AdaptedSpeaker) or not self.tts.speaks(adapted) or self.tts is tts:
             out["spoken_by"] = tts.name
-            out.update(self.judge(pack, reference, real_f0, speak=self._speaker(tts, adapted)))
+            out.update(self.judge(pack, target, real_f0, speak=self._speaker(tts, adapted), save_as=save_as))
             return out
         choice = choose_runtime(
             self.tts,
@@ -194,8 +218,12 @@ class CloneEvaluator:
             enrol_emb,
         )
         out["runtime_choice"] = choice.to_dict()
-        served = self.judge(pack, reference, real_f0, speak=self._speaker(self.tts, adapted))
-        trained = self.judge(pack, reference, real_f0, speak=self._speaker(tts, adapted))
+        served = self.judge(
+            pack, target, real_f0, self._speaker(self.tts, adapted), None if choice.as_trained else save_as
+        )
+        trained = self.judge(
+            pack, target, real_f0, self._speaker(tts, adapted), save_as if choice.as_trained else None
+        )
         out["spoken_by"] = tts.name if choice.as_trained else self.tts.name
         out.update(trained if choice.as_trained else served)
         out["as_trained"], out["onnxruntime"] = trained, served
@@ -218,35 +246,88 @@ class CloneEvaluator:
     def judge(
         self,
         pack: FloatArray,
-        reference: FloatArray,
+        target: Target,
         real_f0: tuple[float, float] | None,
         speak: Callable[[str, FloatArray], FloatArray] | None = None,
+        save_as: str | None = None,
     ) -> dict[str, Any]:
+        """The clone speaks the held-out sentences; every judge scores it against the speaker (``secs`` is
+        the clone-making encoder's SECS, ``judges`` each judge's verdict); ``save_as`` names its WAV."""
         synthesize = speak or self.tts.synthesize
         rate = self.tts.sample_rate
         clips = [synthesize(self._phonemes[s], pack) for s in HELD_OUT_SENTENCES]
         joined = join_sentences(clips, rate)
-        secs = float(np.dot(unit(self.encoder.embed(joined, rate)), reference))
+        if save_as is not None and self.options.audio_dir is not None:
+            folder = self.options.audio_dir / target.speaker
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{save_as}.wav").write_bytes(encode(joined, rate, "wav"))
+        verdicts = {
+            name: self._verdict(name, unit(j.embed(joined, rate)), target) for name, j in self.judges.items()
+        }
         wers = [
             word_error_rate(text, self.asr.transcribe(clip, rate))
             for clip, text in zip(clips, HELD_OUT_SENTENCES, strict=True)
         ]
         return {
-            "secs": round(secs, 4),
+            "secs": verdicts[self.encoder.name]["secs"],
             "wer": round(float(np.mean(wers)), 4),
             "f0_distance": f0_distance(f0_stats(joined, rate), real_f0),
+            "judges": verdicts,
         }
 
-    def evaluate_clip(self, name: str, audio: FloatArray, rate: int) -> dict[str, Any]:
+    def _verdict(self, judge: str, embedding: FloatArray, target: Target) -> dict[str, Any]:
+        """SECS to the speaker's held-out audio; accepted when it reaches the judge's EER threshold; the
+        highest cosine to any other speaker of the set, and whether the speaker's own is above it."""
+        secs = float(np.dot(embedding, target.references[judge]))
+        out: dict[str, Any] = {"secs": round(secs, 4)}
+        threshold = self.thresholds.get(judge)
+        if threshold is not None:
+            out["accepted"] = secs >= threshold
+        others = [
+            float(np.dot(embedding, e))
+            for n, e in target.speaker_set.get(judge, {}).items()
+            if n != target.speaker
+        ]
+        if others:
+            out["nearest_other"] = round(max(others), 4)
+            out["closest"] = secs > max(others)
+        return out
+
+    def held_out_references(self, audio: FloatArray, rate: int) -> dict[str, FloatArray]:
+        """Each judge's unit embedding of the clip's held-out part (after ``enrol_share``)."""
+        held = audio[int(len(audio) * self.options.enrol_share) :]
+        return {name: unit(j.embed(held, rate)) for name, j in self.judges.items()}
+
+    def evaluate_clip(
+        self,
+        name: str,
+        audio: FloatArray,
+        rate: int,
+        speaker_set: Mapping[str, Mapping[str, FloatArray]] | None = None,
+    ) -> dict[str, Any]:
+        """One speaker: enrol on the first ``enrol_share``, judge every method on the rest. ``speaker_set``
+        (judge -> speaker -> held-out embedding, ``held_out_references`` of every clip) adds whether each
+        clone is closer to this speaker than to all the others."""
         cut = int(len(audio) * self.options.enrol_share)
-        enrol, held = audio[:cut], audio[cut:]
+        enrol = audio[:cut]
         enrol_emb = unit(self.encoder.embed(enrol, rate))
-        reference = unit(self.encoder.embed(held, rate))
+        references = (
+            {j: speaker_set[j][name] for j in self.judges}
+            if speaker_set is not None and all(name in speaker_set.get(j, {}) for j in self.judges)
+            else self.held_out_references(audio, rate)
+        )
+        target = Target(name, references, speaker_set or {})
         real_f0 = f0_stats(audio, rate)
+        # the real speaker judged as the clones are: enrolment against held-out, by every judge
+        own = {
+            j: self._verdict(j, enrol_emb if j == self.encoder.name else unit(enc.embed(enrol, rate)), target)
+            for j, enc in self.judges.items()
+        }
         row: dict[str, Any] = {
             "speaker": name,
             "seconds": round(len(audio) / rate, 2),
-            "enrol_vs_heldout_secs": round(float(np.dot(enrol_emb, reference)), 4),
+            "enrol_vs_heldout_secs": own[self.encoder.name]["secs"],
+            "own": own,
         }
 
         self.preset_embeddings()  # one-off (shared by all clips): not part of the per-speaker time
@@ -254,7 +335,7 @@ class CloneEvaluator:
         sims = {n: float(np.dot(enrol_emb, e)) for n, e in self.preset_embeddings().items()}
         nearest = max(sims, key=lambda n: sims[n])
         row["preset"] = {"voice": nearest, "time_s": round(time.perf_counter() - t0, 3)}
-        row["preset"].update(self.judge(self.presets[nearest], reference, real_f0))
+        row["preset"].update(self.judge(self.presets[nearest], target, real_f0, save_as="preset"))
 
         t0 = time.perf_counter()
         pack, z = instant_style(self.basis, self.style_map, enrol_emb, enrol, rate)
@@ -269,19 +350,19 @@ class CloneEvaluator:
             pitch = self.instant_decoder.pitch(pack, speaker_f0)
             step = self.instant_decoder.step(pack, enrol_emb, pitch=pitch)
         speak = self._speaker(self.tts, instant) if instant is not None else None
-        row["instant"].update(self.judge(pack, reference, real_f0, speak=speak))
+        row["instant"].update(self.judge(pack, target, real_f0, speak=speak, save_as="instant"))
         if instant is not None:
-            row["instant"]["style_only"] = self.judge(pack, reference, real_f0)
+            row["instant"]["style_only"] = self.judge(pack, target, real_f0)
         if pitch and self.instant_decoder is not None:
             # the instant clone before pitch matching: at the pitch its style gives, stepped from there
             decoder = self.instant_decoder
             row["instant"]["pitch_factor"] = round(pitch_factor(pitch) or 1.0, 4)
             unpitched = decoder.with_prior(decoder.step(pack, enrol_emb), enrol_emb)
             speak = self._speaker(self.tts, AdaptedWeights("instant", unpitched))
-            row["instant"]["unpitched"] = self.judge(pack, reference, real_f0, speak=speak)
+            row["instant"]["unpitched"] = self.judge(pack, target, real_f0, speak=speak)
         if step is not None and self.instant_decoder is not None and self.instant_decoder.prior is not None:
             speak = self._speaker(self.tts, AdaptedWeights("instant", {**step, **pitch}))
-            row["instant"]["step_only"] = self.judge(pack, reference, real_f0, speak=speak)
+            row["instant"]["step_only"] = self.judge(pack, target, real_f0, speak=speak)
         if (
             step is not None
             and self.instant_decoder is not None
@@ -291,12 +372,13 @@ class CloneEvaluator:
             decoder = self.instant_decoder
             spoken = decoder.with_prior(decoder.step(pack, enrol_emb, spoken=True, pitch=pitch), enrol_emb)
             speak = self._speaker(self.tts, AdaptedWeights("instant", {**spoken, **pitch}))
-            row["instant"]["spoken_embedding"] = self.judge(pack, reference, real_f0, speak=speak)
+            row["instant"]["spoken_embedding"] = self.judge(pack, target, real_f0, speak=speak)
 
         if self.options.finetune:
             for i, method in enumerate(self.options.finetune_methods):
                 key = "finetuned" if i == 0 else f"finetuned_{method}"
-                row[key] = self.finetune(method, z, enrol_emb, reference, real_f0, instant)
+                save_as = key if key in METHODS else None
+                row[key] = self.finetune(method, z, enrol_emb, target, real_f0, instant, save_as)
         return row
 
 
@@ -364,11 +446,56 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         choices = [g["runtime_choice"]["as_trained"] for g in got if "runtime_choice" in g]
         if choices:
             summary[method]["served_as_trained"] = int(sum(choices))  # voices the runtime check moved
+        judged = summarise_judges(present, method)
+        if judged:
+            summary[method]["judges"] = judged
     if rows:
         summary["real_enrol_vs_heldout_secs_mean"] = round(
             float(np.mean([r["enrol_vs_heldout_secs"] for r in rows])), 4
         )
+        own = summarise_judges([r for r in rows if "own" in r], "own")
+        if own:
+            summary["own"] = own
     return summary
+
+
+def _rate(verdicts: list[dict[str, Any]], key: str) -> float | None:
+    """Share of the verdicts with ``key`` true; None when no verdict has it (no threshold, one speaker)."""
+    flags = [bool(v[key]) for v in verdicts if key in v]
+    return round(float(np.mean(flags)), 4) if flags else None
+
+
+def _verdicts(row: dict[str, Any], method: str) -> dict[str, dict[str, Any]]:
+    """Judge name -> verdict for one speaker: its clone's by ``method``, or the real speaker's (``own``)."""
+    if method == "own":
+        own: dict[str, dict[str, Any]] = row.get("own", {})
+        return own
+    judged: dict[str, dict[str, Any]] = row.get(method, {}).get("judges", {})
+    return judged
+
+
+def summarise_judges(rows: list[dict[str, Any]], method: str) -> dict[str, dict[str, Any]]:
+    """Per judge, over the speakers: mean SECS (95 % interval), mean gap to the speaker's own SECS by the
+    same judge (paired, with its interval), the verification accept rate and the share of clones closer to
+    their own speaker than to every other speaker. ``method`` ``own`` summarises the real speakers."""
+    out: dict[str, dict[str, Any]] = {}
+    for judge in sorted({j for r in rows for j in _verdicts(r, method)}):
+        judged = [r for r in rows if judge in _verdicts(r, method)]
+        verdicts = [_verdicts(r, method)[judge] for r in judged]
+        secs = [v["secs"] for v in verdicts]
+        entry: dict[str, Any] = {
+            "secs_mean": round(float(np.mean(secs)), 4),
+            "secs_ci95": mean_ci95(secs),
+            "accept_rate": _rate(verdicts, "accepted"),
+            "closest_rate": _rate(verdicts, "closest"),
+            "speakers": len(verdicts),
+        }
+        if method != "own" and all(judge in _verdicts(r, "own") for r in judged):
+            minus = [v["secs"] - r["own"][judge]["secs"] for v, r in zip(verdicts, judged, strict=True)]
+            entry["secs_minus_own_mean"] = round(float(np.mean(minus)), 4)
+            entry["secs_minus_own_ci95"] = mean_ci95(minus)
+        out[judge] = entry
+    return out
 
 
 def speaker_clips(directory: Path) -> list[Path]:
@@ -385,24 +512,39 @@ def evaluate_directory(
     directory: Path,
     on_clip: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Every clip in ``directory``: per-speaker rows and a ``summary`` per method."""
+    """Every clip in ``directory``: per-speaker rows and a ``summary`` per method. Every clip's held-out
+    part is embedded by every judge first, so each clone is also compared with all the other speakers."""
     rows = []
     t0 = time.perf_counter()
+    clips = {}
+    speaker_set: dict[str, dict[str, FloatArray]] = {name: {} for name in evaluator.judges}
     for path in speaker_clips(directory):
         decoded = decode(path, max_bytes=50_000_000, max_seconds=120.0)
-        row = evaluator.evaluate_clip(path.stem, decoded.samples, decoded.sample_rate)
+        clips[path.stem] = decoded
+        for judge, embedding in evaluator.held_out_references(decoded.samples, decoded.sample_rate).items():
+            speaker_set[judge][path.stem] = embedding
+    for name, decoded in clips.items():
+        row = evaluator.evaluate_clip(name, decoded.samples, decoded.sample_rate, speaker_set)
         rows.append(row)
         if on_clip is not None:
-            on_clip(path.stem, row)
+            on_clip(name, row)
     return {
         "speakers": rows,
         "summary": summarise(rows),
+        "judges": {
+            name: {
+                "threshold": evaluator.thresholds[name],
+                "calibration": "bench/results/sv_calibration.json",
+            }
+            for name in evaluator.judges
+        },
         "options": {
             "finetune": evaluator.options.finetune,
             "finetune_seconds": evaluator.options.finetune_seconds,
             "finetune_iterations": evaluator.options.finetune_iterations,
             "enrol_share": evaluator.options.enrol_share,
             "held_out_sentences": list(HELD_OUT_SENTENCES),
+            "clones_made_with": evaluator.encoder.name,
         },
         "total_seconds": round(time.perf_counter() - t0, 1),
     }
