@@ -145,3 +145,46 @@ def test_bootstrap_key_from_settings(tmp_path: Path, make_vv: Callable[..., VoxV
     created = vv.bootstrap()
     assert created is not None and created.secret == secret
     assert vv.keys.authenticate(secret).has("admin")
+
+
+def test_a_supplied_key_is_not_listed_by_its_own_first_characters(
+    tmp_path: Path, make_vv: Callable[..., VoxVault]
+) -> None:
+    """Audit finding 9: the bootstrap key's first 8 characters were stored and listed as its prefix."""
+    for secret in ("deploy-" + "k" * 40, "vv_0123abcd_" + "s" * 40):
+        vv = make_vv(tmp_path / secret[:6], bootstrap_key=secret)
+        created = vv.bootstrap()
+        assert created is not None
+        listed = vv.keys.list()[0].prefix
+        assert listed == created.prefix and len(listed) == 8
+        for part in (secret[i : i + 4] for i in range(len(secret) - 3)):
+            assert part not in listed  # no four characters of the secret in what is shown
+        assert listed not in hash_key(secret)  # nor a piece of the stored hash
+        vv.db.dispose()
+        raw = b"".join(p.read_bytes() for p in (tmp_path / secret[:6]).glob("voxvault.db*"))
+        assert secret[:8].encode() not in raw
+
+
+def test_the_last_admin_key_of_an_organisation_cannot_be_revoked(vv: VoxVault) -> None:
+    """Audit finding 9: an admin key could revoke itself, leaving nothing to manage the organisation."""
+    org, project = vv.keys.create_org_project("tenant")
+    first = vv.keys.create(org_id=org, project_id=project, scopes=["admin"])
+    limited = vv.keys.create(org_id=org, project_id=project, scopes=["admin"], voice_ids=["alpha"])
+    vv.keys.create(org_id=org, project_id=project, scopes=["speech:create", "voices:write"])
+    with pytest.raises(VoxError) as err:
+        vv.keys.revoke(first.id, org, actor=first.id)
+    assert (err.value.code, err.value.status) == ("last_admin_key", 409)
+    assert vv.keys.get(first.id, org).state == "active"
+
+    second = vv.keys.create(org_id=org, project_id=project, scopes=["admin"])
+    vv.keys.revoke(first.id, org, actor=second.id)  # another admin exists: fine
+    with pytest.raises(VoxError):
+        vv.keys.revoke(second.id, org, actor=second.id)
+    vv.keys.revoke(limited.id, org, actor=second.id)  # a voice-limited admin is not the last one
+    # An expired admin key does not count as one left.
+    with vv.db.session() as s:
+        s.execute(update(ApiKey).where(ApiKey.id == second.id).values(expires_at=utcnow() - dt.timedelta(1)))
+    vv.keys.revoke(second.id, org, actor="someone")
+    # The CLI (the operator, who can always create a key) may revoke the last one.
+    third = vv.keys.create(org_id=org, project_id=project, scopes=["admin"])
+    assert vv.keys.revoke(third.id, None, actor="cli").state == "revoked"

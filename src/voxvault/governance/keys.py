@@ -50,6 +50,12 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+def supplied_key_prefix(secret: str) -> str:
+    """The listed prefix of a key someone supplied (``VOXVAULT_BOOTSTRAP_KEY``): derived from the whole
+    secret under its own label, so it is neither part of the secret nor part of its stored hash."""
+    return hashlib.sha256(b"voxvault key prefix\x00" + secret.encode("utf-8")).hexdigest()[:8]
+
+
 def parse_expiry(value: str, now: dt.datetime | None = None) -> dt.datetime:
     """``30d``, ``12h``, ``90m``, ``2w`` from now, or an ISO date/time (UTC when no zone is given)."""
     now = now or utcnow()
@@ -253,7 +259,7 @@ class KeyService:
                 raise VoxError(
                     "weak_key", "a supplied key must be at least 24 printable non-space characters"
                 )
-            prefix = secret.removeprefix(KEY_PREFIX)[:8]
+            prefix = supplied_key_prefix(secret)  # never the secret's own first characters
         with self.db.session() as s:
             project = s.get(Project, project_id)
             if project is None or project.org_id != org_id:
@@ -355,12 +361,29 @@ class KeyService:
             return KeyInfo.of(row)
 
     def revoke(self, key_id: str, org_id: str | None, actor: str | None = None) -> KeyInfo:
-        """Revoke a key of ``org_id`` (any org when None); revoking twice is harmless."""
+        """Revoke a key of ``org_id`` (any org when None); revoking twice is harmless.
+
+        Through the API (``org_id`` given) the last active admin key of an organisation cannot be
+        revoked: nothing could then manage its keys (409 ``last_admin_key``). The CLI (``org_id`` None)
+        may, since the operator can always create another key there.
+        """
         with self.db.session() as s:
             row = s.get(ApiKey, key_id)
             if row is None or (org_id is not None and row.org_id != org_id):
                 raise VoxError("key_not_found", "no such API key", 404)
             changed = row.revoked_at is None
+            if changed and org_id is not None and _is_active_admin(row, utcnow()):
+                others = s.scalars(
+                    select(ApiKey)
+                    .where(ApiKey.org_id == row.org_id, ApiKey.id != row.id, ApiKey.revoked_at.is_(None))
+                    .with_for_update()  # PostgreSQL: two revocations cannot both see the other key
+                )
+                if not any(_is_active_admin(other, utcnow()) for other in others):
+                    raise VoxError(
+                        "last_admin_key",
+                        "this is the organisation's last active admin key; create another admin key first",
+                        409,
+                    )
             if changed:
                 row.revoked_at = utcnow()
             s.flush()
@@ -373,3 +396,13 @@ class KeyService:
         """0 when no key exists yet (first start), else 1: only emptiness matters."""
         with self.db.session() as s:
             return len(list(s.scalars(select(ApiKey.id).limit(1))))
+
+
+def _is_active_admin(row: ApiKey, now: dt.datetime) -> bool:
+    """An admin key that can still be used: not revoked, not expired, not limited to some voices."""
+    return (
+        "admin" in (row.scopes or [])
+        and row.voice_ids is None
+        and row.revoked_at is None
+        and (row.expires_at is None or row.expires_at > now)
+    )
