@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 from voxvault.api.docs import install_docs
 from voxvault.api.errors import install_error_handlers
 from voxvault.api.metrics import Metrics
+from voxvault.api.openapi_errors import install_error_responses
 from voxvault.api.routes import adapt as adapt_routes
 from voxvault.api.routes import audit as audit_routes
 from voxvault.api.routes import batches as batch_routes
@@ -119,4 +120,5 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(transcription_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", web_routes.static_app(), name="static")
+    install_error_responses(app)  # after every router: /openapi.json declares each route's 4xx
     return app
