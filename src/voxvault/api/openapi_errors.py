@@ -79,7 +79,8 @@ def _upload(route: Any) -> bool:
 def error_codes_for(route: Any, method: str) -> list[int]:
     """The error statuses ``method`` on ``route`` (an APIRoute or its RouteContext) can answer, by the
     rules in the module docstring."""
-    scopes = set(_scopes(route.dependant)) | ({required_scope(route.endpoint)} - {None})
+    own = required_scope(route.endpoint)
+    scopes = set(_scopes(route.dependant)) | ({own} if own else set())
     has_body = bool(route.dependant.body_params) or "requestBody" in (route.openapi_extra or {})
     has_params = has_body or bool(
         route.dependant.path_params or route.dependant.query_params or route.dependant.header_params
