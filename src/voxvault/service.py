@@ -313,8 +313,15 @@ class VoxVault:
         return speech
 
     def warm_up(self) -> None:
-        """Load every engine the speech path needs and run one tiny synthesis (first request is fast)."""
-        self.speak("Ready.", format="pcm")
+        """Load every engine the speech path needs and run one tiny synthesis (first request is fast).
+
+        Not a generation: the audio is thrown away, so nothing is recorded, audited or counted (the audit
+        log and the generation count show what users made, not the server starting).
+        """
+        style = self.catalog.resolve(self.settings.default_voice)
+        prepared = self.pipeline.prepare("Ready.", style, fmt="pcm")
+        self.pipeline.render(prepared, hook=self.watermark_hook(0))
+        _ = self.generations  # the database, migrated, before the first request
 
     def doctor(self) -> dict[str, Any]:
         """Load each engine, time it, and report versions: the first thing to run when something is off."""

@@ -68,11 +68,20 @@ class Provenance:
                 "text_chars": row.text_chars,
             }
 
+    def _detection_target(self, result: dict[str, Any]) -> str:
+        """What was checked: the generation the mark traces to, else the mark's payload, else the file."""
+        if result["present"]:
+            record = result.get("generation") or self.generation(int(result["payload"]))
+            if record is not None:
+                return f"generation:{record['generation_id']}"
+            return f"watermark:{result['payload']}"
+        return f"file:sha256:{str(result['input_sha256'])[:16]}"
+
     def record_detection(self, result: dict[str, Any], actor: str | None) -> None:
         self.audit.record(
             "watermark.detected",
             actor=actor,
-            target=str(result.get("payload")),
+            target=self._detection_target(result),
             details={
                 "present": result["present"],
                 "confidence": result["confidence"],

@@ -45,6 +45,10 @@ class VerificationOut(BaseModel):
     problems: list[ProblemOut]
 
 
+class ActorsOut(BaseModel):
+    actors: dict[str, str]  # API key id -> the key's name
+
+
 def _is_operator(request: Request, principal: Principal) -> bool:
     return bool(principal.org_id == request.app.state.vv.keys.operator_org_id())
 
@@ -91,6 +95,19 @@ def export_audit(
                 yield (json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
     return StreamingResponse(lines(), media_type=NDJSON)
+
+
+@router.get("/actors", response_model=ActorsOut)
+def audit_actors(request: Request, principal: Reader) -> dict[str, Any]:
+    """Names of the API keys that act in the log, so a reader sees a key's name beside its id.
+
+    The operator organisation's readers get every key; others their organisation's keys only (the same
+    keys whose entries they may read). Actors that are not keys (``cli``, none: the local operator) are
+    not listed.
+    """
+    vv = request.app.state.vv
+    org_id = None if _is_operator(request, principal) else principal.org_id
+    return {"actors": {key.id: key.name for key in vv.keys.list(org_id)}}
 
 
 @router.get("/verify", response_model=VerificationOut)

@@ -158,11 +158,15 @@ function sentence(s) {
   return /[.!?)]$/.test(s) ? s : s + ".";
 }
 
-function fmtNum(v) {
+// One format per kind of number, values and thresholds alike: seconds and decibels with one decimal,
+// percentages with one, scores (similarities) with two; so "9.9 s (needs 10.0 s)", never "9.87 s (needs 10 s)".
+function fmtNum(v, digits = 2) {
   if (typeof v !== "number") return String(v);
-  if (Number.isInteger(v)) return String(v);
-  return Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2);
+  return v.toFixed(digits);
 }
+const fmtSeconds = (v) => `${fmtNum(v, 1)} s`;
+const fmtDb = (v) => `${fmtNum(v, 1)} dB`;
+const fmtPct = (fraction) => `${fmtNum(100 * fraction, 1)} %`;
 
 function fmtDate(iso) {
   if (!iso) return "—";
@@ -518,7 +522,7 @@ function resetRecordingUi() {
 async function startConsentRecording() {
   if (sampleRecorder && sampleRecorder.active) return;
   const status = $("record-status");
-  consentRecorder = new Recorder($("record-level"), (s) => setStatus(status, `Recording… ${s.toFixed(1)} s`));
+  consentRecorder = new Recorder($("record-level"), (s) => setStatus(status, `Recording… ${fmtSeconds(s)}`));
   $("record-start").disabled = true;
   try {
     await consentRecorder.start();
@@ -546,13 +550,13 @@ async function stopConsentRecording() {
   preview.hidden = false;
   $("record-start").hidden = true;
   $("record-retry").hidden = false;
-  let text = `Recorded ${take.seconds.toFixed(1)} s (${fmtBytes(take.blob.size)}). Listen back, or record again.`;
+  let text = `Recorded ${fmtSeconds(take.seconds)} (${fmtBytes(take.blob.size)}). Listen back, or record again.`;
   let kind = "ok";
   if (take.peak < 0.02) {
-    text = `Recorded ${take.seconds.toFixed(1)} s, but almost nothing was heard. Check the microphone and record again.`;
+    text = `Recorded ${fmtSeconds(take.seconds)}, but almost nothing was heard. Check the microphone and record again.`;
     kind = "error";
   } else if (take.seconds < 3) {
-    text = `Recorded only ${take.seconds.toFixed(1)} s. Read the whole script, then press Stop.`;
+    text = `Recorded only ${fmtSeconds(take.seconds)}. Read the whole script, then press Stop.`;
     kind = "error";
   }
   setStatus(status, text, kind);
@@ -601,7 +605,7 @@ function renderSamples() {
 async function startSampleRecording() {
   if (consentRecorder && consentRecorder.active) return;
   const status = $("enroll-status");
-  sampleRecorder = new Recorder($("record-level"), (s) => setStatus(status, `Recording a sample… ${s.toFixed(1)} s`));
+  sampleRecorder = new Recorder($("record-level"), (s) => setStatus(status, `Recording a sample… ${fmtSeconds(s)}`));
   try {
     await sampleRecorder.start();
   } catch (e) {
@@ -620,7 +624,7 @@ async function stopSampleRecording() {
   $("sample-record-start").disabled = false;
   $("sample-record-stop").disabled = true;
   state.samples.push({ blob: take.blob, name: `recorded-sample-${state.samples.length + 1}.${take.ext}` });
-  setStatus($("enroll-status"), `Added a ${take.seconds.toFixed(1)} s recorded sample.`);
+  setStatus($("enroll-status"), `Added a ${fmtSeconds(take.seconds)} recorded sample.`);
   renderSamples();
 }
 
@@ -673,13 +677,14 @@ function showResults(ok, checks, error, voice) {
   box.hidden = false;
   box.dataset.outcome = ok ? "created" : "refused";
   const outcome = $("enroll-outcome");
+  $("enroll-try").hidden = !ok;
   if (ok) {
     outcome.textContent = `Voice “${voice.name}” was created (id ${voice.voice_id}). It can speak now.`;
   } else {
     outcome.textContent = "The voice was not created. " + explain(error);
   }
   const list = $("check-list");
-  const heading = { passed: "Passed: ", failed: "Failed: " };
+  const heading = { passed: "Passed: ", failed: "Failed: ", skipped: "Not checked: " };
   const items = describeChecks(checks, ok ? null : error).map(([result, text]) =>
     h("li", { class: result, dataset: { result } }, h("strong", { text: heading[result] || "Not reached: " }), text),
   );
@@ -696,10 +701,10 @@ function describeChecks(checks, error) {
   const failedFile = error instanceof ApiError ? error.details.file : null;
   const out = [];
   const fileText = (m, minSpeech) => {
-    const bits = [`${fmtNum(m.duration_s)} s long with ${fmtNum(m.speech_s)} s of speech`];
-    if (minSpeech !== undefined) bits[0] += ` (needs ${fmtNum(minSpeech)} s)`;
-    bits.push(`signal-to-noise ${fmtNum(m.snr_db)} dB` + (t.min_snr_db !== undefined ? ` (needs ${fmtNum(t.min_snr_db)} dB)` : ""));
-    bits.push(`${fmtNum(100 * m.clipped_fraction)} % clipped`);
+    const bits = [`${fmtSeconds(m.duration_s)} long with ${fmtSeconds(m.speech_s)} of speech`];
+    if (minSpeech !== undefined) bits[0] += ` (needs ${fmtSeconds(minSpeech)})`;
+    bits.push(`signal-to-noise ${fmtDb(m.snr_db)}` + (t.min_snr_db !== undefined ? ` (needs ${fmtDb(t.min_snr_db)})` : ""));
+    bits.push(`${fmtPct(m.clipped_fraction)} clipped`);
     bits.push(`recorded at ${m.sample_rate} Hz`);
     return bits.join(", ");
   };
@@ -710,23 +715,26 @@ function describeChecks(checks, error) {
   };
   if (checks.recording) out.push([fileResult("recording"), `Consent recording: ${fileText(checks.recording, t.min_recording_speech_s)}.`]);
   for (const m of checks.samples || []) out.push([fileResult(m.file), `${capital(fileLabel(m.file))}: ${fileText(m)}.`]);
-  if (checks.total_speech_s !== undefined) out.push(["passed", `Speech across all samples: ${fmtNum(checks.total_speech_s)} s (needs ${fmtNum(t.min_total_speech_s)} s).`]);
-  else if (code === "too_little_speech" && failedFile !== "recording") out.push(["failed", `Speech across all samples: ${fmtNum(error.details.value)} s (needs ${fmtNum(error.details.threshold)} s).`]);
+  if (checks.total_speech_s !== undefined) out.push(["passed", `Speech across all samples: ${fmtSeconds(checks.total_speech_s)} (needs ${fmtSeconds(t.min_total_speech_s)}).`]);
+  else if (code === "too_little_speech" && failedFile !== "recording") out.push(["failed", `Speech across all samples: ${fmtSeconds(error.details.value)} (needs ${fmtSeconds(error.details.threshold)}).`]);
   for (const [file, split] of Object.entries(checks.splits || {})) {
     const failed = code === "multiple_speakers" && failedFile === file;
     const name = capital(fileLabel(file));
     const unknown = split.centroid_cosine === null || split.centroid_cosine === undefined;
-    const text = unknown
-      ? `${name}: one speaker (too little speech to find a second voice).`
-      : `${name}: one speaker (the most different parts still match at ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).`;
+    if (unknown && !failed) {
+      // Too short to split in two: the check was not made, so it is not shown as passed.
+      out.push(["skipped", `${name}: one speaker or several? Too little speech to tell, so this was not checked.`]);
+      continue;
+    }
+    const text = `${name}: one speaker (the most different parts still match at ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).`;
     out.push([failed ? "failed" : "passed", failed ? `${name}: more than one speaker (similarity ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).` : text]);
   }
   if (checks.script) {
     const s = checks.script;
     const failed = ["script_mismatch", "script_wrong_order", "challenge_not_spoken"].includes(code);
     const bits = [];
-    if (s.statement_recall !== undefined) bits.push(`${Math.round(100 * s.statement_recall)} % of the statement recognised`);
-    if (s.code_recall !== undefined) bits.push(`${Math.round(100 * s.code_recall)} % of the one-time code heard`);
+    if (s.statement_recall !== undefined) bits.push(`${fmtPct(s.statement_recall)} of the statement recognised`);
+    if (s.code_recall !== undefined) bits.push(`${fmtPct(s.code_recall)} of the one-time code heard`);
     out.push([failed ? "failed" : "passed", `Consent script read aloud: ${bits.join(", ") || "checked"}.`]);
   }
   if (checks.speaker_similarity !== undefined) {
@@ -819,6 +827,27 @@ async function eraseVoice(v) {
 // ---------------------------------------------------------------------------------------------------------
 // Playground: play while the audio streams
 // ---------------------------------------------------------------------------------------------------------
+
+/** Raw 16-bit mono PCM chunks as a WAV file (a 44-byte header before the same bytes). */
+function wavFromPcm(chunks, rate) {
+  const size = chunks.reduce((n, c) => n + c.length, 0);
+  const header = new DataView(new ArrayBuffer(44));
+  const ascii = (at, text) => [...text].forEach((ch, i) => header.setUint8(at + i, ch.charCodeAt(0)));
+  ascii(0, "RIFF");
+  header.setUint32(4, 36 + size, true);
+  ascii(8, "WAVE");
+  ascii(12, "fmt ");
+  header.setUint32(16, 16, true); // fmt chunk size
+  header.setUint16(20, 1, true); // PCM
+  header.setUint16(22, 1, true); // mono
+  header.setUint32(24, rate, true);
+  header.setUint32(28, rate * 2, true); // bytes per second
+  header.setUint16(32, 2, true); // block align
+  header.setUint16(34, 16, true); // bits per sample
+  ascii(36, "data");
+  header.setUint32(40, size, true);
+  return new Blob([header.buffer, ...chunks], { type: "audio/wav" });
+}
 
 /** Schedules raw 16-bit PCM chunks back to back in Web Audio as they arrive. */
 class PcmPlayer {
@@ -1009,9 +1038,12 @@ async function speak(ev) {
   const playerBox = $("player");
   const audio = $("speak-audio");
   const download = $("speak-download");
-  if (download.href) URL.revokeObjectURL(download.href);
-  download.hidden = true;
-  download.removeAttribute("href");
+  const rawDownload = $("speak-download-raw");
+  for (const link of [download, rawDownload]) {
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.hidden = true;
+    link.removeAttribute("href");
+  }
   if (audio.src) URL.revokeObjectURL(audio.src);
   audio.removeAttribute("src");
   audio.hidden = true;
@@ -1063,16 +1095,29 @@ async function speak(ev) {
     }
     const type = res.headers.get("content-type") || "application/octet-stream";
     const blob = new Blob(chunks, { type });
-    download.href = URL.createObjectURL(blob);
-    download.download = `speech.${EXTENSIONS[format] || "bin"}`;
+    // Raw PCM has no header, so no player opens it: the download and the replay get it wrapped as WAV
+    // (the same samples), and the raw bytes stay one click away.
+    const playable = format === "pcm" ? wavFromPcm(chunks, PCM_RATE) : blob;
+    download.href = URL.createObjectURL(playable);
+    download.download = `speech.${format === "pcm" ? "wav" : EXTENSIONS[format] || "bin"}`;
+    download.textContent = format === "pcm" ? "Download (WAV)" : "Download";
     download.hidden = false;
     download.dataset.bytes = String(blob.size);
-    const total = `${fmtBytes(bytes)} in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    if (format === "pcm") {
+      rawDownload.href = URL.createObjectURL(blob);
+      rawDownload.download = "speech.pcm";
+      rawDownload.hidden = false;
+    }
+    const total = `${fmtBytes(bytes)} in ${fmtSeconds((performance.now() - t0) / 1000)}`;
     if (run.player) {
       if (run.player.end) run.player.end();
       setStatus(status, `All audio received (${total}); first audio after ${playerBox.dataset.firstAudioMs || "?"} ms.`, "ok");
       playerBox.dataset.state = "received";
       await run.player.finished();
+      if (state.speech === run) {
+        audio.src = URL.createObjectURL(playable); // to play it again, or seek
+        audio.hidden = false;
+      }
     } else {
       // Formats a browser cannot play while they stream: play the finished file.
       audio.src = URL.createObjectURL(blob);
@@ -1142,9 +1187,9 @@ function renderDetection(out) {
     if (value === undefined || value === null || value === "") return;
     facts.push(h("dt", { text: term }), h("dd", { text: String(value), dataset: { field: field || "" } }));
   };
-  if (typeof out.confidence === "number") add("Confidence", `${(100 * out.confidence).toFixed(1)} %`, "confidence");
+  if (typeof out.confidence === "number") add("Confidence", fmtPct(out.confidence), "confidence");
   add("Payload", out.payload, "payload");
-  if (typeof out.duration_s === "number") add("Audio length", `${fmtNum(out.duration_s)} s`, "duration_s");
+  if (typeof out.duration_s === "number") add("Audio length", fmtSeconds(out.duration_s), "duration_s");
   if (typeof out.bit_errors === "number") add("Bit errors corrected", out.bit_errors);
   if (typeof out.false_alarm_bound === "number" && present) add("Chance of a false match", `below ${out.false_alarm_bound.toExponential(1)}`);
   const gen = out.generation || out.record;
@@ -1163,7 +1208,7 @@ function renderDetection(out) {
     };
     for (const [k, v] of Object.entries(gen)) {
       if (v === null || typeof v === "object") continue;
-      let shown = k.endsWith("_at") ? fmtDate(v) : k === "duration_s" ? fmtNum(v) : v;
+      let shown = k.endsWith("_at") ? fmtDate(v) : k === "duration_s" ? fmtSeconds(v) : v;
       const voice = k === "voice_id" && state.voices.find((x) => x.voice_id === v);
       if (voice && voice.name !== v) shown = `${voice.name} (${v})`;
       add(labels[k] || capital(k.replace(/_/g, " ")), shown, `generation.${k}`);
@@ -1203,6 +1248,9 @@ async function loadAudit(ev) {
       lines.forEach(take);
     }
     take(rest);
+    // Key names beside their ids ("ci (3f2a…)"); a reader that may not list them still sees the ids.
+    const names = await apiJson("/v1/audit/actors").then((r) => r.actors, () => ({}));
+    const actor = (id) => (id && id in names ? `${names[id] || "unnamed key"} (${id})` : id || "—");
     const rows = recent.reverse().map((e) =>
       h(
         "tr",
@@ -1210,7 +1258,7 @@ async function loadAudit(ev) {
         h("td", { text: e.seq }),
         h("td", { text: fmtDate(e.ts) }),
         h("td", { text: e.action }),
-        h("td", {}, h("code", { text: e.actor || "—" })),
+        h("td", { text: actor(e.actor) }),
         h("td", {}, h("code", { text: e.target || "—" })),
       ),
     );
@@ -1285,6 +1333,7 @@ document.addEventListener("DOMContentLoaded", () => {
   dropZone($("dropzone"), $("sample-files"), addSamples);
   $("enroll-submit").addEventListener("click", submitEnrollment);
   $("enroll-again").addEventListener("click", restartEnrollment);
+  $("enroll-try").addEventListener("click", () => showTab("playground")); // the new voice comes selected
 
   $("voices-refresh").addEventListener("click", refreshVoices);
 
