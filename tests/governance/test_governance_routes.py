@@ -176,3 +176,62 @@ def test_audit_actors_names_the_keys_a_reader_may_see(tenants: tuple[Tenant, Ten
     assert set(other.values()) == {"b admin"}  # another tenant sees its own keys only
     assert a.as_key(str(ci["key"])).get("/v1/audit/actors").status_code == 403  # needs audit:read
 
+
+def test_operator_admin_creates_an_organisation_with_its_first_admin_key(
+    tenants: tuple[Tenant, Tenant],
+) -> None:
+    """Audit finding 9: no API created organisations or projects (only the Python library)."""
+    operator, b = tenants
+    r = operator.client.post("/v1/organizations", json={"name": "Customer C", "project_name": "dubbing"})
+    assert r.status_code == 201, r.text
+    org = r.json()
+    assert org["name"] == "Customer C" and [p["name"] for p in org["projects"]] == ["dubbing"]
+    secret = org["admin_key"]["key"]
+    c = operator.as_key(secret)
+    assert [k["id"] for k in c.get("/v1/keys").json()["keys"]] == [org["admin_key"]["id"]]
+    # The new tenant's admin sees only its own organisation; the operator sees all three.
+    assert [o["id"] for o in c.get("/v1/organizations").json()["organizations"]] == [org["id"]]
+    listed = {o["id"] for o in operator.client.get("/v1/organizations").json()["organizations"]}
+    assert {operator.org, b.org, org["id"]} <= listed
+    # Audited, with the operator's key as actor.
+    actions = [(e["action"], e["actor"]) for e in operator.vv.audit.entries()]
+    admin_id = operator.vv.keys.authenticate(operator.admin).key_id
+    assert ("org.created", admin_id) in actions and ("key.created", admin_id) in actions
+
+
+def test_other_organisations_cannot_create_organisations(tenants: tuple[Tenant, Tenant]) -> None:
+    _, b = tenants
+    r = b.client.post("/v1/organizations", json={"name": "Sneaky"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "operator_only"
+    assert "Sneaky" not in {o.name for o in b.vv.keys.organizations()}
+    assert b.client.post("/v1/organizations", json={"name": "x"}).status_code == 403
+    assert b.as_key(str(b.key("voices:read")["key"])).get("/v1/organizations").status_code == 403
+
+
+def test_admins_create_projects_in_their_own_organisation_only(tenants: tuple[Tenant, Tenant]) -> None:
+    operator, b = tenants
+    r = b.client.post("/v1/projects", json={"name": "podcasts"})
+    assert r.status_code == 201, r.text
+    project = r.json()
+    assert project["organization_id"] == b.org
+    assert b.client.post("/v1/projects", json={"name": "podcasts"}).status_code == 409
+    names = [p["name"] for p in b.client.get("/v1/projects").json()["projects"]]
+    assert names == ["default", "podcasts"]
+    # A key in the new project works there.
+    key = b.key("voices:read", project_id=project["id"])
+    assert key["project_id"] == project["id"]
+    # Another organisation's id does not exist for b; the operator may act on it.
+    assert (
+        b.client.post("/v1/projects", json={"name": "x", "organization_id": operator.org}).status_code == 404
+    )
+    assert b.client.get("/v1/projects", params={"organization_id": operator.org}).status_code == 404
+    r = operator.client.post("/v1/projects", json={"name": "support", "organization_id": b.org})
+    assert r.status_code == 201 and r.json()["organization_id"] == b.org
+    assert any(e["action"] == "project.created" for e in b.vv.audit.entries())
+
+
+def test_a_voice_limited_admin_cannot_manage_tenants(tenants: tuple[Tenant, Tenant]) -> None:
+    operator, _ = tenants
+    limited = operator.as_key(str(operator.key("admin", voice_ids=["alpha"])["key"]))
+    assert limited.post("/v1/projects", json={"name": "wider"}).status_code == 403
+    assert limited.post("/v1/organizations", json={"name": "wider"}).status_code == 403

@@ -25,6 +25,7 @@ from voxvault.api.routes import batches as batch_routes
 from voxvault.api.routes import consents as consent_routes
 from voxvault.api.routes import elevenlabs, elevenlabs_voices, models, speech, system
 from voxvault.api.routes import keys as key_routes
+from voxvault.api.routes import tenants as tenant_routes
 from voxvault.api.routes import transcription as transcription_routes
 from voxvault.api.routes import voices as voice_routes
 from voxvault.api.routes import watermark as watermark_routes
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(elevenlabs_voices.router)
     app.include_router(models.router)
     app.include_router(key_routes.router)
+    app.include_router(tenant_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(batch_routes.router)
     app.include_router(adapt_routes.router)

@@ -105,6 +105,22 @@ class CreatedKey:
 
 
 @dataclass(frozen=True)
+class ProjectInfo:
+    id: str
+    org_id: str
+    name: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class OrganizationInfo:
+    id: str
+    name: str
+    created_at: dt.datetime
+    projects: list[ProjectInfo]
+
+
+@dataclass(frozen=True)
 class KeyInfo:
     """What may be shown about a key after creation: never the secret, never its hash."""
 
@@ -187,7 +203,10 @@ class KeyService:
             s.flush()
             return org.id, project.id
 
-    def create_org_project(self, org_name: str, project_name: str = "default") -> tuple[str, str]:
+    def create_org_project(
+        self, org_name: str, project_name: str = "default", actor: str | None = None
+    ) -> tuple[str, str]:
+        """A new organisation (tenant) with its first project; audited ``org.created``."""
         with self.db.session() as s:
             org = Organization(name=org_name)
             s.add(org)
@@ -195,9 +214,13 @@ class KeyService:
             project = Project(org_id=org.id, name=project_name, lexicon={})
             s.add(project)
             s.flush()
-            return org.id, project.id
+            org_id, project_id = org.id, project.id
+        # An operator's act: not listed in the new tenant's own audit export (no details.org_id).
+        self._audit("org.created", actor, org_id, {"created_org_id": org_id, "first_project_id": project_id})
+        return org_id, project_id
 
-    def create_project(self, org_id: str, name: str) -> str:
+    def create_project(self, org_id: str, name: str, actor: str | None = None) -> str:
+        """A new project in ``org_id``; audited ``project.created``."""
         with self.db.session() as s:
             if s.get(Organization, org_id) is None:
                 raise VoxError("org_not_found", "no such organisation", 404)
@@ -209,7 +232,26 @@ class KeyService:
                 raise VoxError(
                     "project_exists", f"the organisation already has a project named {name!r}", 409
                 ) from None
-            return project.id
+            project_id = project.id
+        self._audit("project.created", actor, project_id, {"org_id": org_id, "project_id": project_id})
+        return project_id
+
+    def organizations(self, org_id: str | None = None) -> list[OrganizationInfo]:
+        """Every organisation (or only ``org_id``) with its projects, oldest first."""
+        with self.db.session() as s:
+            q = select(Organization).order_by(Organization.created_at, Organization.id)
+            if org_id is not None:
+                q = q.where(Organization.id == org_id)
+            orgs = list(s.scalars(q))
+            projects = s.scalars(
+                select(Project)
+                .where(Project.org_id.in_([o.id for o in orgs]))
+                .order_by(Project.created_at, Project.id)
+            )
+            by_org: dict[str, list[ProjectInfo]] = {}
+            for p in projects:
+                by_org.setdefault(p.org_id, []).append(ProjectInfo(p.id, p.org_id, p.name, p.created_at))
+            return [OrganizationInfo(o.id, o.name, o.created_at, by_org.get(o.id, [])) for o in orgs]
 
     def operator_org_id(self) -> str | None:
         """The organisation created first (by ``bootstrap``): it runs the installation."""
