@@ -21,6 +21,7 @@ from voxvault.governance.crypto import Envelope, KeyLocation, KeyManager, LocalK
 from voxvault.governance.keys import CreatedKey, KeyService, Principal
 from voxvault.governance.provenance import Provenance
 from voxvault.governance.ratelimit import SpeechLimits, open_rate_limiter
+from voxvault.governance.text_hash import TEXT_HASH, TextHasher
 from voxvault.store.blobs import BlobStore, open_blob_store
 from voxvault.store.db import Database
 from voxvault.store.models import Project
@@ -147,6 +148,7 @@ class VoxVault:
             loudness_lufs=self.settings.loudness_lufs,
             max_input_chars=self.settings.max_input_chars,
             max_audio_s=self.settings.max_audio_seconds,
+            text_hash=self.text_hasher.new,
             adaptable_tts=self.engines.adaptable_tts,
             adapted_on_tts=self.settings.adapted_voice_engine == "onnxruntime"
             or (self.settings.adapted_voice_engine == "auto" and self.settings.device == "cpu"),
@@ -230,7 +232,12 @@ class VoxVault:
 
     @cached_property
     def generations(self) -> GenerationLog:
-        return GenerationLog(self.db, self.audit)
+        return GenerationLog(self.db, self.audit, text_hash=TEXT_HASH)
+
+    @cached_property
+    def text_hasher(self) -> TextHasher:
+        """Keyed digests of spoken text for records (audit finding 9): ``text_hasher.hexdigest(text)``."""
+        return TextHasher(self.blobs, self.envelope)
 
     @cached_property
     def watermarker(self) -> Watermarker:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -128,6 +128,14 @@ class RenderedSpeech:
     watermark_id: int | None = None
 
 
+class Digest(Protocol):
+    """What hashlib and hmac objects share, fed incrementally (a WebSocket session's segments)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
 # Called with (float audio chunk at engine rate, offset in samples) -> the chunk to emit. The watermark
 # and any other per-output post-processing plug in here.
 ChunkHook = Callable[[FloatArray, int], FloatArray]
@@ -144,6 +152,7 @@ class SpeechPipeline:
         loudness_lufs: float = -18.0,
         max_input_chars: int = 20_000,
         max_audio_s: float | None = None,
+        text_hash: Callable[[], Digest] | None = None,
         scheduler: PieceScheduler | None = None,
         adaptable_tts: Callable[[], AdaptableTTS] | None = None,
         adapted_on_tts: bool = True,
@@ -162,6 +171,9 @@ class SpeechPipeline:
         self.loudness_lufs = loudness_lufs
         self.max_input_chars = max_input_chars
         self.max_audio_s = max_audio_s  # most audio one request may render (None: no limit)
+        # What records the text by (PreparedSpeech.text_sha256): the service passes a keyed hash
+        # (governance/text_hash.py); plain SHA-256 for a pipeline used on its own.
+        self.text_hash: Callable[[], Digest] = text_hash or hashlib.sha256
         # Stream gain per voice, measured on the first long-enough piece it speaks and then held, so
         # every stream of a voice has the same level and no stream waits to measure.
         self._voice_gain_db: dict[str, float] = {}
@@ -206,13 +218,15 @@ class SpeechPipeline:
             pieces = self._ramp(pieces, first_piece_phonemes, lexicon)
         estimated = estimate_audio_s(pieces, speed)
         self.check_audio_length(estimated)
+        digest = self.text_hash()
+        digest.update(text.encode("utf-8"))
         return PreparedSpeech(
             pieces=pieces,
             voice=voice,
             format=fmt,
             speed=speed,
             sample_rate=sample_rate or self.tts.sample_rate,
-            text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            text_sha256=digest.hexdigest(),
             text_chars=len(text),
             estimated_audio_s=estimated,
         )

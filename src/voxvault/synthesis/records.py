@@ -1,7 +1,8 @@
 """Generation records: one row per synthesis, created before audio exists so its id can be watermarked.
 
-The row never holds the text or the audio: only their SHA-256, the text length, the voice, the key,
-duration and latency. Finishing a generation also writes the audit entry for it.
+The row never holds the text or the audio: only their digests (the text's keyed, see
+governance/text_hash.py; the audit entry's ``text_hash`` names how), the text length, the voice, the
+key, duration and latency. Finishing a generation also writes the audit entry for it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ class GenerationTicket:
 
 
 class GenerationLog:
-    def __init__(self, db: Database, audit: AuditTrail) -> None:
+    def __init__(self, db: Database, audit: AuditTrail, text_hash: str = "sha256") -> None:
         self.db = db
         self.audit = audit
+        self.text_hash = text_hash  # what PreparedSpeech.text_sha256 holds, e.g. hmac-sha256
 
     def begin(self, prepared: PreparedSpeech, key_id: str | None) -> GenerationTicket:
         with self.db.session() as s:
@@ -65,6 +67,7 @@ class GenerationLog:
                 "generation_id": ticket.id,
                 "watermark_id": ticket.watermark_id,
                 "text_sha256": prepared.text_sha256,
+                "text_hash": self.text_hash,
                 "text_chars": prepared.text_chars,
                 "output_sha256": output_sha256,
                 "format": prepared.format,

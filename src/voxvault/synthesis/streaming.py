@@ -18,7 +18,6 @@ among its words in proportion to their phoneme counts, good for captions, not fo
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import time
@@ -316,7 +315,7 @@ class SpeechSession:
         self._emitted = 0  # samples out of it (into the hook and the encoder)
         self._anchor = 0  # where the next non-empty chunk's audio starts
         self._pending: list[tuple[list[tuple[str, float, float]], list[tuple[str, float, float]] | None]] = []
-        self._digest = hashlib.sha256()
+        self._digest = pipeline.text_hash()  # keyed, as every record of spoken text
         self.text_chars = 0
         self.pieces = 0
         self.first_audio_at: float | None = None
