@@ -202,7 +202,13 @@ def keys_rotate_master(
             print(f"{kid}:{base64.b64encode(key).decode()}")
             return
         rotation = rotate_master_key(
-            vv.key_manager, vv.envelope, vv.blobs, vv.audit, rewrap_only=rewrap_only, actor=CLI_ACTOR
+            vv.key_manager,
+            vv.envelope,
+            vv.blobs,
+            vv.audit,
+            rewrap_only=rewrap_only,
+            actor=CLI_ACTOR,
+            db=vv.db,
         )
     except VoxError as exc:
         _fail(exc)

@@ -25,6 +25,7 @@ from voxvault.governance.text_hash import TEXT_HASH, TextHasher
 from voxvault.store.blobs import BlobStore, open_blob_store
 from voxvault.store.db import Database
 from voxvault.store.models import Project
+from voxvault.store.sealed import reseal_personal_fields
 from voxvault.synthesis import RenderedSpeech, SpeechPipeline, VoiceStyle
 from voxvault.synthesis.pipeline import ChunkHook
 from voxvault.synthesis.records import GenerationLog
@@ -62,6 +63,13 @@ class VoxVault:
     def db(self) -> Database:
         db = Database(self.settings.resolved_database_url)
         db.migrate()
+        # Personal fields are sealed at rest; rows an earlier version wrote in clear are sealed now.
+        db.seal_with(self.envelope)
+        with db.session() as s:
+            resealed = reseal_personal_fields(s)
+        if resealed:
+            db.scrub()
+            log.info("sealed the personal fields of %d rows written in clear", resealed)
         return db
 
     @cached_property

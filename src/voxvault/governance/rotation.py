@@ -1,5 +1,7 @@
 """Master-key rotation: add a new master key, then re-wrap every sealed blob's data key under it.
 
+Given the database, the personal fields sealed in it are re-wrapped too (``store/sealed.py``).
+
 Only the key header of each blob changes; the ciphertext stays. Each blob is replaced atomically by the
 blob store (temp file + rename, or one S3 PUT), so a crash mid-way leaves every blob readable: the old
 key stays loaded until nothing uses it, and running the rotation again finishes the job.
@@ -15,6 +17,8 @@ from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.governance.crypto import Envelope, LocalKeyManager, RewrapReport, new_master_key
 from voxvault.store.blobs import BlobNotFound, BlobStore
+from voxvault.store.db import Database
+from voxvault.store.sealed import rewrap_sealed_fields
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ def rotate_master_key(
     *,
     rewrap_only: bool = False,
     actor: str | None = None,
+    db: Database | None = None,
 ) -> Rotation:
     """Append a new master key to the key file (unless ``rewrap_only``), re-wrap everything, audit it.
 
@@ -85,6 +90,13 @@ def rotate_master_key(
         new_kid, key = new_master_key()
         keys.append_to_file(new_kid, key)
     report = rewrap_all(envelope, blobs)
+    if db is not None:  # personal fields sealed in the database (issue 29, finding 6)
+        with db.session() as s:
+            rewrapped, already, remaining = rewrap_sealed_fields(s, envelope)
+        report.rewrapped += rewrapped
+        report.already_current += already
+        for kid, n in remaining.items():
+            report.remaining_kids[kid] = report.remaining_kids.get(kid, 0) + n
     audit.record(
         "master_key.rotated" if new_kid else "master_key.rewrapped",
         actor=actor,

@@ -12,7 +12,7 @@ import fcntl
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -26,6 +26,10 @@ from sqlalchemy.pool import StaticPool
 
 from voxvault.errors import VoxError
 from voxvault.optional import require_database_driver
+from voxvault.store.sealed import attach
+
+if TYPE_CHECKING:
+    from voxvault.governance.crypto import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +149,25 @@ class Database:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK_KEY})
             conn.commit()
 
+    def seal_with(self, envelope: Envelope) -> None:
+        """Seal personal fields (``SealedText`` columns) with ``envelope`` from now on."""
+        attach(self.engine.dialect, envelope)
+
+    def scrub(self) -> bool:
+        """After an erasure: no old copy of a changed row may stay in the files (SQLite).
+
+        ``secure_delete`` zeroes freed space in the database file; the WAL still holds the pages as they
+        were until a checkpoint, so checkpoint every frame into the database and truncate the WAL to zero
+        bytes. True when it completed (a long-running reader can keep it from finishing; the next
+        erasure or SQLite's own checkpoints finish the job). PostgreSQL: nothing to do here; see
+        docs/security.md for what VACUUM does and does not guarantee.
+        """
+        if self.dialect != "sqlite":
+            return True
+        with self.engine.connect() as conn:
+            busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        return not busy
+
     def current_revision(self) -> str | None:
         """The schema revision the database is at (None before the first migration)."""
         with self.engine.connect() as conn:
@@ -200,6 +223,9 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             # Durable at every checkpoint and much faster than FULL; the documented pairing for WAL.
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Freed cells and pages are overwritten with zeros, so an erased name leaves no bytes behind
+            # (issue 29, finding 6; the WAL is truncated after an erasure: Database.scrub).
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 

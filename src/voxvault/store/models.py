@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from voxvault.store.sealed import SealedText
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -155,10 +157,11 @@ class Consent(Base):
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
-    speaker_name: Mapped[str] = mapped_column(String(200))
-    purpose: Mapped[str] = mapped_column(Text)
-    organization_name: Mapped[str] = mapped_column(String(200))
-    script: Mapped[str] = mapped_column(Text)
+    # Personal: sealed at rest (store/sealed.py, issue 29 finding 6).
+    speaker_name: Mapped[str] = mapped_column(SealedText("db:consents.speaker_name"))
+    purpose: Mapped[str] = mapped_column(SealedText("db:consents.purpose"))
+    organization_name: Mapped[str] = mapped_column(SealedText("db:consents.organization_name"))
+    script: Mapped[str] = mapped_column(SealedText("db:consents.script"))
     challenge_hash: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     challenge_expires_at: Mapped[dt.datetime]
@@ -183,7 +186,7 @@ class Voice(Base):
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     project_id: Mapped[str | None] = mapped_column(ForeignKey("projects.id"), index=True, default=None)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(SealedText("db:voices.name"))  # often the speaker's name: sealed
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     engine: Mapped[str] = mapped_column(String(64))

@@ -401,6 +401,8 @@ class VoiceRegistry:
                 "exported_outputs_left": outputs.exported_left,
             },
         )
+        # Old copies of the scrubbed rows must not stay in the database files (SQLite WAL; finding 6).
+        self.db.scrub()
         return {
             "voice_id": voice_id,
             "status": "erased",
