@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--html", type=Path, default=ROOT / "bench/results/clone.html")
     parser.add_argument("--skip-finetune", action="store_true")
     parser.add_argument("--audio-dir", type=Path, help="write DIR/<speaker>/<method>.wav (what each spoke)")
+    parser.add_argument("--no-variants", action="store_true", help="skip the instant clone's parts")
     # The adapt job's own budget, and its closest method (docs/cloning.md): what a user's voice gets
     parser.add_argument("--finetune-seconds", type=float, default=600.0)
     parser.add_argument("--finetune-iterations", type=int, default=24)
@@ -146,6 +147,7 @@ def main() -> None:
         finetune_iterations=args.finetune_iterations,
         methods=tuple(dict.fromkeys(args.method or ["decoder"])),
         audio_dir=args.audio_dir,
+        variants=not args.no_variants,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -28,6 +28,7 @@ def run_clone_eval(
     quiet: bool = False,
     instant_decoder: bool = True,
     audio_dir: Path | None = None,
+    variants: bool = True,
 ) -> dict[str, Any]:
     """Load the engines (each once) and evaluate every clip; shared with ``bench/clone.py``. The clones are
     made with the configured speaker encoder (GE2E); CAM++ judges them beside it."""
@@ -46,6 +47,7 @@ def run_clone_eval(
         finetune_methods=methods or (DEFAULT_METHOD,),
         instant_decoder=instant_decoder,
         audio_dir=audio_dir,
+        variants=variants,
     )
     judges = [CamppEncoder(device=engines.settings.device)]
     evaluator = CloneEvaluator(
@@ -142,6 +144,10 @@ def eval_clone(
         Path | None,
         typer.Option("--audio-dir", help="Write what each method spoke to DIR/<speaker>/<method>.wav."),
     ] = None,
+    variants: Annotated[
+        bool,
+        typer.Option("--variants/--no-variants", help="Also judge the instant clone's parts (default)."),
+    ] = True,
 ) -> None:
     """Enrol from part of each clip, speak held-out sentences; report SECS by GE2E and CAM++ against the
     speaker's own, verification accepts, closest-speaker rate, WER, F0 distance and time."""
@@ -154,6 +160,7 @@ def eval_clone(
             methods=_methods(method),
             instant_decoder=instant_decoder,
             audio_dir=audio_dir,
+            variants=variants,
         )
     except VoxError as exc:
         err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)

@@ -72,6 +72,8 @@ class CloneEvalOptions:
     instant_decoder: bool = True
     #: write what each method spoke for the held-out sentences to ``audio_dir/<speaker>/<method>.wav``
     audio_dir: Path | None = None
+    #: also judge the instant clone's parts (style alone, step alone, spoken embedding, unpitched)
+    variants: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,24 @@ def f0_distance(a: tuple[float, float] | None, b: tuple[float, float] | None) ->
     if a is None or b is None:
         return None
     return round(abs(12 * np.log2(a[0] / b[0])) + abs(a[1] - b[1]), 3)
+
+
+def verdict(judge: str, embedding: FloatArray, target: Target, threshold: float | None) -> dict[str, Any]:
+    """One judge on one clone: SECS to the speaker's held-out audio; accepted when it reaches the judge's
+    EER ``threshold``; the highest cosine to any other speaker of the set, and whether the own is above it."""
+    secs = float(np.dot(embedding, target.references[judge]))
+    out: dict[str, Any] = {"secs": round(secs, 4)}
+    if threshold is not None:
+        out["accepted"] = secs >= threshold
+    others = [
+        float(np.dot(embedding, e))
+        for n, e in target.speaker_set.get(judge, {}).items()
+        if n != target.speaker
+    ]
+    if others:
+        out["nearest_other"] = round(max(others), 4)
+        out["closest"] = secs > max(others)
+    return out
 
 
 class CloneEvaluator:
@@ -276,22 +296,7 @@ class CloneEvaluator:
         }
 
     def _verdict(self, judge: str, embedding: FloatArray, target: Target) -> dict[str, Any]:
-        """SECS to the speaker's held-out audio; accepted when it reaches the judge's EER threshold; the
-        highest cosine to any other speaker of the set, and whether the speaker's own is above it."""
-        secs = float(np.dot(embedding, target.references[judge]))
-        out: dict[str, Any] = {"secs": round(secs, 4)}
-        threshold = self.thresholds.get(judge)
-        if threshold is not None:
-            out["accepted"] = secs >= threshold
-        others = [
-            float(np.dot(embedding, e))
-            for n, e in target.speaker_set.get(judge, {}).items()
-            if n != target.speaker
-        ]
-        if others:
-            out["nearest_other"] = round(max(others), 4)
-            out["closest"] = secs > max(others)
-        return out
+        return verdict(judge, embedding, target, self.thresholds.get(judge))
 
     def held_out_references(self, audio: FloatArray, rate: int) -> dict[str, FloatArray]:
         """Each judge's unit embedding of the clip's held-out part (after ``enrol_share``)."""
@@ -346,12 +351,12 @@ class CloneEvaluator:
         if self.instant_decoder is not None:  # the deltas enrollment gives the voice
             instant = AdaptedWeights("instant", self.instant_decoder.deltas(pack, enrol_emb, speaker_f0))
         row["instant"] = {"time_s": round(time.perf_counter() - t0, 3)}
-        if self.instant_decoder is not None:  # its parts, for the variants below (milliseconds)
+        if self.instant_decoder is not None and self.options.variants:  # its parts, for the variants below
             pitch = self.instant_decoder.pitch(pack, speaker_f0)
             step = self.instant_decoder.step(pack, enrol_emb, pitch=pitch)
         speak = self._speaker(self.tts, instant) if instant is not None else None
         row["instant"].update(self.judge(pack, target, real_f0, speak=speak, save_as="instant"))
-        if instant is not None:
+        if instant is not None and self.options.variants:
             row["instant"]["style_only"] = self.judge(pack, target, real_f0)
         if pitch and self.instant_decoder is not None:
             # the instant clone before pitch matching: at the pitch its style gives, stepped from there
