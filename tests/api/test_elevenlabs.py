@@ -92,7 +92,7 @@ def test_compressed_stream_formats_decode(
     ("path", "body", "headers", "status", "code"),
     [
         (
-            "/v1/text-to-speech/alpha/stream?output_format=ulaw_8000",
+            "/v1/text-to-speech/alpha/stream?output_format=vorbis_44100",
             {"text": "Hi"},
             True,
             400,

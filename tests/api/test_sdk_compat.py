@@ -101,3 +101,117 @@ def test_elevenlabs_user_and_subscription(eleven: Any) -> None:
     sub = eleven.user.subscription.get()
     assert sub.character_limit >= 1000
     assert sub.can_use_instant_voice_cloning is True
+
+
+# ------------------------------------------------------------------------------------------- timestamps
+def _words(chars: list[str], starts: list[float]) -> list[tuple[str, float]]:
+    """Pipecat's way: characters joined into words at spaces, each word at its first character's time."""
+    words, current, at = [], "", 0.0
+    for ch, t in zip(chars, starts, strict=True):
+        if ch == " ":
+            if current:
+                words.append((current, at))
+            current = ""
+        else:
+            if not current:
+                at = t
+            current += ch
+    if current:
+        words.append((current, at))
+    return words
+
+
+TIMED_TEXT = "Meet me at 10:30 near the old bridge. Bring two umbrellas, because rain is coming."
+
+
+def test_elevenlabs_convert_with_timestamps(eleven: Any) -> None:
+    r = eleven.text_to_speech.convert_with_timestamps("kumo", text=TIMED_TEXT, output_format="mp3_44100_128")
+    import base64
+
+    audio = decode(base64.b64decode(r.audio_base_64), max_bytes=20_000_000, max_seconds=120)
+    al = r.alignment
+    assert "".join(al.characters) == TIMED_TEXT  # the text as sent, character for character
+    assert al.character_start_times_seconds == sorted(al.character_start_times_seconds)
+    assert all(
+        e >= s for s, e in zip(al.character_start_times_seconds, al.character_end_times_seconds, strict=True)
+    )
+    assert al.character_end_times_seconds[-1] <= audio.duration + 0.05
+    assert al.character_end_times_seconds[-1] > 0.6 * audio.duration
+    spoken = "".join(r.normalized_alignment.characters)
+    assert "ten thirty" in spoken.lower()  # as spoken
+
+
+def test_elevenlabs_stream_with_timestamps_is_ndjson_with_absolute_times(eleven: Any) -> None:
+    import base64
+
+    chunks = list(
+        eleven.text_to_speech.stream_with_timestamps("kumo", text=TIMED_TEXT, output_format="pcm_16000")
+    )
+    assert len(chunks) >= 2
+    pcm = b"".join(base64.b64decode(c.audio_base_64) for c in chunks if c.audio_base_64)
+    duration = len(pcm) / 2 / 16000
+    chars: list[str] = []
+    starts: list[float] = []
+    for c in chunks:
+        if c.alignment is not None:
+            chars += c.alignment.characters
+            starts += c.alignment.character_start_times_seconds
+    words = _words(chars, starts)
+    assert [w for w, _ in words] == TIMED_TEXT.split()  # no word glued across chunks
+    times = [t for _, t in words]
+    assert times == sorted(times) and times[-1] < duration
+    assert times[-1] > duration / 2  # times run from the start of the whole audio, not of each chunk
+
+
+# ------------------------------------------------------------------------------------------- formats
+@pytest.mark.parametrize(
+    ("output_format", "container", "rate"),
+    [("mp3_22050_32", "mp3", 22050), ("pcm_44100", None, 44100), ("pcm_8000", None, 8000)],
+)
+def test_elevenlabs_output_formats(eleven: Any, output_format: str, container: str | None, rate: int) -> None:
+    data = b"".join(eleven.text_to_speech.convert("alpha", text=TIMED_TEXT, output_format=output_format))
+    if container is None:
+        duration = len(data) / 2 / rate
+        assert 3.0 < duration < 15.0
+        return
+    audio = decode(data, max_bytes=20_000_000, max_seconds=120)
+    assert audio.source_sample_rate == rate
+    kbps = len(data) * 8 / audio.duration / 1000
+    assert 28 < kbps < 36  # its real bitrate (the default would be 96)
+
+
+@pytest.mark.parametrize("output_format", ["ulaw_8000", "alaw_8000"])
+def test_elevenlabs_telephony_formats(eleven: Any, output_format: str) -> None:
+    import io
+
+    import av
+    import numpy as np
+
+    data = b"".join(eleven.text_to_speech.stream("alpha", text=TIMED_TEXT, output_format=output_format))
+    assert len(data) / 8000 > 3.0  # one byte per sample at 8 kHz, no header
+    muxer = "mulaw" if output_format.startswith("ulaw") else "alaw"
+    with av.open(io.BytesIO(data), format=muxer, options={"sample_rate": "8000"}) as c:
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+    assert np.abs(samples).max() > 3000  # speech, not silence
+
+
+@pytest.mark.parametrize(
+    ("path", "output_format", "code"),
+    [
+        ("stream", "ulaw_16000", "invalid_sample_rate"),
+        ("stream", "opus_48000_320", "invalid_bitrate"),
+        ("stream", "pcm_16000_64", "invalid_bitrate"),
+        ("stream/with-timestamps", "mp3_1234_32", "invalid_sample_rate"),
+        ("with-timestamps", "ogg_vorbis", "unsupported_format"),
+    ],
+)
+def test_bad_output_format_is_refused_before_any_audio(
+    live_server: str, admin_key: str, path: str, output_format: str, code: str
+) -> None:
+    r = httpx.post(
+        f"{live_server}/v1/text-to-speech/alpha/{path}?output_format={output_format}",
+        json={"text": "Hello."},
+        headers={"xi-api-key": admin_key},
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == code

@@ -194,7 +194,7 @@ def test_policy_refusals_close_1008(
 
 
 def test_bad_output_format_is_refused(tc: TestClient, ws_key: str) -> None:
-    with tc.websocket_connect(url(output_format="ulaw_8000"), headers={"xi-api-key": ws_key}) as ws:
+    with tc.websocket_connect(url(output_format="vorbis_44100"), headers={"xi-api-key": ws_key}) as ws:
         error, close = expect_close(ws)
     assert (close["code"], close["reason"]) == (1008, "unsupported_format")
 

@@ -32,6 +32,8 @@ def test_format_tables_agree():
             "flac",
             "wav",
             "pcm",
+            "ulaw",
+            "alaw",
         }
     )
     assert CONTENT_TYPES["mp3"] == "audio/mpeg"

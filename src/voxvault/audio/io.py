@@ -8,7 +8,8 @@ problem without FFmpeg's text (which can carry file paths).
 
 Output formats follow OpenAI's ``response_format`` names: ``mp3``, ``opus`` (Ogg Opus, served as
 ``audio/ogg``: the container is Ogg, and ``audio/opus`` is not what browsers sniff for), ``aac`` (ADTS),
-``flac``, ``wav`` and ``pcm`` (raw signed 16-bit little-endian mono, no header).
+``flac``, ``wav`` and ``pcm`` (raw signed 16-bit little-endian mono, no header); for telephony also
+``ulaw`` and ``alaw`` (raw G.711 at 8 kHz, as Twilio's media streams carry it).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from voxvault.errors import VoxError
 
 log = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+FORMATS: tuple[str, ...] = ("mp3", "opus", "aac", "flac", "wav", "pcm", "ulaw", "alaw")
 
 CONTENT_TYPES: dict[str, str] = {
     "mp3": "audio/mpeg",
@@ -43,6 +44,8 @@ CONTENT_TYPES: dict[str, str] = {
     "flac": "audio/flac",
     "wav": "audio/wav",
     "pcm": "audio/pcm",
+    "ulaw": "audio/basic",
+    "alaw": "audio/x-alaw-basic",
 }
 
 FILE_EXTENSIONS: dict[str, str] = {
@@ -52,6 +55,8 @@ FILE_EXTENSIONS: dict[str, str] = {
     "flac": ".flac",
     "wav": ".wav",
     "pcm": ".pcm",
+    "ulaw": ".ulaw",
+    "alaw": ".alaw",
 }
 
 # Demuxers FFmpeg may choose for an upload. Everything else (playlists, image and subtitle formats,
@@ -476,6 +481,9 @@ _SPECS: dict[str, _CodecSpec] = {
     ),
     # No 8 KiB padding block: nobody edits these tags in place.
     "flac": _CodecSpec("flac", "flac", container_options={"write_padding": "0"}),
+    # Telephony (Twilio, SIP): raw G.711 bytes, no header, 8 kHz.
+    "ulaw": _CodecSpec("mulaw", "pcm_mulaw", (8000,)),
+    "alaw": _CodecSpec("alaw", "pcm_alaw", (8000,)),
 }
 
 

@@ -16,8 +16,9 @@ import numpy as np
 
 from voxvault.engines.base import FloatArray
 
-# atempo takes 0.5-100 per instance; the pipeline never asks for more than a factor of 2 either way.
-MIN_TEMPO, MAX_TEMPO = 0.5, 100.0
+# One atempo instance takes 0.5-100; slower factors chain instances (0.25 = 0.5 twice).
+MIN_TEMPO, MAX_TEMPO = 0.125, 100.0
+_ATEMPO_MIN = 0.5
 
 
 def change_tempo(samples: FloatArray, sample_rate: int, factor: float) -> FloatArray:
@@ -31,10 +32,19 @@ def change_tempo(samples: FloatArray, sample_rate: int, factor: float) -> FloatA
     source = graph.add_abuffer(
         format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate)
     )
-    tempo = graph.add("atempo", f"{factor:.6f}")
+    stages = []
+    left = factor
+    while left < _ATEMPO_MIN:
+        stages.append(_ATEMPO_MIN)
+        left /= _ATEMPO_MIN
+    stages.append(left)
+    node = source
+    for stage in stages:
+        tempo = graph.add("atempo", f"{stage:.6f}")
+        node.link_to(tempo)
+        node = tempo
     sink = graph.add("abuffersink")
-    source.link_to(tempo)
-    tempo.link_to(sink)
+    node.link_to(sink)
     graph.configure()
     frame = av.AudioFrame.from_ndarray(x[None, :], format="flt", layout="mono")
     frame.sample_rate = sample_rate

@@ -18,6 +18,7 @@ among its words in proportion to their phoneme counts, good for captions, not fo
 
 from __future__ import annotations
 
+import difflib
 import re
 import threading
 import time
@@ -260,6 +261,75 @@ def char_alignment(words: Sequence[tuple[str, float, float]], origin_s: float) -
     return al
 
 
+def _word_key(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())
+
+
+class OriginalTimer:
+    """Times for the words as the client wrote them, from the times of the words as spoken.
+
+    The front end rewrites text ("10:30" becomes "ten thirty"); difflib lines the two word lists up.
+    A word that matches takes its spoken word's time; a rewritten run shares the time of what it became
+    (by character count); a word that was dropped gets a zero-length time where it would have been.
+    ``add`` takes the spoken words' times as pieces are rendered and returns the written words that are
+    complete so far, in order; ``rest`` the remainder at the end.
+    """
+
+    def __init__(self, original: Sequence[str], spoken: Sequence[str]) -> None:
+        self.n = len(spoken)
+        self.timed: list[tuple[str, float, float]] = []
+        self.plan: list[tuple[str, int, int, float, float]] = []
+        self.next = 0
+        matcher = difflib.SequenceMatcher(
+            a=[_word_key(w) for w in original], b=[_word_key(w) for w in spoken], autojunk=False
+        )
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                self.plan += [(original[i1 + k], j1 + k, j1 + k + 1, 0.0, 1.0) for k in range(i2 - i1)]
+            elif tag in ("replace", "delete"):
+                run = original[i1:i2]
+                total = sum(len(w) for w in run) or 1
+                done = 0
+                for w in run:
+                    self.plan.append((w, j1, j2, done / total, (done + len(w)) / total))
+                    done += len(w)
+
+    def _time(self, j1: int, j2: int, f0: float, f1: float) -> tuple[float, float] | None:
+        timed = self.timed
+        if j2 > j1:
+            if len(timed) < j2:
+                return None
+            start, end = timed[j1][1], timed[j2 - 1][2]
+            return start + f0 * (end - start), start + f1 * (end - start)
+        if j1 < len(timed):
+            return timed[j1][1], timed[j1][1]
+        if j1 >= self.n and len(timed) >= self.n:
+            at = timed[-1][2] if timed else 0.0
+            return at, at
+        return None
+
+    def _ready(self, final: bool) -> list[tuple[str, float, float]]:
+        out = []
+        while self.next < len(self.plan):
+            word, j1, j2, f0, f1 = self.plan[self.next]
+            span = self._time(j1, j2, f0, f1)
+            if span is None:
+                if not final:
+                    break
+                at = self.timed[-1][2] if self.timed else 0.0
+                span = (at, at)
+            out.append((word, *span))
+            self.next += 1
+        return out
+
+    def add(self, words: Sequence[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+        self.timed += words
+        return self._ready(final=False)
+
+    def rest(self) -> list[tuple[str, float, float]]:
+        return self._ready(final=True)
+
+
 # ---------------------------------------------------------------------------------------------- session
 @dataclass
 class SessionChunk:
@@ -269,6 +339,7 @@ class SessionChunk:
     words: list[WordSpan] = field(default_factory=list)
     alignment: CharAlignment | None = None
     normalized_alignment: CharAlignment | None = None
+    start_s: float = 0.0  # where this chunk's audio starts in the session's output
 
 
 def check_output(fmt: str, sample_rate: int | None, speed: float) -> None:
@@ -376,10 +447,11 @@ class SpeechSession:
         """
         arrival = time.perf_counter() if arrival is None else arrival
         sr = self.sample_rate
-        originals = original.split() if original else []
-        normalized_count = sum(len(p.text.split()) for p in prepared.pieces)
-        map_original = bool(originals) and len(originals) == normalized_count
-        used = 0
+        timer = (
+            OriginalTimer(original.split(), [w for p in prepared.pieces for w in p.text.split()])
+            if original
+            else None
+        )
 
         def due() -> float:
             if self.first_audio_at is None:
@@ -399,12 +471,17 @@ class SpeechSession:
                 for w, a, b in estimate_word_timings(piece, chunk[:speech_n], sr, spans)
             ]
             spoken_original = None
-            if map_original:
-                spoken_original = [(o, a, b) for o, (_, a, b) in zip(originals[used:], words, strict=False)]
-                used += len(words)
+            if timer is not None:
+                said = piece.text.split()
+                end = words[-1][2] if words else start_s
+                spoken_original = timer.add(words + [(w, end, end) for w in said[len(words) :]])
             self.pieces += 1
             self._pending.append((words, spoken_original))
             yield self._push(chunk)
+        if timer is not None and not self.cancel.is_set():
+            rest = timer.rest()
+            if rest:
+                self._pending.append(([], rest))
         if not self.cancel.is_set():
             # The segment's own closing pause; at least the limiter's look-ahead, so its last sound is
             # sent now rather than when the next text arrives.
@@ -443,8 +520,8 @@ class SpeechSession:
             return SessionChunk(b"")
         if self.first_audio_at is None:
             self.first_audio_at = time.perf_counter()
-        chunk = SessionChunk(data)
         origin = self._anchor / self.sample_rate
+        chunk = SessionChunk(data, start_s=origin)
         if self._pending:
             normalized, original = CharAlignment(), CharAlignment()
             for words, spoken in self._pending:

@@ -23,13 +23,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketState
@@ -37,19 +38,22 @@ from starlette.websockets import WebSocketState
 from voxvault.api.deps import require
 from voxvault.api.routes.speech import start_speech_stream
 from voxvault.api.streaming import ClosingStreamingResponse
+from voxvault.audio import StreamEncoder
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 from voxvault.synthesis import PreparedSpeech
-from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES, OUTPUT_SAMPLE_RATES
+from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES, OUTPUT_SAMPLE_RATES, ChunkHook, SpeechPipeline
 from voxvault.synthesis.records import GenerationTicket
 from voxvault.synthesis.streaming import (
     DEFAULT_CHUNK_SCHEDULE,
+    CharAlignment,
     SessionChunk,
     SpeechSession,
     TextSegmenter,
     check_schedule,
     trailing_pause_s,
 )
+from voxvault.text.ssml import is_ssml
 from voxvault.text.validity import find_invalid_text
 
 router = APIRouter(tags=["elevenlabs"])
@@ -76,29 +80,55 @@ class OutputFormat:
     bitrate: int | None
 
 
-_OUTPUT_FORMAT = re.compile(r"(pcm|mp3|opus|wav|flac|aac)(?:_(\d+))?(?:_(\d+))?")
+_OUTPUT_FORMAT = re.compile(r"(pcm|mp3|opus|wav|flac|aac|ulaw|alaw)(?:_(\d+))?(?:_(\d+))?")
+# Most an encoder takes for one (mono) channel: libopus refuses more than 256 kbit/s, MPEG audio stops at 320.
+_MAX_BITRATE = {"opus": 256_000}
+_TELEPHONY = ("ulaw", "alaw")
 
 
 def parse_output_format(value: str) -> OutputFormat:
-    """``pcm_24000``, ``mp3_44100_128``, ``opus_48000_64``, ``wav_24000`` (or just ``mp3``)."""
+    """``pcm_24000``, ``mp3_44100_128``, ``opus_48000_64``, ``wav_24000``, ``ulaw_8000`` (or just ``mp3``).
+
+    Every combination is checked here, before a response starts: the encoder is opened and closed once,
+    so nothing it would refuse can fail after the headers went out.
+    """
     m = _OUTPUT_FORMAT.fullmatch(value.strip().lower())
     if m is None:
         raise VoxError(
             "unsupported_format",
             f"output_format {value[:40]!r} is not supported; use pcm_<rate>, mp3_<rate>_<kbps>, "
-            "opus_48000_<kbps> or wav_<rate> (ulaw and alaw are not available)",
+            "opus_48000_<kbps>, wav_<rate>, ulaw_8000 or alaw_8000",
         )
     fmt, rate_s, kbps_s = m.groups()
     rate = int(rate_s) if rate_s else None
+    if fmt in _TELEPHONY and rate not in (None, 8000):
+        raise VoxError("invalid_sample_rate", f"{fmt} is only available at 8000 Hz ({fmt}_8000)")
     if rate is not None and rate not in OUTPUT_SAMPLE_RATES:
         raise VoxError(
             "invalid_sample_rate",
             f"sample rate {rate} is not one of {', '.join(map(str, OUTPUT_SAMPLE_RATES))}",
         )
     bitrate = int(kbps_s) * 1000 if kbps_s else None
-    if bitrate is not None and not 8_000 <= bitrate <= 320_000:
-        raise VoxError("invalid_bitrate", "bitrate must be between 8 and 320 kbit/s")
-    return OutputFormat(fmt, rate, bitrate)
+    if bitrate is not None and fmt not in ("mp3", "opus", "aac"):
+        raise VoxError("invalid_bitrate", f"{fmt} has no bitrate; use {fmt}_<rate>")
+    if bitrate is not None and not 8_000 <= bitrate <= _MAX_BITRATE.get(fmt, 320_000):
+        limit = _MAX_BITRATE.get(fmt, 320_000) // 1000
+        raise VoxError("invalid_bitrate", f"{fmt} bitrate must be between 8 and {limit} kbit/s")
+    out = OutputFormat(fmt, 8000 if fmt in _TELEPHONY else rate, bitrate)
+    _check_encoder(out)
+    return out
+
+
+def _check_encoder(out: OutputFormat) -> None:
+    """Open and close the encoder once (a few ms): what FFmpeg refuses is a 400 now, not a broken stream."""
+    try:
+        StreamEncoder(out.format, 24_000, out.sample_rate, bitrate=out.bitrate).close()
+    except VoxError:
+        raise
+    except Exception:  # noqa: BLE001 - FFmpeg's refusal, whatever its type
+        raise VoxError(
+            "unsupported_format", "this output_format's codec refuses that sample rate and bitrate"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------- HTTP
@@ -132,12 +162,13 @@ def _prepare(
     output_format: str,
     *,
     short_start: bool,
-) -> PreparedSpeech:
+) -> tuple[PreparedSpeech, _SessionAudio]:
+    """Everything a request can get wrong is checked here, before a response starts."""
     vv = request.app.state.vv
     out = parse_output_format(output_format)
     style = vv.voice_for(principal, voice_id)
     speed = body.voice_settings.speed if body.voice_settings is not None else 1.0
-    return vv.pipeline.prepare(
+    prepared = vv.pipeline.prepare(
         body.text,
         style,
         fmt=out.format,
@@ -146,10 +177,106 @@ def _prepare(
         lexicon=vv.lexicon_for(principal),
         first_piece_phonemes=FIRST_PIECE_PHONEMES if short_start else None,
     )
+    original = None if is_ssml(body.text) else body.text
+    return prepared, _SessionAudio(vv.pipeline, prepared, out, original)
+
+
+class _SessionAudio:
+    """Renders a prepared request through a ``SpeechSession`` (the stream-input renderer): encoded audio
+    at the output format's own bitrate for ``start_speech_stream``, and each chunk with its timings kept
+    in ``timed``, in order, for the routes that send them."""
+
+    def __init__(
+        self, pipeline: SpeechPipeline, prepared: PreparedSpeech, out: OutputFormat, original: str | None
+    ) -> None:
+        self.pipeline = pipeline
+        self.prepared = prepared
+        self.out = out
+        self.original = original
+        self.timed: deque[SessionChunk] = deque()
+
+    def __call__(self, hook: ChunkHook, cancel: threading.Event, stats: dict[str, float]) -> Iterator[bytes]:
+        session = SpeechSession(
+            self.pipeline,
+            self.prepared.voice,
+            fmt=self.out.format,
+            sample_rate=self.out.sample_rate,
+            speed=self.prepared.speed,
+            bitrate=self.out.bitrate,
+            hook=hook,
+            cancel=cancel,
+        )
+        return self._audio(session, cancel, stats)
+
+    def _audio(
+        self, session: SpeechSession, cancel: threading.Event, stats: dict[str, float]
+    ) -> Iterator[bytes]:
+        t0 = time.perf_counter()
+        for chunk in session.speak(self.prepared, original=self.original):
+            if chunk.audio:
+                stats.setdefault("first_audio_s", time.perf_counter() - t0)
+                self.timed.append(chunk)
+                yield chunk.audio
+        if cancel.is_set():
+            return
+        last = session.finish()
+        if last.audio:
+            self.timed.append(last)
+            yield last.audio
+        stats["audio_s"] = session.audio_s
+        stats["total_s"] = time.perf_counter() - t0
+
+
+def seconds_alignment(al: CharAlignment | None, start_s: float, *, lead_space: bool) -> dict[str, Any] | None:
+    """ElevenLabs' HTTP alignment: characters with start and end times in seconds from the audio's start.
+
+    ``lead_space``: a chunk after the first starts with a space, so a client that joins characters into
+    words across chunks (Pipecat does) never glues the last word of one chunk to the first of the next.
+    """
+    if al is None or not al.chars:
+        return None
+    chars, starts, durations = list(al.chars), list(al.starts_ms), list(al.durations_ms)
+    if lead_space and chars[0] != " ":
+        chars, starts, durations = [" ", *chars], [starts[0], *starts], [0, *durations]
+    return {
+        "characters": chars,
+        "character_start_times_seconds": [round(start_s + ms / 1000, 3) for ms in starts],
+        "character_end_times_seconds": [
+            round(start_s + (ms + d) / 1000, 3) for ms, d in zip(starts, durations, strict=True)
+        ],
+    }
+
+
+def _timed_json(chunk: SessionChunk, audio: bytes, first: bool) -> dict[str, Any]:
+    return {
+        "audio_base64": base64.b64encode(audio).decode("ascii"),
+        "alignment": seconds_alignment(chunk.alignment, chunk.start_s, lead_space=not first),
+        "normalized_alignment": seconds_alignment(
+            chunk.normalized_alignment, chunk.start_s, lead_space=not first
+        ),
+    }
+
+
+def _ndjson(chunks: Iterator[bytes], timed: deque[SessionChunk]) -> Iterator[bytes]:
+    """One JSON object per line and audio chunk (closing this closes the metered stream under it)."""
+    try:
+        first = True
+        for data in chunks:
+            chunk = timed.popleft()
+            yield (json.dumps(_timed_json(chunk, data, first)) + "\n").encode()
+            first = False
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 OutputFormatQuery = Annotated[
-    str, Query(description="pcm_<rate>, mp3_<rate>_<kbps>, opus_48000_<kbps> or wav_<rate>.", max_length=40)
+    str,
+    Query(
+        description="pcm_<rate>, mp3_<rate>_<kbps>, opus_48000_<kbps>, wav_<rate>, ulaw_8000 or alaw_8000.",
+        max_length=40,
+    ),
 ]
 SpeechPrincipal = Annotated[Principal, Depends(require("speech:create"))]
 
@@ -168,8 +295,8 @@ def text_to_speech(
 ) -> Response:
     """The whole file, sent when all of it is rendered (the streaming benchmark's baseline)."""
     t_start = time.perf_counter()
-    prepared = _prepare(request, principal, voice_id, body, output_format, short_start=False)
-    chunks, ticket = start_speech_stream(request, principal, prepared, t_start)
+    prepared, render = _prepare(request, principal, voice_id, body, output_format, short_start=False)
+    chunks, ticket = start_speech_stream(request, principal, prepared, t_start, render)
     audio = b"".join(chunks)  # a sync route runs in the threadpool
     return Response(audio, media_type=prepared.content_type, headers={"x-generation-id": ticket.id})
 
@@ -188,10 +315,64 @@ def text_to_speech_stream(
 ) -> StreamingResponse:
     """Chunked audio: a short first piece leaves as soon as it is rendered, the rest follows."""
     t_start = time.perf_counter()
-    prepared = _prepare(request, principal, voice_id, body, output_format, short_start=True)
-    chunks, ticket = start_speech_stream(request, principal, prepared, t_start)
+    prepared, render = _prepare(request, principal, voice_id, body, output_format, short_start=True)
+    chunks, ticket = start_speech_stream(request, principal, prepared, t_start, render)
     return ClosingStreamingResponse(
         chunks, media_type=prepared.content_type, headers={"x-generation-id": ticket.id}
+    )
+
+
+@router.post("/v1/text-to-speech/{voice_id}/with-timestamps", response_class=JSONResponse)
+def text_to_speech_with_timestamps(
+    voice_id: str,
+    body: TextToSpeechRequest,
+    request: Request,
+    principal: SpeechPrincipal,
+    output_format: OutputFormatQuery = DEFAULT_OUTPUT_FORMAT,
+) -> JSONResponse:
+    """The whole file as ``audio_base64`` with per-character ``alignment`` (the text as sent) and
+    ``normalized_alignment`` (as spoken: numbers as words), in seconds; times come from the model's
+    own durations (docs/streaming.md)."""
+    t_start = time.perf_counter()
+    prepared, render = _prepare(request, principal, voice_id, body, output_format, short_start=False)
+    chunks, ticket = start_speech_stream(request, principal, prepared, t_start, render)
+    parts = [_timed_json(render.timed.popleft(), data, i == 0) for i, data in enumerate(chunks)]
+    merged: dict[str, Any] = {"audio_base64": "", "alignment": None, "normalized_alignment": None}
+    audio = b"".join(base64.b64decode(p["audio_base64"]) for p in parts)
+    merged["audio_base64"] = base64.b64encode(audio).decode("ascii")
+    for key in ("alignment", "normalized_alignment"):
+        found = [p[key] for p in parts if p[key]]
+        if found:
+            merged[key] = {
+                name: [x for f in found for x in f[name]]
+                for name in ("characters", "character_start_times_seconds", "character_end_times_seconds")
+            }
+            if merged[key]["characters"][0] == " ":  # the first chunk with text may not be the first chunk
+                merged[key] = {name: values[1:] for name, values in merged[key].items()}
+    return JSONResponse(merged, headers={"x-generation-id": ticket.id})
+
+
+@router.post(
+    "/v1/text-to-speech/{voice_id}/stream/with-timestamps",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object per line."}},
+)
+def text_to_speech_stream_with_timestamps(
+    voice_id: str,
+    body: TextToSpeechRequest,
+    request: Request,
+    principal: SpeechPrincipal,
+    output_format: OutputFormatQuery = DEFAULT_OUTPUT_FORMAT,
+) -> StreamingResponse:
+    """Newline-delimited JSON, one line per audio chunk: ``audio_base64``, ``alignment`` and
+    ``normalized_alignment`` with times in seconds from the start of the whole audio (as ElevenLabs')."""
+    t_start = time.perf_counter()
+    prepared, render = _prepare(request, principal, voice_id, body, output_format, short_start=True)
+    chunks, ticket = start_speech_stream(request, principal, prepared, t_start, render)
+    return ClosingStreamingResponse(
+        _ndjson(chunks, render.timed),
+        media_type="application/x-ndjson",
+        headers={"x-generation-id": ticket.id},
     )
 
 

@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +18,7 @@ from voxvault.api.deps import require
 from voxvault.api.schemas import SpeechRequest
 from voxvault.governance.keys import Principal
 from voxvault.synthesis import PreparedSpeech
+from voxvault.synthesis.pipeline import ChunkHook
 from voxvault.synthesis.records import GenerationTicket
 
 router = APIRouter(tags=["speech"])
@@ -94,10 +95,22 @@ def _sse(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield b'data: {"type": "speech.audio.done"}\n\n'
 
 
+# Renders a prepared request's encoded audio: (watermark hook, cancel event, stats to fill) -> bytes.
+Render = Callable[[ChunkHook, threading.Event, dict[str, float]], Iterator[bytes]]
+
+
 def start_speech_stream(
-    request: Request, principal: Principal, prepared: PreparedSpeech, t_start: float
+    request: Request,
+    principal: Principal,
+    prepared: PreparedSpeech,
+    t_start: float,
+    render: Render | None = None,
 ) -> tuple[Iterator[bytes], GenerationTicket]:
-    """Admit, open the generation record, and return the metered byte stream (shared by all speech routes)."""
+    """Admit, open the generation record, and return the metered byte stream (shared by all speech routes).
+
+    ``render`` (default: the pipeline's stream) is called here, before any response starts, so whatever
+    it sets up (its encoder) fails as a 4xx rather than after the headers.
+    """
     vv = request.app.state.vv
     request.app.state.admission.reserve()
     try:
@@ -108,7 +121,23 @@ def start_speech_stream(
     cancel = threading.Event()
     stats: dict[str, float] = {}
     hook = vv.watermark_hook(ticket.watermark_id)
-    raw = vv.pipeline.stream(prepared, hook=hook, cancel=cancel, stats=stats)
+    try:
+        if render is None:
+            raw = vv.pipeline.stream(prepared, hook=hook, cancel=cancel, stats=stats)
+        else:
+            raw = render(hook, cancel, stats)
+    except BaseException:
+        vv.generations.finish(
+            ticket,
+            output_sha256="",
+            duration_s=0.0,
+            latency_ms=(time.perf_counter() - t_start) * 1000,
+            key_id=principal.key_id,
+            prepared=prepared,
+            completed=False,
+        )
+        request.app.state.admission.release()
+        raise
     return _metered(request, prepared, ticket, principal, raw, stats, t_start, cancel), ticket
 
 
