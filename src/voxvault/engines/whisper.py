@@ -485,9 +485,12 @@ class _WindowedRun:
                 return False
             self.offset += self.buffer.size / SAMPLE_RATE
             self.buffer = np.zeros(0, dtype=np.float32)
-        prompt = (
-            self.options.prompt if self.model_calls == 0 else (" ".join(self.carry)[-_CARRY_CHARS:] or None)
-        )
+        # The sequential decoder continues from the previous window's text, as it does between its own
+        # 30 s pieces; the batched one applies a prompt to every piece of the window, so it gets only the
+        # caller's (the previous text would stand in front of pieces it does not precede).
+        carried = " ".join(self.carry)[-_CARRY_CHARS:] or None
+        sequential = self.options.batch_size == 1 and self.model_calls > 0
+        prompt = carried if sequential else self.options.prompt
         t0 = time.perf_counter()
         segments, info = self.engine._transcribe_window(self.buffer, self.options, self.language, prompt)
         self.model_calls += 1
