@@ -66,7 +66,8 @@ def test_consent_enroll_list_and_erase_from_the_command_line(local: VoxVault, tm
 
     removed = runner.invoke(app, ["voices", "rm", voice["voice_id"], "--yes"])
     assert removed.exit_code == 0, removed.output
-    assert [k for k in local.blobs.list("") if not k.startswith("audit/")] == []  # audit key: finding 5
+    # Only the installation's own keys remain (audit chain: finding 5; text hash: finding 9).
+    assert [k for k in local.blobs.list("") if not k.startswith(("audit/", "keys/"))] == []
     again = runner.invoke(app, ["voices", "rm", voice["voice_id"], "--yes"])
     assert again.exit_code == 2 and "[voice_not_found]" in again.output
 
