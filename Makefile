@@ -65,6 +65,11 @@ bench-watermark: install-dev
 bench-clone: install-dev
 	$(BIN)/python bench/clone.py --out bench/results/clone.json --html bench/results/clone.html $(CLONE_ARGS)
 
+# Consent attacks (issue 25): deepfake, espeak-ng, watermarked, pooled samples, wrong names vs genuine readings.
+.PHONY: bench-consent
+bench-consent: install-dev
+	$(BIN)/python bench/consent.py --out bench/results/consent.json --doc docs/consent.md
+
 .PHONY: bench-engines
 bench-engines: install-dev
 	$(BIN)/python bench/engines.py --out bench/results/engines.json --doc docs/benchmarks.md

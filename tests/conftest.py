@@ -38,7 +38,15 @@ def settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):  # ty
     from voxvault.config import Settings
 
     data = tmp_path_factory.mktemp("data")
-    return Settings(data_dir=data, cache_dir=model_cache, max_input_chars=20_000)
+    # The suites refuse many enrollments on purpose: no lockout for the session's instance (the attempt
+    # guard is tested on its own, tests/voices/test_attempts.py and tests/api/test_consent_attacks.py).
+    return Settings(
+        data_dir=data,
+        cache_dir=model_cache,
+        max_input_chars=20_000,
+        consent_refusals_before_cooldown=10**6,
+        consent_refusals_before_lock=10**6,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     watermark_key: SecretStr | None = Field(
         default=None, description="Secret that selects the watermark layout; the built-in key if unset."
     )
+    consent_watermark_keys: SecretStr | None = Field(
+        default=None,
+        description="Other servers' watermark keys, comma-separated: consent audio marked by any is refused.",
+    )
     bootstrap_key: SecretStr | None = Field(default=None, description="Admin key to create on first start.")
     retain_samples_days: int = Field(default=0, description="Keep raw enrollment samples this long (0 = no).")
     consent_challenge_ttl_s: float = Field(
@@ -161,6 +165,22 @@ class Settings(BaseSettings):
     enroll_max_files: int = Field(default=20, ge=1, description="Most sample files per enrollment.")
     speaker_match_threshold: float = Field(
         default=0.75, ge=-1, le=1, description="GE2E cosine consent voice vs samples (docs/consent.md)."
+    )
+    consent_campp: bool = Field(
+        default=True, description="Judge consent voice vs each sample file by CAM++ as well as GE2E."
+    )
+    consent_refusals_before_cooldown: int = Field(
+        default=3, ge=1, description="Refused enrollments (per key, tenant, speaker) before each retry waits."
+    )
+    consent_refusal_cooldown_s: float = Field(default=60.0, ge=0, description="That wait.")
+    consent_refusals_before_lock: int = Field(
+        default=6, ge=1, description="Refused enrollments within a day that lock the key/tenant/speaker."
+    )
+    consent_lock_s: float = Field(default=3600.0, ge=0, description="How long such a lock lasts.")
+    consent_script_check: str = Field(
+        default="whisper",
+        description="Who hears the consent script: whisper (names, organisation, purpose, code; asr_model) "
+        "or pocketsphinx (grammar pass on the code, statement recall).",
     )
     redis_url: str | None = Field(
         default=None, description="redis://host:6379/0 shares rate limits; in-process if unset."

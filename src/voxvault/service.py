@@ -10,6 +10,7 @@ import dataclasses
 import importlib.metadata
 import logging
 import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from voxvault.synthesis import RenderedSpeech, SpeechPipeline, VoiceStyle
 from voxvault.synthesis.pipeline import ChunkHook
 from voxvault.synthesis.records import GenerationLog
 from voxvault.text import TextFrontend
+from voxvault.voices.attempts import AttemptGuard, AttemptPolicy
 from voxvault.voices.catalog import VoiceCatalog, VoiceInfo
 from voxvault.voices.conditioning import StyleConditioner
 from voxvault.voices.consent import ConsentService
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from voxvault.engines.watermark import Watermarker
     from voxvault.voices.instant_decoder import InstantDecoder
     from voxvault.voices.script_check import ScriptChecker
+    from voxvault.voices.script_heard import HeardScriptChecker
+    from voxvault.voices.synthetic import SyntheticAudioCheck
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +240,41 @@ class VoxVault:
             script_checker=lambda: self.script_checker,
             conditioner=lambda: self.conditioner,
             instant_decoder=lambda: self.instant_decoder,
+            synthetic=lambda: self.synthetic_check,
+            heard_checker=self._heard_checker_factory(),
+            attempts=AttemptGuard(
+                self.audit,
+                AttemptPolicy(
+                    slow_after=self.settings.consent_refusals_before_cooldown,
+                    cooldown_s=self.settings.consent_refusal_cooldown_s,
+                    lock_after=self.settings.consent_refusals_before_lock,
+                    lock_s=self.settings.consent_lock_s,
+                ),
+            ),
         )
+
+    def _heard_checker_factory(self) -> Callable[[], HeardScriptChecker] | None:
+        return (lambda: self.heard_checker) if self.settings.consent_script_check == "whisper" else None
+
+    @cached_property
+    def heard_checker(self) -> HeardScriptChecker:
+        """The consent script heard by Whisper: name, organisation, purpose and code (docs/consent.md)."""
+        from voxvault.voices.script_heard import EnglishWhisper, HeardScriptChecker
+
+        return HeardScriptChecker(EnglishWhisper(self.engines.transcriber()))
+
+    @cached_property
+    def synthetic_check(self) -> SyntheticAudioCheck:
+        """Consent audio carrying a voxvault mark (this server's, the built-in or a listed key) is refused."""
+        from voxvault.engines.watermark import DEFAULT_KEY, Watermarker
+        from voxvault.voices.synthetic import SyntheticAudioCheck, watermarkers
+
+        listed = self.settings.consent_watermark_keys
+        keys = [k.strip().encode() for k in (listed.get_secret_value() if listed else "").split(",")]
+        own = self.settings.watermark_key
+        server = own.get_secret_value().encode() if own else DEFAULT_KEY
+        found = watermarkers(server, DEFAULT_KEY, [k for k in keys if k], Watermarker)
+        return SyntheticAudioCheck(found, self.provenance.generation)
 
     @cached_property
     def generations(self) -> GenerationLog:

@@ -52,6 +52,12 @@ def _ge2e(settings: Settings) -> SpeakerEncoder:
     return GE2EEncoder(device=settings.device)
 
 
+def _campp(settings: Settings) -> SpeakerEncoder:
+    from voxvault.engines.campp import CamppEncoder
+
+    return CamppEncoder(device=settings.device)
+
+
 def _silero(settings: Settings) -> VoiceActivityDetector:
     from voxvault.engines.silero import SileroVAD
 
@@ -75,7 +81,7 @@ def _whisper(model: str) -> Factory:
 
 FACTORIES: dict[str, dict[str, Factory]] = {
     "tts": {"kokoro": _kokoro, "kokoro-torch": _kokoro_torch},
-    "speaker": {"ge2e": _ge2e},
+    "speaker": {"ge2e": _ge2e, "campp": _campp},  # campp: a second judge (consent, clone eval)
     "vad": {"silero": _silero},
     "asr": {"pocketsphinx": _pocketsphinx},
     # Open transcription (Whisper), by model name; asr_engine = "whisper" uses asr_model.
@@ -124,6 +130,10 @@ class EngineRegistry:
 
     def speaker(self) -> SpeakerEncoder:
         return self._get("speaker", self.settings.speaker_engine)
+
+    def speaker_named(self, name: str) -> SpeakerEncoder:
+        """A speaker encoder by name, whatever ``speaker_engine`` is (consent fuses GE2E with CAM++)."""
+        return self._get("speaker", name)
 
     def vad(self) -> VoiceActivityDetector:
         return self._get("vad", self.settings.vad_engine)

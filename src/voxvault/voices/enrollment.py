@@ -2,13 +2,17 @@
 
 Order of work (cheap refusals first, the expensive models last):
 
-1. the consent is open (code not spent, not expired) and the echoed code matches its hash;
+1. the consent is open (code not spent, not expired), the key, tenant and speaker are not locked out by
+   earlier refusals (:mod:`voxvault.voices.attempts`), and the echoed code matches its hash;
 2. the code is spent (a conditional update: only one attempt per consent ever gets past this line);
 3. the recording's bytes were never submitted before (replay);
-4. every file decodes within the byte, duration and time bounds, and passes the quality gates;
+4. no file carries a voxvault watermark (:mod:`voxvault.voices.synthetic`); every file decodes within
+   the byte, duration and time bounds, and passes the quality gates;
 5. each sample file holds one speaker;
-6. the recording says the script, code included, in order (:mod:`voxvault.voices.script_check`);
-7. the recording's voice is the samples' voice (GE2E cosine);
+6. the recording says the script: name, organisation, purpose and code, heard by Whisper
+   (:mod:`voxvault.voices.script_heard`; PocketSphinx's grammar pass when configured);
+7. the recording's voice is the voice of the samples' pool (GE2E) and of every sample file on its own
+   (GE2E and CAM++);
 8. the style is derived, payloads are sealed and written under ``voices/<voice id>/``, then the consent
    and the voice row are written in one transaction. If anything fails after the first blob is written,
    every blob under that prefix is deleted: a refusal or a crash leaves no voice row and no blob.
@@ -41,14 +45,17 @@ from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.store.db import Database
 from voxvault.store.models import Consent, Voice, new_id, utcnow
+from voxvault.voices.attempts import AttemptGuard
 from voxvault.voices.conditioning import StyleConditioner
 from voxvault.voices.consent import ConsentService, build_script
 from voxvault.voices.identity import (
     IdentityPolicy,
+    check_each_file,
     check_one_speaker,
     check_same_speaker,
     cosine,
     embed_measures,
+    match_files,
     speaker_split,
     speech_only,
 )
@@ -64,6 +71,8 @@ from voxvault.voices.quality import (
     measure,
 )
 from voxvault.voices.script_check import ScriptChecker, ScriptScores
+from voxvault.voices.script_heard import HeardScores, HeardScriptChecker
+from voxvault.voices.synthetic import SyntheticAudioCheck
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +114,8 @@ class EnrollmentPolicy:
             "max_clipped_fraction": q.max_clipped_fraction,
             "same_speaker_threshold": i.same_speaker_threshold,
             "split_threshold": i.split_threshold,
+            "file_ge2e_threshold": i.file_ge2e_threshold,
+            "file_campp_threshold": i.file_campp_threshold,
         }
 
 
@@ -134,6 +145,9 @@ class Enrollment:
         conditioner: Callable[[], StyleConditioner],
         policy: EnrollmentPolicy | None = None,
         instant_decoder: Callable[[], InstantDecoder | None] | None = None,
+        synthetic: Callable[[], SyntheticAudioCheck | None] | None = None,
+        heard_checker: Callable[[], HeardScriptChecker] | None = None,
+        attempts: AttemptGuard | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -144,6 +158,9 @@ class Enrollment:
         self._script_checker = script_checker
         self._conditioner = conditioner
         self._instant_decoder = instant_decoder
+        self._synthetic = synthetic
+        self._heard_checker = heard_checker
+        self.attempts = attempts
         self.policy = policy or EnrollmentPolicy.from_settings(settings)
 
     # -- decoding and measuring -----------------------------------------------------------------------------
@@ -163,13 +180,34 @@ class Enrollment:
             raise VoxError(exc.code, f"{label}: {message}", exc.status, file=label, **exc.details) from None
         return audio.samples, audio.source_sample_rate
 
+    def _refuse_synthetic(
+        self, label: str, audio: np.ndarray, checks: dict[str, Any], consent_id: str, actor: str | None
+    ) -> None:
+        """A file carrying a voxvault watermark is synthetic: refused, and audited as attempted misuse."""
+        finder = self._synthetic() if self._synthetic is not None else None
+        if finder is None:
+            return
+        found = finder.find(label, audio, ANALYSIS_RATE)
+        checks.setdefault("watermark", {})[label] = found is not None
+        if found is None:
+            return
+        self.audit.record("consent.synthetic_audio", actor=actor, target=consent_id, details=found.details())
+        raise finder.refusal(found)
+
     def _measure_all(
-        self, recording: Upload | None, samples: list[Upload], checks: dict[str, Any]
+        self,
+        recording: Upload | None,
+        samples: list[Upload],
+        checks: dict[str, Any],
+        *,
+        consent_id: str,
+        actor: str | None,
     ) -> tuple[AudioMeasures | None, list[AudioMeasures]]:
         vad = self.engines.vad()
         rec_m = None
         if recording is not None:
             audio, rate = self._decode(recording, "recording", MAX_RECORDING_SECONDS)
+            self._refuse_synthetic("recording", audio, checks, consent_id, actor)
             rec_m = measure("recording", audio, rate, vad)
             checks["recording"] = rec_m.scores()
             check_file(rec_m, self.policy.quality, min_speech_s=self.policy.quality.min_recording_speech_s)
@@ -186,6 +224,7 @@ class Enrollment:
                     file=label,
                 )
             audio, rate = self._decode(upload, label, budget)
+            self._refuse_synthetic(label, audio, checks, consent_id, actor)
             budget -= len(audio) / ANALYSIS_RATE
             m = measure(label, audio, rate, vad)
             checks["samples"].append(m.scores())
@@ -206,13 +245,23 @@ class Enrollment:
         self, consent_id: str, project_id: str | None, challenge: str, recording: Upload, actor: str | None
     ) -> tuple[Consent, str]:
         row = self.consents.check_open(consent_id, project_id, actor=actor)
-        self.consents.check_challenge(row, challenge)
+        if self.attempts is not None:
+            self.attempts.check(actor, row.project_id, row.speaker_name)
+        try:
+            self.consents.check_challenge(row, challenge)
+        except VoxError:
+            self._count_refusal(row, actor)
+            raise
         if not recording.data:
             raise VoxError("invalid_audio", "recording: the upload is empty", 422, file="recording")
         sha = hashlib.sha256(recording.data).hexdigest()
         if not self.consents.claim(row.id, sha):
             raise VoxError("challenge_used", "this consent's one-time code has already been used", 409)
         return row, sha
+
+    def _count_refusal(self, row: Consent, actor: str | None) -> None:
+        if self.attempts is not None:
+            self.attempts.refused(actor, row.project_id, row.speaker_name, consent_id=row.id)
 
     def _check_replay(self, row: Consent, sha: str) -> None:
         if self.consents.seen_before(sha, exclude=row.id):
@@ -225,9 +274,13 @@ class Enrollment:
 
     def _check_script(
         self, row: Consent, challenge: str, rec_m: AudioMeasures, checks: dict[str, Any]
-    ) -> ScriptScores:
+    ) -> ScriptScores | HeardScores:
+        # Whisper hears the whole statement (names included) when configured; else PocketSphinx's grammar
+        checker: ScriptChecker | HeardScriptChecker = (
+            self._heard_checker() if self._heard_checker is not None else self._script_checker()
+        )
         try:
-            scores = self._script_checker().check(
+            scores = checker.check(
                 rec_m.audio,
                 speaker_name=row.speaker_name,
                 organization=row.organization_name,
@@ -236,11 +289,18 @@ class Enrollment:
             )
         except VoxError as exc:
             checks["script"] = {
-                k: v for k, v in exc.details.items() if k not in ("file", "measure", "threshold")
+                k: v for k, v in exc.details.items() if k not in ("file", "measure", "threshold", "heard")
             }
             raise
         checks["script"] = scores.numbers()
         return scores
+
+    def _judges(self, encoder: Any) -> dict[str, Any]:
+        """GE2E (the encoder clones are made with) and CAM++ (one no clone objective uses), when enabled."""
+        judges = {"ge2e": encoder}
+        if self.settings.consent_campp:
+            judges["campp"] = self.engines.speaker_named("campp")
+        return judges
 
     # -- enrollment ---------------------------------------------------------------------------------------
     def enroll(
@@ -263,7 +323,7 @@ class Enrollment:
         checks: dict[str, Any] = {"thresholds": self.policy.numbers()}
         try:
             self._check_replay(row, sha)
-            rec_m, sample_ms = self._measure_all(recording, samples, checks)
+            rec_m, sample_ms = self._measure_all(recording, samples, checks, consent_id=row.id, actor=actor)
             assert rec_m is not None
             checks["total_speech_s"] = round(check_total_speech(sample_ms, self.policy.quality), 3)
             encoder = self.engines.speaker()
@@ -277,7 +337,10 @@ class Enrollment:
             voice_emb = embed_measures(encoder, sample_ms)
             similarity = cosine(rec_emb, voice_emb)
             checks["speaker_similarity"] = round(similarity, 4)
+            matches = match_files(self._judges(encoder), rec_m, sample_ms)
+            checks["file_similarity"] = {m.file: m.numbers() for m in matches}
             check_same_speaker(similarity, self.policy.identity)
+            check_each_file(matches, self.policy.identity)
             speech = np.concatenate([speech_only(m.audio, m.segments) for m in sample_ms])
             style = self._conditioner().derive_style(voice_emb, speech)
             decoder = self._instant_decoder() if self._instant_decoder is not None else None
@@ -305,6 +368,7 @@ class Enrollment:
         except VoxError as exc:
             self.registry.delete_all_blobs(voice_id)
             self.consents.refuse(row.id, exc, checks, actor=actor, voice_id=None)
+            self._count_refusal(row, actor)
             log.info("enrollment refused consent=%s code=%s", row.id, exc.code)
             raise
         except BaseException:
@@ -324,7 +388,7 @@ class Enrollment:
         voice_id: str,
         recording: Upload,
         challenge: str,
-        script: ScriptScores,
+        script: ScriptScores | HeardScores,
         checks: dict[str, Any],
         verified_at: dt.datetime,
         actor: str | None,
@@ -353,6 +417,7 @@ class Enrollment:
             },
             "transcript": script.transcript,
             "heard_code": script.heard_code,
+            "heard": script.evidence() if isinstance(script, HeardScores) else None,
             "scores": checks,
             "actor": actor,
         }
@@ -372,7 +437,7 @@ class Enrollment:
         recording: Upload,
         samples: list[Upload],
         challenge: str,
-        script: ScriptScores,
+        script: ScriptScores | HeardScores,
         checks: dict[str, Any],
         embedding: np.ndarray,
         style: np.ndarray,
@@ -492,7 +557,7 @@ class Enrollment:
         written = False
         try:
             self._check_replay(row, sha)
-            rec_m, _ = self._measure_all(recording, [], checks)
+            rec_m, _ = self._measure_all(recording, [], checks, consent_id=row.id, actor=actor)
             assert rec_m is not None
             script = self._check_script(row, challenge, rec_m, checks)
             similarity = cosine(
@@ -534,6 +599,8 @@ class Enrollment:
                 self.registry.blobs.delete(f"voices/{voice_id}/consents/{row.id}")
             error = exc if isinstance(exc, VoxError) else VoxError("internal_error", "verification failed")
             self.consents.refuse(row.id, error, checks, actor=actor, voice_id=voice_id)
+            if isinstance(exc, VoxError):
+                self._count_refusal(row, actor)
             raise
         self.audit.record(
             "consent.verified", actor=actor, target=row.id, details={"voice_id": voice_id, "checks": checks}
