@@ -73,3 +73,12 @@ bench-consent: install-dev
 .PHONY: bench-engines
 bench-engines: install-dev
 	$(BIN)/python bench/engines.py --out bench/results/engines.json --doc docs/benchmarks.md
+
+# Transcription WER/speed/memory on Debian's pocketsphinx-testdata LibriVox clips (installed when apt can).
+.PHONY: bench-asr
+bench-asr: install-dev
+	@test -f /usr/share/pocketsphinx/test/data/librivox/transcription || \
+		(command -v apt-get >/dev/null && apt-get install -y -q pocketsphinx-testdata >/dev/null 2>&1) || \
+		echo "bench-asr: pocketsphinx-testdata is not installed and could not be (apt-get install pocketsphinx-testdata); skipping"
+	@if [ -f /usr/share/pocketsphinx/test/data/librivox/transcription ]; then \
+		$(BIN)/python bench/asr.py --out bench/results/asr.json --doc docs/benchmarks.md; fi
