@@ -74,6 +74,16 @@ bench-consent: install-dev
 bench-engines: install-dev
 	$(BIN)/python bench/engines.py --out bench/results/engines.json --doc docs/benchmarks.md
 
+# Fuzz (schemathesis over /openapi.json, stateful phase included) and hand-made nasty inputs against a live
+# server: 5xx, peak server RSS growth and time per class (issue 29). A few minutes.
+.PHONY: bench-security
+bench-security: install-dev
+	$(BIN)/python bench/security.py --out bench/results/security.json --doc docs/benchmarks.md
+
+.PHONY: bench-voices
+bench-voices: install-dev
+	$(BIN)/python bench/voices.py --out bench/results/voices.json --doc docs/voices.md
+
 # Transcription WER/speed/memory on Debian's pocketsphinx-testdata LibriVox clips (installed when apt can).
 .PHONY: bench-asr
 bench-asr: install-dev

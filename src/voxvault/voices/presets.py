@@ -17,22 +17,26 @@ PRESETS: dict[str, tuple[str, str]] = {
     "kumo": ("jm_kumo", "male, calm"),
 }
 
-# OpenAI's /v1/audio/speech voice names -> our presets (closest register). ``alloy``, OpenAI's default,
-# maps to ``kumo``: the preset whose English the bundled ASR understands best (measured, docs/voices).
+# OpenAI's /v1/audio/speech voice names -> our presets, chosen by how well English through each preset is
+# understood (bench/voices.py, docs/voices.md; word error rate by Whisper base / PocketSphinx over nine
+# sentences: gongitsune 0.05 / 0.23, kumo 0.05 / 0.28, nezumi 0.05 / 0.34, tebukuro 0.17 / 0.77, alpha
+# 0.43 / 0.92). ``alloy``, OpenAI's default and what a newcomer tries first, gets the best; the male names
+# the one male preset; every name lands on one of the three clear presets, so tebukuro and alpha are
+# reached by their own names only.
 OPENAI_ALIASES: dict[str, str] = {
-    "alloy": "kumo",
+    "alloy": "gongitsune",
     "ash": "kumo",
     "ballad": "kumo",
     "cedar": "kumo",
-    "coral": "tebukuro",
+    "coral": "gongitsune",
     "echo": "kumo",
     "fable": "gongitsune",
-    "marin": "tebukuro",
+    "marin": "nezumi",
     "nova": "nezumi",
     "onyx": "kumo",
-    "sage": "tebukuro",
+    "sage": "gongitsune",
     "shimmer": "nezumi",
-    "verse": "alpha",
+    "verse": "kumo",
 }
 
 
