@@ -142,6 +142,7 @@ def test_cli_verify_fails_on_a_wiped_log(vv: VoxVault, monkeypatch: pytest.Monke
 
     monkeypatch.setenv("VOXVAULT_DATA_DIR", str(vv.settings.data_dir))
     _fill(vv, 3)
+    vv.audit.flush_checkpoint()  # the server's next write (at most a second later; docs/security.md)
     runner = CliRunner()
     assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
     _attack(vv, lambda c: c.execute(delete(T)))
