@@ -265,3 +265,23 @@ def test_elevenlabs_bad_parameters(client, james: Path, data: dict[str, str], st
     )
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code
+
+
+def test_a_refusal_after_the_stream_started_is_an_error_event(  # type: ignore[no-untyped-def]
+    client, vv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voxvault.engines import whisper as whisper_mod
+
+    monkeypatch.setattr(whisper_mod, "WINDOW_S", 2.0)
+    monkeypatch.setattr(whisper_mod, "MARGIN_S", 0.5)
+    monkeypatch.setattr(whisper_mod, "DECODE_BLOCK_S", 1.0)
+    monkeypatch.setattr(vv.settings, "asr_max_seconds", 4.0)
+    tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(6 * SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
+    r = _post(client, data={"model": TINY, "stream": "true"}, file=("a.wav", _wav_bytes(tone), "audio/wav"))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "audio_too_long"
+    assert not any(e["type"] == "transcript.text.done" for e in events)
+    tid = r.headers["x-transcription-id"]
+    [entry] = [e for e in vv.audit.entries() if e.get("target") == tid]
+    assert entry["details"]["completed"] is False and entry["details"]["error"] == "audio_too_long"

@@ -168,3 +168,16 @@ def test_joined_model_is_reused(model_cache: Path) -> None:
         "tokenizer.json",
         "vocabulary.txt",
     }
+
+
+def test_asr_engine_whisper_is_the_transcriber(model_cache: Path, tmp_path: Path) -> None:
+    from voxvault.config import Settings
+    from voxvault.engines.registry import EngineRegistry
+
+    registry = EngineRegistry(
+        Settings(data_dir=tmp_path, cache_dir=model_cache, asr_engine="whisper", asr_model="tiny.en")
+    )
+    assert not registry.loaded("transcriber")  # nothing loads before it is asked for
+    asr = registry.asr()
+    assert asr is registry.transcriber() and isinstance(asr, WhisperRecognizer)
+    assert asr.model_name == "tiny.en"
