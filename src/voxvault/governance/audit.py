@@ -471,45 +471,42 @@ class AuditTrail:
         loaded whole to work out what was done to it.
         """
         self.flush_checkpoint()  # what this process appended is anchored before it is checked
-        hasher, checkpoint = self._verifying_hasher()
+        hasher, checkpoint, expected = self._verifying_hasher()
         checked, head_seq, head, intact = self._scan(hasher)
         problems = [] if intact else _diagnose(self._load(), hasher)
-        problems += self._check_checkpoint(checkpoint, head_seq)
+        problems += self._check_checkpoint(checkpoint, expected, head_seq)
         if anchors:
             problems += self._check_anchors(anchors)
         problems.sort(key=lambda p: (p.seq, KINDS.index(p.kind) if p.kind in KINDS else 9))
         return Verification(ok=not problems, checked=checked, head=head, head_seq=head_seq, problems=problems)
 
-    def _verifying_hasher(self) -> tuple[Hasher, Checkpoint | None]:
-        """The hasher the stored chain must match, and the checkpoint it must reach (None: none expected)."""
+    def _verifying_hasher(self) -> tuple[Hasher, Checkpoint | None, bool]:
+        """The hasher the stored chain must match, the checkpoint found, and whether one must exist."""
         if self.keys is None:
-            return PLAIN, None
+            return PLAIN, None, False
         key = self.keys.key()
         cp = self.keys.read_checkpoint()
         if key is None:  # never keyed (a checkpoint without its key is reported by _check_checkpoint)
-            return PLAIN, cp
+            return PLAIN, cp, False
         if cp is not None and cp.valid:
-            return Hasher(key, cp.keyed_from), cp
+            return Hasher(key, cp.keyed_from), cp, True
         head_seq, _ = self.head()
-        missing = Checkpoint(-1, GENESIS, LEGACY, valid=cp is None)  # marks "expected but absent/forged"
-        return Hasher(key, self._first_keyed(key, head_seq)), missing
+        return Hasher(key, self._first_keyed(key, head_seq)), cp, True
 
-    def _check_checkpoint(self, cp: Checkpoint | None, head_seq: int) -> list[Problem]:
+    def _check_checkpoint(self, cp: Checkpoint | None, expected: bool, head_seq: int) -> list[Problem]:
         if cp is None:
-            return []
+            if not expected:
+                return []
+            return [
+                Problem(
+                    head_seq,
+                    "truncated",
+                    "the checkpoint kept outside the database is missing: the log may have been cut or "
+                    "wiped (after investigating, 'voxvault audit reanchor')",
+                )
+            ]
         if self.keys is not None and self.keys.key() is None:
             return [Problem(head_seq, "anchor", "the audit chain key is missing from the blob store")]
-        if cp.seq == -1:
-            if cp.valid:
-                return [
-                    Problem(
-                        head_seq,
-                        "truncated",
-                        "the checkpoint kept outside the database is missing: the log may have been cut or "
-                        "wiped (after investigating, 'voxvault audit reanchor')",
-                    )
-                ]
-            return [Problem(head_seq, "anchor", "the checkpoint outside the database fails its MAC: forged")]
         if not cp.valid:
             return [Problem(head_seq, "anchor", "the checkpoint outside the database fails its MAC: forged")]
         if cp.seq == 0:
