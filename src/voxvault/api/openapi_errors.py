@@ -8,7 +8,8 @@ follows:
 * every operation: 400 (malformed JSON, undecodable text, bad parameters);
 * with parameters or a body: 422 (a missing or invalid field), in the error shape instead of FastAPI's;
 * behind an API key (``require(scope)``): 401 (no, unknown, revoked or expired key), 403 (scope, voice);
-* behind a key with a path parameter or a body: 404 (ids of other tenants answer 404 too);
+* behind a key with a path parameter, a body or an ``*_id`` query parameter: 404 (ids of other tenants
+  answer 404 too);
 * behind a key and changing state (POST, PUT, PATCH, DELETE): 409 (a conflict with the current state);
 * with a body: 413 (text, audio or upload over its limit);
 * with an upload body (multipart or raw bytes): 415 (a file that is not the audio or items it should be);
@@ -90,7 +91,8 @@ def error_codes_for(route: Any, method: str) -> list[int]:
         codes.add(422)
     if scopes:
         codes |= {401, 403}
-        if route.dependant.path_params or has_body:
+        names_an_id = any(p.name.endswith("_id") for p in route.dependant.query_params)
+        if route.dependant.path_params or has_body or names_an_id:
             codes.add(404)
         if method in _CHANGES:
             codes.add(409)
