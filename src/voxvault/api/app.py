@@ -27,6 +27,7 @@ from voxvault.api.routes import elevenlabs, elevenlabs_voices, models, speech, s
 from voxvault.api.routes import keys as key_routes
 from voxvault.api.routes import tenants as tenant_routes
 from voxvault.api.routes import transcription as transcription_routes
+from voxvault.api.routes import transcription_ws as transcription_ws_routes
 from voxvault.api.routes import voices as voice_routes
 from voxvault.api.routes import watermark as watermark_routes
 from voxvault.api.streaming import SendTimeoutMiddleware
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(consent_routes.router)
     app.include_router(watermark_routes.router)
     app.include_router(transcription_routes.router)
+    app.include_router(transcription_ws_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", web_routes.static_app(), name="static")
     install_error_responses(app)  # after every router: /openapi.json declares each route's 4xx

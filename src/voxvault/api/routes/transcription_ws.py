@@ -1,0 +1,422 @@
+"""Streaming transcription: ``WS /v1/speech-to-text/stream`` (scope ``speech:transcribe``).
+
+Query: ``model`` (``base`` / ``tiny.en``; ``VOXVAULT_ASR_MODEL`` if absent), ``language`` (ISO 639-1; detected
+if absent), ``sample_rate`` (8000-48000, default 16000), ``encoding`` (``pcm_s16le``, the only one), and
+the key as an ``Authorization: Bearer`` header or ``?api_key=`` (browsers cannot set WebSocket headers).
+
+The client sends binary frames of mono PCM and, to finish, the text message ``{"type": "end"}``. The
+server answers ``{"type": "ready"}``, then as audio arrives ``{"type": "partial", "text", "start", "end"}``
+(what the unsettled audio says so far; it may still change) and ``{"type": "final", "id", "start", "end",
+"text", "words"}`` for each segment that has settled (ended at least :data:`SETTLE_S` before the newest
+audio; a segment never changes once final), and at the end ``{"type": "done", "text", "duration",
+"language"}`` and close code 1000.
+
+Bounded: the unsettled audio is at most :data:`MAX_BUFFER_S` (past it the oldest segments are made final),
+the server stops reading while more than :data:`MAX_BACKLOG_S` of audio waits for the model (the client's
+sends block: backpressure, not a refusal), and the whole session is at most ``VOXVAULT_ASR_MAX_SECONDS``.
+Refusals send ``{"error": {"code", "message"}}`` and close: 1008 for a bad key, scope or parameter, audio too
+long or an idle client (``VOXVAULT_WS_INACTIVITY_TIMEOUT_S``), 1007 for a malformed message, 1009 for a
+frame over ``VOXVAULT_WS_MAX_MESSAGE_BYTES``, 1013 when too many transcriptions run.
+Nothing is stored; one audit entry (``transcription.created``, metadata only) per session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import numpy as np
+import soxr
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from voxvault.api.routes.elevenlabs import (
+    WS_INVALID,
+    WS_NORMAL,
+    WS_POLICY,
+    WS_TOO_BIG,
+    ClientGone,
+    WsClose,
+    _bearer,
+    _close,
+    _close_for,
+)
+from voxvault.api.routes.transcription import TranscriptionGate, _gate
+from voxvault.errors import VoxError
+from voxvault.governance.keys import Principal
+
+router = APIRouter(tags=["transcription"])
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+#: Run the model again once this much new audio arrived (a partial about every second).
+STEP_S = 1.0
+#: A segment that ended this long before the newest audio is final.
+SETTLE_S = 2.0
+#: Unsettled audio held at most; past it the segments recognised so far become final.
+MAX_BUFFER_S = 25.0
+#: Stop reading from the client while this much audio waits for the model.
+MAX_BACKLOG_S = 30.0
+SCOPE = "speech:transcribe"
+
+
+@dataclass
+class StreamState:
+    """The audio not yet final and what was said before it (pure: no I/O, no threads)."""
+
+    offset: float = 0.0  # seconds of the stream before buffer[0]
+    buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    fresh: int = 0  # samples that arrived since the model last ran
+    received: int = 0  # samples in the whole stream
+    finals: list[str] = field(default_factory=list)
+    next_id: int = 0
+    language: str | None = None
+    last_partial: str = ""
+
+    def feed(self, samples: np.ndarray) -> None:
+        self.buffer = np.concatenate([self.buffer, samples]) if self.buffer.size else samples
+        self.fresh += samples.size
+        self.received += samples.size
+
+    @property
+    def backlog_s(self) -> float:
+        return self.fresh / SAMPLE_RATE
+
+
+def recognise_step(
+    engine: Any, options: Any, state: StreamState, audio: np.ndarray, final: bool
+) -> tuple[list[dict[str, Any]], int]:
+    """Run the model on ``audio``, the unsettled audio when the step began (worker thread).
+
+    Returns the messages to send, in order, and how many samples at the front of the buffer became final
+    (the caller drops them: audio keeps arriving at the back meanwhile).
+    """
+    from voxvault.engines.whisper import SILENCE_PEAK, TranscribeOptions
+
+    length = audio.size / SAMPLE_RATE
+    segments: list[Any] = []
+    if audio.size >= SAMPLE_RATE // 10 and float(np.max(np.abs(audio))) >= SILENCE_PEAK:
+        opts = TranscribeOptions(
+            language=state.language or options.language,
+            prompt=(" ".join(state.finals)[-200:] or None),
+            word_timestamps=True,
+            beam_size=options.beam_size,
+            batch_size=1,
+        )
+        result = engine.recognize(audio, SAMPLE_RATE, opts)
+        state.language = state.language or result.info.language
+        segments = list(result)
+    if final:
+        settled, pending = segments, []
+    else:
+        settled = [s for s in segments if s.end <= length - SETTLE_S]
+        pending = segments[len(settled) :]
+        if length > MAX_BUFFER_S and not settled:  # one run-on segment: keep everything but the newest
+            settled, pending = segments[:-1] or segments, segments[-1:] if len(segments) > 1 else []
+    messages: list[dict[str, Any]] = []
+    for seg in settled:
+        text = seg.text.strip()
+        if text:
+            state.finals.append(text)
+            messages.append(
+                {
+                    "type": "final",
+                    "id": state.next_id,
+                    "start": round(state.offset + seg.start, 3),
+                    "end": round(state.offset + seg.end, 3),
+                    "text": text,
+                    "words": [
+                        {
+                            "word": w.word.strip(),
+                            "start": round(state.offset + w.start, 3),
+                            "end": round(state.offset + w.end, 3),
+                            "probability": round(w.probability, 4),
+                        }
+                        for w in seg.words
+                    ],
+                }
+            )
+            state.next_id += 1
+    # Drop the audio of what became final; with nothing heard in a long buffer, keep only its tail.
+    if final:
+        cut = length
+    elif settled:
+        cut = float(settled[-1].end)
+    elif length > MAX_BUFFER_S and not pending:
+        cut = length - SETTLE_S
+    else:
+        cut = 0.0
+    partial = " ".join(s.text.strip() for s in pending).strip()
+    if not final and partial and partial != state.last_partial:
+        messages.append(
+            {
+                "type": "partial",
+                "start": round(state.offset + pending[0].start, 3),
+                "end": round(state.offset + length, 3),
+                "text": partial,
+            }
+        )
+    state.last_partial = partial
+    return messages, min(audio.size, int(cut * SAMPLE_RATE))
+
+
+@dataclass
+class _Params:
+    model: str
+    language: str | None
+    sample_rate: int
+
+
+def _params(ws: WebSocket) -> _Params:
+    from voxvault.engines.whisper import MODEL_NAMES
+
+    q = ws.query_params
+    model = q.get("model") or ws.app.state.vv.settings.asr_model
+    if model not in MODEL_NAMES:
+        raise VoxError("unsupported_model", f"model must be one of {', '.join(MODEL_NAMES)}")
+    encoding = q.get("encoding") or "pcm_s16le"
+    if encoding != "pcm_s16le":
+        raise VoxError("unsupported_encoding", "encoding must be pcm_s16le (mono, little-endian 16-bit)")
+    try:
+        rate = int(q.get("sample_rate") or SAMPLE_RATE)
+    except ValueError:
+        rate = 0
+    if not 8_000 <= rate <= 48_000:
+        raise VoxError("invalid_sample_rate", "sample_rate must be an integer from 8000 to 48000")
+    return _Params(model, (q.get("language") or None), rate)
+
+
+def _authenticate(ws: WebSocket) -> Principal:
+    vv = ws.app.state.vv
+    q = ws.query_params
+    secret = (
+        _bearer(ws.headers.get("authorization"))
+        or _bearer(q.get("api_key"))
+        or _bearer(ws.headers.get("xi-api-key"))
+    )
+    if not secret:
+        raise VoxError("missing_api_key", "send an API key: Authorization: Bearer <key> or ?api_key=", 401)
+    if len(secret) > 256:
+        raise VoxError("invalid_api_key", "the API key is not valid", 401)
+    principal: Principal = vv.keys.authenticate(secret)
+    if not principal.has(SCOPE):
+        vv.audit.record(
+            "access.denied",
+            actor=principal.key_id,
+            target="/v1/speech-to-text/stream",
+            details={"reason": "insufficient_scope", "scope": SCOPE, "method": "WEBSOCKET"},
+        )
+        raise VoxError("insufficient_scope", f"this API key lacks the '{SCOPE}' scope", 403)
+    return principal
+
+
+class _Session:
+    """One socket: a reader that feeds the state (pausing when the model falls behind) and a runner."""
+
+    def __init__(self, ws: WebSocket, engine: Any, options: Any, params: _Params, limits: Any) -> None:
+        self.ws = ws
+        self.engine = engine
+        self.options = options
+        self.state = StreamState()
+        self.ended = False
+        self.wake = anyio.Event()
+        self.drained = anyio.Event()
+        self.drained.set()
+        self.limits = limits
+        self.resampler = (
+            soxr.ResampleStream(params.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            if params.sample_rate != SAMPLE_RATE
+            else None
+        )
+        self.rate = params.sample_rate
+        self.first_partial_s: float | None = None
+        self.started = time.perf_counter()
+
+    async def read(self) -> None:
+        settings = self.limits
+        while not self.ended:
+            if self.state.backlog_s > MAX_BACKLOG_S:
+                self.drained = anyio.Event()
+                await self.drained.wait()  # backpressure: the client's sends wait in the TCP window
+            with anyio.move_on_after(settings.ws_inactivity_timeout_s) as scope:
+                message = await self.ws.receive()
+            if scope.cancelled_caught:
+                raise WsClose(WS_POLICY, "inactive", 'no audio for too long; send {"type": "end"} to finish')
+            if message["type"] == "websocket.disconnect":
+                raise ClientGone()
+            data = message.get("bytes")
+            text = message.get("text")
+            size = len(data) if data is not None else len((text or "").encode())
+            if size > settings.ws_max_message_bytes:
+                raise WsClose(
+                    WS_TOO_BIG,
+                    "message_too_big",
+                    f"frames are limited to {settings.ws_max_message_bytes} bytes",
+                )
+            if data is not None:
+                if len(data) % 2:
+                    raise WsClose(WS_INVALID, "invalid_audio", "PCM frames must hold whole 16-bit samples")
+                pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+                if self.resampler is not None:
+                    pcm = np.asarray(self.resampler.resample_chunk(pcm, last=False), dtype=np.float32)
+                if (self.state.received + pcm.size) / SAMPLE_RATE > settings.asr_max_seconds:
+                    raise WsClose(
+                        WS_POLICY, "audio_too_long", f"a stream is limited to {settings.asr_max_seconds:g} s"
+                    )
+                self.state.feed(pcm)
+                self.wake.set()
+                continue
+            try:
+                body = json.loads(text or "")
+            except ValueError:
+                raise WsClose(WS_INVALID, "invalid_message", "text messages must be JSON") from None
+            if not isinstance(body, dict) or body.get("type") != "end":
+                raise WsClose(WS_INVALID, "invalid_message", 'the only text message is {"type": "end"}')
+            if self.resampler is not None:
+                tail = np.asarray(
+                    self.resampler.resample_chunk(np.zeros(0, np.float32), last=True), np.float32
+                )
+                self.state.feed(tail)
+            self.ended = True
+            self.wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake = anyio.Event()
+            final = self.ended
+            if not final and self.state.backlog_s < STEP_S:
+                continue
+            state = self.state
+            audio, state.fresh = state.buffer, 0
+            messages, cut = await run_in_threadpool(
+                recognise_step, self.engine, self.options, state, audio, final
+            )
+            state.buffer = state.buffer[cut:].copy()
+            state.offset += cut / SAMPLE_RATE
+            self.drained.set()
+            for message in messages:
+                if message["type"] == "partial" and self.first_partial_s is None:
+                    self.first_partial_s = time.perf_counter() - self.started
+                await self.ws.send_text(json.dumps(message))
+            if final:
+                return
+            if self.ended or self.state.backlog_s >= STEP_S:
+                self.wake.set()
+
+
+async def _serve(session: _Session) -> None:
+    """Reader and runner side by side; the first failure of either ends both (and is re-raised bare)."""
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session.read)
+            await session.run()
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        first = group.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+
+
+@router.websocket("/v1/speech-to-text/stream")
+async def stream_transcription(ws: WebSocket) -> None:
+    """PCM in, partial and final transcript segments out (see the module docstring)."""
+    vv = ws.app.state.vv
+    await ws.accept()
+    session_id = uuid.uuid4().hex
+    gate: TranscriptionGate | None = None
+    started = False
+    session: _Session | None = None
+    principal: Principal | None = None
+    error: str | None = None
+    completed = False
+    t0 = time.perf_counter()
+    try:
+        try:
+            principal = await run_in_threadpool(_authenticate, ws)
+            params = _params(ws)
+            gate = _gate(ws)  # type: ignore[arg-type]
+            gate.admit()
+            await run_in_threadpool(gate.run)
+            started = True
+            engine = await run_in_threadpool(vv.engines.transcriber, params.model)
+            from voxvault.engines.whisper import TranscribeOptions
+
+            options = engine.check_options(
+                TranscribeOptions(language=params.language, beam_size=1, batch_size=1)
+            )
+        except VoxError as exc:
+            error = exc.code
+            raise _close_for(exc) from None
+        session = _Session(ws, engine, options, params, vv.settings)
+        await ws.send_text(
+            json.dumps(
+                {
+                    "type": "ready",
+                    "session_id": session_id,
+                    "model": params.model,
+                    "sample_rate": params.sample_rate,
+                }
+            )
+        )
+        await _serve(session)
+        state = session.state
+        done = {
+            "type": "done",
+            "text": " ".join(state.finals),
+            "duration": round(state.received / SAMPLE_RATE, 3),
+            "language": state.language or options.language or "",
+        }
+        await ws.send_text(json.dumps(done))
+        completed = True
+        await _close(ws, WS_NORMAL, "done")
+    except WsClose as exc:
+        error = error or exc.reason
+        await _close(ws, exc.code, exc.reason, exc.message)
+    except (ClientGone, WebSocketDisconnect):
+        error = "client_gone"
+    except Exception:
+        error = "internal_error"
+        log.exception("speech-to-text stream failed id=%s", session_id)
+        await _close(ws, 1011, "internal_error", "internal error; the server log has the details")
+    finally:
+        if gate is not None:
+            gate.done(started)
+        if principal is not None:
+            audio_s = session.state.received / SAMPLE_RATE if session else 0.0
+            details = {
+                "route": "stream",
+                "audio_s": round(audio_s, 3),
+                "segments": session.state.next_id if session else 0,
+                "first_partial_ms": round(session.first_partial_s * 1000)
+                if session and session.first_partial_s
+                else None,
+                "latency_ms": round((time.perf_counter() - t0) * 1000),
+                "completed": completed,
+            }
+            if error:
+                details["error"] = error
+            await run_in_threadpool(
+                vv.audit.record,
+                "transcription.created",
+                actor=principal.key_id,
+                target=session_id,
+                details=details,
+            )
+            log.info(
+                "speech-to-text stream id=%s audio_s=%.2f completed=%s error=%s",
+                session_id,
+                audio_s,
+                completed,
+                error,
+            )
+
+
+# The authorisation suite reads the scope from here (the route authenticates inside, to close with a code).
+stream_transcription.required_scope = SCOPE  # type: ignore[attr-defined]
