@@ -37,8 +37,11 @@ from voxvault.text.validity import check_text
 log = logging.getLogger(__name__)
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
-# What both Kokoro engines accept; speeds beyond it are time-stretched after the model (``_speak``).
-ENGINE_SPEED_RANGE = (0.5, 2.0)
+# Speeds the model is asked for; the rest of a request's speed is a time-stretch of its output (FFmpeg's
+# atempo, ``_speak``). Kokoro accepts 0.5-2.0 itself, but its own fast and slow speech is misheard far
+# more: Whisper's WER at 0.5x/1.5x/2x was 0.47/0.64/0.87 spoken by the model, 0.08/0.26/0.40 as its 1x
+# speech stretched (bench/speed_range.py, docs/clients.md). So the model always speaks at 1x.
+ENGINE_SPEED_RANGE = (1.0, 1.0)
 # A stream's first piece is short so its audio leaves after one quick model call (~1 s of speech; on the
 # 2-core CPU about 0.25 s to render); each later piece may be PIECE_GROWTH times longer than the one
 # before, until pieces are whole sentences. Rendering a piece then takes less time than playing the
@@ -355,9 +358,9 @@ class SpeechPipeline:
                 yield PieceChunk(np.zeros(n, np.float32), piece, False, 0, None)
 
     def _speak(self, phonemes: str, voice: VoiceStyle, speed: float) -> TimedSpeech:
-        """The engine speaks at up to its own range (ENGINE_SPEED_RANGE); beyond it, its audio is
-        time-stretched (FFmpeg's atempo) and its word times scaled. A request's speed times an SSML
-        prosody rate is held to MIN_SPEED..MAX_SPEED."""
+        """The engine speaks within ENGINE_SPEED_RANGE; the rest of ``speed`` is a time-stretch of its
+        audio (FFmpeg's atempo), its word times scaled. A request's speed times an SSML prosody rate is
+        held to MIN_SPEED..MAX_SPEED."""
         speed = min(max(speed, MIN_SPEED), MAX_SPEED)
         low, high = ENGINE_SPEED_RANGE
         engine_speed = min(max(speed, low), high)

@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -42,7 +42,13 @@ from voxvault.audio import StreamEncoder
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 from voxvault.synthesis import PreparedSpeech
-from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES, OUTPUT_SAMPLE_RATES, ChunkHook, SpeechPipeline
+from voxvault.synthesis.pipeline import (
+    FIRST_PIECE_PHONEMES,
+    OUTPUT_SAMPLE_RATES,
+    ChunkHook,
+    SpeechPipeline,
+    VoiceStyle,
+)
 from voxvault.synthesis.records import GenerationTicket
 from voxvault.synthesis.streaming import (
     DEFAULT_CHUNK_SCHEDULE,
@@ -466,8 +472,12 @@ def _ws_params(ws: WebSocket) -> _Params:
     return _Params(output, inactivity, _query_bool(q.get("binary_audio"), "binary_audio"))
 
 
-def _parse_message(raw: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
-    """A received frame -> its JSON object; WsClose for anything malformed."""
+def _parse_message(raw: Mapping[str, Any], max_bytes: int, text_required: bool = True) -> dict[str, Any]:
+    """A received frame -> its JSON object; WsClose for anything malformed.
+
+    ``text_required``: stream-input messages all carry ``text``; multi-stream-input's control messages
+    (``close_context``, ``close_socket``, ``flush``) may leave it out or send null.
+    """
     if raw.get("type") == "websocket.disconnect":
         raise ClientGone
     text = raw.get("text")
@@ -479,11 +489,13 @@ def _parse_message(raw: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
         msg = json.loads(text)
     except ValueError:
         raise WsClose(WS_INVALID, "invalid_json", "the message is not valid JSON") from None
-    if not isinstance(msg, dict) or not isinstance(msg.get("text"), str):
+    if not isinstance(msg, dict) or not (
+        isinstance(msg.get("text"), str) or (not text_required and msg.get("text") is None)
+    ):
         raise WsClose(
             WS_INVALID, "invalid_message", 'each message must be a JSON object with a string "text"'
         )
-    for flag in ("flush", "try_trigger_generation"):
+    for flag in ("flush", "try_trigger_generation", "close_context", "close_socket"):
         if flag in msg and not isinstance(msg[flag], bool | None):
             raise WsClose(WS_INVALID, "invalid_message", f'"{flag}" must be true or false')
     problem = find_invalid_text(msg)
@@ -493,7 +505,12 @@ def _parse_message(raw: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
 
 
 async def receive_message(
-    ws: WebSocket, *, max_bytes: int, idle_s: float, idle_since: Callable[[], float | None]
+    ws: WebSocket,
+    *,
+    max_bytes: int,
+    idle_s: float,
+    idle_since: Callable[[], float | None],
+    text_required: bool = True,
 ) -> dict[str, Any]:
     """The next JSON message; WsClose ``input_timeout`` once idle for ``idle_s``.
 
@@ -512,7 +529,7 @@ async def receive_message(
                 wait = min(wait, left)
             done, _ = await asyncio.wait({pending}, timeout=wait)
             if done:
-                return _parse_message(pending.result(), max_bytes)
+                return _parse_message(pending.result(), max_bytes, text_required)
     finally:
         pending.cancel()
 
@@ -531,67 +548,107 @@ def _session_options(first: dict[str, Any]) -> tuple[float, tuple[int, ...]]:
 
 
 _END = object()
+MAX_CONTEXTS = 5  # per socket, as ElevenLabs allows
+MAX_CONTEXT_ID = 100
 
 
-class TextInputSession:
-    """One ``stream-input`` connection after it is authenticated and admitted.
+@dataclass
+class SpeakerSetup:
+    """What every text stream of a socket shares: who speaks, in which voice, to which output."""
 
-    A reader task parses messages into segments; a writer task renders them (in worker threads, one
-    piece at a time) and sends the audio. Text waiting to be rendered is bounded: past the limit the
-    reader stops reading, and TCP pushes back on the client.
+    principal: Principal
+    style: VoiceStyle
+    lexicon: dict[str, str]
+    pipeline: SpeechPipeline
+    params: _Params
+
+
+class SocketChannel:
+    """One WebSocket: sends with a timeout, receives with the inactivity rule, knows when it is idle."""
+
+    def __init__(self, ws: WebSocket, params: _Params) -> None:
+        self.ws = ws
+        self.state = ws.app.state
+        self.settings = self.state.vv.settings
+        self.params = params
+        self.last_activity = time.perf_counter()
+        self.busy: Callable[[], bool] = lambda: False
+
+    def idle_since(self) -> float | None:
+        """Idle: nothing left to render or to end (text waiting in a segmenter does count)."""
+        return None if self.busy() else self.last_activity
+
+    async def receive(self, *, text_required: bool = True) -> dict[str, Any]:
+        msg = await receive_message(
+            self.ws,
+            max_bytes=self.settings.ws_max_message_bytes,
+            idle_s=self.params.inactivity_s,
+            idle_since=self.idle_since,
+            text_required=text_required,
+        )
+        self.last_activity = time.perf_counter()
+        return msg
+
+    async def send(self, payload: str | bytes) -> None:
+        timeout = float(getattr(self.state, "send_timeout_s", self.settings.stream_send_timeout_s))
+        try:
+            if isinstance(payload, bytes):
+                await asyncio.wait_for(self.ws.send_bytes(payload), timeout)
+            else:
+                await asyncio.wait_for(self.ws.send_text(payload), timeout)
+        except TimeoutError:
+            raise WsClose(WS_POLICY, "send_timeout", "the client is not reading the audio") from None
+        except (OSError, RuntimeError) as exc:  # closed underneath us
+            raise ClientGone from exc
+        self.last_activity = time.perf_counter()
+
+
+class TextStream:
+    """One stream of text in and audio out: all of a ``stream-input`` socket, or one context of a
+    ``multi-stream-input`` socket (then every message it sends carries ``contextId``).
+
+    ``push`` turns messages into segments on a queue; ``write`` renders them (in worker threads, one
+    piece at a time) and sends the audio. Text waiting to be rendered is bounded: past the limit
+    ``push`` waits, so the reader stops reading and TCP pushes back on the client.
     """
 
     def __init__(
         self,
-        ws: WebSocket,
-        principal: Principal,
+        channel: SocketChannel,
+        setup: SpeakerSetup,
         session: SpeechSession,
-        params: _Params,
         segmenter: TextSegmenter,
+        context_id: str | None = None,
     ) -> None:
-        self.ws = ws
-        self.state = ws.app.state
+        self.channel = channel
+        self.state = channel.state
         self.vv = self.state.vv
-        self.principal = principal
+        self.setup = setup
+        self.principal = setup.principal
         self.session = session
-        self.params = params
         self.segmenter = segmenter
-        self.cancel = session.cancel
+        self.context_id = context_id
         self.settings = self.vv.settings
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.pending_chars = 0
         self.room = asyncio.Event()
         self.room.set()
         self.ended = False
-        self.last_activity = time.perf_counter()
         self.ticket: GenerationTicket | None = None
         self.first_arrival: float | None = None
         self.first_audio_sent = False
         self.digest = hashlib.sha256()
         self.completed = False
+        self.t_start = time.perf_counter()
 
-    # -- reading ---------------------------------------------------------------------------------
-    async def receive(self) -> dict[str, Any]:
-        msg = await receive_message(
-            self.ws,
-            max_bytes=self.settings.ws_max_message_bytes,
-            idle_s=self.params.inactivity_s,
-            idle_since=self.idle_since,
-        )
-        self.last_activity = time.perf_counter()
-        return msg
+    @property
+    def busy(self) -> bool:
+        return self.pending_chars > 0 or (self.ended and not self.completed)
 
-    def idle_since(self) -> float | None:
-        """Idle: input not ended and nothing left to render (text waiting in the segmenter does count)."""
-        if self.ended or self.pending_chars > 0:
-            return None
-        return self.last_activity
-
-    async def handle(self, msg: dict[str, Any]) -> None:
-        if self.ended:
-            raise WsClose(WS_POLICY, "text_after_end", 'text was sent after the end of input ({"text": ""})')
-        text: str = msg["text"]
-        end = text == "" and not msg.get("flush")
+    # -- input ------------------------------------------------------------------------------------
+    async def push(self, msg: dict[str, Any], *, end: bool = False) -> None:
+        """Text, ``flush`` or ``try_trigger_generation``; ``end``: no more text (flushes first)."""
+        text = msg.get("text") or ""
         segments = self.segmenter.push(text)
         if msg.get("flush") or end:
             segments += self.segmenter.flush()
@@ -607,27 +664,17 @@ class TextInputSession:
                 self.first_arrival = now
             await self.queue.put((segment, now))
         if end:
+            await self.end()
+
+    async def end(self) -> None:
+        """No more input: what is queued is spoken, text still buffered (never flushed) is dropped."""
+        if not self.ended:
             self.ended = True
             await self.queue.put(_END)
 
-    async def read(self, first: dict[str, Any]) -> None:
-        await self.handle(first)
-        while True:
-            await self.handle(await self.receive())
-
-    # -- writing ---------------------------------------------------------------------------------
-    async def send(self, payload: str | bytes) -> None:
-        timeout = float(getattr(self.state, "send_timeout_s", self.settings.stream_send_timeout_s))
-        try:
-            if isinstance(payload, bytes):
-                await asyncio.wait_for(self.ws.send_bytes(payload), timeout)
-            else:
-                await asyncio.wait_for(self.ws.send_text(payload), timeout)
-        except TimeoutError:
-            raise WsClose(WS_POLICY, "send_timeout", "the client is not reading the audio") from None
-        except (OSError, RuntimeError) as exc:  # closed underneath us
-            raise ClientGone from exc
-        self.last_activity = time.perf_counter()
+    # -- output -----------------------------------------------------------------------------------
+    def _tagged(self, meta: dict[str, Any]) -> dict[str, Any]:
+        return meta if self.context_id is None else {**meta, "contextId": self.context_id}
 
     async def send_chunk(self, chunk: SessionChunk) -> None:
         if not chunk.audio:
@@ -649,12 +696,13 @@ class TextInputSession:
                 "wordStartTimesMs": [w.start_ms for w in chunk.words],
                 "wordEndTimesMs": [w.end_ms for w in chunk.words],
             }
-        if self.params.binary_audio:
-            await self.send(chunk.audio)
+        if self.channel.params.binary_audio:
+            await self.channel.send(chunk.audio)
             if len(meta) > 1:
-                await self.send(json.dumps(meta))
+                await self.channel.send(json.dumps(self._tagged(meta)))
         else:
-            await self.send(json.dumps({"audio": base64.b64encode(chunk.audio).decode("ascii"), **meta}))
+            audio = base64.b64encode(chunk.audio).decode("ascii")
+            await self.channel.send(json.dumps(self._tagged({"audio": audio, **meta})))
 
     def _prepare(self, segment: str) -> PreparedSpeech | None:
         """Worker thread: plan a segment; the first one opens the generation record (its watermark id)."""
@@ -665,11 +713,12 @@ class TextInputSession:
         return prepared
 
     async def write(self) -> None:
+        """Render and send until the input ends; then the end of the audio and ``isFinal``."""
         while True:
             item = await self.queue.get()
             if item is _END:
                 await self.send_chunk(await anyio.to_thread.run_sync(self.session.finish))
-                await self.send(json.dumps({"isFinal": True}))
+                await self.channel.send(json.dumps(self._tagged({"isFinal": True})))
                 self.completed = True
                 return
             segment, arrival = item
@@ -684,24 +733,7 @@ class TextInputSession:
             if self.pending_chars < self.settings.max_input_chars:
                 self.room.set()
 
-    async def run(self, first: dict[str, Any]) -> None:
-        """Read and write until the input ends and its audio is sent, or something goes wrong."""
-        reader = asyncio.create_task(self.read(first))
-        writer = asyncio.create_task(self.write())
-        try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.cancel.set()  # a render in a worker thread stops at its next piece
-            for task in (reader, writer):
-                task.cancel()
-            results = await asyncio.gather(reader, writer, return_exceptions=True)
-        for result in results:
-            if isinstance(result, WsClose | ClientGone | VoxError):
-                raise result
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                raise result
-
-    def finish_record(self, t_start: float) -> None:
+    def finish_record(self) -> None:
         """Worker thread: close the generation record and write its audit entry."""
         if self.ticket is None:
             return
@@ -714,7 +746,7 @@ class TextInputSession:
             text_sha256=self.session.text_sha256,
             text_chars=self.session.text_chars,
         )
-        total = time.perf_counter() - t_start
+        total = time.perf_counter() - self.t_start
         if self.session.audio_s > 0:
             self.state.metrics.audio_seconds.inc(self.session.audio_s)
         self.vv.generations.finish(
@@ -726,6 +758,190 @@ class TextInputSession:
             prepared=summary,
             completed=self.completed,
         )
+
+
+def _options_of(msg: dict[str, Any]) -> dict[str, Any]:
+    return {k: msg[k] for k in ("voice_settings", "generation_config") if msg.get(k) is not None}
+
+
+def _open_stream(
+    channel: SocketChannel, setup: SpeakerSetup, options: dict[str, Any], context_id: str | None = None
+) -> TextStream:
+    """A text stream with the speed and chunk schedule of ``options`` (a first message)."""
+    speed, schedule = _session_options(options)
+    out = setup.params.output
+    session = SpeechSession(
+        setup.pipeline,
+        setup.style,
+        fmt=out.format,
+        sample_rate=out.sample_rate,
+        speed=speed,
+        bitrate=out.bitrate,
+        lexicon=setup.lexicon,
+        cancel=threading.Event(),
+    )
+    return TextStream(channel, setup, session, TextSegmenter(schedule), context_id)
+
+
+async def _finish_records(streams: list[TextStream]) -> None:
+    for stream in streams:
+        try:
+            await run_in_threadpool(stream.finish_record)
+        except Exception:  # noqa: BLE001 - never mask how the session ended
+            log.exception("text stream record not finished")
+
+
+async def _run_until_done(main: Awaitable[None], others: Callable[[], set[asyncio.Task[None]]]) -> None:
+    """Run ``main`` and the tasks ``others()`` names (it may grow) until all end; the first failure
+    cancels the rest (a render in a worker thread stops at its next piece) and is raised."""
+    first = asyncio.ensure_future(main)
+    try:
+        while True:
+            pending = {t for t in {first, *others()} if not t.done()}
+            for task in {first, *others()}:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            if not pending:
+                return
+            await asyncio.wait(pending, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in {first, *others()}:
+            task.cancel()
+        await asyncio.gather(first, *others(), return_exceptions=True)
+
+
+class TextInputSession:
+    """``stream-input``: one text stream; ``{"text": ""}`` ends it, then ``isFinal`` and close 1000."""
+
+    def __init__(self, channel: SocketChannel, setup: SpeakerSetup, first: dict[str, Any]) -> None:
+        self.channel = channel
+        self.stream = _open_stream(channel, setup, first)
+        channel.busy = lambda: self.stream.busy
+        self.writer: asyncio.Task[None] | None = None
+
+    async def read(self, first: dict[str, Any]) -> None:
+        msg = first
+        while True:
+            if self.stream.ended:
+                raise WsClose(
+                    WS_POLICY, "text_after_end", 'text was sent after the end of input ({"text": ""})'
+                )
+            await self.stream.push(msg, end=msg["text"] == "" and not msg.get("flush"))
+            msg = await self.channel.receive()
+
+    async def run(self, first: dict[str, Any]) -> None:
+        self.writer = asyncio.create_task(self.stream.write())
+        reader = asyncio.create_task(self.read(first))
+        try:
+            done, _ = await asyncio.wait({reader, self.writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.stream.session.cancel.set()
+            for task in (reader, self.writer):
+                task.cancel()
+            results = await asyncio.gather(reader, self.writer, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    def streams(self) -> list[TextStream]:
+        return [self.stream]
+
+
+class MultiContextSession:
+    """``multi-stream-input``: up to MAX_CONTEXTS text streams on one socket, each named by the client's
+    ``context_id`` (messages without one use the context ``default``).
+
+    A context opens with its first text (``voice_settings`` and ``generation_config`` of that message,
+    else of the socket's first message), ``flush`` speaks what it holds, ``close_context`` ends it (text
+    never flushed is dropped, flushed text is still spoken) and answers ``{"isFinal": true, "contextId"}``
+    after its last audio; the id may then open a new context. ``{"text": "", "context_id"}`` and
+    ``{"text": ""}`` only keep the socket alive. ``close_socket`` flushes and ends every context, then
+    the socket closes with 1000 once their audio is sent.
+    """
+
+    def __init__(self, channel: SocketChannel, setup: SpeakerSetup, first: dict[str, Any]) -> None:
+        self.channel = channel
+        self.setup = setup
+        self.defaults = _options_of(first)
+        _session_options(self.defaults)  # a bad default is refused now, not at the first context
+        self.contexts: dict[str, TextStream] = {}
+        self.options: dict[str, dict[str, Any]] = {}  # settings sent with a context's opening " "
+        self.writers: dict[TextStream, asyncio.Task[None]] = {}
+        self.done: list[TextStream] = []
+        channel.busy = lambda: any(s.busy for s in self.contexts.values())
+
+    def _context_id(self, msg: dict[str, Any]) -> str:
+        cid = msg.get("context_id", msg.get("contextId"))
+        if cid is None:
+            return "default"
+        if not isinstance(cid, str) or not 1 <= len(cid) <= MAX_CONTEXT_ID:
+            raise WsClose(
+                WS_INVALID, "invalid_message", f"context_id must be a string of 1-{MAX_CONTEXT_ID} characters"
+            )
+        return cid
+
+    async def _retire(self, stream: TextStream) -> None:
+        """A context's writer ended (isFinal sent): forget it and close its record."""
+        await stream.write()
+        if self.contexts.get(stream.context_id or "") is stream:
+            del self.contexts[stream.context_id or ""]
+        self.done.append(stream)
+        await run_in_threadpool(stream.finish_record)
+
+    def _open(self, cid: str, msg: dict[str, Any]) -> TextStream:
+        if len(self.contexts) >= MAX_CONTEXTS:
+            raise WsClose(
+                WS_POLICY,
+                "too_many_contexts",
+                f"at most {MAX_CONTEXTS} contexts may be open on one socket; close one first",
+            )
+        options = {**self.defaults, **self.options.pop(cid, {}), **_options_of(msg)}
+        stream = _open_stream(self.channel, self.setup, options, cid)
+        self.contexts[cid] = stream
+        self.writers[stream] = asyncio.create_task(self._retire(stream))
+        return stream
+
+    async def handle(self, msg: dict[str, Any]) -> bool:
+        """One message; False once ``close_socket`` came (nothing more is read)."""
+        if msg.get("close_socket"):
+            for open_stream in list(self.contexts.values()):
+                if not open_stream.ended:
+                    await open_stream.push({"text": ""}, end=True)
+            return False
+        cid = self._context_id(msg)
+        stream = self.contexts.get(cid)
+        if msg.get("close_context"):
+            self.options.pop(cid, None)
+            if stream is not None:
+                await stream.end()
+            return True
+        text = msg.get("text") or ""
+        if not text.strip() and not msg.get("flush"):
+            # A keep-alive, or a context's opening " " (it opens with its first words, with these settings)
+            if _options_of(msg) and stream is None:
+                _session_options(_options_of(msg))  # refused now if bad
+                self.options[cid] = _options_of(msg)
+            return True
+        if stream is None or stream.ended:  # an id used again after close_context: a new context
+            stream = self._open(cid, msg)
+        await stream.push(msg)
+        return True
+
+    async def read(self, first: dict[str, Any]) -> None:
+        msg = first
+        while await self.handle(msg):
+            msg = await self.channel.receive(text_required=False)
+
+    async def run(self, first: dict[str, Any]) -> None:
+        try:
+            await _run_until_done(self.read(first), lambda: set(self.writers.values()))
+        finally:
+            for stream in self.writers:
+                stream.session.cancel.set()  # a render in a worker thread stops at its next piece
+
+    def streams(self) -> list[TextStream]:
+        """The contexts whose records are still open (retired ones closed theirs)."""
+        return [s for s in self.writers if s not in self.done]
 
 
 async def _close(ws: WebSocket, code: int, reason: str, message: str | None = None) -> None:
@@ -741,43 +957,42 @@ async def _close(ws: WebSocket, code: int, reason: str, message: str | None = No
         log.debug("websocket close not delivered code=%d reason=%s", code, reason)
 
 
-@router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
-async def stream_input(ws: WebSocket, voice_id: str) -> None:
-    """Text in as it is written, audio out as it is rendered (ElevenLabs' stream-input protocol)."""
+def _first_message_key(first: dict[str, Any]) -> str | None:
+    """The key in a first message: ``xi_api_key``, ``xi-api-key`` or ``authorization: "Bearer ..."``."""
+    for name in ("xi_api_key", "xi-api-key", "authorization"):
+        value = first.get(name)
+        if isinstance(value, str) and value.strip():
+            return _bearer(value)
+    return None
+
+
+async def _serve(
+    ws: WebSocket, voice_id: str, name: str, kind: type[TextInputSession | MultiContextSession]
+) -> None:
+    """Everything both WebSocket routes share: parameters, key (headers, query or first message),
+    voice, admission, the session's run, and a close code for however it ended."""
     state = ws.app.state
     vv = state.vv
     await ws.accept()
     admitted = False
-    session_obj: TextInputSession | None = None
+    session_obj: TextInputSession | MultiContextSession | None = None
     t_start = time.perf_counter()
     try:
         try:
             params = _ws_params(ws)
+            if kind is MultiContextSession and params.binary_audio:
+                raise VoxError("invalid_parameter", "binary_audio is not available on multi-stream-input")
             secret = _ws_secret(ws)
             principal = await run_in_threadpool(_authenticate, ws, secret) if secret else None
-            first = await receive_message(
-                ws,
-                max_bytes=vv.settings.ws_max_message_bytes,
-                idle_s=params.inactivity_s,
-                idle_since=lambda: t_start,
-            )
+            channel = SocketChannel(ws, params)
+            first = await channel.receive(text_required=kind is TextInputSession)
             if principal is None:
-                key = first.get("xi_api_key")
-                principal = await run_in_threadpool(_authenticate, ws, key if isinstance(key, str) else None)
-            speed, schedule = _session_options(first)
+                principal = await run_in_threadpool(_authenticate, ws, _first_message_key(first))
             style = await run_in_threadpool(vv.voice_for, principal, voice_id)
             lexicon = await run_in_threadpool(vv.lexicon_for, principal)
             pipeline = await run_in_threadpool(lambda: vv.pipeline)
-            session = SpeechSession(
-                pipeline,
-                style,
-                fmt=params.output.format,
-                sample_rate=params.output.sample_rate,
-                speed=speed,
-                bitrate=params.output.bitrate,
-                lexicon=lexicon,
-                cancel=threading.Event(),
-            )
+            setup = SpeakerSetup(principal, style, lexicon, pipeline, params)
+            session_obj = kind(channel, setup, first)
             state.admission.reserve()
             admitted = True
         except VoxError as exc:
@@ -785,7 +1000,6 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
             raise _close_for(exc) from None
         state.metrics.active_syntheses.inc()
         try:
-            session_obj = TextInputSession(ws, principal, session, params, TextSegmenter(schedule))
             with state.admission.running():
                 await session_obj.run(first)
         except VoxError as exc:
@@ -794,24 +1008,35 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
             state.metrics.active_syntheses.dec()
         await _close(ws, WS_NORMAL, "done")
     except WsClose as exc:
-        log.info("stream-input closed code=%d reason=%s", exc.code, exc.reason)
+        log.info("%s closed code=%d reason=%s", name, exc.code, exc.reason)
         await _close(ws, exc.code, exc.reason, exc.message)
     except ClientGone:
-        log.info("stream-input client went away")
+        log.info("%s client went away", name)
     except Exception:
-        log.exception("stream-input failed")
+        log.exception("%s failed", name)
         await _close(ws, WS_INTERNAL, "internal_error", "internal error; the server log has the details")
     finally:
         if admitted:
             state.admission.release()
         if session_obj is not None:
-            try:
-                await run_in_threadpool(session_obj.finish_record, t_start)
-            except Exception:  # noqa: BLE001 - never mask how the session ended
-                log.exception("stream-input record not finished")
-        log.info("stream-input voice=%s session_s=%.2f", voice_id, time.perf_counter() - t_start)
+            await _finish_records(session_obj.streams())
+        log.info("%s voice=%s session_s=%.2f", name, voice_id, time.perf_counter() - t_start)
 
 
-# The authorisation suite reads the scope a route demands from this attribute (the WebSocket route
-# authenticates inside, so that refusals can close with a code instead of failing the handshake).
+@router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
+async def stream_input(ws: WebSocket, voice_id: str) -> None:
+    """Text in as it is written, audio out as it is rendered (ElevenLabs' stream-input protocol)."""
+    await _serve(ws, voice_id, "stream-input", TextInputSession)
+
+
+@router.websocket("/v1/text-to-speech/{voice_id}/multi-stream-input")
+async def multi_stream_input(ws: WebSocket, voice_id: str) -> None:
+    """Several independent text streams on one socket (ElevenLabs' multi-context protocol; Pipecat's
+    and LiveKit's ElevenLabs services use it)."""
+    await _serve(ws, voice_id, "multi-stream-input", MultiContextSession)
+
+
+# The authorisation suite reads the scope a route demands from this attribute (the WebSocket routes
+# authenticate inside, so that refusals can close with a code instead of failing the handshake).
 stream_input.required_scope = "speech:create"  # type: ignore[attr-defined]
+multi_stream_input.required_scope = "speech:create"  # type: ignore[attr-defined]
