@@ -159,9 +159,13 @@ class RayExecutor:
                 kwargs.update(
                     num_cpus=max(1, round(self.workers * self.cpus_per_worker)), include_dashboard=False
                 )
-                # Ray's own default for a cluster started here (token authentication), said explicitly so
-                # Ray does not warn about it on every run; RAY_AUTH_MODE=disabled in the environment wins.
-                os.environ.setdefault("RAY_AUTH_MODE", "token")
+                # A cluster started here gets Ray's default authentication (token mode), and Ray logs a
+                # warning saying so on every run: nothing for the user to act on, so it is not shown. (Setting
+                # RAY_AUTH_MODE=token ourselves instead made Ray's GCS abort: no token file yet.)
+                # RAY_AUTH_MODE=disabled|token in the environment still decides.
+                logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+                    logging.ERROR
+                )
             try:
                 ray.init(**kwargs)
             except ConnectionError as exc:
