@@ -215,3 +215,18 @@ def test_bad_output_format_is_refused_before_any_audio(
     )
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == code
+
+
+# ------------------------------------------------------------------------------------------- realtime
+def test_elevenlabs_realtime_helper_with_the_ws_override(eleven: Any, live_server: str) -> None:
+    """The SDK's convert_realtime always rewrites the base URL to wss://; without a TLS proxy in front,
+    point its (private) WebSocket base at ws:// as docs/clients.md shows."""
+    eleven.text_to_speech._ws_base_url = live_server.replace("http://", "ws://")
+
+    def words() -> Any:
+        yield from ["Hello ", "from the ", "realtime ", "helper. ", "It streams ", "as text arrives."]
+
+    data = b"".join(
+        eleven.text_to_speech.convert_realtime("alpha", text=words(), output_format="mp3_44100_64")
+    )
+    assert 1.5 < decode(data, max_bytes=10_000_000, max_seconds=60).duration < 10.0
