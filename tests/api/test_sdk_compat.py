@@ -230,3 +230,45 @@ def test_elevenlabs_realtime_helper_with_the_ws_override(eleven: Any, live_serve
         eleven.text_to_speech.convert_realtime("alpha", text=words(), output_format="mp3_44100_64")
     )
     assert 1.5 < decode(data, max_bytes=10_000_000, max_seconds=60).duration < 10.0
+
+
+# ------------------------------------------------------------------------------------------- custom voices
+SPEAKERS = __import__("pathlib").Path(__file__).resolve().parents[2].parent / "shared/testdata/speakers"
+
+
+def test_elevenlabs_add_voice_starts_a_consent_and_makes_no_voice(eleven: Any, vv, admin_key: str) -> None:  # type: ignore[no-untyped-def]
+    clips = sorted(SPEAKERS.glob("en_*.wav"))[:1]
+    if not clips:
+        pytest.skip("../shared/testdata/speakers is missing")
+    project = vv.keys.authenticate(admin_key).project_id
+    before = len(vv.voice_registry.list(project))
+    with clips[0].open("rb") as f:
+        r = eleven.voices.ivc.create(name="Sam Taylor", files=[f], description="audiobook narration")
+    assert r.requires_verification is True and not r.voice_id
+    extra = r.model_extra or {}
+    consent = vv.consents.view(extra["consent_id"], project)
+    assert consent["status"] == "pending"
+    assert consent["speaker_name"] == "Sam Taylor" and consent["purpose"] == "audiobook narration"
+    assert "Sam Taylor" in extra["script"] and extra["enroll_url"].endswith("/enroll")
+    assert len(vv.voice_registry.list(project)) == before  # nothing speaks without the verified consent
+
+
+def test_elevenlabs_add_voice_without_files_is_a_422(live_server: str, admin_key: str) -> None:
+    r = httpx.post(
+        live_server + "/v1/voices/add",
+        data={"name": "x"},
+        files={"other": ("a", b"1")},
+        headers={"xi-api-key": admin_key},
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "missing_field"
+
+
+def test_openai_custom_voice_calls_are_refused_with_the_way_to_consent(openai_client: Any) -> None:
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as info:
+        openai_client.audio.voice_consents.create(name="Sam", language="en-US", recording=b"RIFF....")
+    assert info.value.body["code"] == "consent_flow_required"  # type: ignore[index]
+    assert "/v1/consents" in info.value.body["message"]  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError):
+        openai_client.audio.voices.create(name="Sam", consent="cons_123", audio_sample=b"RIFF....")

@@ -23,7 +23,7 @@ from voxvault.api.routes import adapt as adapt_routes
 from voxvault.api.routes import audit as audit_routes
 from voxvault.api.routes import batches as batch_routes
 from voxvault.api.routes import consents as consent_routes
-from voxvault.api.routes import elevenlabs, elevenlabs_voices, models, speech, system
+from voxvault.api.routes import custom_voices, elevenlabs, elevenlabs_voices, models, speech, system
 from voxvault.api.routes import keys as key_routes
 from voxvault.api.routes import tenants as tenant_routes
 from voxvault.api.routes import transcription as transcription_routes
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(elevenlabs.router)
     app.include_router(elevenlabs_voices.router)
     app.include_router(models.router)
+    app.include_router(custom_voices.router)
     app.include_router(key_routes.router)
     app.include_router(tenant_routes.router)
     app.include_router(audit_routes.router)
