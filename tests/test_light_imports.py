@@ -26,5 +26,7 @@ CLI_HEAVY = (*HEAVY, "scipy.signal")
 )
 def test_import_loads_no_heavy_module(module: str, heavy: tuple[str, ...]) -> None:
     code = f"import sys, {module}; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.strip() == "", f"importing {module} loaded {out.stdout.strip()}"
