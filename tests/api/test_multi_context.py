@@ -162,3 +162,33 @@ def test_first_message_with_a_wrong_key_is_refused(tc: TestClient) -> None:
         error = json.loads(ws.receive()["text"])["error"]
         close = ws.receive()
     assert error["code"] == "invalid_api_key" and close["code"] == 1008
+
+
+def test_livekit_stream_input_shapes(live: LiveServer, key: str) -> None:
+    """LiveKit's ElevenLabs plugin: stream-input, its default mp3_22050_32, an init message with
+    voice_settings null and its own chunk schedule, one word per message, then {"text": ""}."""
+    ws_url = live.url.replace("http://", "ws://")
+    query = "model_id=eleven_turbo_v2_5&output_format=mp3_22050_32&optimize_streaming_latency=3"
+    audio = b""
+    with connect(
+        f"{ws_url}/v1/text-to-speech/alpha/stream-input?{query}", additional_headers={"xi-api-key": key}
+    ) as ws:
+        init = {
+            "text": " ",
+            "try_trigger_generation": True,
+            "voice_settings": None,
+            "generation_config": {"chunk_length_schedule": [80, 120, 200, 260]},
+        }
+        ws.send(json.dumps(init))
+        for word in ["Hello", "from", "a", "LiveKit", "agent,", "one", "word", "at", "a", "time."]:
+            ws.send(json.dumps({"text": f"{word} ", "try_trigger_generation": False}))
+        ws.send(json.dumps({"text": ""}))
+        for raw in ws:
+            msg = json.loads(raw)
+            if msg.get("audio"):
+                audio += base64.b64decode(msg["audio"])
+        assert ws.close_code == 1000
+    from voxvault.audio import decode
+
+    decoded = decode(audio, max_bytes=10_000_000, max_seconds=60)
+    assert decoded.source_sample_rate == 22050 and decoded.duration > 1.5

@@ -166,7 +166,12 @@ def test_elevenlabs_stream_with_timestamps_is_ndjson_with_absolute_times(eleven:
 # ------------------------------------------------------------------------------------------- formats
 @pytest.mark.parametrize(
     ("output_format", "container", "rate"),
-    [("mp3_22050_32", "mp3", 22050), ("pcm_44100", None, 44100), ("pcm_8000", None, 8000)],
+    [
+        ("mp3_22050_32", "mp3", 22050),
+        ("pcm_44100", None, 44100),
+        ("pcm_8000", None, 8000),
+        ("pcm_32000", None, 32000),
+    ],
 )
 def test_elevenlabs_output_formats(eleven: Any, output_format: str, container: str | None, rate: int) -> None:
     data = b"".join(eleven.text_to_speech.convert("alpha", text=TIMED_TEXT, output_format=output_format))

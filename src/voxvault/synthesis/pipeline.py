@@ -49,7 +49,7 @@ ENGINE_SPEED_RANGE = (1.0, 1.0)
 FIRST_PIECE_PHONEMES = 20
 PIECE_GROWTH = 2.0
 RAMP_TOLERANCE = 1.3
-OUTPUT_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+OUTPUT_SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)  # ElevenLabs has pcm_32000
 WordSpans = tuple[tuple[float, float], ...]
 # Silence (SSML breaks, sentence pauses) leaves in chunks of at most this long: a request's pauses never
 # exist as one array, however long they add up to (security audit, finding 1).
