@@ -91,4 +91,5 @@ bench-asr: install-dev
 		(command -v apt-get >/dev/null && apt-get install -y -q pocketsphinx-testdata >/dev/null 2>&1) || \
 		echo "bench-asr: pocketsphinx-testdata is not installed and could not be (apt-get install pocketsphinx-testdata); skipping"
 	@if [ -f /usr/share/pocketsphinx/test/data/librivox/transcription ]; then \
-		$(BIN)/python bench/asr.py --out bench/results/asr.json --doc docs/benchmarks.md; fi
+		$(BIN)/python bench/asr.py --out bench/results/asr.json --doc docs/benchmarks.md && \
+		$(BIN)/python bench/asr_stream.py --out bench/results/asr_stream.json --doc docs/benchmarks.md; fi

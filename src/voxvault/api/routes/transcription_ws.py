@@ -54,8 +54,10 @@ router = APIRouter(tags=["transcription"])
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-#: Run the model again once this much new audio arrived (a partial about every second).
+#: Run the model again once this much new audio arrived (a partial about every second) ...
 STEP_S = 1.0
+#: ... and the first time as soon as this much is there: the first words show early.
+FIRST_STEP_S = 0.5
 #: A segment that ended this long before the newest audio is final.
 SETTLE_S = 2.0
 #: Unsettled audio held at most; past it the segments recognised so far become final.
@@ -100,6 +102,7 @@ def recognise_step(
 
     length = audio.size / SAMPLE_RATE
     segments: list[Any] = []
+    language: str | None = None
     if audio.size >= SAMPLE_RATE // 10 and float(np.max(np.abs(audio))) >= SILENCE_PEAK:
         opts = TranscribeOptions(
             language=state.language or options.language,
@@ -109,8 +112,8 @@ def recognise_step(
             batch_size=1,
         )
         result = engine.recognize(audio, SAMPLE_RATE, opts)
-        state.language = state.language or result.info.language
         segments = list(result)
+        language = result.info.language
     if final:
         settled, pending = segments, []
     else:
@@ -118,6 +121,10 @@ def recognise_step(
         pending = segments[len(settled) :]
         if length > MAX_BUFFER_S and not settled:  # one run-on segment: keep everything but the newest
             settled, pending = segments[:-1] or segments, segments[-1:] if len(segments) > 1 else []
+    if settled and state.language is None:
+        # Detected on the audio of the first final segment, then kept: half a second of speech is too
+        # little to tell languages apart (it heard English as Arabic), so partials do not decide it.
+        state.language = language
     messages: list[dict[str, Any]] = []
     for seg in settled:
         text = seg.text.strip()
@@ -290,7 +297,7 @@ class _Session:
             await self.wake.wait()
             self.wake = anyio.Event()
             final = self.ended
-            if not final and self.state.backlog_s < STEP_S:
+            if not final and self.state.backlog_s < self._step_s():
                 continue
             state = self.state
             audio, state.fresh = state.buffer, 0
@@ -306,8 +313,12 @@ class _Session:
                 await self.ws.send_text(json.dumps(message))
             if final:
                 return
-            if self.ended or self.state.backlog_s >= STEP_S:
+            if self.ended or self.state.backlog_s >= self._step_s():
                 self.wake.set()
+
+    def _step_s(self) -> float:
+        heard = self.state.finals or self.state.last_partial
+        return STEP_S if heard else FIRST_STEP_S
 
 
 async def _serve(session: _Session) -> None:
