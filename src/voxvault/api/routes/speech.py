@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from voxvault.api.deps import require
 from voxvault.api.schemas import SpeechRequest
+from voxvault.api.streaming import ClosingStreamingResponse
 from voxvault.governance.keys import Principal
 from voxvault.synthesis import PreparedSpeech
 from voxvault.synthesis.pipeline import ChunkHook
@@ -162,6 +163,8 @@ def create_speech(
     )
     chunks, ticket = start_speech_stream(request, principal, prepared, t_start)
     headers = {"x-generation-id": ticket.id}
+    # Closing (not Starlette's own) response: a client that hangs up (a caller barging in) stops the
+    # synthesis before its next piece and frees its place at once, not whenever the generator is collected.
     if body.stream_format == "sse":
-        return StreamingResponse(_sse(chunks), media_type="text/event-stream", headers=headers)
-    return StreamingResponse(chunks, media_type=prepared.content_type, headers=headers)
+        return ClosingStreamingResponse(_sse(chunks), media_type="text/event-stream", headers=headers)
+    return ClosingStreamingResponse(chunks, media_type=prepared.content_type, headers=headers)

@@ -1,0 +1,80 @@
+"""Barge-in: a voice agent drops a stream when the caller speaks; its model slot must come back at once.
+
+Over real sockets (uvicorn in a thread): a long text is streamed, the client reads the first audio and
+hangs up. The dropped stream stops between pieces (at most the piece in flight and one asked for just
+before finish), its admission place is released while most of its pieces were never rendered, and a
+request sent right after is admitted and served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from live_uvicorn import LiveServer, audit_actions_since, wait_until
+
+pytestmark = pytest.mark.slow
+
+LONG_TEXT = " ".join(
+    f"Sentence number {n} of a long answer keeps the synthesiser busy a while." for n in range(1, 31)
+)
+
+
+@pytest.fixture(scope="module")
+def speech_key(vv) -> str:  # type: ignore[no-untyped-def]
+    org_id, project_id = vv.keys.ensure_default_project()
+    return str(
+        vv.keys.create(org_id=org_id, project_id=project_id, scopes=["speech:create"], name="barge").secret
+    )
+
+
+@pytest.fixture(scope="module")
+def live(vv) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    from voxvault.api.app import create_app
+
+    server = LiveServer(create_app(vv=vv, warm_up=False))
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("stream_format", ["audio", "sse"])
+def test_openai_stream_dropped_mid_answer_frees_its_slot_for_the_next_request(
+    live: LiveServer, vv, speech_key: str, stream_format: str
+) -> None:  # type: ignore[no-untyped-def]
+    app, scheduler = live.app, vv.pipeline.scheduler
+    pieces_total = len(vv.pipeline.prepare(LONG_TEXT, vv.catalog.resolve("alpha"), fmt="pcm").pieces)
+    assert pieces_total > 6
+    seq = vv.audit.head()[0]
+    headers = {"authorization": f"Bearer {speech_key}"}
+    body = {
+        "model": "tts-1",
+        "voice": "alpha",
+        "input": LONG_TEXT,
+        "response_format": "pcm",
+        "stream_format": stream_format,
+    }
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream("POST", f"{live.url}/v1/audio/speech", json=body, headers=headers) as r,
+    ):
+        assert r.status_code == 200
+        assert next(r.iter_raw())
+        assert app.state.admission.admitted == 1
+        granted_at_drop = scheduler.granted
+    # Leaving the block hangs up with most of the body unread (a caller barging in).
+    # The place and the model come back while most of the answer was never rendered.
+    assert wait_until(lambda: app.state.admission.admitted == 0, 30)
+    assert wait_until(lambda: scheduler.running == 0 and scheduler.waiting == 0, 30)
+    assert scheduler.granted - granted_at_drop <= 2 < pieces_total - 2
+    assert wait_until(lambda: "speech.cancelled" in audit_actions_since(vv, seq), 10)
+    # The next request is admitted and served in full.
+    with httpx.Client(timeout=60) as client:
+        r2 = client.post(
+            f"{live.url}/v1/audio/speech",
+            json={"model": "tts-1", "voice": "alpha", "input": "Okay.", "response_format": "pcm"},
+            headers=headers,
+        )
+    assert r2.status_code == 200
+    assert len(r2.content) > 12_000  # over a quarter second of 24 kHz 16-bit speech
+    assert app.state.admission.admitted == 0
