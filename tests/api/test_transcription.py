@@ -285,3 +285,24 @@ def test_a_refusal_after_the_stream_started_is_an_error_event(  # type: ignore[n
     tid = r.headers["x-transcription-id"]
     [entry] = [e for e in vv.audit.entries() if e.get("target") == tid]
     assert entry["details"]["completed"] is False and entry["details"]["error"] == "audio_too_long"
+
+
+def test_gate_refuses_past_the_queue_and_after_waiting() -> None:
+    from voxvault.api.routes.transcription import TranscriptionGate
+    from voxvault.errors import VoxError
+
+    gate = TranscriptionGate(running=1, waiting=1)
+    gate.admit()
+    gate.run()
+    gate.admit()  # one may wait
+    with pytest.raises(VoxError) as info:
+        gate.admit()  # the queue is full
+    assert (info.value.code, info.value.status) == ("server_busy", 429)
+    with pytest.raises(VoxError) as info:
+        gate.run(wait_s=0.05)  # the slot stays busy
+    assert info.value.code == "server_busy"
+    gate.done(started=False)
+    gate.done(started=True)
+    gate.admit()
+    gate.run(wait_s=0.05)  # free again
+    gate.done(started=True)

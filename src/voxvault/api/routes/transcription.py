@@ -92,9 +92,12 @@ class TranscriptionGate:
                 )
             self._admitted += 1
 
-    def run(self) -> None:
-        """Block until a slot is free (call in a worker thread, after :meth:`admit`)."""
-        self._slots.acquire()
+    def run(self, wait_s: float = 60.0) -> None:
+        """Block until a slot is free (call in a worker thread, after :meth:`admit`); 429 after ``wait_s``
+        (a long stream holds its slot while it is open: nobody waits for it forever)."""
+        if not self._slots.acquire(timeout=wait_s):
+            message = "every transcription slot stayed busy; retry shortly"
+            raise VoxError("server_busy", message, 429, retry_after=10)
 
     def done(self, started: bool) -> None:
         if started:
