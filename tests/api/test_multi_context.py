@@ -77,7 +77,7 @@ def test_three_interleaved_contexts_stream_in_order_and_close_cleanly(live: Live
             order.append(cid)
             audio[cid] += base64.b64decode(msg["audio"])
             if msg.get("alignment"):
-                chars[cid] += [" ", *msg["alignment"]["chars"]]
+                chars[cid] += msg["alignment"]["chars"]  # as sent: later chunks lead with a space
         ws.send(json.dumps({"close_socket": True}))
         while True:
             try:
@@ -92,7 +92,7 @@ def test_three_interleaved_contexts_stream_in_order_and_close_cleanly(live: Live
             order.append(cid)
             audio[cid] += base64.b64decode(msg["audio"])
             if msg.get("alignment"):
-                chars[cid] += [" ", *msg["alignment"]["chars"]]
+                chars[cid] += msg["alignment"]["chars"]  # as sent: later chunks lead with a space
         assert ws.close_code == 1000
     assert finals[0] == "ctx-c" and sorted(finals) == sorted(CONTEXTS)  # each context ends once
     assert len(set(order[: len(order) // 2])) > 1  # contexts' audio was interleaved, not one after another

@@ -639,6 +639,7 @@ class TextStream:
         self.first_audio_sent = False
         self.digest = hashlib.sha256()
         self.completed = False
+        self.aligned = False  # an alignment was sent: the next one starts with a space
         self.t_start = time.perf_counter()
 
     @property
@@ -686,10 +687,10 @@ class TextStream:
                 time.perf_counter() - self.first_arrival
             )
         meta: dict[str, Any] = {"isFinal": False}
-        if chunk.normalized_alignment is not None:
-            meta["normalizedAlignment"] = chunk.normalized_alignment.to_json()
-        if chunk.alignment is not None:
-            meta["alignment"] = chunk.alignment.to_json()
+        for key, al in (("normalizedAlignment", chunk.normalized_alignment), ("alignment", chunk.alignment)):
+            if al is not None:
+                meta[key] = _spaced(al, lead=self.aligned).to_json()
+        self.aligned = self.aligned or bool(chunk.alignment and chunk.alignment.chars)
         if chunk.words:
             meta["wordAlignment"] = {
                 "words": [w.word for w in chunk.words],
@@ -758,6 +759,14 @@ class TextStream:
             prepared=summary,
             completed=self.completed,
         )
+
+
+def _spaced(al: CharAlignment, *, lead: bool) -> CharAlignment:
+    """A later chunk's alignment starts with a space, so clients that join characters into words across
+    chunks (Pipecat keeps a partial word between messages) never glue two words together."""
+    if not lead or not al.chars or al.chars[0] == " ":
+        return al
+    return CharAlignment([" ", *al.chars], [al.starts_ms[0], *al.starts_ms], [0, *al.durations_ms])
 
 
 def _options_of(msg: dict[str, Any]) -> dict[str, Any]:
