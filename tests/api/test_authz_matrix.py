@@ -25,7 +25,17 @@ from voxvault.api.deps import required_scope
 from voxvault.governance.keys import SCOPES
 from voxvault.store.models import ApiKey, Consent, Generation, Job, Voice, utcnow
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc", "/"}
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/",
+    "/favicon.ico",
+}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 AUTH_CODES = {
     "missing_api_key",
