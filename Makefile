@@ -57,6 +57,16 @@ clean:
 bench-stream: install-dev
 	$(BIN)/python bench/stream.py --out bench/results/stream.json --doc docs/benchmarks.md
 
+# Time to first audio by opening-clause length, three routes, two precisions (issue 28); REPEATS=5 on an idle box.
+.PHONY: bench-first-audio
+bench-first-audio: install-dev
+	$(BIN)/python bench/first_audio.py --repeats $(or $(REPEATS),2) --out bench/results/first_audio.json --doc docs/benchmarks.md
+
+# Is a split first piece heard? Whisper WER and seam gap/spectral jump, split vs unsplit opening clauses.
+.PHONY: bench-seam
+bench-seam: install-dev
+	$(BIN)/python bench/seam.py --budgets 20 10 --out bench/results/seam.json
+
 .PHONY: bench-watermark
 bench-watermark: install-dev
 	$(BIN)/python bench/watermark.py --out bench/results/watermark.json --plot bench/results/watermark.png --doc docs/watermark.md

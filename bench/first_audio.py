@@ -1,0 +1,270 @@
+"""Time to first audio of a voice agent's opening sentence, by length of its opening clause (issue 28).
+
+The server is ``voxvault serve`` in a subprocess (``bench/stream.py``'s ``Server``), once on the default
+Kokoro precision and once forced to ``VOXVAULT_KOKORO_PRECISION=int8`` (the non-VNNI path). Each of the
+30 openings of ``openers.OPENERS`` (1-19 words before the first comma) is streamed ``--repeats`` times
+through each route, one request at a time:
+
+* openai: ``POST /v1/audio/speech`` (pcm, streamed);
+* elevenlabs: ``POST /v1/text-to-speech/{voice}/stream?output_format=pcm_24000``;
+* websocket: ``stream-input`` (binary audio), the sentence sent whole with ``flush``; timed from the send.
+
+Time to first audio (TTFA) is until the first audio bytes reach the client; the client then hangs up
+(only the opening matters here, and a dropped stream is what a barge-in does), and waits ``--settle``
+seconds so the dropped stream's piece in flight does not load the next request. Reported per route and
+length bucket: p50/p95, and the ratios the issue sets: TTFA p50 (p95) over all openings / TTFA p50 of
+"Okay." on the same route, and TTFA p50 / the stock-onnxruntime whole-text time of the same opening
+(``bench/synthesis.py``'s ``Baseline``: the shipped int8 graph, one call, in this process, run while the
+server idles).
+
+Barge-in: a long answer is streamed (openai route), dropped at its first audio, and "Okay." is sent at
+once; its TTFA against "Okay." on an idle server.
+
+    python bench/first_audio.py --repeats 3 --out bench/results/first_audio.json --doc docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from doc_block import replace_block
+from openers import OPENERS, bucket, words_before_comma
+from stream import Server, machine, percentile
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUTES = ("openai", "elevenlabs", "websocket")
+BUCKETS = ("1-2", "3-5", "6-10", "11-20")
+OKAY = "Okay."
+LONG = " ".join(
+    f"Sentence number {n} of a long answer keeps the model busy for a while." for n in range(1, 21)
+)
+DOC_BEGIN, DOC_END = "<!-- bench-first-audio:begin -->", "<!-- bench-first-audio:end -->"
+
+
+async def ttfa_http(client: httpx.AsyncClient, url: str, route: str, text: str) -> float:
+    if route == "openai":
+        request = client.stream(
+            "POST",
+            f"{url}/v1/audio/speech",
+            json={"model": "tts-1", "voice": "alpha", "input": text, "response_format": "pcm"},
+        )
+    else:
+        request = client.stream(
+            "POST", f"{url}/v1/text-to-speech/alpha/stream?output_format=pcm_24000", json={"text": text}
+        )
+    t0 = time.perf_counter()
+    async with request as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"{route}: HTTP {r.status_code} {(await r.aread())[:200]!r}")
+        async for chunk in r.aiter_raw():
+            if chunk:
+                return time.perf_counter() - t0
+    raise RuntimeError(f"{route}: no audio")
+
+
+async def ttfa_ws(url: str, key: str, text: str) -> float:
+    import websockets
+
+    uri = f"{url.replace('http://', 'ws://')}/v1/text-to-speech/alpha/stream-input?output_format=pcm_24000&binary_audio=true"
+    async with websockets.connect(uri, additional_headers={"xi-api-key": key}, max_size=None) as ws:
+        await ws.send(json.dumps({"text": " "}))
+        t0 = time.perf_counter()
+        await ws.send(json.dumps({"text": text + " ", "flush": True}))
+        async for message in ws:
+            if isinstance(message, bytes) and message:
+                return time.perf_counter() - t0
+            data = json.loads(message)
+            if "error" in data:
+                raise RuntimeError(f"websocket: {data['error']}")
+    raise RuntimeError("websocket: no audio")
+
+
+async def measure(url: str, key: str, repeats: int, settle: float) -> dict[str, Any]:
+    headers = {"xi-api-key": key, "authorization": f"Bearer {key}"}
+    samples: dict[str, dict[str, list[float]]] = {r: {t: [] for t in OPENERS} for r in ROUTES}
+    async with httpx.AsyncClient(timeout=120, headers=headers) as client:
+        for route in ROUTES:  # warm each path (lazy imports, the voice's loudness gain)
+            for text in (OKAY, OPENERS[5]):
+                await (
+                    ttfa_ws(url, key, text) if route == "websocket" else ttfa_http(client, url, route, text)
+                )
+                await asyncio.sleep(settle)
+        for rep in range(repeats):
+            for text in OPENERS:
+                for route in ROUTES:
+                    t = await (
+                        ttfa_ws(url, key, text)
+                        if route == "websocket"
+                        else ttfa_http(client, url, route, text)
+                    )
+                    samples[route][text].append(t)
+                    await asyncio.sleep(settle)
+            print(f"  repeat {rep + 1}/{repeats} done, load {os.getloadavg()[0]:.1f}", flush=True)
+        barge: list[float] = []
+        idle: list[float] = []
+        for _ in range(repeats):
+            idle.append(await ttfa_http(client, url, "openai", OKAY))
+            await asyncio.sleep(settle)
+            await ttfa_http(client, url, "openai", LONG)  # returns at first audio: the client hangs up
+            barge.append(await ttfa_http(client, url, "openai", OKAY))
+            await asyncio.sleep(settle)
+    return {"samples": samples, "barge_in_okay_s": barge, "idle_okay_s": idle}
+
+
+def baseline_times(openers: list[str], repeats: int) -> dict[str, float]:
+    """Stock onnxruntime whole-text time of each opening (median of ``repeats``), in this process."""
+    from synthesis import Baseline
+    from voxvault.config import Settings
+    from voxvault.service import VoxVault
+
+    vv = VoxVault(
+        Settings(data_dir=Path(tempfile.mkdtemp(prefix="vv-fa-")), cache_dir=ROOT / ".cache/models")
+    )
+    base = Baseline(vv)
+    base.run(OPENERS[5])
+    return {t: statistics.median(base.run(t)[0] for _ in range(repeats)) for t in openers}
+
+
+def summarise(raw: dict[str, Any], baseline: dict[str, float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for route, per_text in raw["samples"].items():
+        okay = statistics.median(per_text[OKAY])
+        everything = sorted(t for ts in per_text.values() for t in ts)
+        buckets = {}
+        for b in BUCKETS:
+            ts = sorted(t for text, ts in per_text.items() if bucket(text) == b for t in ts)
+            if ts:
+                buckets[b] = {
+                    "n": len(ts),
+                    "p50_ms": round(percentile(ts, 50) * 1000),
+                    "p95_ms": round(percentile(ts, 95) * 1000),
+                }
+        vs_base = [statistics.median(ts) / baseline[text] for text, ts in per_text.items() if text != OKAY]
+        out[route] = {
+            "okay_p50_ms": round(okay * 1000),
+            "all_p50_ms": round(percentile(everything, 50) * 1000),
+            "all_p95_ms": round(percentile(everything, 95) * 1000),
+            "p50_over_okay": round(percentile(everything, 50) / okay, 2),
+            "p95_over_okay": round(percentile(everything, 95) / okay, 2),
+            "ttfa_over_baseline_median": round(statistics.median(vs_base), 3),
+            "buckets": buckets,
+        }
+    out["barge_in"] = {
+        "okay_after_drop_p50_ms": round(statistics.median(raw["barge_in_okay_s"]) * 1000),
+        "okay_idle_p50_ms": round(statistics.median(raw["idle_okay_s"]) * 1000),
+    }
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        DOC_BEGIN,
+        "## First audio of an opening sentence (`make bench-first-audio`)",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores; load average at start {m['load_average_at_start']}, "
+        f"at end {report['load_average_at_end']} (a CPU shared with other work: absolute times are noisy, "
+        f"the ratios are to baselines measured in the same run). Run {report['date']}, "
+        f"{report['duration_s']:.0f} s, {report['repeats']} repeats of {len(OPENERS)} openings per route, "
+        "one request at a time, the client hanging up at first audio. Baseline: stock onnxruntime, shipped "
+        f"int8 graph, whole opening in one call (median {report['baseline_median_ms']} ms).",
+        "",
+        "| precision | route | Okay. p50 | 1-2 words p50/p95 | 3-5 | 6-10 | 11-20 | all p50/p95 | p50/Okay | "
+        "p95/Okay | TTFA/baseline |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for precision, res in report["results"].items():
+        for route in ROUTES:
+            r = res[route]
+            cells = [
+                f"{r['buckets'][b]['p50_ms']}/{r['buckets'][b]['p95_ms']}" if b in r["buckets"] else ""
+                for b in BUCKETS
+            ]
+            lines.append(
+                f"| {precision} | {route} | {r['okay_p50_ms']} | "
+                + " | ".join(cells)
+                + f" | {r['all_p50_ms']}/"
+                f"{r['all_p95_ms']} | {r['p50_over_okay']} | {r['p95_over_okay']} | "
+                f"{r['ttfa_over_baseline_median']} |"
+            )
+    lines += [
+        "",
+        'Barge-in (openai route, "Okay." sent right after a long stream was dropped at first audio):',
+    ]
+    for precision, res in report["results"].items():
+        b = res["barge_in"]
+        lines.append(
+            f"{precision}: {b['okay_after_drop_p50_ms']} ms p50, against {b['okay_idle_p50_ms']} ms "
+            "on an idle server."
+        )
+    lines.append(DOC_END)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--settle", type=float, default=0.3, help="seconds between requests")
+    parser.add_argument("--precisions", nargs="+", default=["default", "int8"])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "first_audio.json")
+    parser.add_argument("--doc", type=Path, default=None)
+    args = parser.parse_args()
+
+    t_start = time.perf_counter()
+    info = machine()
+    key = f"vv_bench_{secrets.token_urlsafe(24)}"
+    results: dict[str, Any] = {}
+    raws: dict[str, Any] = {}
+    for precision in args.precisions:
+        env = {} if precision == "default" else {"VOXVAULT_KOKORO_PRECISION": precision}
+        with tempfile.TemporaryDirectory(prefix="vv-bench-fa-") as tmp:
+            server = Server(Path(tmp), key, env)
+            try:
+                server.wait_ready()
+                print(f"{precision}: server ready", flush=True)
+                raws[precision] = asyncio.run(measure(server.url, key, args.repeats, args.settle))
+            finally:
+                server.stop()
+    print("baseline (stock onnxruntime, whole opening)", flush=True)
+    baseline = baseline_times(list(OPENERS), max(1, args.repeats))
+    for precision, raw in raws.items():
+        results[precision] = summarise(raw, baseline)
+        print(precision, json.dumps(results[precision]), flush=True)
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "duration_s": round(time.perf_counter() - t_start, 1),
+        "machine": info,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "repeats": args.repeats,
+        "openers": [
+            {"text": t, "words_before_comma": words_before_comma(t), "bucket": bucket(t)} for t in OPENERS
+        ],
+        "baseline_s": {t: round(v, 4) for t, v in baseline.items()},
+        "baseline_median_ms": round(statistics.median(baseline.values()) * 1000),
+        "results": results,
+        "raw_s": {
+            p: {r: {t: [round(x, 4) for x in ts] for t, ts in v["samples"][r].items()} for r in ROUTES}
+            for p, v in raws.items()
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    if args.doc is not None:
+        replace_block(args.doc, markdown(report), DOC_BEGIN, DOC_END)
+        print(f"updated {args.doc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
