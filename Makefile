@@ -67,6 +67,11 @@ bench-first-audio: install-dev
 bench-seam: install-dev
 	$(BIN)/python bench/seam.py --budgets 20 10 --out bench/results/seam.json
 
+# Speak-only server RSS over mixed requests (short, long, streamed, dropped, bad input), curve as a PNG.
+.PHONY: bench-memory
+bench-memory: install-dev
+	$(BIN)/python bench/memory.py --requests $(or $(REQUESTS),2000) --out bench/results/memory.json --plot bench/results/memory.png
+
 .PHONY: bench-watermark
 bench-watermark: install-dev
 	$(BIN)/python bench/watermark.py --out bench/results/watermark.json --plot bench/results/watermark.png --doc docs/watermark.md

@@ -1,0 +1,139 @@
+"""Speak-only server memory over many mixed requests: does RSS stay under 1 GB, does it grow? (issue 28)
+
+``voxvault serve`` in a subprocess (``bench/stream.py``'s ``Server``) gets ``--requests`` requests, one at
+a time, cycling through: a short answer, a long one (read to the end), an ElevenLabs stream (read to the
+end), a stream dropped at its first audio (a barge-in), and bad input (empty text, an unknown format:
+400s). No cloning, no transcription: the speak-only server. The server's RSS (``/proc/<pid>/status``
+VmRSS) is read after every request.
+
+Reported: RSS after the first tenth of the requests and at the end, the growth between them, the peak;
+the curve as a PNG.
+
+    python bench/memory.py --requests 200 --out bench/results/memory.json --plot bench/results/memory.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from stream import Server, machine
+
+ROOT = Path(__file__).resolve().parents[1]
+SHORT = "Okay, done."
+LONG = (
+    "Sure, I can help with that. Your order shipped this morning and should arrive on Thursday. "
+    "Is there anything else you would like to know?"
+)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def one(client: httpx.AsyncClient, url: str, kind: str) -> int:
+    speech = f"{url}/v1/audio/speech"
+    if kind == "short":
+        r = await client.post(speech, json={"model": "tts-1", "voice": "alpha", "input": SHORT})
+        return r.status_code
+    if kind == "long":
+        r = await client.post(
+            speech, json={"model": "tts-1", "voice": "alpha", "input": LONG, "response_format": "pcm"}
+        )
+        return r.status_code
+    if kind in ("streamed", "cancelled"):
+        async with client.stream(
+            "POST", f"{url}/v1/text-to-speech/alpha/stream?output_format=mp3_22050_32", json={"text": LONG}
+        ) as r:
+            async for chunk in r.aiter_raw():
+                if chunk and kind == "cancelled":
+                    break  # hang up at first audio
+            return r.status_code
+    if kind == "bad_text":
+        return (await client.post(speech, json={"model": "tts-1", "voice": "alpha", "input": ""})).status_code
+    r = await client.post(
+        speech, json={"model": "tts-1", "voice": "alpha", "input": SHORT, "response_format": "xyz"}
+    )
+    return r.status_code
+
+
+async def run(server: Server, key: str, n: int) -> tuple[list[float], dict[str, int]]:
+    kinds = ["short", "long", "streamed", "cancelled", "bad_text", "bad_format"]
+    curve: list[float] = []
+    statuses: dict[str, int] = {}
+    headers = {"xi-api-key": key, "authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=120, headers=headers) as client:
+        for i in range(n):
+            kind = kinds[i % len(kinds)]
+            status = await one(client, server.url, kind)
+            statuses[f"{kind}:{status}"] = statuses.get(f"{kind}:{status}", 0) + 1
+            await asyncio.sleep(0.05)
+            curve.append(rss_mb(server.proc.pid))
+            if (i + 1) % 50 == 0:
+                print(f"  {i + 1}/{n}: {curve[-1]:.0f} MB", flush=True)
+    return curve, statuses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.json")
+    parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "results" / "memory.png")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    info = machine()
+    key = f"vv_bench_{secrets.token_urlsafe(24)}"
+    with tempfile.TemporaryDirectory(prefix="vv-bench-mem-") as tmp:
+        server = Server(Path(tmp), key, {"VOXVAULT_MAX_FIRST_AUDIO_S": "30"})
+        try:
+            server.wait_ready()
+            ready_mb = rss_mb(server.proc.pid)
+            curve, statuses = asyncio.run(run(server, key, args.requests))
+        finally:
+            server.stop()
+    tenth = curve[max(0, len(curve) // 10 - 1)]
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "duration_s": round(time.perf_counter() - t0, 1),
+        "machine": info,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "requests": args.requests,
+        "statuses": statuses,
+        "rss_ready_mb": round(ready_mb),
+        "rss_after_first_tenth_mb": round(tenth),
+        "rss_end_mb": round(curve[-1]),
+        "rss_peak_mb": round(max(curve)),
+        "growth_after_first_tenth": round(curve[-1] / tenth - 1, 4),
+        "curve_mb": [round(x, 1) for x in curve],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(range(1, len(curve) + 1), curve)
+    ax.axhline(1024, color="red", linestyle="--", linewidth=1, label="1 GB")
+    ax.set_xlabel("requests (short, long, streamed, cancelled, bad input)")
+    ax.set_ylabel("server RSS (MB)")
+    ax.set_ylim(0, max(1100, max(curve) * 1.1))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=100)
+    print(json.dumps({k: v for k, v in report.items() if k != "curve_mb"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
