@@ -89,11 +89,19 @@ def _metered(
 
 
 def _sse(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """OpenAI's ``stream_format=sse``: ``speech.audio.delta`` events, then ``speech.audio.done``."""
-    for data in chunks:
-        event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
-        yield f"data: {json.dumps(event)}\n\n".encode()
-    yield b'data: {"type": "speech.audio.done"}\n\n'
+    """OpenAI's ``stream_format=sse``: ``speech.audio.delta`` events, then ``speech.audio.done``.
+
+    Closing it closes ``chunks`` at once (a client that hung up frees its place now, not when collected).
+    """
+    try:
+        for data in chunks:
+            event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
+            yield f"data: {json.dumps(event)}\n\n".encode()
+        yield b'data: {"type": "speech.audio.done"}\n\n'
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 # Renders a prepared request's encoded audio: (watermark hook, cancel event, stats to fill) -> bytes.
