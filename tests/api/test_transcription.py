@@ -306,3 +306,20 @@ def test_gate_refuses_past_the_queue_and_after_waiting() -> None:
     gate.admit()
     gate.run(wait_s=0.05)  # free again
     gate.done(started=True)
+
+
+def test_a_file_that_is_not_audio_is_refused_before_whisper_loads(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    """A refused upload costs no model load (the security fuzz saw +291 MB for a refused first request)."""
+    from fastapi.testclient import TestClient
+
+    from voxvault.api.app import create_app
+    from voxvault.service import VoxVault
+
+    fresh = VoxVault(settings.model_copy(update={"data_dir": tmp_path}))
+    org_id, project_id = fresh.keys.ensure_default_project()
+    key = fresh.keys.create(org_id=org_id, project_id=project_id, scopes=["admin"], name="t").secret
+    with TestClient(create_app(vv=fresh, warm_up=False), headers={"Authorization": f"Bearer {key}"}) as c:
+        r = _post(c, file=("a.txt", b"this is not audio, it is a text file " * 40, "text/plain"))
+    assert r.status_code == 415, r.text
+    assert r.json()["error"]["code"] == "invalid_audio"
+    assert not fresh.engines.loaded("transcriber")

@@ -14,6 +14,7 @@ sizes, durations and timings, never text or audio.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -220,16 +221,25 @@ def _record(request: Request, job: _Job, completed: bool, error: str | None = No
 
 
 def _start(request: Request, data: bytes, model: str, options: Any) -> Any:
-    """Load the model (first use), decode the first window and start recognising it (worker thread)."""
+    """Decode the upload's first block, then load the model (first use) and start recognising (worker
+    thread). Decoding first means a file that is not audio is refused before Whisper is loaded: a
+    refused request never costs the model's few hundred MB."""
+    from voxvault.audio.io import iter_decode
+    from voxvault.engines.whisper import DECODE_BLOCK_S, SAMPLE_RATE
+
     vv = request.app.state.vv
-    engine = vv.engines.transcriber(model)
-    return engine.recognize_file(
+    blocks = iter_decode(
         data,
-        options,
         max_bytes=vv.settings.max_upload_bytes,
         max_seconds=vv.settings.asr_max_seconds,
+        target_sr=SAMPLE_RATE,
+        block_seconds=DECODE_BLOCK_S,
+        timeout_s=60.0,
         max_channels=8,
     )
+    first = next(blocks, None)
+    engine = vv.engines.transcriber(model)
+    return engine.recognize_blocks(itertools.chain([] if first is None else [first], blocks), options)
 
 
 async def _transcribe(
