@@ -323,3 +323,22 @@ def test_a_file_that_is_not_audio_is_refused_before_whisper_loads(tmp_path: Path
     assert r.status_code == 415, r.text
     assert r.json()["error"]["code"] == "invalid_audio"
     assert not fresh.engines.loaded("transcriber")
+
+
+def test_a_short_silent_file_is_refused_before_whisper_loads(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from voxvault.api.app import create_app
+    from voxvault.service import VoxVault
+
+    fresh = VoxVault(settings.model_copy(update={"data_dir": tmp_path}))
+    org_id, project_id = fresh.keys.ensure_default_project()
+    key = fresh.keys.create(org_id=org_id, project_id=project_id, scopes=["admin"], name="t").secret
+    silent = _wav_bytes(np.zeros(2 * SAMPLE_RATE, np.float32))
+    with TestClient(create_app(vv=fresh, warm_up=False), headers={"Authorization": f"Bearer {key}"}) as c:
+        r = _post(c, file=("a.wav", silent, "audio/wav"))
+        truncated = _post(c, file=("b.wav", silent[:100], "audio/wav"))
+    for answer in (r, truncated):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "silent_audio"
+    assert not fresh.engines.loaded("transcriber")

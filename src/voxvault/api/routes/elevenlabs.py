@@ -33,7 +33,7 @@ from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voxvault.api.deps import require
 from voxvault.api.routes.speech import start_speech_stream
@@ -598,7 +598,7 @@ class SocketChannel:
                 await asyncio.wait_for(self.ws.send_text(payload), timeout)
         except TimeoutError:
             raise WsClose(WS_POLICY, "send_timeout", "the client is not reading the audio") from None
-        except (OSError, RuntimeError) as exc:  # closed underneath us
+        except (OSError, RuntimeError, WebSocketDisconnect) as exc:  # closed underneath us
             raise ClientGone from exc
         self.last_activity = time.perf_counter()
 

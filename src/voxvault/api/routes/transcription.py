@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -225,7 +226,7 @@ def _start(request: Request, data: bytes, model: str, options: Any) -> Any:
     thread). Decoding first means a file that is not audio is refused before Whisper is loaded: a
     refused request never costs the model's few hundred MB."""
     from voxvault.audio.io import iter_decode
-    from voxvault.engines.whisper import DECODE_BLOCK_S, SAMPLE_RATE
+    from voxvault.engines.whisper import DECODE_BLOCK_S, SAMPLE_RATE, SILENCE_PEAK
 
     vv = request.app.state.vv
     blocks = iter_decode(
@@ -237,9 +238,12 @@ def _start(request: Request, data: bytes, model: str, options: Any) -> Any:
         timeout_s=60.0,
         max_channels=8,
     )
-    first = next(blocks, None)
+    head = list(itertools.islice(blocks, 2))
+    if len(head) < 2 and not any(b.size and float(np.max(np.abs(b))) >= SILENCE_PEAK for b in head):
+        # A short upload with nothing above the silence floor: what the model would say, without loading it.
+        raise VoxError("silent_audio", "The audio is silent: there is nothing to transcribe.", 422)
     engine = vv.engines.transcriber(model)
-    return engine.recognize_blocks(itertools.chain([] if first is None else [first], blocks), options)
+    return engine.recognize_blocks(itertools.chain(head, blocks), options)
 
 
 async def _transcribe(
