@@ -50,7 +50,31 @@ def _field(value: object, name: str, limit: int) -> str | None:
     return value or None
 
 
-@router.post("/v1/voices/add", response_class=JSONResponse)
+@router.post(
+    "/v1/voices/add",
+    response_class=JSONResponse,
+    openapi_extra={  # the form is read by hand (bounded); declared so the document shows its body and errors
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["name", "files"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                            "description": {"type": "string"},
+                            "speaker_name": {"type": "string"},
+                            "organization": {"type": "string"},
+                            "expires_in_days": {"type": "number"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
 async def elevenlabs_add_voice(request: Request, principal: ConsentManager) -> JSONResponse:
     """ElevenLabs' instant clone: starts a voxvault consent (``requires_verification: true``)."""
     vv = request.app.state.vv
