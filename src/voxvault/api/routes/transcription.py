@@ -488,6 +488,39 @@ def _eleven_words(transcript: Any, granularity: str) -> list[dict[str, Any]]:
     return out
 
 
+def _diarize(request: Request, data: bytes, num_speakers: int | None) -> list[Any]:
+    """Speaker turns of the upload (decoded again at 16 kHz: the transcription consumed its blocks)."""
+    from voxvault.audio.io import decode
+    from voxvault.engines.diarize import SAMPLE_RATE
+
+    vv = request.app.state.vv
+    audio = decode(
+        data,
+        max_bytes=vv.settings.max_upload_bytes,
+        max_seconds=vv.settings.asr_max_seconds,
+        target_sr=SAMPLE_RATE,
+        timeout_s=60.0,
+    )
+    turns: list[Any] = vv.engines.diarizer().diarize(audio.samples, SAMPLE_RATE, num_speakers)
+    return turns
+
+
+def _label_speakers(words: list[dict[str, Any]], transcript: Any, turns: list[Any]) -> None:
+    """Each word's ``speaker_id``: the turn covering its midpoint (spacing between words of one speaker
+    gets that speaker). Uses the transcript's times even when ``timestamps_granularity`` is none."""
+    from voxvault.engines.diarize import speaker_at
+
+    timed = iter(w for w in transcript.words if w.word.strip())
+    for item in words:
+        if item["type"] == "word":
+            word = next(timed)
+            item["speaker_id"] = speaker_at(turns, (word.start + word.end) / 2)
+    for i, item in enumerate(words):
+        if item["type"] == "spacing" and 0 < i < len(words) - 1:
+            before, after = words[i - 1]["speaker_id"], words[i + 1]["speaker_id"]
+            item["speaker_id"] = before if before == after else None
+
+
 @router.post(
     "/v1/speech-to-text",
     openapi_extra={
@@ -536,6 +569,7 @@ async def speech_to_text(request: Request, principal: Transcriber) -> Response:
     granularity = (_field(form, "timestamps_granularity") or "word").lower()
     if granularity not in ("none", "word", "character"):
         raise VoxError("invalid_request", "timestamps_granularity must be none, word or character", 400)
+    num_speakers: int | None = None
     num_speakers_s = _field(form, "num_speakers")
     if num_speakers_s:
         try:
@@ -544,12 +578,7 @@ async def speech_to_text(request: Request, principal: Transcriber) -> Response:
             num_speakers = 0
         if not 1 <= num_speakers <= 32:
             raise VoxError("invalid_num_speakers", "num_speakers must be an integer from 1 to 32", 400)
-    if _bool(form, "diarize"):
-        raise VoxError(
-            "diarization_unavailable",
-            "speaker diarization is not available on this server yet; send diarize=false",
-            400,
-        )
+    diarize = _bool(form, "diarize")
     options = TranscribeOptions(
         language=_eleven_language(_field(form, "language_code")),
         temperature=_temperature(form),
@@ -563,11 +592,15 @@ async def speech_to_text(request: Request, principal: Transcriber) -> Response:
     transcription, gate = await _transcribe(request, job, data, options, stream=False)
     transcript = await _complete(request, job, transcription, gate)
     language = transcript.info.language
+    words = _eleven_words(transcript, granularity)
+    if diarize:
+        turns = await run_in_threadpool(_diarize, request, data, num_speakers)
+        _label_speakers(words, transcript, turns)
     body = {
         "language_code": ISO1_TO_3.get(language, language),
         "language_probability": round(transcript.info.language_probability, 4),
         "text": transcript.text,
-        "words": _eleven_words(transcript, granularity),
+        "words": words,
         "transcription_id": job.id,
         "audio_duration_secs": round(transcript.duration, 3),
     }
