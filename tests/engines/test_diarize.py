@@ -132,3 +132,13 @@ def test_der_counts_confusion_and_the_helpers() -> None:
     assert speaker_at(perfect, 5.0) == "y"
     assert speaker_at(perfect, 8.3) == "y"  # just past the last turn
     assert speaker_at(perfect, 20.0) is None
+
+
+def test_registry_builds_it_lazily_from_the_shared_vad_and_campp(settings) -> None:  # type: ignore[no-untyped-def]
+    from voxvault.engines.registry import EngineRegistry
+
+    engines = EngineRegistry(settings)
+    assert not engines.loaded("diarizer") and not engines.loaded("speaker")
+    diarizer = engines.diarizer()
+    assert engines.diarizer() is diarizer
+    assert diarizer.vad is engines.vad() and diarizer.encoder is engines.speaker_named("campp")
