@@ -374,3 +374,24 @@ def test_a_short_silent_file_is_refused_before_whisper_loads(tmp_path: Path, set
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"]["code"] == "silent_audio"
     assert not fresh.engines.loaded("transcriber")
+
+
+def test_a_failed_diarization_is_audited_as_not_completed(  # type: ignore[no-untyped-def]
+    client, vv, james: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Diarization is part of the request: it runs inside the transcription slot, before the audit entry."""
+    from voxvault.errors import VoxError
+
+    class Broken:
+        def diarize(self, *args: object) -> list[object]:
+            raise VoxError("invalid_audio", "no speakers could be told apart", 422)
+
+    monkeypatch.setattr(vv.engines, "diarizer", lambda: Broken())
+    r = client.post(
+        "/v1/speech-to-text",
+        data={"model_id": "scribe_v1", "diarize": "true"},
+        files={"file": ("james.wav", james.read_bytes(), "audio/wav")},
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_audio"
+    [entry] = [e for e in vv.audit.entries() if e.get("action") == "transcription.created"][-1:]
+    assert entry["details"]["completed"] is False and entry["details"]["error"] == "invalid_audio"

@@ -21,7 +21,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -279,10 +279,19 @@ def _finish(request: Request, job: _Job, transcription: Any) -> Any:
     return transcript
 
 
-async def _complete(request: Request, job: _Job, transcription: Any, gate: TranscriptionGate) -> Any:
-    """Recognise everything (worker thread), release the slot, audit."""
+async def _complete(
+    request: Request,
+    job: _Job,
+    transcription: Any,
+    gate: TranscriptionGate,
+    then: Callable[[], object] | None = None,
+) -> Any:
+    """Recognise everything (worker thread), run ``then`` (diarization) still holding the slot, release it,
+    audit: the audit entry says completed only once all the request's work is done."""
     try:
         transcript = await run_in_threadpool(_finish, request, job, transcription)
+        if then is not None:
+            await run_in_threadpool(then)
     except VoxError as exc:  # a later window was refused (too long, broken past its start)
         _record(request, job, False, exc.code)
         raise
@@ -590,11 +599,17 @@ async def speech_to_text(request: Request, principal: Transcriber) -> Response:
         request, principal, "elevenlabs.speech_to_text", model, "transcribe", granularity, len(data)
     )
     transcription, gate = await _transcribe(request, job, data, options, stream=False)
-    transcript = await _complete(request, job, transcription, gate)
+    turns: list[Any] = []
+    transcript = await _complete(
+        request,
+        job,
+        transcription,
+        gate,
+        then=(lambda: turns.extend(_diarize(request, data, num_speakers))) if diarize else None,
+    )
     language = transcript.info.language
     words = _eleven_words(transcript, granularity)
     if diarize:
-        turns = await run_in_threadpool(_diarize, request, data, num_speakers)
         _label_speakers(words, transcript, turns)
     body = {
         "language_code": ISO1_TO_3.get(language, language),
