@@ -28,18 +28,16 @@ def test_acceptance_sentence_is_playable_mp3_with_matching_transcript(client, vv
     audio = _decode(r.content)
     assert audio.source_format in {"mp3"}
     assert 2.0 < audio.duration < 8.0
-    expected = " ".join(p.text for p in vv.frontend.plan(ACCEPTANCE_TEXT))
-    expected = jiwer.RemovePunctuation()(expected.lower())
-    heard = vv.engines.asr().transcribe(audio.samples, audio.sample_rate)
-    wer = jiwer.wer(expected, heard)
-    # The preset voices are Japanese styles speaking English; pocketsphinx is a small 2015-era model.
-    # A measured WER here is ~0.2-0.4; garbled or wrong speech scores near or above 1. The kumo preset's
-    # "ten thirty" is heard as "and cody" (measured, deterministic on this model), so the word checks use
-    # the words it does carry: the greeting and the month the date normaliser spelled out.
-    assert "ten thirty" in expected and "march third" in expected
-    assert wer <= 0.5, (expected, heard, wer)
+    expected = " ".join(p.text for p in vv.frontend.plan(ACCEPTANCE_TEXT)).lower()
+    assert "ten thirty" in expected and "march third" in expected  # what the normaliser made of it
+    # Heard by Whisper (tiny.en, shared with the transcription tests): PocketSphinx, a small 2015-era model,
+    # heard this sentence differently from run to run on the borderline words ("march" as "more to the").
+    # Whisper writes numbers as digits, so the check is on the words and on the time in either form.
+    heard = vv.engines.transcriber("tiny.en").transcribe(audio.samples, audio.sample_rate)
+    words = jiwer.RemovePunctuation()(heard.lower()).split()
     for word in ("hello", "world", "march"):
-        assert word in heard.split(), (word, heard)
+        assert word in words, (word, heard)
+    assert "1030" in words or ("ten" in words and "thirty" in words), heard
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,9 @@ def test_secret_is_returned_once_and_only_its_hash_is_stored(vv: VoxVault) -> No
     vv.db.dispose()  # flush the WAL into the main file too
     raw = b"".join(p.read_bytes() for p in Path(vv.settings.data_dir).glob("voxvault.db*"))
     assert created.secret.encode() not in raw
-    assert created.secret.split("_")[-1].encode() not in raw
+    # The random part, whole: it may itself hold "_" (urlsafe base64), so not split("_")[-1], which could
+    # be one character and found by chance in any database file.
+    assert created.secret.removeprefix(f"vv_{created.prefix}_").encode() not in raw
     assert hash_key(created.secret).encode() in raw
     listed = vv.keys.list(org)
     assert [k.prefix for k in listed] == [created.prefix]
