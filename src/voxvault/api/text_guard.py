@@ -25,8 +25,8 @@ from voxvault.api.errors import error_response
 
 __all__ = ["InvalidBodyText", "JsonTextScanner", "TextGuardMiddleware", "install_text_guard"]
 
-# An escape (``\uXXXX`` or ``\`` + any byte, so ``\\`` pairs are consumed and backslash parity holds),
-# or a UTF-8-encoded surrogate (which only json.loads' surrogatepass decoding would accept).
+# An escape (``\u`` + four hex digits, or ``\`` + any byte, so ``\\`` pairs are consumed and backslash
+# parity holds), or a UTF-8-encoded surrogate (which only json.loads' surrogatepass decoding would accept).
 _TOKEN = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)|\xed[\xa0-\xbf]", re.DOTALL)
 _WINDOW = 12  # a token is at most 6 bytes: scanning stops this short of a chunk's end until more arrives
 
