@@ -34,13 +34,6 @@ LONG = (
 )
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def one(client: httpx.AsyncClient, url: str, kind: str) -> int:
     speech = f"{url}/v1/audio/speech"
     if kind == "short":
@@ -78,7 +71,7 @@ async def run(server: Server, key: str, n: int) -> tuple[list[float], dict[str, 
             status = await one(client, server.url, kind)
             statuses[f"{kind}:{status}"] = statuses.get(f"{kind}:{status}", 0) + 1
             await asyncio.sleep(0.05)
-            curve.append(rss_mb(server.proc.pid))
+            curve.append(server.rss_mb())
             if (i + 1) % 50 == 0:
                 print(f"  {i + 1}/{n}: {curve[-1]:.0f} MB", flush=True)
     return curve, statuses
@@ -97,7 +90,7 @@ def main() -> None:
         server = Server(Path(tmp), key, {"VOXVAULT_MAX_FIRST_AUDIO_S": "30"})
         try:
             server.wait_ready()
-            ready_mb = rss_mb(server.proc.pid)
+            ready_mb = server.rss_mb()
             curve, statuses = asyncio.run(run(server, key, args.requests))
         finally:
             server.stop()

@@ -31,7 +31,6 @@ import os
 import platform
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from typing import Any
 import httpx
 import numpy as np
 from doc_block import replace_block
+from stream import Server as StreamServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_BEGIN, DOC_END = "<!-- bench-security:begin -->", "<!-- bench-security:end -->"
@@ -75,58 +75,12 @@ class ClassResult:
 
 
 # --------------------------------------------------------------------------------------------- server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``voxvault serve`` in its own process group; its RSS sampled from /proc while a class runs."""
+class Server(StreamServer):
+    """The stream bench's ``voxvault serve`` (a 5 s send timeout, so never-reading clients are dropped
+    within a class), plus the server's own error and status counts; its RSS is sampled while a class runs."""
 
     def __init__(self, data_dir: Path, key: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "VOXVAULT_DATA_DIR": str(data_dir),
-            "VOXVAULT_CACHE_DIR": str(ROOT / ".cache" / "models"),
-            "VOXVAULT_BOOTSTRAP_KEY": key,
-            "VOXVAULT_RATE_LIMIT_PER_KEY_PER_MINUTE": "0",
-            "VOXVAULT_RATE_LIMIT_PER_VOICE_PER_MINUTE": "0",
-            "VOXVAULT_STREAM_SEND_TIMEOUT_S": "5",
-            "VOXVAULT_LOG_LEVEL": "warning",
-        }
-        self.log_path = data_dir / "server.log"
-        self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voxvault", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 600.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError("server did not become ready")
-
-    def rss_mb(self) -> float:
-        try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        except OSError:
-            return 0.0
-        m = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(m.group(1)) / 1024 if m else 0.0
+        super().__init__(data_dir, key, {"VOXVAULT_STREAM_SEND_TIMEOUT_S": "5"})
 
     def internal_errors(self) -> int:
         text = httpx.get(f"{self.url}/metrics", timeout=10).text
@@ -148,16 +102,6 @@ class Server:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.log.close()
 
 
 class Meter:

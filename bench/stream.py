@@ -32,6 +32,7 @@ import base64
 import json
 import os
 import platform
+import re
 import secrets
 import signal
 import socket
@@ -143,7 +144,8 @@ class Server:
             "VOXVAULT_LOG_LEVEL": "warning",
             **extra_env,
         }
-        self.log = (data_dir / "server.log").open("w")
+        self.log_path = data_dir / "server.log"
+        self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "voxvault", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=env,
@@ -164,6 +166,15 @@ class Server:
                 pass
             time.sleep(0.5)
         raise RuntimeError("server did not become ready")
+
+    def rss_mb(self) -> float:
+        """The server process's resident memory now (0 once it is gone)."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        m = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(m.group(1)) / 1024 if m else 0.0
 
     def check(self) -> None:
         """Fail loudly, with the end of the server's log, if it is gone."""
