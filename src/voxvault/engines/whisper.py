@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources as resources
+import itertools
 import logging
 import os
 import time
@@ -47,6 +48,7 @@ DECODE_BLOCK_S = 30.0
 MARGIN_S = 8.0
 #: A window whose peak stays below this (-60 dBFS) is silence: skipped without running the model.
 SILENCE_PEAK = 1e-3
+SILENT = "The audio is silent: there is nothing to transcribe."
 #: Text of the previous window handed to the next as its prompt (Whisper's own conditioning, across windows).
 _CARRY_CHARS = 200
 #: OpenAI's temperature semantics: 0 means "start greedy, raise the temperature when decoding fails".
@@ -331,15 +333,11 @@ class WhisperRecognizer:
         timeout_s: float = 60.0,
         max_channels: int | None = 8,
     ) -> Transcription:
-        """Decode an untrusted upload block by block (audio.io.iter_decode's limits and refusals)."""
-        from voxvault.audio.io import iter_decode
-
-        blocks = iter_decode(
+        """Decode an untrusted upload block by block (:func:`upload_blocks`) and transcribe it."""
+        blocks = upload_blocks(
             source,
             max_bytes=max_bytes,
             max_seconds=max_seconds,
-            target_sr=SAMPLE_RATE,
-            block_seconds=DECODE_BLOCK_S,
             timeout_s=timeout_s,
             max_channels=max_channels,
         )
@@ -512,7 +510,7 @@ class _WindowedRun:
         preset = self.language is not None
         self.language_probability = 1.0
         if not self._open_window():
-            raise VoxError("silent_audio", "The audio is silent: there is nothing to transcribe.", 422)
+            raise VoxError("silent_audio", SILENT, 422)
         return TranscriptionInfo(
             model=self.engine.model_name,
             task=self.options.task,
@@ -578,3 +576,31 @@ class _WindowedRun:
         )
         self._next_id += 1
         return out
+
+
+def upload_blocks(
+    source: bytes | str | Path,
+    *,
+    max_bytes: int,
+    max_seconds: float,
+    timeout_s: float = 60.0,
+    max_channels: int | None = 8,
+) -> Iterator[np.ndarray]:
+    """An untrusted upload as mono float32 blocks at 16 kHz (audio.io.iter_decode's limits and refusals),
+    its first blocks decoded now: a file that is not audio, or a short one with nothing above the silence
+    floor, is refused here, before any model is loaded (a refused request never costs Whisper's memory)."""
+    from voxvault.audio.io import iter_decode
+
+    blocks = iter_decode(
+        source,
+        max_bytes=max_bytes,
+        max_seconds=max_seconds,
+        target_sr=SAMPLE_RATE,
+        block_seconds=DECODE_BLOCK_S,
+        timeout_s=timeout_s,
+        max_channels=max_channels,
+    )
+    head = list(itertools.islice(blocks, 2))
+    if len(head) < 2 and not any(b.size and float(np.max(np.abs(b))) >= SILENCE_PEAK for b in head):
+        raise VoxError("silent_audio", SILENT, 422)
+    return itertools.chain(head, blocks)

@@ -14,7 +14,6 @@ sizes, durations and timings, never text or audio.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -25,7 +24,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -222,28 +220,16 @@ def _record(request: Request, job: _Job, completed: bool, error: str | None = No
 
 
 def _start(request: Request, data: bytes, model: str, options: Any) -> Any:
-    """Decode the upload's first block, then load the model (first use) and start recognising (worker
-    thread). Decoding first means a file that is not audio is refused before Whisper is loaded: a
-    refused request never costs the model's few hundred MB."""
-    from voxvault.audio.io import iter_decode
-    from voxvault.engines.whisper import DECODE_BLOCK_S, SAMPLE_RATE, SILENCE_PEAK
+    """Decode the upload's first block (a file that is not audio, or short and silent, is refused before
+    Whisper is loaded), then load the model (first use) and start recognising (worker thread)."""
+    from voxvault.engines.whisper import upload_blocks
 
     vv = request.app.state.vv
-    blocks = iter_decode(
-        data,
-        max_bytes=vv.settings.max_upload_bytes,
-        max_seconds=vv.settings.asr_max_seconds,
-        target_sr=SAMPLE_RATE,
-        block_seconds=DECODE_BLOCK_S,
-        timeout_s=60.0,
-        max_channels=8,
+    blocks = upload_blocks(
+        data, max_bytes=vv.settings.max_upload_bytes, max_seconds=vv.settings.asr_max_seconds
     )
-    head = list(itertools.islice(blocks, 2))
-    if len(head) < 2 and not any(b.size and float(np.max(np.abs(b))) >= SILENCE_PEAK for b in head):
-        # A short upload with nothing above the silence floor: what the model would say, without loading it.
-        raise VoxError("silent_audio", "The audio is silent: there is nothing to transcribe.", 422)
     engine = vv.engines.transcriber(model)
-    return engine.recognize_blocks(itertools.chain(head, blocks), options)
+    return engine.recognize_blocks(blocks, options)
 
 
 async def _transcribe(
