@@ -9,6 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ResponseFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 
+BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
+
+
+def multipart_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its multipart form by hand (bounded): the document shows
+    the form's fields, and the error rules (api/openapi_errors.py) see that the route takes an upload."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
 
 class SpeechRequest(BaseModel):
     """``POST /v1/audio/speech`` body, as OpenAI's. Unknown fields are ignored."""

@@ -23,6 +23,7 @@ from starlette.types import Message
 
 from voxvault.api.deps import require
 from voxvault.api.routes.voices import VoiceDetailOut
+from voxvault.api.schemas import BINARY, multipart_body
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 from voxvault.text.validity import check_text
@@ -191,25 +192,15 @@ async def _enroll_form(request: Request) -> tuple[FormData, Upload, list[Upload]
 @router.post(
     "/{consent_id}/enroll",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["challenge", "recording", "samples"],
-                        "properties": {
-                            "challenge": {"type": "string", "description": "The consent's one-time code."},
-                            "name": {"type": "string", "description": "Name for the new voice."},
-                            "recording": {"type": "string", "format": "binary"},
-                            "samples": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_body(
+        ["challenge", "recording", "samples"],
+        {
+            "challenge": {"type": "string", "description": "The consent's one-time code."},
+            "name": {"type": "string", "description": "Name for the new voice."},
+            "recording": BINARY,
+            "samples": {"type": "array", "items": BINARY},
+        },
+    ),
 )
 async def enroll(consent_id: ConsentId, request: Request, principal: VoiceWriter) -> JSONResponse:
     """Upload the consent recording and voice samples; on success the new voice can speak at once."""
@@ -238,24 +229,14 @@ async def enroll(consent_id: ConsentId, request: Request, principal: VoiceWriter
 @router.post(
     "/{consent_id}/verify",
     response_model=ConsentOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["challenge", "recording", "voice_id"],
-                        "properties": {
-                            "challenge": {"type": "string"},
-                            "voice_id": {"type": "string", "description": "The voice this consent renews."},
-                            "recording": {"type": "string", "format": "binary"},
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_body(
+        ["challenge", "recording", "voice_id"],
+        {
+            "challenge": {"type": "string"},
+            "voice_id": {"type": "string", "description": "The voice this consent renews."},
+            "recording": BINARY,
+        },
+    ),
 )
 async def verify_for_renewal(
     consent_id: ConsentId, request: Request, principal: ConsentManager

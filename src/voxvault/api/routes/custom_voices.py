@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 
 from voxvault.api.deps import require
 from voxvault.api.routes.consents import read_bounded_form
+from voxvault.api.schemas import BINARY, multipart_body
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 
@@ -53,27 +54,17 @@ def _field(value: object, name: str, limit: int) -> str | None:
 @router.post(
     "/v1/voices/add",
     response_class=JSONResponse,
-    openapi_extra={  # the form is read by hand (bounded); declared so the document shows its body and errors
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["name", "files"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                            "description": {"type": "string"},
-                            "speaker_name": {"type": "string"},
-                            "organization": {"type": "string"},
-                            "expires_in_days": {"type": "number"},
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_body(  # the form is read by hand (bounded)
+        ["name", "files"],
+        {
+            "name": {"type": "string"},
+            "files": {"type": "array", "items": BINARY},
+            "description": {"type": "string"},
+            "speaker_name": {"type": "string"},
+            "organization": {"type": "string"},
+            "expires_in_days": {"type": "number"},
+        },
+    ),
 )
 async def elevenlabs_add_voice(request: Request, principal: ConsentManager) -> JSONResponse:
     """ElevenLabs' instant clone: starts a voxvault consent (``requires_verification: true``)."""

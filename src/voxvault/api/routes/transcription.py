@@ -31,6 +31,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from voxvault.api.deps import require
 from voxvault.api.routes.consents import read_bounded_form
+from voxvault.api.schemas import BINARY, multipart_body
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 
@@ -51,27 +52,17 @@ OPENAI_MODELS: dict[str, str | None] = {
 ELEVENLABS_MODELS = ("scribe_v1", "scribe_v1_experimental", "scribe_v2")
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 MAX_PROMPT_CHARS = 2_000
-_MULTIPART_OPENAPI = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "model": {"type": "string"},
-                        "language": {"type": "string"},
-                        "prompt": {"type": "string"},
-                        "temperature": {"type": "number"},
-                        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
-                    },
-                }
-            }
-        },
-    }
-}
+_MULTIPART_OPENAPI = multipart_body(
+    ["file"],
+    {
+        "file": BINARY,
+        "model": {"type": "string"},
+        "language": {"type": "string"},
+        "prompt": {"type": "string"},
+        "temperature": {"type": "number"},
+        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+    },
+)
 
 
 class TranscriptionGate:
@@ -518,30 +509,17 @@ def _label_speakers(words: list[dict[str, Any]], transcript: Any, turns: list[An
 
 @router.post(
     "/v1/speech-to-text",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["model_id", "file"],
-                        "properties": {
-                            "model_id": {"type": "string", "enum": list(ELEVENLABS_MODELS)},
-                            "file": {"type": "string", "format": "binary"},
-                            "language_code": {"type": "string"},
-                            "diarize": {"type": "boolean"},
-                            "num_speakers": {"type": "integer"},
-                            "timestamps_granularity": {
-                                "type": "string",
-                                "enum": ["none", "word", "character"],
-                            },
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_body(
+        ["model_id", "file"],
+        {
+            "model_id": {"type": "string", "enum": list(ELEVENLABS_MODELS)},
+            "file": BINARY,
+            "language_code": {"type": "string"},
+            "diarize": {"type": "boolean"},
+            "num_speakers": {"type": "integer"},
+            "timestamps_granularity": {"type": "string", "enum": ["none", "word", "character"]},
+        },
+    ),
 )
 async def speech_to_text(request: Request, principal: Transcriber) -> Response:
     """ElevenLabs-compatible speech to text: ``model_id``, ``file``, ``language_code`` (ISO 639-1 or -3),

@@ -10,6 +10,7 @@ from starlette.datastructures import UploadFile
 
 from voxvault.api.deps import require
 from voxvault.api.routes.consents import read_bounded_form
+from voxvault.api.schemas import BINARY, multipart_body
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 
@@ -18,20 +19,7 @@ router = APIRouter(tags=["watermark"])
 
 @router.post(
     "/v1/watermark/detect",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_body(["file"], {"file": BINARY}),
 )
 async def detect(request: Request, principal: Annotated[Principal, Depends(require("voices:read"))]) -> Any:
     """Multipart field ``file``: any common audio format, 1.5 s to ``max_upload_seconds``.
