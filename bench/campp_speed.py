@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from voxvault.audio.io import decode
-from voxvault.eval.clone import speaker_clips
+from voxvault.cloning.evaluation import speaker_clips
 
 ROOT = Path(__file__).resolve().parents[1]
 

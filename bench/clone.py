@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from voxvault.cli_eval import run_clone_eval
-from voxvault.eval.clone import interval_text
+from voxvault.cloning.evaluation import interval_text
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("preset", "instant", "finetuned")

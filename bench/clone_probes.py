@@ -30,20 +30,20 @@ from typing import Any
 import clone  # bench/clone.py
 import numpy as np
 from train_clone_embedding_map import speaker_coords
+from voxvault.eval import clone as eval_clone
 
+from voxvault.cloning.adapt.decoder import VALIDATION_SENTENCES, choose_runtime
+from voxvault.cloning.adapt.state import DEFAULT_SENTENCES
+from voxvault.cloning.evaluation import FINETUNE_SENTENCES, HELD_OUT_SENTENCES
+from voxvault.cloning.instant import StyleBasis
+from voxvault.cloning.pitch import PitchMap
 from voxvault.config import Settings
 from voxvault.engines.base import AdaptedWeights
 from voxvault.engines.onnx_float import PITCH_SCALE
 from voxvault.engines.registry import EngineRegistry
-from voxvault.eval import clone as eval_clone
-from voxvault.eval.clone import FINETUNE_SENTENCES, HELD_OUT_SENTENCES
+from voxvault.engines.speaker import embed_sentences, unit
 from voxvault.text import TextFrontend
 from voxvault.voices import decoder_adaptation, instant_decoder
-from voxvault.voices.decoder_adaptation import VALIDATION_SENTENCES, choose_runtime
-from voxvault.voices.finetune import DEFAULT_SENTENCES
-from voxvault.voices.identity import embed_sentences, unit
-from voxvault.voices.instant import StyleBasis
-from voxvault.voices.pitch import PitchMap
 
 POOL = VALIDATION_SENTENCES + (
     "She sells fresh bread and warm pastries every single morning.",

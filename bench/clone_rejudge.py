@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from voxvault.audio.io import decode
+from voxvault.cloning.evaluation import METHODS, Target, speaker_clips, summarise_judges, verdict
+from voxvault.cloning.verification import THRESHOLDS
 from voxvault.engines.base import SpeakerEncoder
-from voxvault.eval.clone import METHODS, Target, speaker_clips, summarise_judges, verdict
-from voxvault.eval.verification import THRESHOLDS
-from voxvault.voices.identity import unit
+from voxvault.engines.speaker import unit
 
 ENROL_SHARE = 0.6
 

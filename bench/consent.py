@@ -43,11 +43,12 @@ from doc_block import replace_block
 
 from voxvault.audio.io import encode
 from voxvault.config import Settings
+from voxvault.engines.speaker import cosine
 from voxvault.errors import VoxError
 from voxvault.service import VoxVault
 from voxvault.voices.consent import build_script, make_challenge
 from voxvault.voices.enrollment import Upload
-from voxvault.voices.identity import check_each_file, check_same_speaker, cosine, embed_measures, match_files
+from voxvault.voices.identity import check_each_file, check_same_speaker, embed_measures, match_files
 from voxvault.voices.quality import measure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,8 +212,9 @@ def calibrate(vv: VoxVault, voices: Voices, real: dict[str, np.ndarray], script:
     halves of different people, and each victim's clip against its instant clone and espeak-ng reading the
     script (what the deepfake attack uploads); the presets' script against their sentences (genuine).
     The CAM++ threshold is the equal-error point between real same-person halves and the clones."""
-    from voxvault.eval.verification import equal_error_rate
-    from voxvault.voices.identity import speech_only, unit
+    from voxvault.cloning.verification import equal_error_rate
+    from voxvault.engines.speaker import unit
+    from voxvault.voices.identity import speech_only
 
     vad = vv.engines.vad()
     judges = vv.enrollment._judges(vv.engines.speaker())

@@ -33,11 +33,12 @@ from doc_block import replace_block
 
 from voxvault.audio.io import decode, resample
 from voxvault.config import Settings
+from voxvault.engines.speaker import cosine
 from voxvault.errors import VoxError
 from voxvault.service import VoxVault
 from voxvault.synthesis import VoiceStyle
 from voxvault.voices.consent import build_script, make_challenge
-from voxvault.voices.identity import IdentityPolicy, cosine, embed_measures, speaker_split
+from voxvault.voices.identity import IdentityPolicy, embed_measures, speaker_split
 from voxvault.voices.quality import AudioMeasures, measure
 from voxvault.voices.script_check import ScriptChecker, ScriptPolicy
 

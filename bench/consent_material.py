@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from voxvault.audio.io import decode, resample
+from voxvault.cloning.pitch import median_f0
 from voxvault.engines.base import AdaptedWeights
+from voxvault.engines.speaker import unit
 from voxvault.synthesis import VoiceStyle
-from voxvault.voices.identity import unit
-from voxvault.voices.pitch import median_f0
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEAKERS = ROOT.parent / "shared" / "testdata" / "speakers"

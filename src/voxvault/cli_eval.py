@@ -32,12 +32,12 @@ def run_clone_eval(
 ) -> dict[str, Any]:
     """Load the engines (each once) and evaluate every clip; shared with ``bench/clone.py``. The clones are
     made with the configured speaker encoder (GE2E); CAM++ judges them beside it."""
+    from voxvault.cloning.adapt.state import DEFAULT_METHOD
+    from voxvault.cloning.evaluation import CloneEvalOptions, CloneEvaluator, evaluate_directory
+    from voxvault.cloning.instant import StyleMap
     from voxvault.config import Settings
     from voxvault.engines.campp import CamppEncoder
     from voxvault.engines.registry import EngineRegistry
-    from voxvault.eval.clone import CloneEvalOptions, CloneEvaluator, evaluate_directory
-    from voxvault.voices.finetune import DEFAULT_METHOD
-    from voxvault.voices.instant import StyleMap
 
     engines = EngineRegistry(Settings().prepare())
     options = CloneEvalOptions(
@@ -69,7 +69,7 @@ def run_clone_eval(
 
 
 def _methods(given: list[str] | None) -> tuple[str, ...]:
-    from voxvault.voices.finetune import DEFAULT_METHOD, METHODS
+    from voxvault.cloning.adapt.state import DEFAULT_METHOD, METHODS
 
     known = METHODS
     methods = tuple(dict.fromkeys(given or [DEFAULT_METHOD]))
@@ -85,7 +85,7 @@ def _share(rate: float | None) -> str:
 
 def summary_table(report: dict[str, Any]) -> Table:
     """One row per method and judge (CAM++ first: the judge no clone is fitted to), WER and time beside."""
-    from voxvault.eval.clone import interval_text
+    from voxvault.cloning.evaluation import interval_text
 
     table = Table(
         "method", "judge", "SECS", "95% CI", "minus own", "95% CI", "accepted", "closest", "WER",

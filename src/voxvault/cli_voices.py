@@ -295,7 +295,7 @@ def voices_adapt(
     """Fine-tune the voice toward its speaker (progress bar); 'voices rollback' undoes it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from voxvault.voices.finetune import AdaptService
+    from voxvault.jobs.adapt import AdaptService
 
     vv = _vv()
     service = AdaptService(vv)
@@ -337,7 +337,7 @@ def voices_adapt(
 @voices_app.command("rollback")
 def voices_rollback(voice_id: Annotated[str, typer.Argument(help="Cloned voice id.")]) -> None:
     """Swap back to the style the voice had before its last adaptation."""
-    from voxvault.voices.finetune import AdaptService
+    from voxvault.jobs.adapt import AdaptService
 
     try:
         AdaptService(_vv()).rollback(voice_id, None, actor=CLI_ACTOR)

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     instant_decoder: bool = Field(
         default=True,
         description="Give each new cloned voice its own decoder style biases at enrollment: one step toward "
-        "the speaker along the shipped decoder Jacobian (voices/instant_decoder.py; milliseconds). "
+        "the speaker along the shipped decoder Jacobian (cloning/instant_decoder.py; milliseconds). "
         "Measured (six test speakers): held-out similarity 0.726 with the decoder prior against 0.639 for "
         "the style alone. Needs an engine that speaks "
         "per-call biases (the fused onnxruntime graph or PyTorch Kokoro); skipped otherwise.",
@@ -101,19 +101,19 @@ class Settings(BaseSettings):
         default=True,
         description="Start the instant decoder step from the decoder prior: the biases fine-tuning reaches, "
         "predicted from the speaker embedding by a regression learned on 47 other speakers "
-        "(voices/decoder_prior.py). false = the Jacobian step alone.",
+        "(cloning/decoder_prior.py). false = the Jacobian step alone.",
     )
     instant_decoder_embedding: Literal["predicted", "spoken"] = Field(
         default="predicted",
         description="How the instant decoder step learns how the voice's instant style sounds: predicted "
-        "from the style by the shipped clone embedding map (voices/clone_embedding.py; milliseconds) or "
+        "from the style by the shipped clone embedding map (cloning/clone_embedding.py; milliseconds) or "
         "spoken (the Jacobian's two sentences synthesised and embedded; 0.5-5 s on a 2-core CPU). "
         "predicted falls back to spoken where the map does not fit the engine.",
     )
     instant_pitch: bool = Field(
         default=True,
         description="Give each new cloned voice its speaker's pitch: a factor on the F0 contour that moves "
-        "the clone's median F0, predicted from its style by the shipped pitch map (voices/pitch.py), to "
+        "the clone's median F0, predicted from its style by the shipped pitch map (cloning/pitch.py), to "
         "the enrolment's. Without it clones of men spoke 4-6 semitones too high. Applied with the instant "
         "decoder step (same engines).",
     )

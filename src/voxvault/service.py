@@ -14,6 +14,8 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from voxvault.cloning.cloner import InstantCloner
+from voxvault.cloning.conditioning import StyleConditioner
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
 from voxvault.errors import VoxError
@@ -33,14 +35,13 @@ from voxvault.synthesis.records import GenerationLog
 from voxvault.text import TextFrontend
 from voxvault.voices.attempts import AttemptGuard, AttemptPolicy
 from voxvault.voices.catalog import VoiceCatalog, VoiceInfo
-from voxvault.voices.conditioning import StyleConditioner
 from voxvault.voices.consent import ConsentService
 from voxvault.voices.enrollment import Enrollment
 from voxvault.voices.lifecycle import OutputErasure, VoiceRegistry
 
 if TYPE_CHECKING:
+    from voxvault.cloning.instant_decoder import InstantDecoder
     from voxvault.engines.watermark import Watermarker
-    from voxvault.voices.instant_decoder import InstantDecoder
     from voxvault.voices.script_check import ScriptChecker
     from voxvault.voices.script_heard import HeardScriptChecker
     from voxvault.voices.synthetic import SyntheticAudioCheck
@@ -216,7 +217,7 @@ class VoxVault:
     @cached_property
     def instant_decoder(self) -> InstantDecoder | None:
         """The enrollment's decoder step, when enabled and the serving engine can speak its biases."""
-        from voxvault.voices.instant_decoder import InstantDecoder
+        from voxvault.cloning.instant_decoder import InstantDecoder
 
         if not self.settings.instant_decoder:
             return None
@@ -238,8 +239,7 @@ class VoxVault:
             consents=self.consents,
             registry=self.voice_registry,
             script_checker=lambda: self.script_checker,
-            conditioner=lambda: self.conditioner,
-            instant_decoder=lambda: self.instant_decoder,
+            cloner=InstantCloner(lambda: self.conditioner, lambda: self.instant_decoder),
             synthetic=lambda: self.synthetic_check,
             heard_checker=self._heard_checker_factory(),
             attempts=AttemptGuard(

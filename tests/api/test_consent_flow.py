@@ -219,7 +219,7 @@ def test_genuine_enrollment_creates_a_voice_that_speaks(tenant: Tenant, enrolled
     assert voice["retention"]["consent_evidence"]["kept"] is True  # ... the consent evidence stays
     assert voice["conditioning"]["weights"]  # blended from the nearest presets
     assert voice["conditioning"]["decoder_step"] is True  # and its own decoder biases (instant step)
-    assert 0.5 <= voice["conditioning"]["pitch_factor"] <= 2.0  # at its speaker's pitch (voices/pitch.py)
+    assert 0.5 <= voice["conditioning"]["pitch_factor"] <= 2.0  # at its speaker's pitch (cloning/pitch.py)
     assert voice["retention"]["decoder"] == {"kept": True, "until": "erasure"}
     r = tenant.client.post(
         "/v1/audio/speech",

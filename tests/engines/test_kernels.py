@@ -14,6 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from tests.engines.test_kokoro import MID, SAME_SPEECH_MAX_DB, SHORT, spectral_distance_db
 
+from voxvault.cloning.instant import f0_track
 from voxvault.engines import kernels
 from voxvault.engines.base import AdaptedWeights
 from voxvault.engines.kokoro import KokoroEngine, word_spans
@@ -21,7 +22,6 @@ from voxvault.engines.onnx_float import PITCH_SCALE, SNAKE_DOMAIN, fuse_vocoder,
 from voxvault.errors import VoxError
 from voxvault.synthesis.pipeline import SpeechPipeline, VoiceStyle
 from voxvault.text import TextFrontend
-from voxvault.voices.instant import f0_track
 
 pytestmark = pytest.mark.skipif(kernels.compiler() is None, reason="no C compiler on this machine")
 

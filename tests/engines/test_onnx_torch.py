@@ -157,9 +157,9 @@ def test_torch_engine_refuses_a_device_it_does_not_have(model_cache: Path) -> No
 
 def test_torch_kokoro_speaks_a_voice_pitch_as_onnxruntime_does(torch_engine: KokoroTorchEngine) -> None:
     """The pitch factor is a weight of the float graph too: a voice keeps its pitch on either runtime."""
+    from voxvault.cloning.instant import f0_track
     from voxvault.engines.base import AdaptedWeights
     from voxvault.engines.onnx_float import PITCH_SCALE
-    from voxvault.voices.instant import f0_track
 
     style = torch_engine.preset_styles()["jf_alpha"]
     plain = torch_engine.synthesize(MID, style)
@@ -172,8 +172,8 @@ def test_torch_kokoro_speaks_a_voice_pitch_as_onnxruntime_does(torch_engine: Kok
 
 def test_adapted_weights_change_one_call_only(torch_engine: KokoroTorchEngine) -> None:
     """A voice's adapted weights apply to its own call; zero deltas change nothing; a misfit is refused."""
+    from voxvault.cloning.adapt.decoder import adaptable_weights
     from voxvault.engines.base import AdaptedWeights
-    from voxvault.voices.decoder_adaptation import adaptable_weights
 
     style = torch_engine.preset_styles()["jf_alpha"]
     plain = torch_engine.synthesize(SHORT, style)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from voxvault.audio.io import decode
+from voxvault.engines.speaker import cosine
 from voxvault.errors import VoxError
 from voxvault.voices.identity import (
     IdentityPolicy,
     check_one_speaker,
     check_same_speaker,
-    cosine,
     embed_measures,
     speaker_split,
     two_means,

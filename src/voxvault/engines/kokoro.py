@@ -248,7 +248,7 @@ def _rewrite_fused(src: Path, dst: Path) -> object:
 
     def rewrite(model: Any) -> ConversionReport:
         report = fuse_vocoder(model)
-        report.pitch = add_pitch_scale(model)  # a voice's pitch (voices/pitch.py), fed per call
+        report.pitch = add_pitch_scale(model)  # a voice's pitch (cloning/pitch.py), fed per call
         report.inputs = expose_style_biases(model)  # adapted voices feed their own (see synthesize_adapted)
         report.outputs = expose_output(model, DURATIONS_TENSOR)  # exact word timings (word_spans)
         return report

@@ -9,7 +9,7 @@ On this project's 2-core CPU it is slower than onnxruntime's int8 kernels (``doc
 CPU default stays the onnxruntime engine; this one is chosen with ``VOXVAULT_TTS_ENGINE=kokoro-torch`` and
 ``VOXVAULT_DEVICE=cuda`` on a GPU machine (onnxruntime there has no CUDA provider), and used directly by
 the gradient fine-tuning path (:meth:`forward`, which keeps the autograd graph). Voices whose decoder was
-adapted (``voices/decoder_adaptation.py``) speak through it with their own weights per call
+adapted (``cloning/adapt/decoder.py``) speak through it with their own weights per call
 (:meth:`synthesize_adapted`).
 """
 

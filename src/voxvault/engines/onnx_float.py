@@ -48,7 +48,7 @@ REWRITE_VERSION = 4
 
 #: The prosody predictor's F0 contour (Hz per frame) on its way to the decoder, in the shipped graph
 F0_TENSOR = "/encoder/Squeeze_output_0"
-#: A one-element initializer (1.0) the F0 contour is multiplied by: a voice's pitch (``voices/pitch.py``)
+#: A one-element initializer (1.0) the F0 contour is multiplied by: a voice's pitch (``cloning/pitch.py``)
 PITCH_SCALE = "voice.pitch_scale"
 
 
@@ -580,7 +580,7 @@ def fuse_vocoder(model: onnx.ModelProto) -> ConversionReport:
 
 def is_style_projection(name: str) -> bool:
     """A weight or bias of the decoder's AdaIN projections (style -> per-channel gain and bias): what
-    decoder adaptation may change (``voices/decoder_adaptation.py``)."""
+    decoder adaptation may change (``cloning/adapt/decoder.py``)."""
     return name.startswith("decoder.") and ".fc." in name
 
 

@@ -39,29 +39,28 @@ import numpy as np
 from sqlalchemy import update
 
 from voxvault.audio.io import decode
+from voxvault.cloning.cloner import ClonedVoice, VoiceCloner
+from voxvault.cloning.instant_decoder import INSTANT_DECODER_BLOB
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
+from voxvault.engines.speaker import cosine
 from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.store.db import Database
 from voxvault.store.models import Consent, Voice, new_id, utcnow
 from voxvault.voices.attempts import AttemptGuard
-from voxvault.voices.conditioning import StyleConditioner
 from voxvault.voices.consent import ConsentService, build_script
 from voxvault.voices.identity import (
     IdentityPolicy,
     check_each_file,
     check_one_speaker,
     check_same_speaker,
-    cosine,
     embed_measures,
     match_files,
     speaker_split,
     speech_only,
 )
-from voxvault.voices.instant_decoder import INSTANT_DECODER_BLOB, InstantDecoder, pitch_factor
 from voxvault.voices.lifecycle import VoiceRegistry, array_bytes, pack_deltas
-from voxvault.voices.pitch import median_f0
 from voxvault.voices.quality import (
     ANALYSIS_RATE,
     AudioMeasures,
@@ -142,9 +141,8 @@ class Enrollment:
         consents: ConsentService,
         registry: VoiceRegistry,
         script_checker: Callable[[], ScriptChecker],
-        conditioner: Callable[[], StyleConditioner],
+        cloner: VoiceCloner,
         policy: EnrollmentPolicy | None = None,
-        instant_decoder: Callable[[], InstantDecoder | None] | None = None,
         synthetic: Callable[[], SyntheticAudioCheck | None] | None = None,
         heard_checker: Callable[[], HeardScriptChecker] | None = None,
         attempts: AttemptGuard | None = None,
@@ -156,8 +154,7 @@ class Enrollment:
         self.consents = consents
         self.registry = registry
         self._script_checker = script_checker
-        self._conditioner = conditioner
-        self._instant_decoder = instant_decoder
+        self.cloner = cloner
         self._synthetic = synthetic
         self._heard_checker = heard_checker
         self.attempts = attempts
@@ -342,13 +339,7 @@ class Enrollment:
             check_same_speaker(similarity, self.policy.identity)
             check_each_file(matches, self.policy.identity)
             speech = np.concatenate([speech_only(m.audio, m.segments) for m in sample_ms])
-            style = self._conditioner().derive_style(voice_emb, speech)
-            decoder = self._instant_decoder() if self._instant_decoder is not None else None
-            deltas = (
-                decoder.deltas(style.style, voice_emb, median_f0(speech, ANALYSIS_RATE))
-                if decoder is not None
-                else None
-            )
+            clone = self.cloner.clone(voice_emb, speech, ANALYSIS_RATE)
             voice = self._store(
                 row=row,
                 sha=sha,
@@ -360,9 +351,7 @@ class Enrollment:
                 script=script,
                 checks=checks,
                 embedding=voice_emb,
-                style=style.style,
-                weights=style.weights,
-                decoder=deltas,
+                clone=clone,
                 actor=actor,
             )
         except VoxError as exc:
@@ -440,19 +429,18 @@ class Enrollment:
         script: ScriptScores | HeardScores,
         checks: dict[str, Any],
         embedding: np.ndarray,
-        style: np.ndarray,
-        weights: dict[str, float],
-        decoder: dict[str, np.ndarray] | None,
+        clone: ClonedVoice,
         actor: str | None,
     ) -> dict[str, Any]:
         now = utcnow()
         reg = self.registry
         evidence_what = f"consents/{row.id}"
         embedding_key = reg.put_sealed(voice_id, "embedding", array_bytes(embedding))
-        style_key = reg.put_sealed(voice_id, "style", array_bytes(style))
-        if decoder is not None:  # the voice's own decoder biases (voices/instant_decoder.py)
-            reg.put_sealed(voice_id, INSTANT_DECODER_BLOB, pack_deltas(decoder))
-        factor = pitch_factor(decoder)
+        style_key = reg.put_sealed(voice_id, "style", array_bytes(clone.style))
+        decoder = clone.decoder
+        if decoder is not None:  # the voice's own decoder biases (cloning/instant_decoder.py)
+            reg.put_sealed(voice_id, INSTANT_DECODER_BLOB, pack_deltas(dict(decoder)))
+        factor = clone.pitch_factor
         evidence_key = reg.put_sealed(
             voice_id,
             evidence_what,
@@ -510,8 +498,8 @@ class Enrollment:
                     meta={
                         "scores": checks,
                         "conditioning": {
-                            "method": "instant_map" if "instant_map" in weights else "preset_blend",
-                            "weights": weights,
+                            "method": clone.method,
+                            "weights": clone.weights,
                             "decoder_step": decoder is not None,
                             # the factor on the F0 contour that gives the voice its speaker's pitch
                             "pitch_factor": None if factor is None else round(factor, 4),

@@ -19,13 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voxvault.engines.base import FloatArray, SpeakerEncoder, SpeechSegment
+from voxvault.engines.speaker import cosine, unit
 from voxvault.errors import VoxError
 from voxvault.voices.quality import ANALYSIS_RATE, AudioMeasures
 
 WINDOW_S = 1.6
 HOP_S = 0.8
 MIN_SPEECH_COVER = 0.8  # a window counts when this share of it is speech
-SENTENCE_GAP_S = 0.2  # silence after each sentence when several are embedded as one utterance
 
 
 @dataclass(frozen=True)
@@ -37,32 +37,6 @@ class IdentityPolicy:
     file_campp_threshold: float = 0.515
     split_threshold: float = 0.80  # centroid cosine below this (with both groups big enough) = two speakers
     min_group_windows: int = 3  # about 3 s of speech in the smaller group
-
-
-def unit(v: FloatArray) -> NDArray[np.float32]:
-    """``v`` as a flat float32 vector of length 1 (a zero vector stays zero)."""
-    arr = np.asarray(v, dtype=np.float32).reshape(-1)
-    return arr / max(float(np.linalg.norm(arr)), 1e-12)
-
-
-def join_sentences(clips: list[FloatArray], rate: int) -> NDArray[np.float32]:
-    """Sentences one after another, each followed by ``SENTENCE_GAP_S`` of silence: how a clone's speech
-    is embedded to compare it with its speaker (fine-tuning, the instant decoder step, the evaluation)."""
-    gap = np.zeros(int(SENTENCE_GAP_S * rate), dtype=np.float32)
-    return np.concatenate([np.asarray(c, dtype=np.float32) for clip in clips for c in (clip, gap)])
-
-
-def embed_sentences(encoder: SpeakerEncoder, clips: list[FloatArray], rate: int) -> NDArray[np.float32]:
-    """The unit GE2E embedding of sentences joined by ``join_sentences``: what a clone is compared by."""
-    return unit(encoder.embed(join_sentences(clips, rate), rate))
-
-
-def cosine(a: FloatArray, b: FloatArray) -> float:
-    na = float(np.linalg.norm(a))
-    nb = float(np.linalg.norm(b))
-    if na == 0.0 or nb == 0.0:
-        return 0.0
-    return float(np.dot(a, b) / (na * nb))
 
 
 def speech_only(audio: FloatArray, segments: tuple[SpeechSegment, ...] | list[SpeechSegment]) -> FloatArray:

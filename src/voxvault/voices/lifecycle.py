@@ -237,7 +237,7 @@ class VoiceRegistry:
         return row
 
     def adapted_for(self, voice_id: str, project_id: str | None) -> AdaptedWeights | None:
-        """The voice's adapted decoder weights (``voices/decoder_adaptation.py``), or None.
+        """The voice's adapted decoder weights (``cloning/adapt/decoder.py``), or None.
 
         Decrypted once and kept for the last few voices; erasing a voice drops its entry.
         """

@@ -17,17 +17,17 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from voxvault.api.deps import require
+from voxvault.cloning.bias_layout import DEFAULT_L2
 from voxvault.governance.keys import Principal
-from voxvault.voices.bias_layout import DEFAULT_L2
 
 if TYPE_CHECKING:  # fine-tuning imports PyTorch: loaded with the first job, not with the app
-    from voxvault.voices.finetune import AdaptService
+    from voxvault.jobs.adapt import AdaptService
 
 _lock = threading.Lock()
 
 
 def adapt_service(app: FastAPI) -> AdaptService:
-    from voxvault.voices.finetune import AdaptService
+    from voxvault.jobs.adapt import AdaptService
 
     with _lock:
         service: AdaptService | None = getattr(app.state, "adapt", None)

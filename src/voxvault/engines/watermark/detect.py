@@ -22,7 +22,7 @@ import numpy as np
 import scipy.fft as sfft
 from numpy.typing import NDArray
 
-from voxvault.engines.watermark import coding
+import voxvault.engines.watermark.coding as coding
 from voxvault.engines.watermark.layout import (
     EPS,
     F64,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from voxvault.engines.watermark import coding
+import voxvault.engines.watermark.coding as coding
 
 F64 = NDArray[np.float64]
 

@@ -14,7 +14,7 @@ import numpy as np
 import soxr
 from numpy.typing import NDArray
 
-from voxvault.engines.watermark import coding
+import voxvault.engines.watermark.coding as coding
 from voxvault.engines.watermark.detect import ANALYSIS_RATE, Detection, Detector
 from voxvault.engines.watermark.embed import StreamEmbedder, Strength
 from voxvault.engines.watermark.layout import Layout

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from voxvault.cloning.adapt.state import AdaptOptions
 from voxvault.errors import VoxError
+from voxvault.jobs.adapt import AdaptService
 from voxvault.store.models import Job, Voice
-from voxvault.voices.finetune import AdaptOptions, AdaptService
 
 SENTENCE = ["Good morning to you."]  # one short fine-tuning sentence keeps adaptation tests quick
 
@@ -119,9 +120,9 @@ def test_the_api_refuses_an_unknown_method(make_voice: Any, vv: Any, client: Any
 @pytest.mark.slow
 def test_gradient_steps_move_the_style_toward_the_target(vv: Any, target: np.ndarray) -> None:
     """Adam on the differentiable model raises the GE2E similarity the search would have to guess at."""
+    from voxvault.cloning.adapt.gradient import StyleGradient, adam_ascent
+    from voxvault.cloning.instant import StyleBasis
     from voxvault.engines.kokoro_torch import KokoroTorchEngine
-    from voxvault.voices.instant import StyleBasis
-    from voxvault.voices.style_gradient import StyleGradient, adam_ascent
 
     tts = KokoroTorchEngine(vv.settings.resolved_cache_dir)
     basis = StyleBasis.from_presets(vv.catalog.preset_styles())

@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from voxvault.engines.base import FloatArray
-from voxvault.voices.clone_embedding import (
+from voxvault.cloning.clone_embedding import (
     basis_point,
     held_out_scores,
     judged_rows,
     quadratic_features,
     ridge_solve,
 )
-from voxvault.voices.instant import StyleBasis, f0_track
+from voxvault.cloning.instant import StyleBasis, f0_track
+from voxvault.engines.base import FloatArray
 
 PITCH_MAP_FILE = "pitch_map.npz"
 #: the factor stays within an octave either way (a tracker's octave error must not make a voice absurd)
@@ -119,7 +119,7 @@ class PitchMap:
 
     @classmethod
     def load(cls, path: Path | None = None) -> PitchMap:
-        source = path or Path(str(resources.files("voxvault.voices").joinpath("data", PITCH_MAP_FILE)))
+        source = path or Path(str(resources.files("voxvault.cloning").joinpath("data", PITCH_MAP_FILE)))
         with np.load(source, allow_pickle=False) as f:
             return cls(
                 weights=np.asarray(f["weights"], dtype=np.float64),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voxvault.eval.verification import THRESHOLDS, equal_error_rate
+from voxvault.cloning.verification import THRESHOLDS, equal_error_rate
 
 
 def test_separable_scores_give_a_threshold_between_them_and_no_error() -> None:

@@ -23,6 +23,20 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from voxvault.audio.io import decode, encode
+from voxvault.cloning.adapt.decoder import (
+    VALIDATION_SENTENCES,
+    DecoderTuner,
+    adapt_decoder,
+    choose_runtime,
+)
+from voxvault.cloning.adapt.gradient import StyleGradient
+from voxvault.cloning.adapt.search import StyleObjective, optimise
+from voxvault.cloning.adapt.state import DEFAULT_METHOD, AdaptOptions
+from voxvault.cloning.conditioning import REFERENCE_TEXT
+from voxvault.cloning.instant import StyleBasis, StyleMap, f0_track, instant_style
+from voxvault.cloning.instant_decoder import InstantDecoder, pitch_factor
+from voxvault.cloning.pitch import median_f0
+from voxvault.cloning.verification import THRESHOLDS
 from voxvault.engines.asr import word_error_rate
 from voxvault.engines.base import (
     AdaptedSpeaker,
@@ -32,22 +46,9 @@ from voxvault.engines.base import (
     SpeechRecognizer,
     TTSEngine,
 )
+from voxvault.engines.speaker import join_sentences, unit
 from voxvault.errors import VoxError
-from voxvault.eval.verification import THRESHOLDS
 from voxvault.text import TextFrontend
-from voxvault.voices.conditioning import REFERENCE_TEXT
-from voxvault.voices.decoder_adaptation import (
-    VALIDATION_SENTENCES,
-    DecoderTuner,
-    adapt_decoder,
-    choose_runtime,
-)
-from voxvault.voices.finetune import DEFAULT_METHOD, AdaptOptions, StyleObjective, optimise
-from voxvault.voices.identity import join_sentences, unit
-from voxvault.voices.instant import StyleBasis, StyleMap, f0_track, instant_style
-from voxvault.voices.instant_decoder import InstantDecoder, pitch_factor
-from voxvault.voices.pitch import median_f0
-from voxvault.voices.style_gradient import StyleGradient
 
 HELD_OUT_SENTENCES = (
     "I would like to book a table for two this evening.",
@@ -68,7 +69,7 @@ class CloneEvalOptions:
     enrol_share: float = 0.6
     #: fine-tuning methods to run; the first is reported as ``finetuned``, others as ``finetuned_<method>``
     finetune_methods: tuple[str, ...] = (DEFAULT_METHOD,)
-    #: the instant clone's decoder step (``voices/instant_decoder.py``), as enrollment does by default
+    #: the instant clone's decoder step (``cloning/instant_decoder.py``), as enrollment does by default
     instant_decoder: bool = True
     #: write what each method spoke for the held-out sentences to ``audio_dir/<speaker>/<method>.wav``
     audio_dir: Path | None = None

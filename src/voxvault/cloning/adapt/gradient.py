@@ -1,6 +1,6 @@
 """Fine-tuning a clone's style by gradient: Kokoro and GE2E both differentiable, in PyTorch.
 
-The blind search in ``voices/finetune.py`` needs only the engine to speak. This path asks more: the
+The blind search in ``cloning/adapt/search.py`` needs only the engine to speak. This path asks more: the
 Kokoro graph run by PyTorch (``engines/kokoro_torch.py``, weights from the shipped ONNX) and GE2E's
 differentiable front end (``GE2EEncoder.embed_differentiable``), so ``d similarity / d z`` is exact and one
 Adam step replaces a population of guesses. Each step speaks the job's sentences with the style of the
@@ -20,11 +20,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from voxvault.cloning.adapt.state import AdaptOptions, Checkpoint, Score
+from voxvault.cloning.instant import NATURAL_RADIUS, StyleBasis
 from voxvault.engines.base import FloatArray
 from voxvault.engines.kokoro import TRIM_KEEP_SECONDS, TRIM_THRESHOLD
+from voxvault.engines.speaker import SENTENCE_GAP_S
 from voxvault.errors import VoxError
-from voxvault.voices.identity import SENTENCE_GAP_S
-from voxvault.voices.instant import NATURAL_RADIUS, StyleBasis
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
@@ -149,13 +150,14 @@ def adam_ascent(
     }
 
 
-def gradient_step(objective: Any, gradient: StyleGradient, ck: Any, options: Any) -> Any:
+def gradient_step(
+    objective: Callable[[FloatArray], Score], gradient: StyleGradient, ck: Checkpoint, options: AdaptOptions
+) -> Checkpoint:
     """One Adam step from the optimiser's own ``z``, then the full objective decides whether it is the best.
 
-    ``objective``/``ck``/``options`` are ``finetune.StyleObjective``/``Checkpoint``/``AdaptOptions`` (typed
-    loosely to keep this module free of the job machinery).
+    ``objective`` is ``search.StyleObjective`` (any scorer of coordinates will do, so this module does not
+    import the search that imports it).
     """
-    from voxvault.voices.finetune import Checkpoint
 
     t0 = time.perf_counter()
     z = np.asarray(ck.adam.get("z", ck.best_z), dtype=np.float32)

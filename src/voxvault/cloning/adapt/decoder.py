@@ -34,6 +34,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from voxvault.cloning.adapt.gradient import DifferentiableEncoder, spoken, token_lists, unit_tensor
+from voxvault.cloning.adapt.state import LEARNING_RATES, SCOPES
+from voxvault.cloning.bias_layout import DEFAULT_L2
 from voxvault.engines.asr import mean_recall
 from voxvault.engines.base import (
     STYLE_DIM,
@@ -44,14 +47,9 @@ from voxvault.engines.base import (
     SpeechRecognizer,
 )
 from voxvault.engines.onnx_float import is_style_bias, is_style_projection
+from voxvault.engines.speaker import embed_sentences, unit
 from voxvault.errors import VoxError
-from voxvault.voices.bias_layout import DEFAULT_L2
-from voxvault.voices.identity import embed_sentences, unit
-from voxvault.voices.style_gradient import DifferentiableEncoder, spoken, token_lists, unit_tensor
 
-SCOPES = ("bias", "all")
-# Adam's step by scope: a bias moves a gain or bias directly, a weight only through the style's 128 values.
-LEARNING_RATES = {"bias": 0.03, "all": 1e-3}
 #: Sentences no adaptation trains on (the job's and the evaluation's are others). Which runtime speaks an
 #: adapted voice closer to its speaker is judged on these: the weights fit their own training sentences in
 #: the runtime they were trained through, so those would always favour it.
@@ -217,7 +215,7 @@ def adapt_decoder(
     tuner: DecoderTuner, *, steps: int, max_seconds: float, patience: int = 8
 ) -> tuple[AdaptedWeights, list[StepScore]]:
     """Run ``tuner`` in-process (evaluation, scripts): the best weights by the full objective, and every
-    step's score. The adapt job (``voices/finetune.py``) runs the same steps with checkpoints instead."""
+    step's score. The adapt job (``jobs/adapt.py``) runs the same steps with checkpoints instead."""
     best: tuple[StepScore, dict[str, NDArray[np.float32]]] | None = None
     history: list[StepScore] = []
     stall = 0

@@ -1,15 +1,9 @@
-"""Fine-tuned voice: optimise a clone's style toward its speaker, as a resumable background job.
+"""Fine-tuning a cloned voice as a resumable background job (``POST /v1/voices/{id}/adapt``).
 
-The search runs in the instant clone's basis (``voices/instant.py``): a (1+λ) evolution strategy with
-step-size adaptation, so each step only needs the engine to speak (no gradients; the CPU path). The
-objective rewards GE2E similarity to the enrolled embedding, rewards the ASR recognising the words
-(so the voice keeps saying them) and penalises leaving the region of natural styles. Each iteration is
-checkpointed into the ``Job`` row (``result["checkpoint"]``), so a crashed job resumes where it stopped.
-When done the voice switches to the best style; the one it had is kept (``previous_style_blob``) for
-rollback. ``method="gradient"`` replaces the search by Adam steps through differentiable copies of Kokoro
-and GE2E in PyTorch (``voices/style_gradient.py``), on the CPU or a GPU. ``method="decoder"`` keeps the
-style and adapts the decoder's style projections instead (``voices/decoder_adaptation.py``); the voice
-then speaks through PyTorch Kokoro with its own weights, and rollback restores weights and style together.
+Each iteration is checkpointed into the ``Job`` row (``result["checkpoint"]``), so a crashed job resumes
+where it stopped. When done the voice switches to the best style (and, for the decoder method, its own
+decoder weights); what it had is kept for rollback. The optimisers live in ``cloning/adapt``; this module
+owns the job rows and the voice's stored weights.
 """
 
 from __future__ import annotations
@@ -19,243 +13,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
 
-from voxvault.engines.asr import mean_recall
-from voxvault.engines.base import AdaptedSpeaker, FloatArray, SpeakerEncoder, SpeechRecognizer, TTSEngine
+from voxvault.cloning.adapt.search import StyleObjective, finished, start_checkpoint, stepper
+from voxvault.cloning.adapt.state import JOB_KIND, RESUMABLE, AdaptOptions, Checkpoint
+from voxvault.cloning.instant import StyleBasis
+from voxvault.engines.base import AdaptedSpeaker, FloatArray
 from voxvault.errors import VoxError
 from voxvault.store.models import Job, Voice, utcnow
 from voxvault.text import TextFrontend
-from voxvault.voices.decoder_adaptation import (
-    DEFAULT_L2,
-    LEARNING_RATES,
-    SCOPES,
-    VALIDATION_SENTENCES,
-    DecoderTuner,
-    RuntimeChoice,
-    choose_runtime,
-)
-from voxvault.voices.identity import embed_sentences, unit
-from voxvault.voices.instant import StyleBasis, naturalness_penalty
 from voxvault.voices.lifecycle import array_bytes, array_from_bytes, blob_key, pack_deltas, unpack_deltas
-from voxvault.voices.style_gradient import StyleGradient, gradient_step
+
+if TYPE_CHECKING:
+    from voxvault.cloning.adapt.decoder import RuntimeChoice
+    from voxvault.cloning.adapt.gradient import StyleGradient
 
 log = logging.getLogger(__name__)
-
-JOB_KIND = "voice_adapt"
-METHODS = ("search", "gradient", "decoder")
-# the closest clones (docs/cloning.md: 0.76 held-out SECS against ~0.64 for the style methods)
-DEFAULT_METHOD = "decoder"
-GRADIENT_STEP = 0.2  # Adam's step on the style, in basis standard deviations
-RESUMABLE = ("queued", "running", "interrupted")
-DEFAULT_SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "Please call me back when you get this message.",
-    "We will meet at the station at half past nine.",
-)
-
-
-@dataclass(frozen=True)
-class AdaptOptions:
-    """Search budget and objective weights (all JSON-friendly: they are stored in the job spec)."""
-
-    max_iterations: int = 24
-    population: int = 4
-    max_seconds: float = 600.0
-    patience: int = 8  # iterations without improvement before an early stop
-    sigma: float = 0.35  # initial step, in basis standard deviations
-    similarity_weight: float = 1.0
-    intelligibility_weight: float = 0.3
-    naturalness_weight: float = 0.05
-    sentences: tuple[str, ...] = DEFAULT_SENTENCES
-    seed: int = 0
-    # "search": (1+λ) evolution strategy; "gradient": Adam on the style through PyTorch Kokoro;
-    # "decoder": Adam on the decoder's style projections, style kept
-    method: str = DEFAULT_METHOD
-    learning_rate: float | None = None  # Adam's step (gradient, decoder); None: the method's default
-    l2: float = DEFAULT_L2  # decoder method: pull toward the shipped weights
-    scope: str = "bias"  # decoder method: "bias" (the projections' biases) or "all" (weights too)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> AdaptOptions:
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        if "sentences" in known:
-            known["sentences"] = tuple(known["sentences"])
-        opts = cls(**known)
-        if not (1 <= opts.max_iterations <= 500 and 1 <= opts.population <= 32 and opts.max_seconds > 0):
-            raise VoxError("invalid_options", "max_iterations 1-500, population 1-32, max_seconds > 0", 422)
-        if not opts.sentences:
-            raise VoxError("invalid_options", "at least one sentence is needed", 422)
-        if opts.method not in METHODS:
-            raise VoxError("invalid_options", f"method must be one of {', '.join(METHODS)}", 422)
-        if opts.learning_rate is not None and not 0 < opts.learning_rate <= 2:
-            raise VoxError("invalid_options", "learning_rate must be in (0, 2]", 422)
-        if not 0 <= opts.l2 <= 1:
-            raise VoxError("invalid_options", "l2 must be in [0, 1]", 422)
-        if opts.scope not in SCOPES:
-            raise VoxError("invalid_options", f"scope must be one of {', '.join(SCOPES)}", 422)
-        return opts
-
-    @property
-    def step_size(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return LEARNING_RATES[self.scope] if self.method == "decoder" else GRADIENT_STEP
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["sentences"] = list(self.sentences)
-        return out
-
-
-@dataclass
-class Score:
-    objective: float
-    similarity: float
-    recall: float
-    penalty: float
-
-
-@dataclass
-class Checkpoint:
-    """Everything needed to continue the search (stored as JSON in the job row)."""
-
-    iteration: int
-    best_z: list[float]
-    best: dict[str, float]
-    start: dict[str, float]
-    sigma: float
-    stall: int
-    seconds: float
-    history: list[float] = field(default_factory=list)
-    rng_state: dict[str, Any] = field(default_factory=dict)
-    adam: dict[str, Any] = field(default_factory=dict)  # gradient method: current z, moments, step count
-
-
-class StyleObjective:
-    """Scores basis coordinates: speak the sentences, embed, recognise, penalise the unnatural."""
-
-    def __init__(
-        self,
-        tts: TTSEngine,
-        encoder: SpeakerEncoder,
-        asr: SpeechRecognizer | None,
-        basis: StyleBasis,
-        target: FloatArray,
-        options: AdaptOptions,
-    ) -> None:
-        self.tts, self.encoder, self.asr, self.basis, self.options = tts, encoder, asr, basis, options
-        self.target = unit(target)
-        frontend = TextFrontend(max_phonemes=tts.max_phonemes)
-        self.phonemes = [frontend.phonemes(s) for s in options.sentences]
-
-    def speak(self, z: FloatArray) -> list[FloatArray]:
-        pack = self.basis.pack(np.asarray(z))
-        return [self.tts.synthesize(ph, pack) for ph in self.phonemes]
-
-    def __call__(self, z: FloatArray) -> Score:
-        clips = self.speak(z)
-        rate = self.tts.sample_rate
-        similarity = float(np.dot(embed_sentences(self.encoder, clips, rate), self.target))
-        recall = 1.0
-        if self.asr is not None and self.options.intelligibility_weight > 0:
-            recall = mean_recall(self.asr, clips, self.options.sentences, rate)
-        penalty = naturalness_penalty(np.asarray(z))
-        o = self.options
-        objective = (
-            o.similarity_weight * similarity
-            + o.intelligibility_weight * recall
-            - o.naturalness_weight * penalty
-        )
-        return Score(objective, similarity, recall, penalty)
-
-
-def start_checkpoint(objective: StyleObjective, z0: FloatArray, options: AdaptOptions) -> Checkpoint:
-    score = objective(z0)
-    best = asdict(score)
-    rng = np.random.default_rng(options.seed)
-    return Checkpoint(
-        iteration=0,
-        best_z=[float(v) for v in np.asarray(z0).reshape(-1)],
-        best=best,
-        start=dict(best),
-        sigma=options.sigma,
-        stall=0,
-        seconds=0.0,
-        history=[round(score.objective, 5)],
-        rng_state=dict(rng.bit_generator.state),
-    )
-
-
-def search_step(objective: StyleObjective, ck: Checkpoint, options: AdaptOptions) -> Checkpoint:
-    """One (1+λ) iteration with the 1/5th success rule for the step size."""
-    t0 = time.perf_counter()
-    rng = np.random.default_rng()
-    rng.bit_generator.state = ck.rng_state
-    parent = np.asarray(ck.best_z, dtype=np.float32)
-    best_z, best = parent, ck.best
-    improved = False
-    for _ in range(options.population):
-        child = (parent + ck.sigma * rng.standard_normal(parent.size)).astype(np.float32)
-        score = objective(child)
-        if score.objective > best["objective"]:
-            best_z, best, improved = child, asdict(score), True
-    sigma = ck.sigma * (1.5 if improved else 0.85)
-    return Checkpoint(
-        iteration=ck.iteration + 1,
-        best_z=[float(v) for v in best_z],
-        best=best,
-        start=ck.start,
-        sigma=float(np.clip(sigma, 0.05, 1.5)),
-        stall=0 if improved else ck.stall + 1,
-        seconds=ck.seconds + time.perf_counter() - t0,
-        history=[*ck.history, round(float(best["objective"]), 5)],
-        rng_state=dict(rng.bit_generator.state),
-    )
-
-
-def finished(ck: Checkpoint, options: AdaptOptions) -> str | None:
-    """Why the search stops now (None: go on)."""
-    if ck.iteration >= options.max_iterations:
-        return "max_iterations"
-    if ck.seconds >= options.max_seconds:
-        return "time_cap"
-    if ck.stall >= options.patience:
-        return "early_stop"
-    return None
-
-
-Step = Callable[[Checkpoint], Checkpoint]
-
-
-def stepper(objective: StyleObjective, options: AdaptOptions, gradient: StyleGradient | None = None) -> Step:
-    """The iteration for ``options.method``: a search step, or a gradient step (needs ``gradient``)."""
-    if options.method == "gradient":
-        if gradient is None:
-            raise VoxError("gradient_unavailable", "the gradient method needs a differentiable model", 422)
-        return lambda ck: gradient_step(objective, gradient, ck, options)
-    return lambda ck: search_step(objective, ck, options)
-
-
-def optimise(
-    objective: StyleObjective,
-    z0: FloatArray,
-    options: AdaptOptions,
-    on_step: Callable[[Checkpoint], None] | None = None,
-    gradient: StyleGradient | None = None,
-) -> Checkpoint:
-    """Run the whole search in-process (evaluation, scripts); the job service checkpoints instead."""
-    step = stepper(objective, options, gradient)
-    ck = start_checkpoint(objective, z0, options)
-    while finished(ck, options) is None:
-        ck = step(ck)
-        if on_step is not None:
-            on_step(ck)
-    return ck
 
 
 class AdaptService:
@@ -633,6 +410,8 @@ class _DecoderPlan(_Plan):
         self.registry = reg = vv.voice_registry
         self.style = reg.style_for(voice_id, project_id)
         target = self.target = reg.embedding_for(voice_id, project_id)
+        from voxvault.cloning.adapt.decoder import DecoderTuner  # PyTorch: loaded when a decoder job runs
+
         tts: Any = vv.engines.adaptable_tts()
         frontend = self.frontend = TextFrontend(max_phonemes=tts.max_phonemes)
         phonemes = [frontend.phonemes(text) for text in options.sentences]
@@ -723,6 +502,8 @@ class _DecoderPlan(_Plan):
         adapted = unpack_deltas(best, self.registry.get_sealed(self.voice_id, best))
         if serving is trained or not (isinstance(serving, AdaptedSpeaker) and serving.speaks(adapted)):
             return None
+        from voxvault.cloning.adapt.decoder import VALIDATION_SENTENCES, choose_runtime
+
         t0 = time.perf_counter()
         phonemes = [self.frontend.phonemes(text) for text in VALIDATION_SENTENCES]
         choice = choose_runtime(

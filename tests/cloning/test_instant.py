@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from voxvault.cloning.instant import NATURAL_RADIUS, StyleBasis, StyleMap, f0_track, prosody_features
 from voxvault.engines.asr import phrase_recall
-from voxvault.voices.instant import NATURAL_RADIUS, StyleBasis, StyleMap, f0_track, prosody_features
 
 
 def test_pitch_of_a_steady_tone_is_found() -> None:

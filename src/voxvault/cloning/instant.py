@@ -6,7 +6,7 @@ basis: the principal directions of the shipped presets' rows around the mean pac
 standard deviation. So a clone is a point ``z`` (``BASIS_SIZE`` numbers) and ``z = 0`` is the average
 preset. The mapping ``features -> z`` is a ridge regression learned offline (``bench/train_style_map.py``)
 from speech the engine itself produced for sampled ``z``: synthesise, embed, learn the inverse. Its
-weights ship in ``voices/data/style_map.npz``; applying it is a matrix product (well under a second).
+weights ship in ``cloning/data/style_map.npz``; applying it is a matrix product (well under a second).
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ class StyleMap:
     def load(cls, path: Path | None = None) -> StyleMap:
         """The trained map (the shipped one by default); FileNotFoundError when none is there."""
         if path is None:
-            ref = resources.files("voxvault.voices") / "data" / MAP_FILE
+            ref = resources.files("voxvault.cloning") / "data" / MAP_FILE
             if not ref.is_file():
                 raise FileNotFoundError(MAP_FILE)
             with resources.as_file(ref) as real:

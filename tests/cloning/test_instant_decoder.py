@@ -11,13 +11,13 @@ import pytest
 from tests.conftest import needs_testdata, speaker_clips
 
 from voxvault.audio.io import decode
+from voxvault.cloning.instant import StyleBasis, StyleMap, instant_style
+from voxvault.cloning.instant_decoder import DecoderJacobian, InstantDecoder
 from voxvault.engines.base import AdaptedWeights
 from voxvault.engines.ge2e import GE2EEncoder
 from voxvault.engines.kernels import compiler
 from voxvault.engines.kokoro import KokoroEngine
 from voxvault.text import TextFrontend
-from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
-from voxvault.voices.instant_decoder import DecoderJacobian, InstantDecoder
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="the fused graph needs a C compiler")
 

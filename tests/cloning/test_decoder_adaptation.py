@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from voxvault.cloning.adapt.decoder import RUNTIME_MARGIN, VALIDATION_SENTENCES, choose_runtime
 from voxvault.engines.base import AdaptedWeights
 from voxvault.errors import VoxError
+from voxvault.jobs.adapt import AdaptService
 from voxvault.store.models import Job, Voice
-from voxvault.voices.decoder_adaptation import RUNTIME_MARGIN, VALIDATION_SENTENCES, choose_runtime
-from voxvault.voices.finetune import AdaptService
 from voxvault.voices.lifecycle import blob_key, pack_deltas, unpack_deltas
 
 TEXT = "Thank you for calling."

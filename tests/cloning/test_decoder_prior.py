@@ -11,15 +11,15 @@ import pytest
 from tests.conftest import needs_testdata, speaker_clips
 
 from voxvault.audio.io import decode
+from voxvault.cloning.decoder_prior import DecoderPrior, design_rows, ridge_dual
+from voxvault.cloning.evaluation import HELD_OUT_SENTENCES
+from voxvault.cloning.instant import StyleBasis, StyleMap, instant_style
+from voxvault.cloning.instant_decoder import DecoderJacobian, InstantDecoder, load_prior
 from voxvault.engines.base import AdaptedWeights
 from voxvault.engines.ge2e import GE2EEncoder
 from voxvault.engines.kernels import compiler
 from voxvault.engines.kokoro import KokoroEngine
-from voxvault.eval.clone import HELD_OUT_SENTENCES
 from voxvault.text import TextFrontend
-from voxvault.voices.decoder_prior import DecoderPrior, design_rows, ridge_dual
-from voxvault.voices.instant import StyleBasis, StyleMap, instant_style
-from voxvault.voices.instant_decoder import DecoderJacobian, InstantDecoder, load_prior
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

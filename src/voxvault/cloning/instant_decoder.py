@@ -1,21 +1,21 @@
 """Instant decoder step: at enrollment a voice gets its own decoder style biases, in well under a second.
 
-Decoder adaptation (``voices/decoder_adaptation.py``) makes the closest clones by tuning the decoder's 58
+Decoder adaptation (``cloning/adapt/decoder.py``) makes the closest clones by tuning the decoder's 58
 style biases with gradient steps through PyTorch Kokoro, a few seconds a step on a CPU. Its first step
 moves furthest: Adam's first update is the learning rate times the *sign* of the gradient, and that
 gradient is ``J^T g``, where ``J`` is the Jacobian of the GE2E embedding of the clone's speech with respect
 to those biases and ``g`` the direction from the clone's embedding toward the speaker's. ``J`` belongs to
 the model, not to the speaker, so it is computed once, offline (``bench/train_decoder_jacobian.py``: 256
 backward passes at the average preset style, the two sentences below), and ships truncated to its leading
-singular directions (``voices/data/decoder_jacobian.npz``). At enrollment: speak the two sentences with
+singular directions (``cloning/data/decoder_jacobian.npz``). At enrollment: speak the two sentences with
 the voice's instant style (onnxruntime), embed them, ``g = t - (t.e) e`` (the gradient of the cosine to
 the speaker's unit embedding ``t``), deltas = ``STEP * sign(J^T g)``. A single step: more, with the same
 ``J``, raised the similarity on those sentences and lowered it on others (``docs/cloning.md``). Where the
-decoder prior ships (``voices/decoder_prior.py``), the step is added to its prediction of where
+decoder prior ships (``cloning/decoder_prior.py``), the step is added to its prediction of where
 fine-tuning would take the speaker's biases. Where the clone embedding map ships
-(``voices/clone_embedding.py``), the embedding of the two sentences is predicted from the instant style
+(``cloning/clone_embedding.py``), the embedding of the two sentences is predicted from the instant style
 instead of spoken, which takes the instant clone from seconds to milliseconds. Where the pitch map ships
-(``voices/pitch.py``), the voice also gets the pitch factor that moves its clone's median F0 to the
+(``cloning/pitch.py``), the voice also gets the pitch factor that moves its clone's median F0 to the
 speaker's, one more per-call input beside the biases.
 """
 
@@ -34,13 +34,13 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from voxvault.cloning.bias_layout import shape_arrays, shapes_of, split
+from voxvault.cloning.clone_embedding import CloneEmbeddingMap, basis_fingerprint, jacobian_key
+from voxvault.cloning.decoder_prior import DecoderPrior
+from voxvault.cloning.instant import StyleBasis
+from voxvault.cloning.pitch import PitchMap
 from voxvault.engines.base import AdaptedSpeaker, AdaptedWeights, FloatArray, SpeakerEncoder, TTSEngine
-from voxvault.voices.bias_layout import shape_arrays, shapes_of, split
-from voxvault.voices.clone_embedding import CloneEmbeddingMap, basis_fingerprint, jacobian_key
-from voxvault.voices.decoder_prior import DecoderPrior
-from voxvault.voices.identity import embed_sentences, unit
-from voxvault.voices.instant import StyleBasis
-from voxvault.voices.pitch import PitchMap
+from voxvault.engines.speaker import embed_sentences, unit
 
 log = logging.getLogger(__name__)
 _Loaded = TypeVar("_Loaded")
@@ -64,7 +64,7 @@ class DecoderJacobian:
 
     @classmethod
     def load(cls, path: Path | None = None) -> DecoderJacobian:
-        source = path or Path(str(resources.files("voxvault.voices").joinpath("data", JACOBIAN_FILE)))
+        source = path or Path(str(resources.files("voxvault.cloning").joinpath("data", JACOBIAN_FILE)))
         with np.load(source, allow_pickle=False) as f:
             sizes = [int(n) for n in f["sizes"]]
             jac = cls(

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voxvault.voices.conditioning import StyleConditioner, blend_weights
+from voxvault.cloning.conditioning import StyleConditioner, blend_weights
 
 
 def test_blend_weights_favour_the_closest_and_sum_to_one() -> None:
