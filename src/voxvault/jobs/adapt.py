@@ -179,6 +179,8 @@ class AdaptService:
 
     def _gradient(self, objective: StyleObjective) -> StyleGradient:
         """PyTorch Kokoro (the configured engine when it is one, else loaded once) and GE2E."""
+        from voxvault.cloning.adapt.gradient import StyleGradient  # PyTorch: loaded when a gradient job runs
+
         tts: Any = self.vv.engines.adaptable_tts()
         return StyleGradient(tts, objective.encoder, objective.basis, objective.target, objective.phonemes)  # type: ignore[arg-type]
 
