@@ -28,7 +28,7 @@ from voxvault.governance.text_hash import TEXT_HASH, TextHasher
 from voxvault.store.blobs import BlobStore, open_blob_store
 from voxvault.store.db import Database
 from voxvault.store.models import Project
-from voxvault.store.sealed import reseal_personal_fields
+from voxvault.store.reseal import reseal_personal_fields
 from voxvault.synthesis import RenderedSpeech, SpeechPipeline, VoiceStyle
 from voxvault.synthesis.pipeline import ChunkHook
 from voxvault.synthesis.records import GenerationLog

@@ -18,7 +18,7 @@ from voxvault.governance.audit import AuditTrail
 from voxvault.governance.crypto import Envelope, LocalKeyManager, RewrapReport, new_master_key
 from voxvault.store.blobs import BlobNotFound, BlobStore
 from voxvault.store.db import Database
-from voxvault.store.sealed import rewrap_sealed_fields
+from voxvault.store.reseal import rewrap_sealed_fields
 
 log = logging.getLogger(__name__)
 
