@@ -35,18 +35,18 @@ import soxr
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from voxvault.api.routes.elevenlabs import (
+from voxvault.api.routes.transcription import TranscriptionGate, _gate
+from voxvault.api.websocket import (
     WS_INVALID,
     WS_NORMAL,
     WS_POLICY,
     WS_TOO_BIG,
     ClientGone,
     WsClose,
-    _bearer,
-    _close,
-    _close_for,
+    bearer,
+    close_for,
+    close_socket,
 )
-from voxvault.api.routes.transcription import TranscriptionGate, _gate
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 
@@ -202,9 +202,9 @@ def _authenticate(ws: WebSocket) -> Principal:
     vv = ws.app.state.vv
     q = ws.query_params
     secret = (
-        _bearer(ws.headers.get("authorization"))
-        or _bearer(q.get("api_key"))
-        or _bearer(ws.headers.get("xi-api-key"))
+        bearer(ws.headers.get("authorization"))
+        or bearer(q.get("api_key"))
+        or bearer(ws.headers.get("xi-api-key"))
     )
     if not secret:
         raise VoxError("missing_api_key", "send an API key: Authorization: Bearer <key> or ?api_key=", 401)
@@ -364,7 +364,7 @@ async def stream_transcription(ws: WebSocket) -> None:
             )
         except VoxError as exc:
             error = exc.code
-            raise _close_for(exc) from None
+            raise close_for(exc) from None
         session = _Session(ws, engine, options, params, vv.settings)
         await ws.send_text(
             json.dumps(
@@ -386,16 +386,16 @@ async def stream_transcription(ws: WebSocket) -> None:
         }
         await ws.send_text(json.dumps(done))
         completed = True
-        await _close(ws, WS_NORMAL, "done")
+        await close_socket(ws, WS_NORMAL, "done")
     except WsClose as exc:
         error = error or exc.reason
-        await _close(ws, exc.code, exc.reason, exc.message)
+        await close_socket(ws, exc.code, exc.reason, exc.message)
     except (ClientGone, WebSocketDisconnect):
         error = "client_gone"
     except Exception:
         error = "internal_error"
         log.exception("speech-to-text stream failed id=%s", session_id)
-        await _close(ws, 1011, "internal_error", "internal error; the server log has the details")
+        await close_socket(ws, 1011, "internal_error", "internal error; the server log has the details")
     finally:
         if gate is not None:
             gate.done(started)
