@@ -244,6 +244,7 @@ class VoxVault:
             heard_checker=self._heard_checker_factory(),
             attempts=AttemptGuard(
                 self.audit,
+                self.db,
                 AttemptPolicy(
                     slow_after=self.settings.consent_refusals_before_cooldown,
                     cooldown_s=self.settings.consent_refusal_cooldown_s,
@@ -251,6 +252,7 @@ class VoxVault:
                     lock_s=self.settings.consent_lock_s,
                 ),
             ),
+                digest=self.text_hasher.hexdigest,
         )
 
     def _heard_checker_factory(self) -> Callable[[], HeardScriptChecker] | None:

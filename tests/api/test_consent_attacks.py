@@ -226,7 +226,10 @@ def test_repeated_refusals_are_slowed_then_locked_for_the_key_and_audited(
 
     now = [1000.0]
     guard = AttemptGuard(
-        vv.audit, AttemptPolicy(slow_after=2, cooldown_s=60, lock_after=3, lock_s=600), lambda: now[0]
+        vv.db,
+        vv.audit,
+        AttemptPolicy(slow_after=2, cooldown_s=60, lock_after=3, lock_s=600),
+        lambda: now[0],
     )
     monkeypatch.setattr(vv.enrollment, "attempts", guard)
     attacker, bystander = new_tenant(vv, app, "attempts attacker"), new_tenant(vv, app, "attempts bystander")

@@ -41,6 +41,7 @@ TABLES = {
     "jobs",
     "job_items",
     "audit_log",
+    "enrollment_refusals",
 }
 
 

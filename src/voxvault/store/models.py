@@ -289,6 +289,26 @@ class AuditLog(Base):
     hash: Mapped[str] = mapped_column(String(SHA256_HEX_LENGTH), unique=True)
 
 
+class EnrollmentRefusal(Base):
+    """One refused enrollment or renewal, counted in one scope (API key, tenant, consent subject).
+
+    Owned by ``voices/attempts.py``: every process on the database counts the same rows, so retries spread
+    over workers or restarts still slow down and lock (issue 25). ``bucket`` names the scope (a key or
+    project id, or a keyed digest of the speaker's name: never the name). A row with ``locked_until`` is
+    the refusal that locked its scope; counting starts again after it. Rows older than the policy's window
+    are deleted as new refusals arrive.
+    """
+
+    __tablename__ = "enrollment_refusals"
+    __table_args__ = (Index("ix_enrollment_refusals_bucket_at", "bucket", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    bucket: Mapped[str] = mapped_column(String(128))
+    at: Mapped[dt.datetime] = mapped_column()
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
 class AppendOnlyError(RuntimeError):
     """Raised when code tries to change or remove an audit-log row (a programming error, not user input)."""
 
@@ -312,6 +332,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Consent",
+    "EnrollmentRefusal",
     "Generation",
     "Job",
     "JobItem",
