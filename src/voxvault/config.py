@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         "decoder step (same engines).",
     )
     threads: int = Field(default=0, description="Inference threads; 0 = all cores.")
+    engine_idle_ttl_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Unload an engine idle this long (Whisper, CAM++, PyTorch Kokoro...; reloaded on next "
+        "use); the default TTS always stays. 0 = never unload.",
+    )
 
     default_voice: str = "kumo"
     loudness_lufs: float = -18.0

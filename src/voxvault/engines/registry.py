@@ -1,14 +1,26 @@
-"""Engines by name, loaded lazily once per process and shared.
+"""Engines by name, loaded lazily on first use, shared, and unloaded again when idle.
 
 ``EngineRegistry(settings).tts()`` returns the configured TTS engine; the first call pays the load cost.
 Optional engines register a factory here; unknown names give a clear error instead of an ImportError.
+
+Like speaches' model manager, an engine that is not the default TTS is dropped after
+``VOXVAULT_ENGINE_IDLE_TTL_S`` seconds without use (0 = never), so a server that transcribed once does not
+keep Whisper's few hundred MB for good. ``with registry.use("transcriber") as whisper:`` holds a lease:
+an engine with a lease is never unloaded. An engine a caller still holds a reference to after its unload
+is taken back on the next use (a weak reference), never loaded a second time beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import logging
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from voxvault.config import Settings
@@ -24,6 +36,8 @@ from voxvault.errors import VoxError
 if TYPE_CHECKING:
     from voxvault.engines.diarize import Diarizer
     from voxvault.engines.whisper import WhisperRecognizer
+
+log = logging.getLogger(__name__)
 
 Factory = Callable[[Settings], Any]
 
@@ -80,43 +94,226 @@ def _whisper(model: str) -> Factory:
     return load
 
 
+def _fake(name: str) -> Factory:
+    """Weight-free stand-ins (engines/fake.py): demos, CI, tests that do not judge a model."""
+
+    def load(settings: Settings) -> Any:
+        from voxvault.engines import fake
+
+        return getattr(fake, name)()
+
+    return load
+
+
 FACTORIES: dict[str, dict[str, Factory]] = {
-    "tts": {"kokoro": _kokoro, "kokoro-torch": _kokoro_torch},
-    "speaker": {"ge2e": _ge2e, "campp": _campp},  # campp: a second judge (consent, clone eval)
-    "vad": {"silero": _silero},
-    "asr": {"pocketsphinx": _pocketsphinx},
+    "tts": {"kokoro": _kokoro, "kokoro-torch": _kokoro_torch, "fake": _fake("FakeTTS")},
+    # campp: a second judge (consent, clone eval)
+    "speaker": {"ge2e": _ge2e, "campp": _campp, "fake": _fake("FakeSpeakerEncoder")},
+    "vad": {"silero": _silero, "fake": _fake("FakeVAD")},
+    "asr": {"pocketsphinx": _pocketsphinx, "fake": _fake("FakeRecognizer")},
     # Open transcription (Whisper), by model name; asr_engine = "whisper" uses asr_model.
     "transcriber": {"base": _whisper("base"), "tiny.en": _whisper("tiny.en")},
 }
 
 
-class EngineRegistry:
-    """Holds one instance per engine kind; thread-safe lazy construction."""
+DIARIZER = "diarizer:vad-campp-ahc"  # built from two other engines; unloaded like one
 
-    def __init__(self, settings: Settings) -> None:
+
+@dataclass(frozen=True)
+class EngineState:
+    """One loaded engine as ``/metrics`` and ``voxvault doctor`` show it."""
+
+    kind: str
+    name: str
+    load_s: float
+    idle_s: float  # since the last use ended (0 while in use)
+    in_use: int  # leases held now
+    pinned: bool  # the default TTS: never unloaded
+
+
+@dataclass
+class _Loaded:
+    instance: Any
+    load_s: float
+    last_used: float
+    users: int = 0
+
+
+def _trim_heap() -> None:
+    """Give freed memory back to the OS (glibc keeps it otherwise, and RSS would not show the unload)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class EngineRegistry:
+    """Holds one instance per engine kind; thread-safe lazy construction, idle unload (``reap``)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
-        self._instances: dict[str, Any] = {}
+        self.idle_ttl_s = settings.engine_idle_ttl_s
+        self._clock = clock
+        self._loaded: dict[str, _Loaded] = {}
+        self._released: dict[str, weakref.ref[Any]] = {}  # unloaded, maybe still held by a caller
         self._load_seconds: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the dicts; held for microseconds
+        self._load_locks: dict[str, threading.Lock] = {}  # one load at a time per engine, not globally
+        self._reaper: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def pinned(self) -> str:
+        """The default TTS: every request needs it, so it is never unloaded."""
+        return f"tts:{self.settings.tts_engine}"
+
+    def _acquire(self, key: str, build: Callable[[], Any], lease: bool) -> Any:
+        with self._lock:
+            entry = self._adopt(key)
+            if entry is not None:
+                entry.users += lease
+                entry.last_used = self._clock()
+                return entry.instance
+            load_lock = self._load_locks.setdefault(key, threading.Lock())
+        with load_lock:
+            with self._lock:
+                entry = self._adopt(key)
+            if entry is None:
+                t0 = time.perf_counter()
+                instance = build()
+                load_s = time.perf_counter() - t0
+                entry = _Loaded(instance, load_s, self._clock())
+                with self._lock:
+                    self._loaded[key] = entry
+                    self._load_seconds[key] = load_s
+                log.info("engine %s loaded in %.2fs", key, load_s)
+            with self._lock:
+                entry.users += lease
+                entry.last_used = self._clock()
+                return entry.instance
+
+    def _adopt(self, key: str) -> _Loaded | None:
+        """The loaded entry, or the instance an unload released while a caller still held it (under lock)."""
+        entry = self._loaded.get(key)
+        if entry is None and key in self._released:
+            instance = self._released.pop(key)()
+            if instance is not None:
+                entry = self._loaded[key] = _Loaded(instance, self._load_seconds.get(key, 0.0), self._clock())
+        return entry
+
+    def _factory(self, kind: str, name: str) -> Callable[[], Any]:
+        factory = FACTORIES.get(kind, {}).get(name)
+        if factory is None:
+            known = ", ".join(sorted(FACTORIES.get(kind, {})))
+            raise VoxError("unknown_engine", f"no {kind} engine named {name!r} (known: {known})", 500)
+        return lambda: factory(self.settings)
 
     def _get(self, kind: str, name: str) -> Any:
-        key = f"{kind}:{name}"
-        inst = self._instances.get(key)
-        if inst is not None:
-            return inst
-        with self._lock:
-            inst = self._instances.get(key)
-            if inst is None:
-                factory = FACTORIES.get(kind, {}).get(name)
-                if factory is None:
-                    known = ", ".join(sorted(FACTORIES.get(kind, {})))
-                    raise VoxError("unknown_engine", f"no {kind} engine named {name!r} (known: {known})", 500)
-                t0 = time.perf_counter()
-                inst = factory(self.settings)
-                self._load_seconds[key] = time.perf_counter() - t0
-                self._instances[key] = inst
-        return inst
+        return self._acquire(f"{kind}:{name}", self._factory(kind, name), lease=False)
 
+    def _default_name(self, kind: str) -> str:
+        names = {
+            "tts": self.settings.tts_engine,
+            "speaker": self.settings.speaker_engine,
+            "vad": self.settings.vad_engine,
+            "asr": self.settings.asr_engine,
+            "transcriber": self.settings.asr_model,
+        }
+        if kind not in names:
+            raise VoxError("unknown_engine", f"no engine kind {kind!r}", 500)
+        return names[kind]
+
+    @contextlib.contextmanager
+    def use(self, kind: str, name: str | None = None) -> Iterator[Any]:
+        """Lease an engine for a block: loaded if needed, never unloaded until the block ends.
+
+        ``with registry.use("transcriber", "tiny.en") as whisper: whisper.transcribe(...)``
+        """
+        if kind == "diarizer":
+            key, build = DIARIZER, self._build_diarizer
+        else:
+            name = name or self._default_name(kind)
+            key, build = f"{kind}:{name}", self._factory(kind, name)
+        instance = self._acquire(key, build, lease=True)
+        try:
+            yield instance
+        finally:
+            with self._lock:
+                entry = self._loaded.get(key)
+                if entry is not None and entry.instance is instance:
+                    entry.users -= 1
+                    entry.last_used = self._clock()
+
+    # -- idle unload ------------------------------------------------------------------------------------
+    def reap(self) -> list[str]:
+        """Unload every engine idle for ``idle_ttl_s`` or more, unless leased or the default TTS.
+
+        Returns the keys unloaded. The registry drops its reference; the memory comes back once no caller
+        holds the engine either (a caller that still does gets the same instance back on next use).
+        """
+        if self.idle_ttl_s <= 0:
+            return []
+        now = self._clock()
+        with self._lock:
+            idle = {key: now - e.last_used for key, e in self._loaded.items()}
+            dropped = [
+                key
+                for key, e in self._loaded.items()
+                if key != self.pinned and e.users == 0 and idle[key] >= self.idle_ttl_s
+            ]
+            for key in dropped:
+                instance = self._loaded.pop(key).instance
+                with contextlib.suppress(TypeError):  # a type without weak references: simply dropped
+                    self._released[key] = weakref.ref(instance)
+                del instance
+        if dropped:
+            gc.collect()
+            _trim_heap()
+            for key in dropped:
+                ref = self._released.get(key)
+                held = ref is not None and ref() is not None
+                note = " (a caller still holds it)" if held else ""
+                log.info("engine %s unloaded after %.0fs idle%s", key, idle[key], note)
+        return dropped
+
+    def start_reaper(self) -> None:
+        """Check for idle engines in a daemon thread (every quarter TTL, at most every 30 s)."""
+        if self.idle_ttl_s <= 0 or self._reaper is not None:
+            return
+        interval = min(max(self.idle_ttl_s / 4, 0.01), 30.0)
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.reap()
+                except Exception:  # noqa: BLE001 - an unload that fails must not end the reaper
+                    log.exception("idle engine unload failed")
+
+        self._reaper = threading.Thread(target=run, name="voxvault-engine-reaper", daemon=True)
+        self._reaper.start()
+
+    def stop_reaper(self) -> None:
+        self._stop.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout=5)
+            self._reaper = None
+
+    def status(self) -> list[EngineState]:
+        """The engines loaded now, with idle seconds and leases (``/metrics``, ``voxvault doctor``)."""
+        now = self._clock()
+        with self._lock:
+            return [
+                EngineState(
+                    kind=key.split(":", 1)[0],
+                    name=key.split(":", 1)[1],
+                    load_s=round(entry.load_s, 3),
+                    idle_s=0.0 if entry.users else round(max(now - entry.last_used, 0.0), 3),
+                    in_use=entry.users,
+                    pinned=key == self.pinned,
+                )
+                for key, entry in sorted(self._loaded.items())
+            ]
+
+    # -- engines by kind ---------------------------------------------------------------------------------
     def tts(self) -> TTSEngine:
         return self._get("tts", self.settings.tts_engine)
 
@@ -145,16 +342,14 @@ class EngineRegistry:
             return recognizer
         return self._get("asr", self.settings.asr_engine)
 
+    def _build_diarizer(self) -> Diarizer:
+        from voxvault.engines.diarize import Diarizer
+
+        return Diarizer(self._get("vad", "silero"), self._get("speaker", "campp"))
+
     def diarizer(self) -> Diarizer:
         """Who spoke when: Silero VAD + CAM++ (loaded on first use, shared with the other kinds)."""
-        inst = self._instances.get("diarizer:vad-campp-ahc")
-        if inst is None:
-            from voxvault.engines.diarize import Diarizer
-
-            vad, encoder = self._get("vad", "silero"), self._get("speaker", "campp")
-            with self._lock:
-                inst = self._instances.setdefault("diarizer:vad-campp-ahc", Diarizer(vad, encoder))
-        diarizer: Diarizer = inst
+        diarizer: Diarizer = self._acquire(DIARIZER, self._build_diarizer, lease=False)
         return diarizer
 
     def transcriber(self, model: str | None = None) -> WhisperRecognizer:
@@ -166,4 +361,5 @@ class EngineRegistry:
         return dict(self._load_seconds)
 
     def loaded(self, kind: str) -> bool:
-        return any(k.startswith(kind + ":") for k in self._instances)
+        with self._lock:
+            return any(k.startswith(kind + ":") for k in self._loaded)
