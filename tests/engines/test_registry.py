@@ -201,3 +201,27 @@ def test_idle_campp_and_its_diarizer_are_freed_and_work_after_reload(tmp_path: P
     again = reg.speaker_named("campp").embed(audio, 16_000)
     assert float(np.dot(first, again) / (np.linalg.norm(first) * np.linalg.norm(again))) > 0.999
     assert reg.diarizer().encoder is reg.speaker_named("campp")
+
+
+@pytest.mark.usefixtures("fake_kinds")
+def test_metrics_show_loaded_engines_with_idle_seconds_and_the_reaper_runs_with_the_app(
+    tmp_path: Path,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from voxvault.api.app import create_app
+    from voxvault.service import VoxVault
+
+    vv = VoxVault(Settings(data_dir=tmp_path, engine_idle_ttl_s=0.2))
+    app = create_app(vv=vv, warm_up=False)
+    with TestClient(app) as client:
+        vv.engines.transcriber()
+        body = client.get("/metrics").text
+        assert 'voxvault_engine_loaded{kind="transcriber",name="base"} 1.0' in body
+        assert 'voxvault_engine_in_use{kind="transcriber",name="base"} 0.0' in body
+        assert 'voxvault_engine_idle_seconds{kind="transcriber",name="base"}' in body
+        deadline = time.monotonic() + 5
+        while vv.engines.loaded("transcriber") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "voxvault_engine_loaded{" not in client.get("/metrics").text  # unloaded by the app's reaper
+    assert vv.engines._reaper is None  # stopped with the app

@@ -67,7 +67,11 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
             threading.Thread(target=_warm_up, args=(app,), name="voxvault-warmup", daemon=True).start()
         else:
             app.state.ready.set()
-        yield
+        vv.engines.start_reaper()  # idle engines (not the default TTS) unloaded after engine_idle_ttl_s
+        try:
+            yield
+        finally:
+            vv.engines.stop_reaper()
 
     app = FastAPI(
         title="voxvault",
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     install_docs(app)
     app.state.vv = vv
     app.state.metrics = Metrics()
+    app.state.metrics.watch_engines(vv.engines)
     app.state.admission = Admission(
         vv.settings.max_concurrent_syntheses,
         vv.settings.queue_size,

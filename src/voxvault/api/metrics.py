@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from voxvault.engines.registry import EngineRegistry
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 RTF_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
@@ -43,3 +51,27 @@ class Metrics:
         self.active_syntheses = Gauge(
             "voxvault_active_syntheses", "Syntheses running now.", registry=self.registry
         )
+
+    def watch_engines(self, engines: EngineRegistry) -> None:
+        """Loaded engines, their idle seconds and leases, read at scrape time (idle unload made visible)."""
+        self.registry.register(_EngineCollector(engines))
+
+
+class _EngineCollector(Collector):
+    def __init__(self, engines: EngineRegistry) -> None:
+        self.engines = engines
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["kind", "name"]
+        loaded = GaugeMetricFamily("voxvault_engine_loaded", "1 per engine in memory now.", labels=labels)
+        idle = GaugeMetricFamily(
+            "voxvault_engine_idle_seconds",
+            "Seconds since an engine's last use ended; unloaded at VOXVAULT_ENGINE_IDLE_TTL_S.",
+            labels=labels,
+        )
+        in_use = GaugeMetricFamily("voxvault_engine_in_use", "Leases held on an engine now.", labels=labels)
+        for state in self.engines.status():
+            loaded.add_metric([state.kind, state.name], 1)
+            idle.add_metric([state.kind, state.name], state.idle_s)
+            in_use.add_metric([state.kind, state.name], state.in_use)
+        yield from (loaded, idle, in_use)
