@@ -243,16 +243,16 @@ class VoxVault:
             synthetic=lambda: self.synthetic_check,
             heard_checker=self._heard_checker_factory(),
             attempts=AttemptGuard(
-                self.audit,
                 self.db,
+                self.audit,
                 AttemptPolicy(
                     slow_after=self.settings.consent_refusals_before_cooldown,
                     cooldown_s=self.settings.consent_refusal_cooldown_s,
                     lock_after=self.settings.consent_refusals_before_lock,
                     lock_s=self.settings.consent_lock_s,
                 ),
-            ),
                 digest=self.text_hasher.hexdigest,
+            ),
         )
 
     def _heard_checker_factory(self) -> Callable[[], HeardScriptChecker] | None:
