@@ -30,8 +30,7 @@ from voxvault.store.db import Database
 from voxvault.store.models import Project
 from voxvault.store.reseal import reseal_personal_fields
 from voxvault.synthesis import RenderedSpeech, SpeechPipeline, VoiceStyle
-from voxvault.synthesis.pipeline import ChunkHook
-from voxvault.synthesis.records import GenerationLog
+from voxvault.synthesis.generation import GenerationService
 from voxvault.text import TextFrontend
 from voxvault.voices.attempts import AttemptGuard, AttemptPolicy
 from voxvault.voices.catalog import VoiceCatalog, VoiceInfo
@@ -279,8 +278,15 @@ class VoxVault:
         return SyntheticAudioCheck(found, self.provenance.generation)
 
     @cached_property
-    def generations(self) -> GenerationLog:
-        return GenerationLog(self.db, self.audit, text_hash=TEXT_HASH)
+    def generation(self) -> GenerationService:
+        """Every output goes through it: record opened, watermark attached, record finished once."""
+        return GenerationService(
+            self.db,
+            self.audit,
+            pipeline=lambda: self.pipeline,
+            watermarker=lambda: self.watermarker,
+            text_hash=TEXT_HASH,
+        )
 
     @cached_property
     def text_hasher(self) -> TextHasher:
@@ -303,10 +309,6 @@ class VoxVault:
             max_bytes=self.settings.max_upload_bytes,
             max_seconds=self.settings.max_upload_seconds,
         )
-
-    def watermark_hook(self, watermark_id: int) -> ChunkHook:
-        """Per-output hook that marks every chunk with the generation's id at its absolute position."""
-        return self.watermarker.embedder(watermark_id, self.engines.tts().sample_rate).process
 
     def may_see_generation(self, principal: Principal, record: dict[str, object]) -> bool:
         """Generation records are disclosed to the operator org, or to the org whose key made the output."""
@@ -354,18 +356,7 @@ class VoxVault:
         t0 = time.perf_counter()
         style = self.catalog.resolve(voice or self.settings.default_voice)
         prepared = self.pipeline.prepare(text, style, fmt=format, speed=speed, sample_rate=sample_rate)
-        ticket = self.generations.begin(prepared, None)
-        speech = self.pipeline.render(prepared, hook=self.watermark_hook(ticket.watermark_id))
-        speech.watermark_id = ticket.watermark_id
-        self.generations.finish(
-            ticket,
-            output_sha256=speech.output_sha256,
-            duration_s=speech.duration,
-            latency_ms=(time.perf_counter() - t0) * 1000,
-            key_id=None,
-            prepared=prepared,
-        )
-        return speech
+        return self.generation.render(prepared, None, started=t0)
 
     def warm_up(self) -> None:
         """Load every engine the speech path needs and run one tiny synthesis (first request is fast).
@@ -375,8 +366,8 @@ class VoxVault:
         """
         style = self.catalog.resolve(self.settings.default_voice)
         prepared = self.pipeline.prepare("Ready.", style, fmt="pcm")
-        self.pipeline.render(prepared, hook=self.watermark_hook(0))
-        _ = self.generations  # the database, migrated, before the first request
+        self.generation.rehearse(prepared)
+        _ = self.db  # the database, migrated, before the first request
 
     def doctor(self) -> dict[str, Any]:
         """Load each engine, time it, and report versions: the first thing to run when something is off."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import logging
 import threading
@@ -46,7 +45,6 @@ from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 from voxvault.synthesis import PreparedSpeech
 from voxvault.synthesis.pipeline import SpeechPipeline, VoiceStyle
-from voxvault.synthesis.records import GenerationTicket
 from voxvault.synthesis.streaming import (
     DEFAULT_CHUNK_SCHEDULE,
     CharAlignment,
@@ -280,13 +278,12 @@ class TextStream:
         self.room = asyncio.Event()
         self.room.set()
         self.ended = False
-        self.ticket: GenerationTicket | None = None
+        # The one record of this stream's output: opened by its first speakable segment.
+        self.record = self.vv.generation.session(session, self.principal.key_id)
         self.first_arrival: float | None = None
         self.first_audio_sent = False
-        self.digest = hashlib.sha256()
         self.completed = False
         self.aligned = False  # an alignment was sent: the next one starts with a space
-        self.t_start = time.perf_counter()
 
     @property
     def busy(self) -> bool:
@@ -326,7 +323,7 @@ class TextStream:
     async def send_chunk(self, chunk: SessionChunk) -> None:
         if not chunk.audio:
             return
-        self.digest.update(chunk.audio)
+        self.record.add(chunk.audio)
         if not self.first_audio_sent and self.first_arrival is not None:
             self.first_audio_sent = True
             self.state.metrics.first_audio_seconds.labels(format=self.session.format).observe(
@@ -353,11 +350,7 @@ class TextStream:
 
     def _prepare(self, segment: str) -> PreparedSpeech | None:
         """Worker thread: plan a segment; the first one opens the generation record (its watermark id)."""
-        prepared = self.session.prepare(segment)
-        if prepared is not None and self.ticket is None:
-            self.ticket = self.vv.generations.begin(prepared, self.principal.key_id)
-            self.session.hook = self.vv.watermark_hook(self.ticket.watermark_id)
-        return prepared
+        return self.record.prepare(segment)
 
     async def write(self) -> None:
         """Render and send until the input ends; then the end of the audio and ``isFinal``."""
@@ -381,30 +374,9 @@ class TextStream:
                 self.room.set()
 
     def finish_record(self) -> None:
-        """Worker thread: close the generation record and write its audit entry."""
-        if self.ticket is None:
-            return
-        summary = PreparedSpeech(
-            pieces=[],
-            voice=self.session.voice,
-            format=self.session.format,
-            speed=self.session.speed,
-            sample_rate=self.session.out_sample_rate,
-            text_sha256=self.session.text_sha256,
-            text_chars=self.session.text_chars,
-        )
-        total = time.perf_counter() - self.t_start
-        if self.session.audio_s > 0:
+        """Worker thread: close the generation record and write its audit entry (once)."""
+        if self.record.finish(completed=self.completed) and self.session.audio_s > 0:
             self.state.metrics.audio_seconds.inc(self.session.audio_s)
-        self.vv.generations.finish(
-            self.ticket,
-            output_sha256=self.digest.hexdigest(),
-            duration_s=self.session.audio_s,
-            latency_ms=total * 1000,
-            key_id=self.principal.key_id,
-            prepared=summary,
-            completed=self.completed,
-        )
 
 
 def _spaced(al: CharAlignment, *, lead: bool) -> CharAlignment:

@@ -53,8 +53,7 @@ from voxvault.jobs.worker import ItemFailure, PrepareResult, RenderResult, Worke
 from voxvault.service import VoxVault
 from voxvault.store.db import Database
 from voxvault.store.models import Job, JobItem, utcnow
-from voxvault.synthesis import PreparedSpeech
-from voxvault.synthesis.records import GenerationTicket
+from voxvault.synthesis.generation import Generation
 
 log = logging.getLogger(__name__)
 
@@ -580,7 +579,7 @@ class BatchRunner:
     def _dispatch(self, todo: Iterator[BatchItem]) -> None:
         window = max(2, 2 * self.executor.workers)
         inflight: dict[Future[Any], tuple[str, BatchItem]] = {}
-        tickets: dict[str, tuple[GenerationTicket, PreparedSpeech]] = {}
+        opened: dict[str, Generation] = {}
 
         def fill() -> None:
             while len(inflight) < window and not self._stopping():
@@ -599,15 +598,15 @@ class BatchRunner:
                     if prepared.failure is not None or prepared.record is None:
                         self._fail(item.id, prepared.failure or ItemFailure("internal_error", "no result"))
                         continue
-                    ticket = self.vv.generations.begin(prepared.record, self.key_id)
+                    generation = self.vv.generation.open(prepared.record, self.key_id)
                     self.records.running(
-                        self.job_id, item.id, ticket.watermark_id, prepared.record.voice.voice_id
+                        self.job_id, item.id, generation.watermark_id, prepared.record.voice.voice_id
                     )
-                    tickets[item.id] = (ticket, prepared.record)
-                    inflight[self.executor.render(item.id, ticket.watermark_id)] = ("render", item)
+                    opened[item.id] = generation
+                    inflight[self.executor.render(item.id, generation.watermark_id)] = ("render", item)
                 else:
-                    ticket, record = tickets.pop(item.id)
-                    self._finish(item, ticket, record, self._result(future, RenderResult(item.id)))
+                    generation = opened.pop(item.id)
+                    self._finish(item, generation, self._result(future, RenderResult(item.id)))
             self._report()
             fill()
 
@@ -618,35 +617,26 @@ class BatchRunner:
             log.warning("batch %s: item %s lost: %s", self.job_id, empty.item_id, type(exc).__name__)
             return type(empty)(empty.item_id, failure=ItemFailure("worker_failed", type(exc).__name__))
 
-    def _finish(
-        self, item: BatchItem, ticket: GenerationTicket, record: PreparedSpeech, rendered: RenderResult
-    ) -> None:
+    def _finish(self, item: BatchItem, generation: Generation, rendered: RenderResult) -> None:
         if rendered.failure is not None:
-            self.vv.generations.finish(
-                ticket,
+            generation.finish(
                 output_sha256=_EMPTY_SHA256,
                 duration_s=0.0,
                 latency_ms=rendered.latency_ms,
-                key_id=self.key_id,
-                prepared=record,
                 completed=False,
             )
             self._fail(item.id, rendered.failure)
             return
-        self.vv.generations.finish(
-            ticket,
-            output_sha256=rendered.sha256,
-            duration_s=rendered.duration,
-            latency_ms=rendered.latency_ms,
-            key_id=self.key_id,
-            prepared=record,
+        generation.finish(
+            output_sha256=rendered.sha256, duration_s=rendered.duration, latency_ms=rendered.latency_ms
         )
+        record = generation.prepared
         entry = ManifestEntry(
             id=item.id,
             path=rendered.key,
             duration=round(rendered.duration, 3),
             sha256=rendered.sha256,
-            watermark_id=ticket.watermark_id,
+            watermark_id=generation.watermark_id,
             voice=record.voice.voice_id,
             format=record.format,
         )

@@ -113,7 +113,7 @@ class BatchWorker:
             )
         t0 = time.perf_counter()
         try:
-            speech = self.vv.pipeline.render(prepared, hook=self.vv.watermark_hook(watermark_id))
+            speech = self.vv.generation.render_marked(prepared, watermark_id)
             key = output_key(item_id, prepared.format)
             self.sink.write_output(key, speech.audio)  # the commit point
         except VoxError as exc:

@@ -129,6 +129,7 @@ class RenderedSpeech:
     output_sha256: str
     timings: dict[str, float] = field(default_factory=dict)
     watermark_id: int | None = None
+    generation_id: str | None = None  # the record this output was made under (GenerationService)
 
 
 class Digest(Protocol):
@@ -142,6 +143,22 @@ class Digest(Protocol):
 # Called with (float audio chunk at engine rate, offset in samples) -> the chunk to emit. The watermark
 # and any other per-output post-processing plug in here.
 ChunkHook = Callable[[FloatArray, int], FloatArray]
+
+
+def check_request(text: str, fmt: str, speed: float, sample_rate: int | None = None) -> None:
+    """The checks that need no engine: the CLI runs them before loading one (a bad flag answers at once)."""
+    check_text(text, "the input")
+    if fmt not in FORMATS:
+        raise VoxError(
+            "unsupported_format", f"response_format {fmt!r} is not one of {', '.join(sorted(FORMATS))}"
+        )
+    if not (MIN_SPEED <= speed <= MAX_SPEED):
+        raise VoxError("invalid_speed", f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
+    if sample_rate is not None and sample_rate not in OUTPUT_SAMPLE_RATES:
+        raise VoxError(
+            "invalid_sample_rate",
+            f"sample_rate must be one of {', '.join(map(str, OUTPUT_SAMPLE_RATES))}",
+        )
 
 
 class SpeechPipeline:
@@ -195,18 +212,7 @@ class SpeechPipeline:
         ssml: bool | None = None,
         first_piece_phonemes: int | None = FIRST_PIECE_PHONEMES,
     ) -> PreparedSpeech:
-        check_text(text, "the input")
-        if fmt not in FORMATS:
-            raise VoxError(
-                "unsupported_format", f"response_format {fmt!r} is not one of {', '.join(sorted(FORMATS))}"
-            )
-        if not (MIN_SPEED <= speed <= MAX_SPEED):
-            raise VoxError("invalid_speed", f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
-        if sample_rate is not None and sample_rate not in OUTPUT_SAMPLE_RATES:
-            raise VoxError(
-                "invalid_sample_rate",
-                f"sample_rate must be one of {', '.join(map(str, OUTPUT_SAMPLE_RATES))}",
-            )
+        check_request(text, fmt, speed, sample_rate)
         if len(text) > self.max_input_chars:
             raise VoxError(
                 "input_too_long",

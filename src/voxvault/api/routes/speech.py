@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -19,65 +17,46 @@ from voxvault.api.schemas import SpeechRequest
 from voxvault.api.streaming import ClosingStreamingResponse
 from voxvault.governance.keys import Principal
 from voxvault.synthesis import PreparedSpeech
-from voxvault.synthesis.pipeline import ChunkHook
-from voxvault.synthesis.records import GenerationTicket
+from voxvault.synthesis.generation import Generation, GenerationStream, Render
 
 router = APIRouter(tags=["speech"])
 log = logging.getLogger(__name__)
 
 
-def _metered(
-    request: Request,
-    prepared: PreparedSpeech,
-    ticket: GenerationTicket,
-    principal: Principal,
-    chunks: Iterator[bytes],
-    stats: dict[str, float],
-    t_start: float,
-    cancel: threading.Event,
-) -> Iterator[bytes]:
-    """Wrap the byte stream: release the admission slot, record metrics, generation and audit entry."""
+def _metered(request: Request, stream: GenerationStream, t_start: float) -> Iterator[bytes]:
+    """Wrap a generation's bytes for the response: the admission slot and the metrics (the generation
+    service records and finishes the output itself)."""
     state = request.app.state
     admission = state.admission
-    digest = hashlib.sha256()
-    completed = False
+    prepared = stream.generation.prepared
     try:
         with admission.running():
             state.metrics.active_syntheses.inc()
             try:
                 first = True
-                for data in chunks:
+                for data in stream:
                     if first:
                         state.metrics.first_audio_seconds.labels(format=prepared.format).observe(
                             time.perf_counter() - t_start
                         )
                         first = False
-                    digest.update(data)
                     yield data
-                completed = True
             finally:
                 state.metrics.active_syntheses.dec()
     finally:
-        cancel.set()
+        stream.cancel.set()
         admission.release()
+        stats = stream.stats
         total = time.perf_counter() - t_start
         audio_s = stats.get("audio_s", 0.0)
         if audio_s > 0:
             state.metrics.real_time_factor.observe(stats.get("total_s", total) / audio_s)
             state.metrics.audio_seconds.inc(audio_s)
-        state.vv.generations.finish(
-            ticket,
-            output_sha256=digest.hexdigest(),
-            duration_s=audio_s,
-            latency_ms=total * 1000,
-            key_id=principal.key_id,
-            prepared=prepared,
-            completed=completed,
-        )
+        stream.close()  # finishes the record: completed when it ran out, else cancelled
         log.info(
             "speech generation=%s voice=%s format=%s chars=%d pieces=%d audio_s=%.2f first_audio_s=%.3f "
             "total_s=%.3f",
-            ticket.id,
+            stream.generation.id,
             prepared.voice.voice_id,
             prepared.format,
             prepared.text_chars,
@@ -104,50 +83,27 @@ def _sse(chunks: Iterator[bytes]) -> Iterator[bytes]:
             close()
 
 
-# Renders a prepared request's encoded audio: (watermark hook, cancel event, stats to fill) -> bytes.
-Render = Callable[[ChunkHook, threading.Event, dict[str, float]], Iterator[bytes]]
-
-
 def start_speech_stream(
     request: Request,
     principal: Principal,
     prepared: PreparedSpeech,
     t_start: float,
     render: Render | None = None,
-) -> tuple[Iterator[bytes], GenerationTicket]:
-    """Admit, open the generation record, and return the metered byte stream (shared by all speech routes).
+) -> tuple[Iterator[bytes], Generation]:
+    """Admit, then open the output through the generation service and return its metered byte stream
+    (shared by all speech routes).
 
-    ``render`` (default: the pipeline's stream) is called here, before any response starts, so whatever
-    it sets up (its encoder) fails as a 4xx rather than after the headers.
+    ``render`` (default: the pipeline's stream) is called before any response starts, so whatever it
+    sets up (its encoder) fails as a 4xx rather than after the headers.
     """
     vv = request.app.state.vv
     request.app.state.admission.reserve()
     try:
-        ticket = vv.generations.begin(prepared, principal.key_id)
-    except Exception:
-        request.app.state.admission.release()
-        raise
-    cancel = threading.Event()
-    stats: dict[str, float] = {}
-    hook = vv.watermark_hook(ticket.watermark_id)
-    try:
-        if render is None:
-            raw = vv.pipeline.stream(prepared, hook=hook, cancel=cancel, stats=stats)
-        else:
-            raw = render(hook, cancel, stats)
+        stream = vv.generation.stream(prepared, principal.key_id, render=render, started=t_start)
     except BaseException:
-        vv.generations.finish(
-            ticket,
-            output_sha256="",
-            duration_s=0.0,
-            latency_ms=(time.perf_counter() - t_start) * 1000,
-            key_id=principal.key_id,
-            prepared=prepared,
-            completed=False,
-        )
         request.app.state.admission.release()
         raise
-    return _metered(request, prepared, ticket, principal, raw, stats, t_start, cancel), ticket
+    return _metered(request, stream, t_start), stream.generation
 
 
 @router.post(
