@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +27,9 @@ from rich.table import Table
 
 from voxvault.config import Settings
 from voxvault.errors import VoxError
+
+if TYPE_CHECKING:
+    from voxvault.jobs.batch import BatchCounts, BatchResult
 
 batch_app = typer.Typer(help="Batch synthesis: many clips, resumable after a crash.", no_args_is_help=True)
 console = Console(soft_wrap=True)  # the result line keeps the output path whole (copyable), never wrapped
@@ -71,7 +75,7 @@ def run(
             raise VoxError("unsupported_format", f"format {fmt!r} is not one of {', '.join(FORMATS)}")
         spec = load_items(items, max_items=settings.batch_max_items)
         # Imported once the items file is known good: a bad file is reported without loading the service.
-        from voxvault.jobs.batch import BatchCounts, run_batch
+        from voxvault.jobs.batch import run_batch
         from voxvault.jobs.executors import make_executor
         from voxvault.jobs.sinks import open_sink_for
         from voxvault.jobs.worker import WorkerOptions
@@ -83,6 +87,26 @@ def run(
         options = WorkerOptions(default_voice=voice or settings.default_voice, default_format=fmt)
     except VoxError as exc:
         _fail(exc)
+    result = _run_with_progress(
+        len(spec.items),
+        quiet,
+        lambda show: run_batch(
+            vv,
+            spec,
+            sink,
+            executor=chosen,
+            options=options,
+            progress=show,
+            info={"items_file": str(items.resolve())},
+        ),
+    )
+    _report(result, sink.url)
+
+
+def _run_with_progress(
+    total: int, quiet: bool, run: Callable[[Callable[[Any], None]], BatchResult]
+) -> BatchResult:
+    """``run(show)`` under a progress bar ``show(counts)`` moves; a VoxError or Ctrl-C ends the command."""
     progress = Progress(
         TextColumn("[bold]batch[/]"),
         BarColumn(),
@@ -93,7 +117,7 @@ def run(
         console=console,
         disable=quiet,
     )
-    task = progress.add_task("items", total=len(spec.items), detail="starting workers…")
+    task = progress.add_task("items", total=total, detail="starting workers…")
 
     def show(counts: BatchCounts) -> None:
         detail = f"[green]{counts.done} done[/] ({counts.skipped} skipped)"
@@ -103,25 +127,21 @@ def run(
 
     try:
         with progress:
-            result = run_batch(
-                vv,
-                spec,
-                sink,
-                executor=chosen,
-                options=options,
-                progress=show,
-                info={"items_file": str(items.resolve())},
-            )
+            return run(show)
     except VoxError as exc:
         _fail(exc)
     except KeyboardInterrupt:
         err_console.print("interrupted: run the same command again to resume")
         raise typer.Exit(130) from None
+
+
+def _report(result: BatchResult, url: str) -> None:
+    """The result line; failed items listed and exit status 1 when there are any."""
     c = result.counts
     console.print(
         f"{result.status}: {c.done}/{c.total} done ({c.skipped} skipped, {c.done - c.skipped} made, "
         f"{result.audio_seconds:.1f} s of audio in {result.processing_s:.1f} s), {c.failed} failed "
-        f"-> {sink.url}",
+        f"-> {url}",
         highlight=False,
     )
     if result.failures:
@@ -130,6 +150,53 @@ def run(
             table.add_row(escape(failure["id"]), failure["code"], escape(failure["message"]))
         err_console.print(table)
         raise typer.Exit(1)
+
+
+@batch_app.command("transcribe")
+def transcribe(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Audio files, or folders (their audio files); ids are file stems.")
+    ],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder, or s3://bucket/prefix.")],
+    workers: Annotated[int, typer.Option(min=1, help="Files transcribed at once (threads).")] = 1,
+    model: Annotated[str | None, typer.Option(help="base or tiny.en; VOXVAULT_ASR_MODEL if unset.")] = None,
+    language: Annotated[str | None, typer.Option(help="ISO 639-1 code; detected per file if unset.")] = None,
+    diarize: Annotated[bool, typer.Option(help="Label speakers (JSON words, RTTM turns).")] = True,
+    num_speakers: Annotated[
+        int | None, typer.Option(min=1, max=32, help="Speakers per file; estimated if unset.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Transcribe every input into OUT (transcripts/<id>.json, .srt, .rttm), skipping finished files."""
+    from voxvault.jobs.transcribe_items import TranscribeJobOptions, items_from_paths
+
+    settings = Settings()
+    if workers > 1 and settings.threads == 0:
+        settings.threads = max(1, (os.cpu_count() or 1) // workers)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        spec = items_from_paths(inputs)
+        options = TranscribeJobOptions(
+            model=model, language=language, diarize=diarize, num_speakers=num_speakers
+        ).check()
+        from voxvault.jobs.sinks import open_sink_for
+        from voxvault.jobs.transcribe_items import transcribe_batch
+        from voxvault.service import VoxVault
+
+        vv = VoxVault(settings)
+        sink = open_sink_for(vv, out)
+    except VoxError as exc:
+        for problem in exc.details.get("problems", [])[1:20]:
+            err_console.print(f"  {escape(problem)}", highlight=False)
+        _fail(exc)
+    result = _run_with_progress(
+        len(spec.items),
+        quiet,
+        lambda show: transcribe_batch(
+            vv, spec, sink, options=options, workers=workers, progress=show, info={"inputs": len(spec.items)}
+        ),
+    )
+    _report(result, sink.url)
 
 
 @batch_app.command("status")

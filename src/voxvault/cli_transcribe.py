@@ -16,7 +16,6 @@ import typer
 if TYPE_CHECKING:
     from voxvault.engines.diarize import SpeakerTurn
     from voxvault.engines.registry import EngineRegistry
-    from voxvault.transcripts import Transcript
 
 FORMATS = ("text", "json", "srt", "vtt", "rttm")
 
@@ -54,7 +53,7 @@ def transcribe(
         from voxvault.config import Settings
         from voxvault.engines.registry import EngineRegistry
         from voxvault.engines.whisper import MODEL_NAMES, TranscribeOptions
-        from voxvault.transcripts import collect, json_body, to_srt, to_vtt, verbose_json
+        from voxvault.transcripts import collect, full_json, to_rttm, to_srt, to_vtt
 
         settings = Settings()
         name = model or settings.asr_model
@@ -83,10 +82,8 @@ def transcribe(
             elif fmt == "vtt":
                 rendered = to_vtt(transcript.segments)
             else:
-                body = {**verbose_json(transcript, words=True, segments=True), **json_body(transcript)}
+                body = full_json(transcript, turns if diarize else None)
                 body["file"] = str(path)
-                if diarize:
-                    _add_speakers(body, transcript, turns)
                 rendered = json.dumps(body, ensure_ascii=False) + "\n"
             _emit(rendered, path, fmt, out, len(files))
     except VoxError as exc:
@@ -110,28 +107,3 @@ def _diarize(engines: EngineRegistry, path: Path, max_seconds: float) -> list[Sp
 
     audio = decode(path, max_bytes=1 << 40, max_seconds=max_seconds, target_sr=SAMPLE_RATE, timeout_s=3600.0)
     return engines.diarizer().diarize(audio.samples, SAMPLE_RATE)
-
-
-def to_rttm(turns: list[SpeakerTurn], file_id: str) -> str:
-    """NIST RTTM: ``SPEAKER <file> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>`` per turn."""
-    name = "_".join(file_id.split()) or "audio"
-    return "".join(
-        f"SPEAKER {name} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
-        for t in turns
-    )
-
-
-def _add_speakers(body: dict[str, object], transcript: Transcript, turns: list[SpeakerTurn]) -> None:
-    """``speakers``: the turns; each word's ``speaker``: the turn covering its midpoint."""
-    from voxvault.engines.diarize import speaker_at
-
-    body["speakers"] = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns]
-    body["words"] = [
-        {
-            "word": w.word.strip(),
-            "start": w.start,
-            "end": w.end,
-            "speaker": speaker_at(turns, (w.start + w.end) / 2),
-        }
-        for w in transcript.words
-    ]

@@ -6,10 +6,14 @@ Shared by the HTTP routes (OpenAI, ElevenLabs) and ``voxvault transcribe``; noth
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from voxvault.engines.whisper import Segment, Transcription, TranscriptionInfo, Word
+
+if TYPE_CHECKING:
+    from voxvault.engines.diarize import SpeakerTurn
 
 #: What ``response_format`` / ``--format`` may ask for.
 TEXT_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
@@ -115,3 +119,39 @@ def verbose_json(transcript: Transcript, *, words: bool, segments: bool) -> dict
 def json_body(transcript: Transcript) -> dict[str, object]:
     """OpenAI's ``json`` body (usage as gpt-4o-transcribe reports it: seconds of audio)."""
     return {"text": transcript.text, "usage": {"type": "duration", "seconds": math.ceil(transcript.duration)}}
+
+
+def to_rttm(turns: Iterable[SpeakerTurn], file_id: str) -> str:
+    """NIST RTTM: ``SPEAKER <file> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>`` per turn."""
+    name = "_".join(file_id.split()) or "audio"
+    return "".join(
+        f"SPEAKER {name} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
+        for t in turns
+    )
+
+
+def add_speakers(body: dict[str, object], transcript: Transcript, turns: Sequence[SpeakerTurn]) -> None:
+    """``speakers``: the turns; each word's ``speaker``: the turn covering its midpoint."""
+    from voxvault.engines.diarize import speaker_at
+
+    body["speakers"] = [
+        {"start": t.start, "end": t.end, "speaker": t.speaker, "overlap": t.overlap} for t in turns
+    ]
+    body["words"] = [
+        {
+            "word": w.word.strip(),
+            "start": w.start,
+            "end": w.end,
+            "speaker": speaker_at(list(turns), (w.start + w.end) / 2),
+        }
+        for w in transcript.words
+    ]
+
+
+def full_json(transcript: Transcript, turns: Sequence[SpeakerTurn] | None = None) -> dict[str, object]:
+    """Everything known about one input: ``verbose_json`` with words and segments, ``usage``, and with
+    ``turns`` the speakers (what ``voxvault transcribe --format json`` and batch transcription write)."""
+    body = {**verbose_json(transcript, words=True, segments=True), **json_body(transcript)}
+    if turns is not None:
+        add_speakers(body, transcript, turns)
+    return body

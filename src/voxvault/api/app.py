@@ -27,6 +27,7 @@ from voxvault.api.routes import custom_voices, elevenlabs, elevenlabs_voices, mo
 from voxvault.api.routes import keys as key_routes
 from voxvault.api.routes import tenants as tenant_routes
 from voxvault.api.routes import transcription as transcription_routes
+from voxvault.api.routes import transcription_batches as transcription_batch_routes
 from voxvault.api.routes import transcription_ws as transcription_ws_routes
 from voxvault.api.routes import voices as voice_routes
 from voxvault.api.routes import watermark as watermark_routes
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
     app.include_router(consent_routes.router)
     app.include_router(watermark_routes.router)
     app.include_router(transcription_routes.router)
+    app.include_router(transcription_batch_routes.router)
     app.include_router(transcription_ws_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", web_routes.static_app(), name="static")

@@ -529,7 +529,7 @@ class BatchRunner:
             if reason is not None:
                 self._fail(item.id, ItemFailure("unsafe_item_id", reason))
                 continue
-            key = output_key(item.id, item.format or self.options.default_format)
+            key = self._output_key(item)
             done = finished.get(item.id)
             if done is not None and done.path == key:
                 self.counts.done += 1
@@ -563,6 +563,10 @@ class BatchRunner:
             len(todo),
         )
         return todo
+
+    def _output_key(self, item: BatchItem) -> str:
+        """Where ``item``'s committed output lives (a transcription batch names its transcript instead)."""
+        return output_key(item.id, item.format or self.options.default_format)
 
     def _adopt(
         self, item: BatchItem, listed: ManifestEntry | None, key: str, existing: set[str]

@@ -129,6 +129,11 @@ class BatchService:
             if job is None or job.status not in RESUMABLE_STATUSES:
                 return  # gone, or finished by the runner that held it
             spec, key_id = dict(job.spec or {}), job.key_id
+        if spec.get("task") == "transcribe":
+            from voxvault.jobs.transcribe_items import run_stored_job
+
+            run_stored_job(self.vv, job_id, spec, key_id, self._stop)
+            return
         data = self.vv.envelope.open(self.vv.blobs.get(spec["input_key"]), aad=spec["input_key"])
         items = parse_items(data, kind=spec["kind"], max_items=self.vv.settings.batch_max_items)
         opts = spec["options"]
@@ -153,6 +158,10 @@ class BatchService:
         runner.run()
 
     # -- requests --------------------------------------------------------------------------------------------
+    def enqueue(self, job_id: str) -> None:
+        """Queue a job whose row (status ``queued``) and stored input already exist."""
+        self._queue.put(job_id)
+
     def submit(
         self, data: bytes, *, filename: str | None, principal: Principal, voice: str | None, fmt: str
     ) -> BatchStatus:
@@ -199,15 +208,22 @@ class BatchService:
         self._queue.put(job_id)
         return self.status(job_id, principal.project_id)
 
-    def _job(self, job_id: str, project_id: str) -> Job:
+    def job(self, job_id: str, project_id: str, task: str | None = None) -> Job:
+        """The project's batch job of ``task`` (None: speech; ``transcribe``): each is read under its own
+        scope, so a job of the other task is ``not_found`` too."""
         with self.vv.db.session() as s:
             job = s.get(Job, job_id)
-        if job is None or job.kind != JOB_KIND or job.project_id != project_id:
+        if (
+            job is None
+            or job.kind != JOB_KIND
+            or job.project_id != project_id
+            or (job.spec or {}).get("task") != task
+        ):
             raise VoxError("not_found", "no such batch job", 404)
         return job
 
-    def status(self, job_id: str, project_id: str) -> BatchStatus:
-        job = self._job(job_id, project_id)
+    def status(self, job_id: str, project_id: str, task: str | None = None) -> BatchStatus:
+        job = self.job(job_id, project_id, task)
         by_status = self.records.status_counts(job_id)
         result = job.result or {}
         done, failed = by_status.get("done", 0), by_status.get("failed", 0)
@@ -225,22 +241,24 @@ class BatchService:
             updated_at=job.updated_at.isoformat(),
         )
 
-    def _sink(self, job: Job) -> Sink:
+    def sink(self, job: Job) -> Sink:
         return open_sink_for(self.vv, (job.spec or {})["sink"])
 
-    def manifest(self, job_id: str, project_id: str) -> bytes:
+    def manifest(self, job_id: str, project_id: str, task: str | None = None) -> bytes:
         """The manifest as it is now: complete lines only (a line being written is left out)."""
-        job = self._job(job_id, project_id)
-        data: bytes = self._sink(job).read_manifest_bytes()
+        job = self.job(job_id, project_id, task)
+        data: bytes = self.sink(job).read_manifest_bytes()
         return data[: data.rfind(b"\n") + 1]
 
-    def errors(self, job_id: str, project_id: str, *, limit: int, offset: int) -> list[dict[str, str]]:
-        self._job(job_id, project_id)
+    def errors(
+        self, job_id: str, project_id: str, *, limit: int, offset: int, task: str | None = None
+    ) -> list[dict[str, str]]:
+        self.job(job_id, project_id, task)
         return self.records.errors(job_id, limit=limit, offset=offset)
 
     def audio(self, job_id: str, project_id: str, item_id: str) -> tuple[bytes, str]:
         """A finished item's audio and its content type."""
-        job = self._job(job_id, project_id)
+        job = self.job(job_id, project_id)
         with self.vv.db.session() as s:
             row = s.get(JobItem, (job_id, item_id))
             key = row.output_key if row is not None and row.status == "done" else None
@@ -253,7 +271,7 @@ class BatchService:
             raise VoxError("not_found", "no finished item with this id in the batch", 404)
         validate_key(key)
         try:
-            data: bytes = self._sink(job).read_output(key)
+            data: bytes = self.sink(job).read_output(key)
         except BlobNotFound:
             raise VoxError("not_found", "the item's audio is gone", 404) from None
         return data, CONTENT_TYPES.get(format_of(key), "application/octet-stream")

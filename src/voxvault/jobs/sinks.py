@@ -1,6 +1,7 @@
 """Where a batch's audio and ``manifest.jsonl`` go: a local folder or an S3-compatible bucket prefix.
 
-Layout under the root: ``audio/<item id>.<ext>`` and ``manifest.jsonl`` (one JSON object per finished
+Layout under the root: ``audio/<item id>.<ext>`` (speech) or ``transcripts/<item id>.json|srt|rttm``
+(transcription, jobs/transcribe_items.py) and ``manifest.jsonl`` (one JSON object per finished
 item; ``path`` is relative to the manifest). Audio writes are atomic (temp file + fsync + rename
 locally, one PUT on S3): that write is an item's commit point. The manifest only ever names committed
 items, and each at most once:
@@ -45,7 +46,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
 AUDIO_PREFIX = "audio/"
-_FORMAT_BY_EXTENSION = {ext: fmt for fmt, ext in FILE_EXTENSIONS.items()}
+TRANSCRIPT_PREFIX = "transcripts/"
+OUTPUT_PREFIXES = (AUDIO_PREFIX, TRANSCRIPT_PREFIX)
+_FORMAT_BY_EXTENSION = {**{ext: fmt for fmt, ext in FILE_EXTENSIONS.items()}, ".json": "json"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class ManifestEntry:
 
 
 def format_of(key: str) -> str:
-    """The audio format an output key was written in (from its extension)."""
+    """The format an output key was written in, from its extension (``json`` for a transcript)."""
     return _FORMAT_BY_EXTENSION.get(Path(key).suffix.lower(), "")
 
 
@@ -128,8 +131,8 @@ class Sink(abc.ABC):
 
     # -- audio ---------------------------------------------------------------------------------------------
     def existing_outputs(self) -> set[str]:
-        """Keys of every committed output (one listing, not one request per item)."""
-        return set(self.store.list(AUDIO_PREFIX))
+        """Keys of every committed output (one listing per output folder, not one request per item)."""
+        return {key for prefix in OUTPUT_PREFIXES for key in self.store.list(prefix)}
 
     def write_output(self, key: str, data: bytes) -> None:
         """Atomic: after this returns the output is complete under ``key``; before, nothing is there."""
@@ -238,7 +241,7 @@ class LocalSink(Sink):
     def remove_leftovers(self) -> int:
         """Delete temp files of writes a killed run never finished (they were never committed)."""
         removed = 0
-        for folder in (self.root, self.root / "audio"):
+        for folder in self._folders():
             if not folder.is_dir():
                 continue
             for path in folder.glob(".*.tmp"):
@@ -247,10 +250,11 @@ class LocalSink(Sink):
                     removed += 1
         return removed
 
+    def _folders(self) -> list[Path]:
+        return [self.root, *(self.root / prefix.rstrip("/") for prefix in OUTPUT_PREFIXES)]
+
     def temp_files(self) -> list[Path]:
-        return [
-            p for folder in (self.root, self.root / "audio") if folder.is_dir() for p in folder.glob(".*.tmp")
-        ]
+        return [p for folder in self._folders() if folder.is_dir() for p in folder.glob(".*.tmp")]
 
     def append_manifest(self, entries: Iterable[ManifestEntry]) -> None:
         data = "".join(e.to_line() for e in entries).encode("utf-8")
