@@ -88,6 +88,7 @@ const FRIENDLY = {
   low_sample_rate: "A file's sample rate is too low. Record at a higher quality.",
   invalid_audio: "A file could not be read as audio.",
   audio_too_long: "The audio is too long.",
+  silent_audio: "The audio is silent: there is nothing to transcribe.",
   audio_too_short: "The audio is too short to check (at least 1.5 seconds are needed).",
   missing_file: "Choose an audio file first.",
   decode_timeout: "A file took too long to read. Is it a normal audio file?",
@@ -206,6 +207,7 @@ const state = {
   lastVoiceId: null,
   speech: null, // the running synthesis
   detectFile: null,
+  transcribeFile: null, // a File, or {blob, name} recorded here
 };
 
 async function api(path, { method = "GET", json, form, signal, key } = {}) {
@@ -291,7 +293,7 @@ function signOut(reason) {
   state.key = "";
   sessionStorage.removeItem(KEY_STORAGE);
   stopSpeech();
-  for (const id of ["tabs", "session", "enroll", "voices", "playground", "watermark", "audit"]) $(id).hidden = true;
+  for (const id of ["tabs", "session", "enroll", "voices", "playground", "watermark", "transcribe", "audit"]) $(id).hidden = true;
   $("signin").hidden = false;
   $("api-key").value = "";
   const err = $("signin-error");
@@ -1220,6 +1222,142 @@ function renderDetection(out) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Transcribe: ElevenLabs-style speech to text with speakers, shown as a timeline and a transcript
+// ---------------------------------------------------------------------------------------------------------
+
+const SPEAKER_COLOURS = 8; // .speaker-0 … .speaker-7 in style.css
+let transcribeRecorder = null;
+
+function chooseTranscribeFile(file, name) {
+  state.transcribeFile = file ? { blob: file, name: name || file.name } : null;
+  $("transcribe-file-name").textContent = file ? `${name || file.name} (${fmtBytes(file.size)})` : "";
+  $("transcribe-go").disabled = !file;
+  $("transcribe-result").hidden = true;
+}
+
+async function startTranscribeRecording() {
+  const status = $("transcribe-status");
+  transcribeRecorder = new Recorder($("transcribe-level"), (s) => setStatus(status, `Recording… ${fmtSeconds(s)}`));
+  try {
+    await transcribeRecorder.start();
+  } catch (e) {
+    transcribeRecorder = null;
+    setStatus(status, microphoneError(e), "error");
+    return;
+  }
+  status.dataset.state = "recording";
+  $("transcribe-record-start").disabled = true;
+  $("transcribe-record-stop").disabled = false;
+}
+
+async function stopTranscribeRecording() {
+  if (!transcribeRecorder) return;
+  const { blob, seconds, ext } = await transcribeRecorder.stop();
+  transcribeRecorder = null;
+  $("transcribe-record-start").disabled = false;
+  $("transcribe-record-stop").disabled = true;
+  chooseTranscribeFile(blob, `recording.${ext}`);
+  const status = $("transcribe-status");
+  setStatus(status, `Recorded ${fmtSeconds(seconds)}. Press Transcribe.`);
+  status.dataset.state = "recorded";
+}
+
+/** Consecutive words of one speaker as {speaker, start, end, text}. */
+function speakerRuns(words) {
+  const runs = [];
+  for (const w of words) {
+    if (w.type !== "word") continue;
+    const speaker = w.speaker_id || "";
+    const last = runs[runs.length - 1];
+    if (last && last.speaker === speaker) {
+      last.end = w.end;
+      last.text += " " + w.text;
+    } else {
+      runs.push({ speaker, start: w.start, end: w.end, text: w.text });
+    }
+  }
+  return runs;
+}
+
+function speakerLabel(id) {
+  const m = /^speaker_(\d+)$/.exec(id || "");
+  return m ? `Speaker ${Number(m[1]) + 1}` : id || "Speaker";
+}
+
+async function transcribe(ev) {
+  ev.preventDefault();
+  const chosen = state.transcribeFile;
+  if (!chosen) return;
+  const status = $("transcribe-status");
+  $("transcribe-result").hidden = true;
+  $("transcribe-go").disabled = true;
+  const diarize = $("transcribe-diarize").checked;
+  const speakers = $("transcribe-speakers").value.trim();
+  status.dataset.state = "working";
+  setStatus(status, diarize ? "Transcribing and telling the speakers apart…" : "Transcribing…");
+  const form = new FormData();
+  form.append("model_id", "scribe_v1");
+  form.append("file", chosen.blob, chosen.name);
+  form.append("diarize", String(diarize));
+  form.append("timestamps_granularity", "word");
+  if (diarize && speakers) form.append("num_speakers", speakers);
+  const started = performance.now();
+  try {
+    const out = await apiJson("/v1/speech-to-text", { method: "POST", form });
+    renderTranscript(out, diarize, (performance.now() - started) / 1000);
+    status.dataset.state = "done";
+    setStatus(status, "");
+  } catch (e) {
+    status.dataset.state = "error";
+    showError(status, e);
+  } finally {
+    $("transcribe-go").disabled = false;
+  }
+}
+
+function renderTranscript(out, diarize, tookS) {
+  const box = $("transcribe-result");
+  const words = out.words || [];
+  const runs = speakerRuns(words);
+  const duration = Math.max(out.audio_duration_secs || 0, ...runs.map((r) => r.end), 0.001);
+  const order = [];
+  for (const r of runs) if (!order.includes(r.speaker)) order.push(r.speaker);
+  const colour = (speaker) => `speaker-${Math.max(0, order.indexOf(speaker)) % SPEAKER_COLOURS}`;
+  const who = diarize ? `${order.length} speaker${order.length === 1 ? "" : "s"}, ` : "";
+  $("transcribe-summary").textContent = `${fmtSeconds(out.audio_duration_secs || 0)} of audio, ${who}language ${out.language_code || "?"} (transcribed in ${fmtSeconds(tookS)})`;
+  $("transcribe-legend").replaceChildren(
+    ...(diarize ? order : []).map((sp) => h("li", { class: colour(sp), dataset: { speaker: sp } }, h("span", { class: "swatch" }), speakerLabel(sp))),
+  );
+  // The timeline: one bar per run of words, placed by time (CSSOM styles are allowed by the page's CSP).
+  const bars = runs.map((r) => {
+    const bar = h("span", {
+      class: `bar ${colour(r.speaker)}`,
+      title: `${speakerLabel(r.speaker)}: ${fmtNum(r.start, 1)}–${fmtNum(r.end, 1)} s`,
+      dataset: { speaker: r.speaker, start: r.start, end: r.end },
+    });
+    bar.style.left = `${(100 * r.start) / duration}%`;
+    bar.style.width = `${Math.max(0.3, (100 * (r.end - r.start)) / duration)}%`;
+    return bar;
+  });
+  const timeline = $("transcribe-timeline");
+  timeline.hidden = !diarize;
+  timeline.replaceChildren(...bars);
+  const lines = runs.map((r) =>
+    h(
+      "p",
+      { class: `line ${colour(r.speaker)}`, dataset: { speaker: r.speaker } },
+      h("span", { class: "when", text: `${fmtNum(r.start, 1)} s` }),
+      diarize ? h("strong", { class: "who", text: speakerLabel(r.speaker) }) : "",
+      h("span", { class: "said", text: r.text }),
+    ),
+  );
+  if (!lines.length) lines.push(h("p", { class: "help", text: "No words were heard in this audio." }));
+  $("transcribe-lines").replaceChildren(...lines);
+  box.dataset.speakers = String(order.length);
+  box.hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Audit
 // ---------------------------------------------------------------------------------------------------------
 
@@ -1349,6 +1487,11 @@ document.addEventListener("DOMContentLoaded", () => {
 
   dropZone($("detect-drop"), $("detect-file"), (files) => chooseDetectFile(files[0]));
   $("detect-form").addEventListener("submit", detect);
+
+  dropZone($("transcribe-drop"), $("transcribe-file"), (files) => chooseTranscribeFile(files[0]));
+  $("transcribe-record-start").addEventListener("click", startTranscribeRecording);
+  $("transcribe-record-stop").addEventListener("click", stopTranscribeRecording);
+  $("transcribe-form").addEventListener("submit", transcribe);
 
   $("audit-form").addEventListener("submit", loadAudit);
   $("audit-verify").addEventListener("click", verifyAudit);
