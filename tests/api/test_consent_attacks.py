@@ -7,6 +7,7 @@ someone else, and repeated refusals. Each test runs in its own tenant.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from voxvault.audio.io import decode, encode
 from voxvault.engines.watermark import Watermarker
 from voxvault.store.models import Consent, Voice
+from voxvault.voices.script_heard import HeardScores
 from voxvault.voices.synthetic import SyntheticAudioCheck, watermarkers
 
 SPEAKERS = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "speakers"
@@ -26,6 +28,7 @@ needs_speakers = pytest.mark.skipif(
 )
 
 SPEAKER = "kumo"
+VICTIM = "brandon"  # his instant clone: GE2E 0.89, CAM++ 0.41 (docs/consent.md)
 SAMPLE_TEXTS = (
     "The quick brown fox jumps over the lazy dog near the river bank.",
     "Every morning I walk to the market and buy fresh bread for breakfast.",
@@ -260,3 +263,70 @@ def test_repeated_refusals_are_slowed_then_locked_for_the_key_and_audited(
     )  # another tenant, another key
     now[0] += 601
     assert wrong_code(attacker).json()["error"]["code"] == "challenge_mismatch"  # the lock ended
+
+
+# -- 5. renewal is judged like enrollment: file by file, by GE2E and CAM++ ---------------------------------
+class _HeardAtEnrollment:
+    """A real person cannot read a test's fresh code: the enrollment's script check passes for the
+    victim's real clip; the renewal's is Whisper's as always."""
+
+    def check(self, audio: Any, **_: Any) -> HeardScores:
+        return HeardScores(statement_recall=1.0)
+
+
+def _verify(tenant: Tenant, vid: str, recording: Callable[[str], bytes]) -> Any:
+    renewal = tenant.consent()
+    return tenant.client.post(
+        f"/v1/consents/{renewal['consent_id']}/verify",
+        data={"challenge": renewal["challenge"], "voice_id": vid},
+        files=[("recording", ("renew.wav", recording(renewal["script"]), "audio/wav"))],
+    )
+
+
+@pytest.mark.slow
+@needs_speakers
+def test_a_renewal_read_by_the_voices_instant_clone_is_refused_by_campp(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real person's voice, revoked; the attacker's clone of it (the voice itself, output unmarked)
+    reads the renewal script. GE2E against the stored embedding, which clones are fitted to, passes it;
+    CAM++ against the enrollment recording refuses it (renewal used GE2E alone before)."""
+    from voxvault.voices.enrollment import EnrollmentPolicy
+    from voxvault.voices.quality import QualityPolicy
+
+    enrollment = tenant.vv.enrollment
+    victim, rate = real_clip(VICTIM)  # one public clip: the recording, and its MP3 copy as the samples
+    with monkeypatch.context() as m:
+        m.setattr(enrollment, "_heard_checker", lambda: _HeardAtEnrollment())
+        m.setattr(enrollment, "policy", EnrollmentPolicy(quality=QualityPolicy(min_total_speech_s=2.0)))
+        ticket = tenant.consent()
+        r = tenant.enroll(ticket, encode(victim, rate, "wav"), [("clip.mp3", encode(victim, rate, "mp3"))])
+    assert r.status_code == 201, r.text
+    vid = r.json()["voice_id"]
+    clone = tenant.vv.catalog.resolve(vid, tenant.project_id)  # taken while it spoke; rendered unmarked
+    assert tenant.client.patch(f"/v1/voices/{vid}", json={"status": "revoked"}).status_code == 200
+
+    def clone_reads(script: str) -> bytes:
+        pipeline = tenant.vv.pipeline
+        speech = pipeline.render(pipeline.prepare(script, clone, fmt="pcm"))
+        return encode(speech.samples, speech.sample_rate, "wav")
+
+    r = _verify(tenant, vid, clone_reads)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "speaker_mismatch", error
+    assert error["details"]["file"] == "enrollment recording", error
+    assert error["details"]["measure"] == "campp_similarity", error  # GE2E alone would have renewed it
+
+
+@pytest.mark.slow
+def test_the_speaker_renews_against_the_enrollment_recording(
+    tenant: Tenant, samples: list[tuple[str, bytes]]
+) -> None:
+    ticket = tenant.consent()
+    r = tenant.enroll(ticket, tenant.unmarked(ticket["script"]), samples)
+    assert r.status_code == 201, r.text
+    r = _verify(tenant, r.json()["voice_id"], tenant.unmarked)
+    assert r.status_code == 200, r.text
+    files = r.json()["scores"]["file_similarity"]
+    assert list(files) == ["enrollment recording"] and files["enrollment recording"]["campp"] > 0.515

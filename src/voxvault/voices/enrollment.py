@@ -69,6 +69,7 @@ from voxvault.voices.quality import (
     check_total_speech,
     measure,
 )
+from voxvault.voices.references import renewal_references
 from voxvault.voices.script_check import ScriptChecker, ScriptScores
 from voxvault.voices.script_heard import HeardScores, HeardScriptChecker
 from voxvault.voices.synthetic import SyntheticAudioCheck
@@ -528,6 +529,16 @@ class Enrollment:
         return self.registry.get(voice_id, row.project_id)
 
     # -- renewal ------------------------------------------------------------------------------------------
+    def _references(self, voice_id: str) -> list[AudioMeasures]:
+        """The enrollment recording and any retained samples, measured (no quality gate: kept as given)."""
+        vad = self.engines.vad()
+        longest = max(MAX_RECORDING_SECONDS, float(self.settings.max_upload_seconds))
+        out = []
+        for label, data in renewal_references(self.db, self.registry, voice_id):
+            audio, rate = self._decode(Upload(label, data), label, longest)
+            out.append(measure(label, audio, rate, vad))
+        return out
+
     def verify_for_voice(
         self,
         *,
@@ -548,12 +559,16 @@ class Enrollment:
             rec_m, _ = self._measure_all(recording, [], checks, consent_id=row.id, actor=actor)
             assert rec_m is not None
             script = self._check_script(row, challenge, rec_m, checks)
+            encoder = self.engines.speaker()
             similarity = cosine(
-                embed_measures(self.engines.speaker(), [rec_m]),
-                self.registry.embedding_for(voice_id, project_id),
+                embed_measures(encoder, [rec_m]), self.registry.embedding_for(voice_id, project_id)
             )
             checks["speaker_similarity"] = round(similarity, 4)
+            # the same per-file GE2E + CAM++ check as enrollment, against the voice's own recordings
+            matches = match_files(self._judges(encoder), rec_m, self._references(voice_id))
+            checks["file_similarity"] = {m.file: m.numbers() for m in matches}
             check_same_speaker(similarity, self.policy.identity)
+            check_each_file(matches, self.policy.identity)
             now = utcnow()
             what = f"consents/{row.id}"
             evidence = self._evidence(
