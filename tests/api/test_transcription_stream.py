@@ -89,7 +89,7 @@ def _refusal(client, url: str, send: Any = None, headers: dict[str, str] | None 
     ("query", "code"),
     [
         ("?model=large", "unsupported_model"),
-        ("?encoding=opus", "unsupported_encoding"),
+        ("?encoding=mp3", "unsupported_encoding"),
         ("?sample_rate=4000", "invalid_sample_rate"),
         ("?model=tiny.en&language=de", "unsupported_language"),
     ],

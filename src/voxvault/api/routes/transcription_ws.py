@@ -1,10 +1,13 @@
 """Streaming transcription: ``WS /v1/speech-to-text/stream`` (scope ``speech:transcribe``).
 
 Query: ``model`` (``base`` / ``tiny.en``; ``VOXVAULT_ASR_MODEL`` if absent), ``language`` (ISO 639-1; detected
-if absent), ``sample_rate`` (8000-48000, default 16000), ``encoding`` (``pcm_s16le``, the only one), and
+if absent), ``encoding`` (default ``pcm_s16le``), ``sample_rate`` (of PCM: 8000-48000, default 16000), and
 the key as an ``Authorization: Bearer`` header or ``?api_key=`` (browsers cannot set WebSocket headers).
 
-The client sends binary frames of mono PCM and, to finish, the text message ``{"type": "end"}``. The
+The client sends binary frames of audio in the ``encoding`` (audio/stream_decode.py): ``pcm_s16le`` mono
+16-bit PCM, ``opus`` one raw Opus packet per frame (WebCodecs ``AudioEncoder`` output, RTP payloads), or
+``ogg_opus`` an Ogg/Opus stream cut anywhere (``ffmpeg ... -c:a libopus -f ogg -``); Opus is decoded at
+48 kHz and mixed to mono. To finish, the client sends the text message ``{"type": "end"}``. The
 server answers ``{"type": "ready"}``, then as audio arrives ``{"type": "partial", "text", "start", "end"}``
 (what the unsettled audio says so far; it may still change) and ``{"type": "final", "id", "start", "end",
 "text", "words"}`` for each segment that has settled (ended at least :data:`SETTLE_S` before the newest
@@ -15,7 +18,8 @@ Bounded: the unsettled audio is at most :data:`MAX_BUFFER_S` (past it the oldest
 the server stops reading while more than :data:`MAX_BACKLOG_S` of audio waits for the model (the client's
 sends block: backpressure, not a refusal), and the whole session is at most ``VOXVAULT_ASR_MAX_SECONDS``.
 Refusals send ``{"error": {"code", "message"}}`` and close: 1008 for a bad key, scope or parameter, audio too
-long or an idle client (``VOXVAULT_WS_INACTIVITY_TIMEOUT_S``), 1007 for a malformed message, 1009 for a
+long or an idle client (``VOXVAULT_WS_INACTIVITY_TIMEOUT_S``), 1007 for a malformed message or audio that
+does not decode in the encoding (``invalid_audio``), 1009 for a
 frame over ``VOXVAULT_WS_MAX_MESSAGE_BYTES``, 1013 when too many transcriptions run.
 Nothing is stored; one audit entry (``transcription.created``, metadata only) per session.
 """
@@ -47,6 +51,7 @@ from voxvault.api.websocket import (
     close_for,
     close_socket,
 )
+from voxvault.audio.stream_decode import ENCODINGS, stream_decoder
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 
@@ -177,6 +182,7 @@ class _Params:
     model: str
     language: str | None
     sample_rate: int
+    encoding: str = "pcm_s16le"
 
 
 def _params(ws: WebSocket) -> _Params:
@@ -187,15 +193,15 @@ def _params(ws: WebSocket) -> _Params:
     if model not in MODEL_NAMES:
         raise VoxError("unsupported_model", f"model must be one of {', '.join(MODEL_NAMES)}")
     encoding = q.get("encoding") or "pcm_s16le"
-    if encoding != "pcm_s16le":
-        raise VoxError("unsupported_encoding", "encoding must be pcm_s16le (mono, little-endian 16-bit)")
+    if encoding not in ENCODINGS:
+        raise VoxError("unsupported_encoding", f"encoding must be one of {', '.join(ENCODINGS)}")
     try:
         rate = int(q.get("sample_rate") or SAMPLE_RATE)
     except ValueError:
         rate = 0
     if not 8_000 <= rate <= 48_000:
         raise VoxError("invalid_sample_rate", "sample_rate must be an integer from 8000 to 48000")
-    return _Params(model, (q.get("language") or None), rate)
+    return _Params(model, (q.get("language") or None), rate, encoding)
 
 
 def _authenticate(ws: WebSocket) -> Principal:
@@ -235,12 +241,13 @@ class _Session:
         self.drained = anyio.Event()
         self.drained.set()
         self.limits = limits
+        self.decoder = stream_decoder(params.encoding, params.sample_rate)
         self.resampler = (
-            soxr.ResampleStream(params.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-            if params.sample_rate != SAMPLE_RATE
+            soxr.ResampleStream(self.decoder.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            if self.decoder.rate != SAMPLE_RATE
             else None
         )
-        self.rate = params.sample_rate
+        self.rate = self.decoder.rate
         self.first_partial_s: float | None = None
         self.started = time.perf_counter()
 
@@ -266,9 +273,10 @@ class _Session:
                     f"frames are limited to {settings.ws_max_message_bytes} bytes",
                 )
             if data is not None:
-                if len(data) % 2:
-                    raise WsClose(WS_INVALID, "invalid_audio", "PCM frames must hold whole 16-bit samples")
-                pcm = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+                try:
+                    pcm = self.decoder.decode(data)
+                except VoxError as exc:
+                    raise WsClose(WS_INVALID, exc.code, exc.message) from None
                 if self.resampler is not None:
                     pcm = np.asarray(self.resampler.resample_chunk(pcm, last=False), dtype=np.float32)
                 if (self.state.received + pcm.size) / SAMPLE_RATE > settings.asr_max_seconds:
@@ -373,6 +381,7 @@ async def stream_transcription(ws: WebSocket) -> None:
                     "session_id": session_id,
                     "model": params.model,
                     "sample_rate": params.sample_rate,
+                    "encoding": params.encoding,
                 }
             )
         )
