@@ -281,8 +281,8 @@ class VoxVault:
     def generation(self) -> GenerationService:
         """Every output goes through it: record opened, watermark attached, record finished once."""
         return GenerationService(
-            self.db,
-            self.audit,
+            lambda: self.db,
+            lambda: self.audit,
             pipeline=lambda: self.pipeline,
             watermarker=lambda: self.watermarker,
             text_hash=TEXT_HASH,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from voxvault.engines.watermark import Watermarker
 from voxvault.store.models import Generation
@@ -36,7 +36,9 @@ class Boom(RuntimeError):
 def service(vv: Any) -> GenerationService:
     """The real log and audit trail; a pipeline that only has a sample rate (the renders are fakes)."""
     fake = SimpleNamespace(tts=SimpleNamespace(sample_rate=RATE))
-    return GenerationService(vv.db, vv.audit, pipeline=lambda: fake, watermarker=lambda: Watermarker(b"k"))
+    return GenerationService(
+        lambda: vv.db, lambda: vv.audit, pipeline=lambda: fake, watermarker=lambda: Watermarker(b"k")
+    )
 
 
 def _prepared() -> PreparedSpeech:
@@ -181,3 +183,23 @@ def test_only_the_generation_service_opens_records_and_attaches_the_mark() -> No
     owner = ast.dump(ast.parse((REPO / OWNER).read_text(encoding="utf-8")))
     for name in ("GenerationLog", "embedder", "begin", "finish", "hook"):
         assert f"'{name}'" in owner, name
+
+
+def test_a_batch_worker_marks_its_item_and_writes_no_record(settings: Any, tmp_path: Path) -> None:
+    """A Ray actor renders with the id the driver's record handed out; only the driver writes records."""
+    from voxvault.audio import decode
+    from voxvault.jobs.sinks import open_sink
+    from voxvault.jobs.spec import BatchItem
+    from voxvault.jobs.worker import BatchWorker, WorkerOptions
+    from voxvault.service import VoxVault
+
+    worker_vv = VoxVault(settings.model_copy(update={"data_dir": tmp_path / "actor"}))
+    worker = BatchWorker(worker_vv, open_sink(str(tmp_path / "out")), WorkerOptions(default_voice="alpha"))
+    text = "A batch item long enough to carry the whole watermark frame, and a little more speech after it."
+    assert worker.prepare(BatchItem("one", text)).failure is None
+    done = worker.render("one", 4242)
+    assert done.failure is None, done.failure
+    with worker_vv.db.session() as s:  # the actor's own database (it reads voices there) got no record
+        assert s.scalar(select(func.count()).select_from(Generation)) == 0
+    audio = decode((tmp_path / "out" / done.key).read_bytes(), max_bytes=10**8, max_seconds=600)
+    assert worker_vv.watermarker.detect(audio.samples, audio.sample_rate).payload == 4242

@@ -25,6 +25,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -215,16 +216,23 @@ class GenerationService:
 
     def __init__(
         self,
-        db: Database,
-        audit: AuditTrail,
+        db: Callable[[], Database],
+        audit: Callable[[], AuditTrail],
         *,
         pipeline: Callable[[], SpeechPipeline],
         watermarker: Callable[[], Watermarker],
         text_hash: str = "sha256",
     ) -> None:
-        self.log = GenerationLog(db, audit, text_hash=text_hash)
-        self._pipeline = pipeline  # loaded on first use: the service is built before any engine
+        # All opened on first use: a batch worker (a Ray actor) only renders, and never opens the database.
+        self._db = db
+        self._audit = audit
+        self._text_hash = text_hash
+        self._pipeline = pipeline
         self._watermarker = watermarker
+
+    @cached_property
+    def log(self) -> GenerationLog:
+        return GenerationLog(self._db(), self._audit(), text_hash=self._text_hash)
 
     @property
     def pipeline(self) -> SpeechPipeline:
