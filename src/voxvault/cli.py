@@ -5,6 +5,7 @@ Errors a user can cause print one red line with their code and exit 2; never a t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -74,7 +75,7 @@ def serve(
     try:
         created = vv.bootstrap()
         _ = vv.blobs  # open the blob store now: a missing boto3 or a bad URL is one line here, not at warm-up
-        _ = vv.envelope  # load the master key now: it logs a warning when it sits in the data dir
+        _ = vv.envelope  # load the master key now (the app warns at start when it sits in the data dir)
     except VoxError as exc:
         _fail(exc)
     if created is not None and settings.bootstrap_key is None:
@@ -114,12 +115,18 @@ def say(
     speed: Annotated[float, typer.Option(help="0.25 to 4.0")] = 1.0,
 ) -> None:
     """Speak text into an audio file."""
-    from voxvault.service import VoxVault
+    from voxvault.synthesis.pipeline import check_request
 
     if text == "-":
         text = sys.stdin.read()
     fmt = fmt or (output.suffix.lstrip(".").lower() or "wav")
     fmt = {"ogg": "opus", "raw": "pcm", "m4a": "aac"}.get(fmt, fmt)
+    try:
+        check_request(text, fmt, speed)  # a bad flag answers before the model loads (seconds)
+    except VoxError as exc:
+        _fail(exc)
+    from voxvault.service import VoxVault
+
     try:
         with console.status("synthesising…"):
             speech = VoxVault(Settings()).speak(text, voice=voice, format=fmt, speed=speed)
@@ -145,10 +152,10 @@ def detect(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Look for the voxvault watermark in FILE and trace it to its generation record."""
-    from voxvault.service import VoxVault
-
     if not file.is_file():
         _fail(VoxError("file_not_found", f"no such file: {file}"))
+    from voxvault.service import VoxVault
+
     vv = VoxVault(Settings())
     try:
         data = file.read_bytes()
@@ -183,7 +190,9 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     from voxvault.service import VoxVault
 
     with console.status("loading engines…"):
-        report = VoxVault(Settings()).doctor()
+        vv = VoxVault(Settings())
+        report = vv.doctor()
+    report["loaded_engines"] = [dataclasses.asdict(state) for state in vv.engines.status()]
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -198,6 +207,17 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
                 detail,
             )
         console.print(table)
+        loaded = Table("loaded engine", "load s", "idle s", "in use", "unloaded when idle")
+        for state in report["loaded_engines"]:
+            ttl = "never" if state["pinned"] or vv.engines.idle_ttl_s <= 0 else f"{vv.engines.idle_ttl_s:g} s"
+            loaded.add_row(
+                f"{state['kind']}:{state['name']}",
+                str(state["load_s"]),
+                str(state["idle_s"]),
+                str(state["in_use"]),
+                ttl,
+            )
+        console.print(loaded)
         console.print({k: v for k, v in report["versions"].items()})
         key_warning = report["master_key"]["warning"]
         if key_warning:

@@ -37,10 +37,14 @@ def _fail(exc: VoxError) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _vv() -> VoxVault:
+def _vv(*, key_warning: bool = False) -> VoxVault:
+    """The service; ``key_warning``: say (once, on stderr) when the master key sits in the data dir."""
     from voxvault.service import VoxVault
 
-    return VoxVault(Settings())
+    vv = VoxVault(Settings())
+    if key_warning and (warning := vv.key_location.warning):
+        err_console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
+    return vv
 
 
 def _when(value: object) -> str:
@@ -70,7 +74,7 @@ def keys_create(
     """Create an API key and print it once (only its SHA-256 is stored)."""
     from voxvault.governance.keys import parse_expiry
 
-    vv = _vv()
+    vv = _vv(key_warning=True)
     try:
         if project is None:
             org_id, project_id = vv.keys.ensure_default_project()
@@ -118,7 +122,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every API key (never a secret): prefix, scopes, voices, state, dates."""
-    vv = _vv()
+    vv = _vv(key_warning=True)
     try:
         keys = vv.keys.list()
     except VoxError as exc:
@@ -165,7 +169,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see 'keys list').")]) -> None:
     """Revoke a key at once: it is refused (401) from the next request on."""
-    vv = _vv()
+    vv = _vv(key_warning=True)
     try:
         info = vv.keys.revoke(key_id, None, actor=CLI_ACTOR)
     except VoxError as exc:
@@ -189,7 +193,7 @@ def keys_rotate_master(
     from voxvault.governance.crypto import new_master_key
     from voxvault.governance.rotation import rotate_master_key
 
-    vv = _vv()
+    vv = _vv(key_warning=True)
     try:
         if vv.key_manager.source is None and not rewrap_only:
             kid, key = new_master_key()

@@ -16,6 +16,7 @@ import typer
 if TYPE_CHECKING:
     from voxvault.engines.diarize import SpeakerTurn
     from voxvault.engines.registry import EngineRegistry
+    from voxvault.engines.whisper import WhisperRecognizer
 
 FORMATS = ("text", "json", "srt", "vtt", "rttm")
 
@@ -52,7 +53,7 @@ def transcribe(
             raise VoxError("unsupported_format", "--diarize writes speakers in --format json or rttm")
         from voxvault.config import Settings
         from voxvault.engines.registry import EngineRegistry
-        from voxvault.engines.whisper import MODEL_NAMES, TranscribeOptions
+        from voxvault.engines.whisper import MODEL_NAMES, TranscribeOptions, upload_blocks
         from voxvault.transcripts import collect, full_json, to_rttm, to_srt, to_vtt
 
         settings = Settings()
@@ -61,20 +62,20 @@ def transcribe(
             raise VoxError("unsupported_model", f"--model must be one of {', '.join(MODEL_NAMES)}")
         options = TranscribeOptions(language=language, task="translate" if translate else "transcribe")
         engines = EngineRegistry(settings.prepare())
-        engine = None if fmt == "rttm" else engines.transcriber("base" if translate else name)
+        engine: WhisperRecognizer | None = None  # loaded once the first file decodes (a bad file: no model)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         for path in files:
             turns = _diarize(engines, path, settings.asr_max_seconds) if diarize else []
-            if engine is None:
+            if fmt == "rttm":
                 rendered = to_rttm(turns, path.stem)
                 _emit(rendered, path, fmt, out, len(files))
                 continue
-            transcript = collect(
-                engine.recognize_file(
-                    path, options, max_bytes=1 << 40, max_seconds=settings.asr_max_seconds, timeout_s=3600.0
-                )
+            blocks = upload_blocks(
+                path, max_bytes=1 << 40, max_seconds=settings.asr_max_seconds, timeout_s=3600.0
             )
+            engine = engine or engines.transcriber("base" if translate else name)
+            transcript = collect(engine.recognize_blocks(blocks, options))
             if fmt == "text":
                 rendered = transcript.text + "\n"
             elif fmt == "srt":

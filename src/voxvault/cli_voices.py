@@ -49,6 +49,12 @@ def _vv() -> VoxVault:
     return VoxVault(Settings())
 
 
+def _has_database(settings: Settings) -> bool:
+    """False only for the default SQLite file before anything created it (a server URL: assume so)."""
+    path = settings.default_database_file
+    return path is None or path.exists()
+
+
 def _project(vv: VoxVault) -> str:
     return vv.keys.ensure_default_project()[1]
 
@@ -190,7 +196,8 @@ def voices_list(
             }
             for pid, (_, desc) in PRESETS.items()
         ]
-        vv = _vv()
+        # No database yet: no cloned voices either, and SQLAlchemy and the migrations stay unloaded.
+        vv = _vv() if _has_database(Settings()) else None
         cloned = [
             {
                 "id": v["voice_id"],
@@ -200,7 +207,7 @@ def voices_list(
                 "description": "",
                 "expires_at": v["expires_at"],
             }
-            for v in vv.voice_registry.list(None)
+            for v in (vv.voice_registry.list(None) if vv is not None else [])
         ]
     except VoxError as exc:
         _fail(exc)

@@ -226,8 +226,13 @@ class Settings(BaseSettings):
 
     # Derived locations -------------------------------------------------------------------------------
     @property
+    def default_database_file(self) -> Path | None:
+        """The SQLite file used when ``database_url`` is unset (None when it is set)."""
+        return None if self.database_url else (self.data_dir / "voxvault.db").resolve()
+
+    @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'voxvault.db').resolve()}"
+        return self.database_url or f"sqlite:///{self.default_database_file}"
 
     @property
     def resolved_blob_url(self) -> str:

@@ -82,14 +82,11 @@ class VoxVault:
 
     @cached_property
     def key_manager(self) -> LocalKeyManager:
-        """The local master keys (environment or key file); warns when the file sits in the data dir."""
+        """The local master keys (environment or key file). A file inside the data dir is warned about
+        where it matters, once (server start, ``voxvault doctor``, ``voxvault keys``): ``key_location``."""
         if self.settings.master_key is not None:
             return LocalKeyManager.from_env_value(self.settings.master_key.get_secret_value())
-        manager = LocalKeyManager.from_file(self.settings.resolved_master_key_file)
-        warning = self.key_location.warning
-        if warning:
-            log.warning("%s", warning)
-        return manager
+        return LocalKeyManager.from_file(self.settings.resolved_master_key_file)
 
     @property
     def key_location(self) -> KeyLocation:
@@ -257,9 +254,10 @@ class VoxVault:
     def _heard_checker_factory(self) -> Callable[[], HeardScriptChecker] | None:
         return (lambda: self.heard_checker) if self.settings.consent_script_check == "whisper" else None
 
-    @cached_property
+    @property
     def heard_checker(self) -> HeardScriptChecker:
-        """The consent script heard by Whisper: name, organisation, purpose and code (docs/consent.md)."""
+        """The consent script heard by Whisper: name, organisation, purpose and code (docs/consent.md).
+        Built per use, so an idle Whisper can be unloaded (engine_idle_ttl_s) instead of held here."""
         from voxvault.voices.script_heard import EnglishWhisper, HeardScriptChecker
 
         return HeardScriptChecker(EnglishWhisper(self.engines.transcriber()))

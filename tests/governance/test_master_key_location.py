@@ -30,15 +30,27 @@ def _seal_something(vv: VoxVault) -> bytes:
     return secret
 
 
-def test_a_key_file_in_the_data_dir_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_key_file_in_the_data_dir_is_warned_about_once_at_server_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from voxvault.api.app import create_app
+
     vv = _vv(tmp_path / "data")
-    with caplog.at_level(logging.WARNING, logger="voxvault.service"):
-        _seal_something(vv)
+    with caplog.at_level(logging.WARNING):
+        _seal_something(vv)  # using the key (any CLI command) says nothing: the warning is for the operator
+    assert not [r for r in caplog.records if "inside the data dir" in r.getMessage()]
     location = vv.key_location
     assert location.source == "file" and location.inside_data_dir
     assert (tmp_path / "data" / "master.key").exists()
+    app = create_app(vv=vv, warm_up=False)
+    with caplog.at_level(logging.WARNING, logger="voxvault.api.app"), TestClient(app):
+        pass  # the server starts (and stops): one warning in its log
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("inside the data dir" in m and "VOXVAULT_MASTER_KEY_FILE" in m for m in warnings), warnings
+    assert [m for m in warnings if "inside the data dir" in m and "VOXVAULT_MASTER_KEY_FILE" in m] == [
+        location.warning
+    ], warnings
 
 
 def test_a_key_file_outside_the_data_dir_and_a_stolen_data_dir(
@@ -104,3 +116,20 @@ def test_a_kms_behind_the_key_manager_interface(tmp_path: Path) -> None:
     assert vv.envelope.open(vv.blobs.get("voices/v1/embedding"), "voice:v1:embedding") == secret
     assert kms.calls == 2 and vv.key_location.source == "custom"
     assert not (tmp_path / "data" / "master.key").exists()
+
+
+def test_the_cli_warns_on_key_commands_once_and_not_on_voices(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXVAULT_")}
+    env.update(VOXVAULT_DATA_DIR=str(tmp_path / "data"), COLUMNS="300")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        cli = [sys.executable, "-m", "voxvault.cli", *args]
+        return subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300, check=True)
+
+    keys = run("keys", "list")  # opens the database and the key file: the operator is told
+    assert keys.stderr.count("inside the data dir") == 1, keys.stderr
+    voices = run("voices")  # the database exists now: cloned voices are read, and no warning
+    assert "kumo" in voices.stdout and "inside the data dir" not in voices.stderr, voices.stderr

@@ -28,6 +28,7 @@ def local(vv: VoxVault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> VoxV
     own = VoxVault(Settings(data_dir=tmp_path / "data", cache_dir=vv.settings.resolved_cache_dir))
     own.engines = vv.engines
     monkeypatch.setattr("voxvault.cli_voices._vv", lambda: own)
+    monkeypatch.setenv("VOXVAULT_DATA_DIR", str(tmp_path / "data"))  # what the CLI's own Settings() reads
     monkeypatch.chdir(tmp_path)
     return own
 

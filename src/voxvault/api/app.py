@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None, vv: VoxVault | None = None, war
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warning := vv.key_location.warning:
+            log.warning("%s", warning)  # once per server start, not on every CLI command
         if warm_up:
             threading.Thread(target=_warm_up, args=(app,), name="voxvault-warmup", daemon=True).start()
         else:

@@ -19,9 +19,9 @@ import math
 import warnings
 
 import numpy as np
-import pyloudnorm
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import resample_poly
+
+# pyloudnorm and SciPy's signal module (0.3-2 s to import) load at the first measurement, not when a
+# module that may stream audio is imported (the CLI, `voxvault voices`, the service facade).
 
 _BLOCK_S = 0.400  # BS.1770 gating block
 _MIN_MEASURE_S = 0.010  # shorter than this has no meaningful loudness
@@ -49,6 +49,8 @@ def integrated_loudness(x: np.ndarray, sr: int) -> float:
     if n < _MIN_MEASURE_S * sr or not np.any(np.abs(arr) > 1e-7):
         return -math.inf
     block = min(_BLOCK_S, (n - 0.5) / sr)  # just under n samples: pyloudnorm needs len > block
+    import pyloudnorm
+
     meter = pyloudnorm.Meter(sr, block_size=block)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -87,6 +89,8 @@ def _peak_envelope(y: np.ndarray) -> np.ndarray:
     """Per-sample peak including inter-sample peaks (4x oversampled), as a true-peak meter sees it."""
     peaks = np.abs(y)
     if y.size >= 2:
+        from scipy.signal import resample_poly
+
         over = np.abs(resample_poly(y, _OVERSAMPLE, 1))[: y.size * _OVERSAMPLE]
         peaks = np.maximum(peaks, over.reshape(y.size, _OVERSAMPLE).max(axis=1))
     return peaks
@@ -101,6 +105,8 @@ def _limiter_gain(y: np.ndarray, shape: _LimiterShape, ceiling: float) -> np.nda
     required = np.minimum(1.0, ceiling / np.maximum(_peak_envelope(y), 1e-12))
     if required.size == 0 or required.min() >= 1.0:
         return np.ones_like(y)
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
     gain = minimum_filter1d(required, size=2 * shape.minimum + 1, mode="nearest")
     for _ in range(2):
         gain = uniform_filter1d(gain, size=2 * shape.smooth + 1, mode="nearest")

@@ -14,14 +14,17 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jiwer
 import numpy as np
 import soxr
-from pocketsphinx import Decoder
 
 from voxvault.engines.base import FloatArray, SpeechRecognizer, WordTiming
 from voxvault.errors import VoxError
+
+if TYPE_CHECKING:
+    from pocketsphinx import Decoder  # loaded with the first recogniser, not with the consent module
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,8 @@ class PocketSphinxASR:
             raise ValueError("pool_size must be >= 1")
         t0 = time.perf_counter()
         self._pool: queue.Queue[Decoder] = queue.Queue()
+        from pocketsphinx import Decoder
+
         decoders = [Decoder(loglevel="FATAL") for _ in range(pool_size)]
         for decoder in decoders:
             self._pool.put(decoder)
