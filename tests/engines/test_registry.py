@@ -82,6 +82,7 @@ def test_a_leased_engine_is_never_unloaded_and_idles_from_the_end_of_its_use(tmp
         with reg.use("transcriber") as same:  # a second user shares it
             assert same is engine and reg.status()[0].in_use == 2
         assert reg.reap() == []  # one user left
+    del engine, same  # done with it
     clock.now += 299
     assert reg.reap() == [] and reg.status()[0].idle_s == 299
     clock.now += 1
@@ -105,13 +106,30 @@ def test_the_default_tts_always_stays_and_ttl_zero_never_unloads(tmp_path: Path)
 
 
 @pytest.mark.usefixtures("fake_kinds")
-def test_an_engine_a_caller_still_holds_is_taken_back_not_loaded_twice(tmp_path: Path) -> None:
+def test_an_engine_a_caller_still_holds_stays_until_it_lets_go(tmp_path: Path) -> None:
     clock = Clock()
     reg = make(tmp_path, clock)
     held = reg.transcriber()  # e.g. a long transcription that took it without a lease
     clock.now += 301
-    assert reg.reap() == ["transcriber:base"] and not reg.loaded("transcriber")
-    assert reg.transcriber() is held and FakeEngine.built == 1  # one copy in memory, not two
+    assert reg.reap() == [] and reg.loaded("transcriber")  # dropping it would free nothing
+    assert reg.transcriber() is held and FakeEngine.built == 1
+    gone = weakref.ref(held)
+    del held
+    clock.now += 300  # idle again since that last use
+    assert reg.reap() == ["transcriber:base"] and gone() is None
+
+
+@pytest.mark.usefixtures("fake_kinds")
+def test_an_engine_another_engine_holds_goes_with_it_in_one_pass(tmp_path: Path) -> None:
+    class Holder:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+    clock = Clock()
+    reg = make(tmp_path, clock)
+    reg._acquire("composite:x", lambda: Holder(reg.transcriber()), lease=False)
+    clock.now += 301
+    assert set(reg.reap()) == {"composite:x", "transcriber:base"}
 
 
 @pytest.mark.usefixtures("fake_kinds")

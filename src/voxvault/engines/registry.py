@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import gc
 import logging
+import sys
 import threading
 import time
 import weakref
@@ -244,35 +245,47 @@ class EngineRegistry:
 
     # -- idle unload ------------------------------------------------------------------------------------
     def reap(self) -> list[str]:
-        """Unload every engine idle for ``idle_ttl_s`` or more, unless leased or the default TTS.
+        """Unload every engine idle for ``idle_ttl_s`` or more, unless leased, still held by a caller (a
+        transcription that took it without a lease and is still running; a cached component such as the
+        style conditioner's encoder: dropping those would free nothing) or the default TTS.
 
-        Returns the keys unloaded. The registry drops its reference; the memory comes back once no caller
-        holds the engine either (a caller that still does gets the same instance back on next use).
+        Returns the keys unloaded. An engine another one holds (CAM++ in the diarizer) goes in the same
+        call once its holder has.
         """
         if self.idle_ttl_s <= 0:
             return []
         now = self._clock()
+        dropped: list[str] = []
+        idle: dict[str, float] = {}
         with self._lock:
-            idle = {key: now - e.last_used for key, e in self._loaded.items()}
-            dropped = [
-                key
-                for key, e in self._loaded.items()
-                if key != self.pinned and e.users == 0 and idle[key] >= self.idle_ttl_s
-            ]
-            for key in dropped:
-                instance = self._loaded.pop(key).instance
-                with contextlib.suppress(TypeError):  # a type without weak references: simply dropped
-                    self._released[key] = weakref.ref(instance)
-                del instance
+            progress = True
+            while progress:
+                progress = False
+                for key in list(self._loaded):
+                    idle[key] = now - self._loaded[key].last_used
+                    if key == self.pinned or idle[key] < self.idle_ttl_s or self._in_use(key):
+                        continue
+                    loaded = self._loaded.pop(key)
+                    with contextlib.suppress(TypeError):  # a type without weak references: simply dropped
+                        self._released[key] = weakref.ref(loaded.instance)
+                    del loaded  # no stray reference left in this frame
+                    dropped.append(key)
+                    progress = True
         if dropped:
             gc.collect()
             _trim_heap()
             for key in dropped:
                 ref = self._released.get(key)
                 held = ref is not None and ref() is not None
-                note = " (a caller still holds it)" if held else ""
+                note = " (something still holds it)" if held else ""
                 log.info("engine %s unloaded after %.0fs idle%s", key, idle[key], note)
         return dropped
+
+    def _in_use(self, key: str) -> bool:
+        """Leased, or referenced outside the registry (CPython's count: the entry's attribute and the
+        call's argument make 2)."""
+        entry = self._loaded[key]
+        return entry.users > 0 or sys.getrefcount(entry.instance) > 2
 
     def start_reaper(self) -> None:
         """Check for idle engines in a daemon thread (every quarter TTL, at most every 30 s)."""
