@@ -40,8 +40,16 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# The product suite: API, governance and jobs on fake engines (engines/fake.py), each real engine's own tests
+# and one real end-to-end path per feature (tests/conftest.py REAL_MODULES says which and why).
 test: install-dev lint
 	$(BIN)/python -m pytest
+
+# Research checks: does a cloning map or an adaptation bring a speaker closer (the `research` marker;
+# not part of `make test`). `make bench-clone` runs them before its measurements.
+.PHONY: test-research
+test-research: install-dev
+	$(BIN)/python -m pytest -m research
 
 bench: install-dev
 	$(BIN)/python bench/synthesis.py --out bench/results/synthesis.json --doc docs/benchmarks.md
@@ -77,7 +85,7 @@ bench-watermark: install-dev
 	$(BIN)/python bench/watermark.py --out bench/results/watermark.json --plot bench/results/watermark.png --doc docs/watermark.md
 
 .PHONY: bench-clone
-bench-clone: install-dev
+bench-clone: install-dev test-research
 	$(BIN)/python bench/clone.py --out bench/results/clone.json --html bench/results/clone.html $(CLONE_ARGS)
 
 # Consent attacks (issue 25): deepfake, espeak-ng, watermarked, pooled samples, wrong names vs genuine readings.

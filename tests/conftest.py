@@ -1,4 +1,11 @@
-"""Shared fixtures: one loaded VoxVault per test session, a fresh data dir per test where it matters.
+"""Shared fixtures: one loaded VoxVault per test session and kind of engines, a fresh data dir per test
+where it matters.
+
+``vv``, ``app``, ``client``... run on fake engines (engines/fake.py: no weights, milliseconds per call):
+what most tests check is the product (auth, errors, audit, jobs), not a model. A module that judges a real
+model, or is a feature's one end-to-end acceptance path, says ``pytestmark = pytest.mark.real_engines``
+and gets the same fixtures on Kokoro, GE2E, Silero, PocketSphinx and Whisper; ``real_vv``,
+``real_client``... name the real ones explicitly inside a fake module.
 
 Model weights are joined once into ``.cache/models`` at the repo root (gitignored) and reused by every
 test and every run, so the suite pays the 92 MB join and the float-graph conversion once per machine.
@@ -36,11 +43,44 @@ def model_cache() -> Path:
     return MODEL_CACHE
 
 
-@pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):  # type: ignore[no-untyped-def]
+#: The weight-free engines (src/voxvault/engines/fake.py) the product tests run on by default.
+FAKE_ENGINES = {"tts_engine": "fake", "speaker_engine": "fake", "vad_engine": "fake", "asr_engine": "fake"}
+REAL_ENGINES = "real_engines"  # a module marked ``pytestmark = pytest.mark.real_engines`` gets real models
+
+#: What still runs the real models, and why (a path prefix under the repo; marked at collection).
+REAL_MODULES: dict[str, str] = {
+    "tests/engines/": "each engine's own tests (Kokoro, GE2E, CAM++, Silero, PocketSphinx, Whisper)",
+    "tests/cloning/": "cloning maps are fitted to and measured through Kokoro and GE2E",
+    "tests/api/test_consent_flow.py": "consent/enrollment acceptance: real voices, Whisper hears the script",
+    "tests/api/test_consent_attacks.py": "the attacks are refused by the real judges (GE2E, CAM++, Whisper)",
+    "tests/api/test_transcription.py": "transcription acceptance: Whisper on real speech",
+    "tests/api/test_transcription_stream.py": "speech-to-text socket acceptance: Whisper on real speech",
+    "tests/jobs/test_adapt_job.py": "adaptation jobs train through PyTorch Kokoro",
+    "tests/jobs/test_batch_cli.py": "batch acceptance: kill -9 and resume, Ray, on Kokoro in real processes",
+    "tests/voices/test_identity.py": "identity thresholds are GE2E's, on real clips",
+    "tests/voices/test_quality.py": "quality measures use Silero's speech segments on real clips",
+    "tests/voices/test_cli_voices.py": "the CLI enrollment path end to end",
+    "tests/voices/test_script_check.py": "PocketSphinx hears the consent script Kokoro reads",
+    "tests/web/test_console.py": "the browser console's enrollment end to end",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the modules of ``REAL_MODULES``: their ``vv``/``client``... fixtures are the real ones."""
+    marked: set[pytest.Module] = set()
+    for item in items:
+        module = item.getparent(pytest.Module)
+        if module is None or module in marked:
+            continue
+        rel = module.path.relative_to(REPO).as_posix() if module.path.is_relative_to(REPO) else ""
+        if any(rel.startswith(prefix) for prefix in REAL_MODULES):
+            module.add_marker(REAL_ENGINES)
+            marked.add(module)
+
+
+def _settings(data: Path, model_cache: Path, **engines: Any):  # type: ignore[no-untyped-def]
     from voxvault.config import Settings
 
-    data = tmp_path_factory.mktemp("data")
     # The suites refuse many enrollments on purpose: no lockout for the session's instance (the attempt
     # guard is tested on its own, tests/voices/test_attempts.py and tests/api/test_consent_attacks.py).
     return Settings(
@@ -49,11 +89,11 @@ def settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):  # ty
         max_input_chars=20_000,
         consent_refusals_before_cooldown=10**6,
         consent_refusals_before_lock=10**6,
+        **engines,
     )
 
 
-@pytest.fixture(scope="session")
-def vv(settings):  # type: ignore[no-untyped-def]
+def _vv(settings):  # type: ignore[no-untyped-def]
     from voxvault.service import VoxVault
 
     vv = VoxVault(settings)
@@ -61,35 +101,10 @@ def vv(settings):  # type: ignore[no-untyped-def]
     return vv
 
 
-@pytest.fixture(scope="session")
-def app(vv):  # type: ignore[no-untyped-def]
-    from voxvault.api.app import create_app
-
-    return create_app(vv=vv, warm_up=False)
-
-
-@pytest.fixture(scope="session")
-def admin_key(vv) -> str:  # type: ignore[no-untyped-def]
+def _admin_key(vv) -> str:  # type: ignore[no-untyped-def]
     """An admin key in the default tenant (what `voxvault serve` prints on first start)."""
     org_id, project_id = vv.keys.ensure_default_project()
     return str(vv.keys.create(org_id=org_id, project_id=project_id, scopes=["admin"], name="tests").secret)
-
-
-@pytest.fixture(scope="session")
-def client(app, admin_key: str):  # type: ignore[no-untyped-def]
-    """A TestClient authenticated with the admin key."""
-    from fastapi.testclient import TestClient
-
-    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as c:
-        yield c
-
-
-@pytest.fixture(scope="session")
-def anon_client(app):  # type: ignore[no-untyped-def]
-    from fastapi.testclient import TestClient
-
-    with TestClient(app) as c:
-        yield c
 
 
 def _free_port() -> int:
@@ -98,8 +113,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def _serve(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The app served by uvicorn on a loopback port, for real HTTP clients (openai package)."""
     import uvicorn
 
@@ -114,6 +128,160 @@ def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+def _target(vv: Any) -> np.ndarray:
+    speech = vv.speak("Every morning I walk to the market and buy fresh bread.", voice="alpha", format="pcm")
+    return np.asarray(vv.engines.speaker().embed(speech.samples, speech.sample_rate), dtype=np.float32)
+
+
+# -- two worlds, each built once per session: fake engines (default) and real models ------------------
+@pytest.fixture(scope="session")
+def fake_settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):  # type: ignore[no-untyped-def]
+    return _settings(tmp_path_factory.mktemp("data-fake"), model_cache, **FAKE_ENGINES)
+
+
+@pytest.fixture(scope="session")
+def real_settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path):  # type: ignore[no-untyped-def]
+    return _settings(tmp_path_factory.mktemp("data"), model_cache)
+
+
+@pytest.fixture(scope="session")
+def fake_vv(fake_settings):  # type: ignore[no-untyped-def]
+    return _vv(fake_settings)
+
+
+@pytest.fixture(scope="session")
+def real_vv(real_settings):  # type: ignore[no-untyped-def]
+    return _vv(real_settings)
+
+
+@pytest.fixture(scope="session")
+def fake_app(fake_vv):  # type: ignore[no-untyped-def]
+    from voxvault.api.app import create_app
+
+    return create_app(vv=fake_vv, warm_up=False)
+
+
+@pytest.fixture(scope="session")
+def real_app(real_vv):  # type: ignore[no-untyped-def]
+    from voxvault.api.app import create_app
+
+    return create_app(vv=real_vv, warm_up=False)
+
+
+@pytest.fixture(scope="session")
+def fake_admin_key(fake_vv) -> str:  # type: ignore[no-untyped-def]
+    return _admin_key(fake_vv)
+
+
+@pytest.fixture(scope="session")
+def real_admin_key(real_vv) -> str:  # type: ignore[no-untyped-def]
+    return _admin_key(real_vv)
+
+
+@pytest.fixture(scope="session")
+def fake_client(fake_app, fake_admin_key: str):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(fake_app, headers={"Authorization": f"Bearer {fake_admin_key}"}) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def real_client(real_app, real_admin_key: str):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(real_app, headers={"Authorization": f"Bearer {real_admin_key}"}) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def fake_anon_client(fake_app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(fake_app) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def real_anon_client(real_app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(real_app) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def fake_live_server(fake_app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    yield from _serve(fake_app)
+
+
+@pytest.fixture(scope="session")
+def real_live_server(real_app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    yield from _serve(real_app)
+
+
+@pytest.fixture(scope="session")
+def fake_target(fake_vv: Any) -> np.ndarray:
+    return _target(fake_vv)
+
+
+@pytest.fixture(scope="session")
+def real_target(real_vv: Any) -> np.ndarray:
+    return _target(real_vv)
+
+
+# -- what a test module gets by the plain names: the fakes, or real models under the module's marker -------
+def _pick(request: pytest.FixtureRequest, name: str) -> Any:
+    real = request.node.get_closest_marker(REAL_ENGINES) is not None
+    return request.getfixturevalue(("real_" if real else "fake_") + name)
+
+
+@pytest.fixture(scope="module")
+def settings(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The session's Settings: fake engines, or real ones in a ``real_engines`` module."""
+    return _pick(request, "settings")
+
+
+@pytest.fixture(scope="module")
+def vv(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """One loaded VoxVault per session and kind of engines (fake, or real in a ``real_engines`` module)."""
+    return _pick(request, "vv")
+
+
+@pytest.fixture(scope="module")
+def app(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    return _pick(request, "app")
+
+
+@pytest.fixture(scope="module")
+def admin_key(request: pytest.FixtureRequest) -> str:
+    """An admin key in the default tenant (what `voxvault serve` prints on first start)."""
+    return str(_pick(request, "admin_key"))
+
+
+@pytest.fixture(scope="module")
+def client(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A TestClient authenticated with the admin key."""
+    return _pick(request, "client")
+
+
+@pytest.fixture(scope="module")
+def anon_client(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    return _pick(request, "anon_client")
+
+
+@pytest.fixture(scope="module")
+def live_server(request: pytest.FixtureRequest) -> str:
+    """The app served by uvicorn on a loopback port, for real HTTP clients (openai package)."""
+    return str(_pick(request, "live_server"))
+
+
+@pytest.fixture(scope="module")
+def target(request: pytest.FixtureRequest) -> np.ndarray:
+    """A target speaker's embedding (what cloning aims at)."""
+    return np.asarray(_pick(request, "target"))
 
 
 # -- a cloned voice row as enrollment writes it, and a target speaker (voice, cloning and job tests) --
@@ -157,12 +325,6 @@ def make_voice(vv: Any, project: str, style: np.ndarray, embedding: np.ndarray) 
         assert row is not None
         row.embedding_blob, row.style_blob = emb_key, style_key
     return vid
-
-
-@pytest.fixture(scope="session")
-def target(vv: Any) -> np.ndarray:
-    speech = vv.speak("Every morning I walk to the market and buy fresh bread.", voice="alpha", format="pcm")
-    return np.asarray(vv.engines.speaker().embed(speech.samples, speech.sample_rate), dtype=np.float32)
 
 
 @pytest.fixture(name="make_voice")

@@ -21,7 +21,9 @@ def _speak(client, text: str, **kw):  # type: ignore[no-untyped-def]
     return client.post("/v1/audio/speech", json=body)
 
 
-def test_acceptance_sentence_is_playable_mp3_with_matching_transcript(client, vv) -> None:
+def test_acceptance_sentence_is_playable_mp3_with_matching_transcript(real_client, real_vv) -> None:
+    """The speech route's one end-to-end path on Kokoro, heard by Whisper (the rest runs on fakes)."""
+    client, vv = real_client, real_vv
     r = _speak(client, ACCEPTANCE_TEXT, voice="kumo")  # the preset the word checks below were measured on
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "audio/mpeg"

@@ -99,6 +99,7 @@ class CountingEngine:
         return getattr(self.engine, name)
 
 
+@pytest.mark.research
 @pytest.mark.skipif(compiler() is None, reason="the fused graph needs a C compiler")
 @needs_testdata
 def test_the_instant_step_predicts_what_speaking_would_give(model_cache: Path, tmp_path: Path) -> None:

@@ -108,6 +108,7 @@ def test_the_instant_step_starts_from_the_prior(model_cache: Path, tmp_path: Pat
     assert np.allclose(np.abs(only_step), plain.jacobian.step)
 
 
+@pytest.mark.research
 @pytest.mark.slow
 @needs_testdata
 @pytest.mark.skipif(compiler() is None, reason="the fused graph needs a C compiler")

@@ -28,6 +28,7 @@ def clip_dir(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch)
     return folder
 
 
+@pytest.mark.research
 def test_eval_reports_both_fine_tuning_methods(clip_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "clone.json"
     result = CliRunner().invoke(
@@ -70,6 +71,7 @@ def test_eval_reports_both_fine_tuning_methods(clip_dir: Path, tmp_path: Path) -
     assert "campp" in result.output and "ge2e" in result.output
 
 
+@pytest.mark.research
 def test_eval_judges_each_clone_against_every_speaker_and_writes_the_audio(
     clip_dir: Path, tmp_path: Path
 ) -> None:

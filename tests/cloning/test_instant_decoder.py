@@ -65,6 +65,7 @@ def test_one_step_moves_every_bias_by_the_step_toward_the_speaker() -> None:
     assert np.all(np.isfinite(still)) and np.all(np.abs(still) <= jacobian.step)
 
 
+@pytest.mark.research
 @pytest.mark.slow
 @needs_testdata
 def test_the_step_brings_a_real_speaker_closer_on_other_sentences(

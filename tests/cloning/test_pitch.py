@@ -73,6 +73,7 @@ def test_the_shipped_map_fits_the_shipped_presets(model_cache: Path, tmp_path: P
     )
 
 
+@pytest.mark.research
 @pytest.mark.slow
 @needs_testdata
 @pytest.mark.skipif(compiler() is None, reason="the fused graph needs a C compiler")

@@ -190,9 +190,10 @@ def test_a_compiler_that_fails_leaves_nothing(tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.mark.slow
-def test_engine_with_kernels_sounds_like_the_plain_graph(model_cache: Path) -> None:
-    fused = KokoroEngine(model_cache, precision="int8", threads=2)
-    plain = KokoroEngine(model_cache, precision="int8", threads=2, kernels="off")
+def test_engine_with_kernels_sounds_like_the_plain_graph(
+    int8_engine: KokoroEngine, int8_plain: KokoroEngine
+) -> None:
+    fused, plain = int8_engine, int8_plain
     assert fused.fused_kernels and fused.model_path.name.endswith(".fused.onnx")
     assert not plain.fused_kernels and plain.model_path == plain.joined_model_path
     graph = onnx.load(str(fused.model_path), load_external_data=False)
@@ -244,8 +245,10 @@ def _style_biases(engine: KokoroEngine) -> dict[str, tuple[int, ...]]:
 
 
 @pytest.mark.slow
-def test_fused_graph_speaks_adapted_style_biases_per_call(model_cache: Path) -> None:
-    engine = KokoroEngine(model_cache, precision="int8", threads=2)
+def test_fused_graph_speaks_adapted_style_biases_per_call(
+    int8_engine: KokoroEngine, int8_plain: KokoroEngine
+) -> None:
+    engine = int8_engine
     shapes = _style_biases(engine)
     assert len(shapes) == 58  # the decoder's AdaIN projections, as decoder adaptation's default scope
     style = engine.preset_styles()["jf_alpha"]
@@ -273,7 +276,7 @@ def test_fused_graph_speaks_adapted_style_biases_per_call(model_cache: Path) -> 
         assert err.value.code == "adapted_weights_mismatch" and err.value.status == 409
 
     # Without the kernels the graph is as shipped: nothing to override, such voices go to PyTorch.
-    assert not KokoroEngine(model_cache, precision="int8", threads=1, kernels="off").speaks(zero)
+    assert not int8_plain.speaks(zero)
 
 
 def semitones_between(a: np.ndarray, b: np.ndarray, rate: int) -> float:
@@ -282,8 +285,8 @@ def semitones_between(a: np.ndarray, b: np.ndarray, rate: int) -> float:
 
 
 @pytest.mark.slow
-def test_fused_graph_speaks_a_voice_pitch_per_call(model_cache: Path) -> None:
-    engine = KokoroEngine(model_cache, precision="int8", threads=2)
+def test_fused_graph_speaks_a_voice_pitch_per_call(int8_engine: KokoroEngine) -> None:
+    engine = int8_engine
     assert set(engine.shipped_inputs()) == {*_style_biases(engine), PITCH_SCALE}
     assert PITCH_SCALE not in engine.shipped_biases()  # what decoder adaptation tunes
     style = engine.preset_styles()["jf_alpha"]
@@ -300,8 +303,10 @@ def test_fused_graph_speaks_a_voice_pitch_per_call(model_cache: Path) -> None:
 
 
 @pytest.mark.slow
-def test_pipeline_speaks_a_bias_adapted_voice_on_its_own_engine_unless_told_not_to(model_cache: Path) -> None:
-    engine = KokoroEngine(model_cache, precision="int8", threads=2)
+def test_pipeline_speaks_a_bias_adapted_voice_on_its_own_engine_unless_told_not_to(
+    int8_engine: KokoroEngine,
+) -> None:
+    engine = int8_engine
     shapes = _style_biases(engine)
     adapted = AdaptedWeights("v1", {n: np.full(s, 0.1, np.float32) for n, s in shapes.items()})
     style = engine.preset_styles()["jm_kumo"]
@@ -343,11 +348,11 @@ def test_word_spans_follow_the_token_durations() -> None:
 
 
 @pytest.mark.slow
-def test_fused_engine_times_words_as_an_aligner_hears_them(model_cache: Path) -> None:
+def test_fused_engine_times_words_as_an_aligner_hears_them(int8_engine: KokoroEngine) -> None:
     from voxvault.engines.asr import PocketSphinxASR
     from voxvault.synthesis.streaming import estimate_word_timings
 
-    engine = KokoroEngine(model_cache, precision="int8", threads=2)
+    engine = int8_engine
     assert engine.timed
     asr = PocketSphinxASR()
     style = engine.preset_styles()["jm_kumo"]

@@ -47,11 +47,6 @@ def cache_dir(model_cache: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def int8_engine(cache_dir: Path) -> KokoroEngine:
-    return KokoroEngine(cache_dir, precision="int8")
-
-
-@pytest.fixture(scope="module")
 def voice(int8_engine: KokoroEngine) -> np.ndarray:
     return int8_engine.preset_styles()["jf_alpha"]
 

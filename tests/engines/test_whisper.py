@@ -42,8 +42,8 @@ def clip(name: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def tiny(vv) -> WhisperRecognizer:  # type: ignore[no-untyped-def]
-    return vv.engines.transcriber("tiny.en")
+def tiny(real_vv) -> WhisperRecognizer:  # type: ignore[no-untyped-def]
+    return real_vv.engines.transcriber("tiny.en")
 
 
 def test_is_a_speech_recognizer_and_transcribes_real_speech(tiny: WhisperRecognizer) -> None:
