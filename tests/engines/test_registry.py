@@ -112,10 +112,13 @@ def test_an_engine_a_caller_still_holds_stays_until_it_lets_go(tmp_path: Path) -
     held = reg.transcriber()  # e.g. a long transcription that took it without a lease
     clock.now += 301
     assert reg.reap() == [] and reg.loaded("transcriber")  # dropping it would free nothing
+    assert reg.status()[0].idle_s == 0
     assert reg.transcriber() is held and FakeEngine.built == 1
     gone = weakref.ref(held)
     del held
-    clock.now += 300  # idle again since that last use
+    clock.now += 299  # idle from when it was last seen held, not from when it was taken
+    assert reg.reap() == []
+    clock.now += 1
     assert reg.reap() == ["transcriber:base"] and gone() is None
 
 

@@ -271,6 +271,9 @@ class EngineRegistry:
                     del loaded  # no stray reference left in this frame
                     dropped.append(key)
                     progress = True
+            for key, entry in self._loaded.items():  # expired but held: idle from when it is let go
+                if key != self.pinned and idle[key] >= self.idle_ttl_s and entry.users == 0:
+                    entry.last_used = now
         if dropped:
             gc.collect()
             _trim_heap()
