@@ -113,7 +113,7 @@ class Trials:
         except VoxError as exc:
             outcome = exc.code
         view = self.vv.consents.view(ticket.consent_id, self.project)
-        checks = view["scores"]
+        checks = view.scores
         row = {
             "class": cls,
             "who": who,

@@ -131,7 +131,7 @@ def consent_start(
 def consent_show(consent_id: Annotated[str, typer.Argument(help="Consent id.")]) -> None:
     """A consent's state, scores and refusal reason."""
     try:
-        _print_json(_vv().consents.view(consent_id, None))
+        _print_json(_vv().consents.view(consent_id, None).to_json())
     except VoxError as exc:
         _fail(exc)
 
@@ -165,11 +165,11 @@ def enroll(
         _fail(exc)
     ticket.unlink(missing_ok=True)  # the code is spent either way
     if as_json:
-        _print_json(voice)
+        _print_json(voice.to_json())
         return
     console.print(
-        f"voice [bold]{voice['voice_id']}[/] created ({voice['name']}); consent expires "
-        f"{voice['expires_at']:%Y-%m-%d}. Try: voxvault say 'Hello.' --voice {voice['voice_id']}",
+        f"voice [bold]{voice.voice_id}[/] created ({voice.name}); consent expires "
+        f"{voice.expires_at:%Y-%m-%d}. Try: voxvault say 'Hello.' --voice {voice.voice_id}",
         highlight=False,
     )
 
@@ -200,12 +200,12 @@ def voices_list(
         vv = _vv() if _has_database(Settings()) else None
         cloned = [
             {
-                "id": v["voice_id"],
-                "name": v["name"],
+                "id": v.voice_id,
+                "name": v.name,
                 "kind": "cloned",
-                "status": v["status"],
+                "status": v.status,
                 "description": "",
-                "expires_at": v["expires_at"],
+                "expires_at": v.expires_at,
             }
             for v in (vv.voice_registry.list(None) if vv is not None else [])
         ]
@@ -226,7 +226,7 @@ def voices_list(
 def voices_show(voice_id: Annotated[str, typer.Argument(help="Cloned voice id.")]) -> None:
     """A cloned voice: status, consent, retention and enrollment scores."""
     try:
-        _print_json(_vv().voice_registry.get(voice_id, None))
+        _print_json(_vv().voice_registry.get(voice_id, None).to_json())
     except VoxError as exc:
         _fail(exc)
 
@@ -266,7 +266,7 @@ def voices_renew(
     except VoxError as exc:
         _fail(exc)
     ticket.unlink(missing_ok=True)
-    console.print(f"voice {voice_id} renewed until {voice['expires_at']:%Y-%m-%d}", highlight=False)
+    console.print(f"voice {voice_id} renewed until {voice.expires_at:%Y-%m-%d}", highlight=False)
 
 
 @voices_app.command("rm")
@@ -282,8 +282,8 @@ def voices_rm(
     except VoxError as exc:
         _fail(exc)
     console.print(
-        f"voice {voice_id} erased ({result['blobs_deleted']} stored objects and "
-        f"{result['outputs_deleted']} batch outputs deleted; {result['exported_outputs_left']} exported "
+        f"voice {voice_id} erased ({result.blobs_deleted} stored objects and "
+        f"{result.outputs_deleted} batch outputs deleted; {result.exported_outputs_left} exported "
         "outputs in your own folders left)",
         highlight=False,
     )
@@ -302,7 +302,7 @@ def voices_adapt(
     """Fine-tune the voice toward its speaker (progress bar); 'voices rollback' undoes it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from voxvault.jobs.adapt import AdaptService
+    from voxvault.jobs.adapt import AdaptService, JobStatus
 
     vv = _vv()
     service = AdaptService(vv)
@@ -322,11 +322,11 @@ def voices_adapt(
         ) as bar:
             task = bar.add_task("", total=1.0)
 
-            def show(status: dict[str, Any]) -> None:
-                best = status.get("best") or {}
+            def show(status: JobStatus) -> None:
+                best = status.best or {}
                 bar.update(
                     task,
-                    completed=status["progress"],
+                    completed=status.progress,
                     description=f"similarity {best.get('similarity', 0):.3f}",
                 )
 
@@ -334,9 +334,8 @@ def voices_adapt(
         final = service.status(job_id, None)
     except VoxError as exc:
         _fail(exc)
-    _print_json(
-        {k: final[k] for k in ("job_id", "status", "iteration", "best", "start", "stop_reason", "error")}
-    )
+    shown = ("job_id", "status", "iteration", "best", "start", "stop_reason", "error")
+    _print_json({k: v for k, v in final.to_json().items() if k in shown})
     if status != "succeeded":
         raise typer.Exit(1)
 
@@ -361,8 +360,7 @@ def voices_sweep() -> None:
     except VoxError as exc:
         _fail(exc)
     console.print(
-        f"{result['expired']} voice(s) marked expired; "
-        f"samples of {result['samples_deleted']} voice(s) deleted",
+        f"{result.expired} voice(s) marked expired; samples of {result.samples_deleted} voice(s) deleted",
         highlight=False,
     )
 

@@ -183,7 +183,7 @@ def test_samples_pooled_across_speakers_are_refused_naming_the_victims_file(
     error = r.json()["error"]
     assert error["code"] == "speaker_mismatch", error
     assert error["details"]["file"] in ("samples[1] (victim.wav)", "samples[2] (victim2.mp3)", "recording")
-    scores = tenant.vv.consents.view(ticket["consent_id"], tenant.project_id)["scores"]
+    scores = tenant.vv.consents.view(ticket["consent_id"], tenant.project_id).scores
     assert "speaker_similarity" in scores  # the pooled score was measured on the way
 
 
@@ -204,8 +204,8 @@ def test_a_recording_naming_someone_else_is_refused_naming_what_was_not_heard(
         or error["details"]["heard"]["speaker_name"] == ""
     )
     stored = tenant.vv.consents.view(ticket["consent_id"], tenant.project_id)
-    assert stored["scores"]["script"]["speaker_name_recall"] < 1.0
-    assert "heard" not in stored["scores"]["script"]  # what was heard goes to the caller only
+    assert stored.scores["script"]["speaker_name_recall"] < 1.0
+    assert "heard" not in stored.scores["script"]  # what was heard goes to the caller only
 
 
 @pytest.mark.slow

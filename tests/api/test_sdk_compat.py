@@ -252,8 +252,8 @@ def test_elevenlabs_add_voice_starts_a_consent_and_makes_no_voice(eleven: Any, v
     assert r.requires_verification is True and not r.voice_id
     extra = r.model_extra or {}
     consent = vv.consents.view(extra["consent_id"], project)
-    assert consent["status"] == "pending"
-    assert consent["speaker_name"] == "Sam Taylor" and consent["purpose"] == "audiobook narration"
+    assert consent.status == "pending"
+    assert consent.speaker_name == "Sam Taylor" and consent.purpose == "audiobook narration"
     assert "Sam Taylor" in extra["script"] and extra["enroll_url"].endswith("/enroll")
     assert len(vv.voice_registry.list(project)) == before  # nothing speaks without the verified consent
 

@@ -131,7 +131,7 @@ def test_a_decoder_job_stops_and_cleans_up_when_consent_is_revoked(
 
     assert AdaptService(vv).run(job_id) == "failed"
     status = AdaptService(vv).status(job_id, project)
-    assert status["error"].startswith("consent_revoked")
+    assert status.error is not None and status.error.startswith("consent_revoked")
     assert job_blobs(vv, vid, job_id) == set()  # no half-finished weights left behind
 
 

@@ -36,18 +36,17 @@ def test_a_job_resumes_after_a_crash_switches_the_voice_and_rolls_back(
     # The first process stops after one iteration, leaving the row 'running' as a crash would.
     assert AdaptService(vv).run(job_id, max_steps=1) == "running"
     mid = AdaptService(vv).status(job_id, project)
-    assert mid["status"] == "running" and mid["iteration"] == 1 and mid["progress"] == 0.5
+    assert mid.status == "running" and mid.iteration == 1 and mid.progress == 0.5
     assert np.array_equal(vv.voice_registry.style_for(vid, project), original)  # not switched yet
 
     # A fresh service (a restarted process) continues from the checkpoint instead of starting over.
     seen: list[int] = []
-    assert AdaptService(vv).run(job_id, on_progress=lambda st: seen.append(st["iteration"])) == "succeeded"
+    assert AdaptService(vv).run(job_id, on_progress=lambda st: seen.append(st.iteration)) == "succeeded"
     assert seen == [2]
     done = AdaptService(vv).status(job_id, project)
-    assert (
-        done["status"] == "succeeded" and done["iteration"] == 2 and done["stop_reason"] == "max_iterations"
-    )
-    assert done["best"]["objective"] >= done["start"]["objective"]
+    assert done.status == "succeeded" and done.iteration == 2 and done.stop_reason == "max_iterations"
+    assert done.best is not None and done.start is not None
+    assert done.best["objective"] >= done.start["objective"]
     with vv.db.session() as s:
         job = s.get(Job, job_id)
         assert job is not None and len(job.result["checkpoint"]["history"]) == 3  # start + 2 iterations

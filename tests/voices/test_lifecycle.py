@@ -98,16 +98,17 @@ def test_revoked_and_expired_voices_refuse_to_speak(local: VoxVault) -> None:
         assert row is not None
         row.expires_at = utcnow() - dt.timedelta(seconds=1)
     assert code_of(lambda: registry.style_for(vid, project)) == ("consent_expired", 403)
-    assert registry.get(vid, project)["status"] == "expired"
-    assert registry.sweep()["expired"] == 1
+    assert registry.get(vid, project).status == "expired"
+    assert registry.sweep().expired == 1
     described = registry.revoke(vid, project, actor="t")
-    assert described["status"] == "revoked" and described["consent"]["status"] == "revoked"
+    assert described.status == "revoked" and described.consent is not None
+    assert described.consent.status == "revoked"
     assert code_of(lambda: registry.style_for(vid, project)) == ("consent_revoked", 403)
 
 
 def test_renaming_changes_only_the_name(local: VoxVault) -> None:
     vid, project, style = make_voice(local)
-    assert local.voice_registry.rename(vid, project, "  New   name ", actor="t")["name"] == "New name"
+    assert local.voice_registry.rename(vid, project, "  New   name ", actor="t").name == "New name"
     assert np.array_equal(local.voice_registry.style_for(vid, project), style)
     assert code_of(lambda: local.voice_registry.rename(vid, project, " ", actor="t")) == ("invalid_name", 422)
 
@@ -140,7 +141,7 @@ def test_erasure_deletes_every_payload_and_scrubs_the_rows(local: VoxVault) -> N
     vid, project, _ = make_voice(local, keep_samples_until=utcnow() + dt.timedelta(days=3))
     assert len(list(local.blobs.list(f"voices/{vid}/"))) == 4
     result = local.voice_registry.erase(vid, project, actor="t")
-    assert result["blobs_deleted"] == 4 and result["consents_scrubbed"] == 1
+    assert result.blobs_deleted == 4 and result.consents_scrubbed == 1
     # Nothing but the audit chain's key and checkpoint (docs/security.md, finding 5) is left.
     assert [k for k in local.blobs.list("") if not k.startswith("audit/")] == []
     assert not (Path(local.settings.data_dir) / "blobs" / "voices" / vid).exists()  # no empty folders
@@ -161,8 +162,8 @@ def test_erasure_deletes_every_payload_and_scrubs_the_rows(local: VoxVault) -> N
 def test_the_sweep_deletes_samples_kept_past_their_date(local: VoxVault) -> None:
     vid, project, _ = make_voice(local, keep_samples_until=utcnow() - dt.timedelta(seconds=1))
     assert local.blobs.exists(blob_key(vid, "samples/0"))
-    assert local.voice_registry.sweep()["samples_deleted"] == 1
+    assert local.voice_registry.sweep().samples_deleted == 1
     assert not local.blobs.exists(blob_key(vid, "samples/0"))
     assert local.blobs.exists(blob_key(vid, "style"))
-    retention = local.voice_registry.get(vid, project)["retention"]
+    retention = local.voice_registry.get(vid, project).retention
     assert retention["samples"]["kept"] is False and "deleted_at" in retention["samples"]

@@ -9,30 +9,54 @@ owns the job rows and the voice's stored weights.
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from voxvault.cloning.adapt.search import StyleObjective, finished, start_checkpoint, stepper
 from voxvault.cloning.adapt.state import JOB_KIND, RESUMABLE, AdaptOptions, Checkpoint
 from voxvault.cloning.instant import StyleBasis
 from voxvault.engines.base import AdaptedSpeaker, FloatArray
 from voxvault.errors import VoxError
-from voxvault.store.models import Job, Voice, utcnow
+from voxvault.store.models import Job, utcnow
 from voxvault.text import TextFrontend
-from voxvault.voices.lifecycle import array_bytes, array_from_bytes, blob_key, pack_deltas, unpack_deltas
+from voxvault.voices.lifecycle import Adaptation, VoiceView, blob_key, pack_deltas, unpack_deltas
 
 if TYPE_CHECKING:
     from voxvault.cloning.adapt.decoder import RuntimeChoice
     from voxvault.cloning.adapt.gradient import StyleGradient
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """An adaptation job as ``GET /v1/jobs/{id}`` shows it."""
+
+    job_id: str
+    kind: str
+    status: str  # queued, running, interrupted, succeeded or failed
+    voice_id: str | None
+    progress: float
+    iteration: int
+    max_iterations: int
+    best: dict[str, float] | None  # best objective, similarity, recall so far
+    start: dict[str, float] | None  # the same scores for the start style
+    stop_reason: str | None
+    error: str | None
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class AdaptService:
@@ -73,7 +97,7 @@ class AdaptService:
         )
         return job_id
 
-    def status(self, job_id: str, project_id: str | None) -> dict[str, Any]:
+    def status(self, job_id: str, project_id: str | None) -> JobStatus:
         with self.vv.db.session() as s:
             job = s.get(Job, job_id)
             if (
@@ -84,28 +108,28 @@ class AdaptService:
                 raise VoxError("job_not_found", f"no job {job_id!r}", 404)
             result = dict(job.result or {})
             ck = result.get("checkpoint") or {}
-            return {
-                "job_id": job.id,
-                "kind": job.kind,
-                "status": job.status,
-                "voice_id": job.spec.get("voice_id"),
-                "progress": round(float(job.progress), 4),
-                "iteration": int(ck.get("iteration", 0)),
-                "max_iterations": job.total,
-                "best": ck.get("best"),
-                "start": ck.get("start"),
-                "stop_reason": result.get("stop_reason"),
-                "error": job.error,
-                "created_at": job.created_at,
-                "updated_at": job.updated_at,
-            }
+            return JobStatus(
+                job_id=job.id,
+                kind=job.kind,
+                status=job.status,
+                voice_id=job.spec.get("voice_id"),
+                progress=round(float(job.progress), 4),
+                iteration=int(ck.get("iteration", 0)),
+                max_iterations=job.total,
+                best=ck.get("best"),
+                start=ck.get("start"),
+                stop_reason=result.get("stop_reason"),
+                error=job.error,
+                created_at=job.created_at,
+                updated_at=job.updated_at,
+            )
 
     def run(
         self,
         job_id: str,
         *,
         max_steps: int | None = None,
-        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        on_progress: Callable[[JobStatus], None] | None = None,
     ) -> str:
         """Run (or resume) a job in this thread; returns its status. ``max_steps`` stops early, leaving the
         row ``running`` exactly as a crash would (used to test resuming)."""
@@ -226,45 +250,26 @@ class AdaptService:
         decoder: str | None = None,
         runtime: dict[str, Any] | None = None,
     ) -> None:
-        """Switch the voice to the adapted style (and decoder weights, blob ``decoder``; None: shipped),
-        keeping what it had for rollback. A decoder no longer current nor previous is deleted. ``runtime``:
-        the weights' ``RuntimeChoice``, kept per blob in ``meta.decoder.runtime``."""
-        reg = self.vv.voice_registry
-        previous = reg.style_for(voice_id, project_id)
-        prev_key = reg.put_sealed(voice_id, "style-previous", array_bytes(previous))
-        style_key = reg.put_sealed(voice_id, "style", array_bytes(pack))
-        dropped: str | None = None
-        with self.vv.db.session() as s:
-            row = s.get(Voice, voice_id)
-            if row is not None:
-                row.style_blob, row.previous_style_blob = style_key, prev_key
-                meta = dict(row.meta or {})
-                old = dict(meta.get("decoder") or {})
-                kept = {decoder, old.get("current")}
-                runtimes = {k: v for k, v in dict(old.get("runtime") or {}).items() if k in kept}
-                if decoder is not None and runtime is not None:
-                    runtimes[decoder] = runtime
-                meta["decoder"] = {"current": decoder, "previous": old.get("current"), "runtime": runtimes}
-                if old.get("previous") not in (None, decoder, old.get("current")):
-                    dropped = old["previous"]
-                meta["conditioning"] = {
-                    **dict(meta.get("conditioning") or {}),
-                    "method": "decoder" if decoder else "finetuned",
-                    "adapt_job": job_id,
-                    "similarity": round(float(ck.best["similarity"]), 4),
-                    "recall": round(float(ck.best["recall"]), 4),
-                    "rolled_back": False,
-                    # served vs trained runtime's similarity on unseen sentences, and which speaks it
-                    "runtime": runtime,
-                }
-                row.meta = meta
+        """Switch the voice to the adapted style (and decoder weights, blob ``decoder``; None: shipped)
+        through the registry, and mark the job succeeded in the same transaction. ``runtime``: the
+        weights' ``RuntimeChoice``, kept per blob with the voice."""
+        adaptation = Adaptation(
+            adapt_job=job_id,
+            similarity=round(float(ck.best["similarity"]), 4),
+            recall=round(float(ck.best["recall"]), 4),
+            rolled_back=False,
+            runtime=runtime,
+        )
+
+        def succeeded(s: Session) -> None:
             job = s.get(Job, job_id)
             if job is not None:
                 job.status, job.progress = "succeeded", 1.0
                 job.result = {"checkpoint": asdict(ck), "stop_reason": reason}
-        if dropped is not None:
-            reg.blobs.delete(blob_key(voice_id, dropped))
-            reg.forget_adapted(voice_id)
+
+        self.vv.voice_registry.adopt_adaptation(
+            voice_id, project_id, style=pack, adaptation=adaptation, decoder=decoder, within=succeeded
+        )
         self.vv.audit.record(
             "voice.adapted",
             target=voice_id,
@@ -276,37 +281,9 @@ class AdaptService:
             },
         )
 
-    def rollback(self, voice_id: str, project_id: str | None, *, actor: str | None) -> dict[str, Any]:
-        """Swap the current and the previous style and decoder weights (rolling back twice restores the
-        adapted ones)."""
-        reg = self.vv.voice_registry
-        current = reg.style_for(voice_id, project_id)
-        with self.vv.db.session() as s:
-            row = s.get(Voice, voice_id)
-            has_previous = row is not None and row.previous_style_blob is not None
-        if not has_previous:
-            raise VoxError(
-                "no_previous_style", f"voice {voice_id!r} has no earlier style to roll back to", 409
-            )
-        previous = array_from_bytes(reg.get_sealed(voice_id, "style-previous"))
-        reg.put_sealed(voice_id, "style", array_bytes(previous))
-        reg.put_sealed(voice_id, "style-previous", array_bytes(current))
-        with self.vv.db.session() as s:
-            row = s.get(Voice, voice_id)
-            if row is not None:
-                meta = dict(row.meta or {})
-                cond = dict(meta.get("conditioning") or {})
-                cond["rolled_back"] = not bool(cond.get("rolled_back", False))
-                meta["conditioning"] = cond
-                decoder = dict(meta.get("decoder") or {})
-                meta["decoder"] = {
-                    **decoder,
-                    "current": decoder.get("previous"),
-                    "previous": decoder.get("current"),
-                }
-                row.meta = meta
-        self.vv.audit.record("voice.style_rolled_back", actor=actor, target=voice_id, details={})
-        return reg.get(voice_id, project_id)
+    def rollback(self, voice_id: str, project_id: str | None, *, actor: str | None) -> VoiceView:
+        """Swap the current and the previous style and decoder weights (the registry owns the row)."""
+        return self.vv.voice_registry.roll_back(voice_id, project_id, actor=actor)
 
     # -- background threads --------------------------------------------------------------------------------
     def start(self, job_id: str) -> None:

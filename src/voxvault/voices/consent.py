@@ -16,16 +16,18 @@ import hmac
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from voxvault.engines.asr import normalize_text
 from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.store.db import Database
 from voxvault.store.models import Consent, new_id, utcnow
+from voxvault.voices.checks import EnrollmentChecks
 
 # Two- and three-syllable nouns, pairwise distinct in sound, all in PocketSphinx's dictionary, none a
 # homophone of a common function word. bench/consent_calibration.py measures how well each is heard.
@@ -39,6 +41,7 @@ CHALLENGE_LENGTH = 5
 CODE_LEAD_IN = "My one-time code is"
 MASK = "<one-time code>"
 
+ERASED = "[erased]"  # what erasure leaves in a personal field
 MAX_NAME_CHARS = 200
 MAX_PURPOSE_CHARS = 300
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
@@ -110,30 +113,58 @@ class ConsentTicket:
     purpose: str
 
 
-def consent_view(row: Consent) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ConsentView:
     """A consent as the API shows it (the code itself is never shown again)."""
+
+    consent_id: str
+    status: str
+    speaker_name: str
+    organization: str
+    purpose: str
+    script: str
+    created_at: dt.datetime
+    challenge_expires_at: dt.datetime
+    expires_at: dt.datetime | None
+    verified_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    voice_id: str | None
+    refusal: dict[str, Any] | None
+    scores: dict[str, Any]
+    evidence_kept: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def consent_view(row: Consent) -> ConsentView:
     scores = dict(row.scores or {})
-    return {
-        "consent_id": row.id,
-        "status": row.status,
-        "speaker_name": row.speaker_name,
-        "organization": row.organization_name,
-        "purpose": row.purpose,
-        "script": row.script,
-        "created_at": row.created_at,
-        "challenge_expires_at": row.challenge_expires_at,
-        "expires_at": row.expires_at,
-        "verified_at": row.verified_at,
-        "revoked_at": row.revoked_at,
-        "voice_id": scores.get("voice_id"),
-        "refusal": scores.get("refusal"),
-        "scores": scores.get("checks", {}),
-        "evidence_kept": row.evidence_blob is not None,
-    }
+    return ConsentView(
+        consent_id=row.id,
+        status=row.status,
+        speaker_name=row.speaker_name,
+        organization=row.organization_name,
+        purpose=row.purpose,
+        script=row.script,
+        created_at=row.created_at,
+        challenge_expires_at=row.challenge_expires_at,
+        expires_at=row.expires_at,
+        verified_at=row.verified_at,
+        revoked_at=row.revoked_at,
+        voice_id=scores.get("voice_id"),
+        refusal=scores.get("refusal"),
+        scores=scores.get("checks", {}),
+        evidence_kept=row.evidence_blob is not None,
+    )
 
 
 class ConsentService:
-    """Create consents and move them through their states; enrollment does the verification itself."""
+    """Create consents and move them through their states: the only code that changes a consent row.
+
+    Enrollment runs the checks and asks this service to spend, refuse or verify; the voice registry asks
+    it to revoke, supersede or scrub the consents of a voice inside the registry's own transaction (the
+    ``*_in`` methods take that session).
+    """
 
     def __init__(
         self, db: Database, audit: AuditTrail, *, challenge_ttl_s: float = 600.0, max_days: int = 1825
@@ -243,7 +274,7 @@ class ConsentService:
             raise VoxError("consent_not_found", f"no consent {consent_id!r}", 404)
         return row
 
-    def view(self, consent_id: str, project_id: str | None) -> dict[str, Any]:
+    def view(self, consent_id: str, project_id: str | None) -> ConsentView:
         return consent_view(self.get(consent_id, project_id))
 
     def check_open(self, consent_id: str, project_id: str | None, *, actor: str | None = None) -> Consent:
@@ -311,14 +342,15 @@ class ConsentService:
         self,
         consent_id: str,
         error: VoxError,
-        checks: dict[str, Any],
+        checks: EnrollmentChecks,
         *,
         actor: str | None,
         voice_id: str | None,
     ) -> None:
         """Record a refused attempt: status, every score measured so far and the reason (no audio kept)."""
         refusal = {"code": error.code, "message": error.message}
-        scores: dict[str, Any] = {"checks": checks, "refusal": refusal}
+        measured = checks.to_json()
+        scores: dict[str, Any] = {"checks": measured, "refusal": refusal}
         if voice_id is not None:
             scores["voice_id"] = voice_id
         with self.db.session() as s:
@@ -331,5 +363,100 @@ class ConsentService:
             "consent.refused",
             actor=actor,
             target=consent_id,
-            details={"code": error.code, "checks": checks, **({"voice_id": voice_id} if voice_id else {})},
+            details={"code": error.code, "checks": measured, **({"voice_id": voice_id} if voice_id else {})},
         )
+
+    @staticmethod
+    def mark_verified_in(
+        s: Session,
+        consent_id: str,
+        recording_sha256: str,
+        *,
+        at: dt.datetime,
+        checks: EnrollmentChecks,
+        voice_id: str,
+        evidence_blob: str,
+        during: str,
+    ) -> None:
+        """Verified, in the caller's transaction; 409 when the consent changed since its code was spent."""
+        result = s.execute(
+            update(Consent)
+            .where(
+                Consent.id == consent_id,
+                Consent.status == "pending",
+                Consent.recording_sha256 == recording_sha256,
+            )
+            .values(
+                status="verified",
+                verified_at=at,
+                scores={"checks": checks.to_json(), "voice_id": voice_id},
+                evidence_blob=evidence_blob,
+            )
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            raise VoxError("challenge_used", f"this consent changed while the {during} ran", 409)
+
+    def record_verified(
+        self, consent_id: str, voice_id: str, checks: EnrollmentChecks, *, actor: str | None
+    ) -> None:
+        """The audit entry of a verification, written once its transaction has committed."""
+        self.audit.record(
+            "consent.verified",
+            actor=actor,
+            target=consent_id,
+            details={"voice_id": voice_id, "checks": checks.to_json()},
+        )
+
+    def verify(
+        self,
+        consent_id: str,
+        recording_sha256: str,
+        *,
+        at: dt.datetime,
+        checks: EnrollmentChecks,
+        voice_id: str,
+        evidence_blob: str,
+    ) -> None:
+        """A renewal recording passed: the consent is verified for ``voice_id`` (the voice changes by PATCH).
+        The caller writes the audit entry (``record_verified``) once nothing can undo this any more."""
+        with self.db.session() as s:
+            self.mark_verified_in(
+                s,
+                consent_id,
+                recording_sha256,
+                at=at,
+                checks=checks,
+                voice_id=voice_id,
+                evidence_blob=evidence_blob,
+                during="verification",
+            )
+
+    @staticmethod
+    def revoke_in(s: Session, consent_id: str | None, at: dt.datetime) -> None:
+        """The speaker withdrew consent (their voice was revoked)."""
+        consent = s.get(Consent, consent_id) if consent_id else None
+        if consent is not None and consent.status != "revoked":
+            consent.status = "revoked"
+            consent.revoked_at = at
+
+    @staticmethod
+    def supersede_in(s: Session, consent_id: str | None) -> None:
+        """A renewal replaced this consent: a verified one ends (``expired``), whatever its date."""
+        consent = s.get(Consent, consent_id) if consent_id else None
+        if consent is not None and consent.status == "verified":
+            consent.status = "expired"
+
+    @staticmethod
+    def scrub_in(s: Session, consents: list[Consent], at: dt.datetime) -> None:
+        """Erasure: the consents' personal fields, scores and evidence go; an open one ends ``revoked``."""
+        for consent in consents:
+            consent.speaker_name = ERASED
+            consent.organization_name = ERASED
+            consent.purpose = ERASED
+            consent.script = ERASED
+            consent.scores = {"erased_at": at.isoformat()}
+            consent.evidence_blob = None
+            if consent.status in ("pending", "verified"):
+                consent.status = "revoked"
+            consent.revoked_at = consent.revoked_at or at
+            # recording_sha256 stays: it is not the audio, and it keeps refusing replays of it.

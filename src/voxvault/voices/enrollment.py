@@ -31,25 +31,25 @@ import logging
 import re
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from voxvault.audio.io import decode
-from voxvault.cloning.cloner import ClonedVoice, VoiceCloner
-from voxvault.cloning.instant_decoder import INSTANT_DECODER_BLOB
+from voxvault.cloning.cloner import VoiceCloner
 from voxvault.config import Settings
 from voxvault.engines.registry import EngineRegistry
 from voxvault.engines.speaker import cosine
 from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.store.db import Database
-from voxvault.store.models import Consent, Voice, new_id, utcnow
+from voxvault.store.models import Consent, new_id, utcnow
 from voxvault.voices.attempts import AttemptGuard
-from voxvault.voices.consent import ConsentService, build_script
+from voxvault.voices.checks import EnrollmentChecks
+from voxvault.voices.consent import ConsentService, ConsentView, build_script
 from voxvault.voices.identity import (
     IdentityPolicy,
     check_each_file,
@@ -60,7 +60,7 @@ from voxvault.voices.identity import (
     speaker_split,
     speech_only,
 )
-from voxvault.voices.lifecycle import VoiceRegistry, array_bytes, pack_deltas
+from voxvault.voices.lifecycle import NewVoice, VoiceRegistry, VoiceView, blob_key
 from voxvault.voices.quality import (
     ANALYSIS_RATE,
     AudioMeasures,
@@ -129,6 +129,49 @@ def sample_label(index: int, upload: Upload) -> str:
     return f"samples[{index}] ({safe_filename(upload.filename, 'unnamed')})"
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One enrollment or renewal attempt whose code was spent: the consent, the recording, who sent it."""
+
+    consent: Consent
+    sha: str  # the recording's SHA-256 (what the consent was claimed with)
+    challenge: str
+    recording: Upload
+    actor: str | None
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """One file decoded, looked at for a watermark, measured and judged. The caller records the scores
+    before raising ``refusal``, so a refused consent keeps every score measured up to the refusal."""
+
+    label: str
+    measures: AudioMeasures | None  # None: refused as synthetic before it was measured
+    marked: bool | None  # carries a voxvault watermark; None: no watermark check configured
+    refusal: VoxError | None = None
+
+    def passed(self) -> AudioMeasures:
+        if self.refusal is not None:
+            raise self.refusal
+        assert self.measures is not None
+        return self.measures
+
+
+@dataclass(frozen=True)
+class ScriptCheck:
+    """What the recording was heard to say (``numbers`` also when refused), and the refusal if any."""
+
+    scores: ScriptScores | HeardScores | None
+    numbers: dict[str, Any]
+    refusal: VoxError | None = None
+
+    def passed(self) -> ScriptScores | HeardScores:
+        if self.refusal is not None:
+            raise self.refusal
+        assert self.scores is not None
+        return self.scores
+
+
 class Enrollment:
     """Runs the checks and writes the voice. One instance per process, shared by requests."""
 
@@ -178,40 +221,50 @@ class Enrollment:
             raise VoxError(exc.code, f"{label}: {message}", exc.status, file=label, **exc.details) from None
         return audio.samples, audio.source_sample_rate
 
-    def _refuse_synthetic(
-        self, label: str, audio: np.ndarray, checks: dict[str, Any], consent_id: str, actor: str | None
-    ) -> None:
-        """A file carrying a voxvault watermark is synthetic: refused, and audited as attempted misuse."""
-        finder = self._synthetic() if self._synthetic is not None else None
-        if finder is None:
-            return
-        found = finder.find(label, audio, ANALYSIS_RATE)
-        checks.setdefault("watermark", {})[label] = found is not None
-        if found is None:
-            return
-        self.audit.record("consent.synthetic_audio", actor=actor, target=consent_id, details=found.details())
-        raise finder.refusal(found)
-
-    def _measure_all(
+    def _file(
         self,
-        recording: Upload | None,
-        samples: list[Upload],
-        checks: dict[str, Any],
+        upload: Upload,
+        label: str,
+        max_seconds: float,
+        vad: Any,
         *,
         consent_id: str,
         actor: str | None,
-    ) -> tuple[AudioMeasures | None, list[AudioMeasures]]:
+        min_speech_s: float | None = None,
+    ) -> FileCheck:
+        """Decode one file within its bounds, look for a voxvault watermark, measure it and judge it."""
+        audio, rate = self._decode(upload, label, max_seconds)
+        finder = self._synthetic() if self._synthetic is not None else None
+        found = finder.find(label, audio, ANALYSIS_RATE) if finder is not None else None
+        marked = None if finder is None else found is not None
+        if finder is not None and found is not None:
+            # synthetic: refused, and audited as attempted misuse
+            details = found.details()
+            self.audit.record("consent.synthetic_audio", actor=actor, target=consent_id, details=details)
+            return FileCheck(label, None, marked, finder.refusal(found))
+        m = measure(label, audio, rate, vad)
+        try:
+            check_file(m, self.policy.quality, min_speech_s=min_speech_s)
+        except VoxError as exc:
+            return FileCheck(label, m, marked, exc)
+        return FileCheck(label, m, marked)
+
+    def _files(
+        self, recording: Upload, samples: list[Upload], *, consent_id: str, actor: str | None
+    ) -> Iterator[FileCheck]:
+        """The recording, then each sample, one at a time: the caller records each file's scores and stops
+        at the first refusal. The samples share one duration budget."""
         vad = self.engines.vad()
-        rec_m = None
-        if recording is not None:
-            audio, rate = self._decode(recording, "recording", MAX_RECORDING_SECONDS)
-            self._refuse_synthetic("recording", audio, checks, consent_id, actor)
-            rec_m = measure("recording", audio, rate, vad)
-            checks["recording"] = rec_m.scores()
-            check_file(rec_m, self.policy.quality, min_speech_s=self.policy.quality.min_recording_speech_s)
+        yield self._file(
+            recording,
+            "recording",
+            MAX_RECORDING_SECONDS,
+            vad,
+            consent_id=consent_id,
+            actor=actor,
+            min_speech_s=self.policy.quality.min_recording_speech_s,
+        )
         budget = float(self.settings.max_upload_seconds)
-        sample_ms: list[AudioMeasures] = []
-        checks["samples"] = []
         for i, upload in enumerate(samples):
             label = sample_label(i, upload)
             if budget <= 0:
@@ -221,14 +274,19 @@ class Enrollment:
                     413,
                     file=label,
                 )
-            audio, rate = self._decode(upload, label, budget)
-            self._refuse_synthetic(label, audio, checks, consent_id, actor)
-            budget -= len(audio) / ANALYSIS_RATE
-            m = measure(label, audio, rate, vad)
-            checks["samples"].append(m.scores())
-            check_file(m, self.policy.quality)
-            sample_ms.append(m)
-        return rec_m, sample_ms
+            checked = self._file(upload, label, budget, vad, consent_id=consent_id, actor=actor)
+            budget -= checked.measures.duration_s if checked.measures is not None else 0.0
+            yield checked
+
+    def _measure_all(
+        self, checks: EnrollmentChecks, recording: Upload, samples: list[Upload], attempt: Attempt
+    ) -> tuple[AudioMeasures, list[AudioMeasures]]:
+        measured: list[AudioMeasures] = []
+        for f in self._files(recording, samples, consent_id=attempt.consent.id, actor=attempt.actor):
+            scores = f.measures.scores() if f.measures is not None else None
+            checks.add_file(f.label, marked=f.marked, scores=scores, passed=f.refusal is None)
+            measured.append(f.passed())
+        return measured[0], measured[1:]
 
     def _validate_request(self, samples: list[Upload] | None) -> None:
         if samples is not None:
@@ -241,7 +299,7 @@ class Enrollment:
 
     def _start(
         self, consent_id: str, project_id: str | None, challenge: str, recording: Upload, actor: str | None
-    ) -> tuple[Consent, str]:
+    ) -> Attempt:
         row = self.consents.check_open(consent_id, project_id, actor=actor)
         if self.attempts is not None:
             self.attempts.check(actor, row.project_id, row.speaker_name)
@@ -255,14 +313,14 @@ class Enrollment:
         sha = hashlib.sha256(recording.data).hexdigest()
         if not self.consents.claim(row.id, sha):
             raise VoxError("challenge_used", "this consent's one-time code has already been used", 409)
-        return row, sha
+        return Attempt(row, sha, challenge, recording, actor)
 
     def _count_refusal(self, row: Consent, actor: str | None) -> None:
         if self.attempts is not None:
             self.attempts.refused(actor, row.project_id, row.speaker_name, consent_id=row.id)
 
-    def _check_replay(self, row: Consent, sha: str) -> None:
-        if self.consents.seen_before(sha, exclude=row.id):
+    def _check_replay(self, attempt: Attempt) -> None:
+        if self.consents.seen_before(attempt.sha, exclude=attempt.consent.id):
             raise VoxError(
                 "recording_replayed",
                 "recording: this exact recording was submitted before; record the new script live",
@@ -270,10 +328,9 @@ class Enrollment:
                 file="recording",
             )
 
-    def _check_script(
-        self, row: Consent, challenge: str, rec_m: AudioMeasures, checks: dict[str, Any]
-    ) -> ScriptScores | HeardScores:
-        # Whisper hears the whole statement (names included) when configured; else PocketSphinx's grammar
+    def _hear_script(self, attempt: Attempt, rec_m: AudioMeasures) -> ScriptCheck:
+        """Whisper hears the whole statement (names included) when configured; else PocketSphinx's grammar."""
+        row = attempt.consent
         checker: ScriptChecker | HeardScriptChecker = (
             self._heard_checker() if self._heard_checker is not None else self._script_checker()
         )
@@ -283,15 +340,12 @@ class Enrollment:
                 speaker_name=row.speaker_name,
                 organization=row.organization_name,
                 purpose=row.purpose,
-                challenge=challenge,
+                challenge=attempt.challenge,
             )
         except VoxError as exc:
-            checks["script"] = {
-                k: v for k, v in exc.details.items() if k not in ("file", "measure", "threshold", "heard")
-            }
-            raise
-        checks["script"] = scores.numbers()
-        return scores
+            hidden = ("file", "measure", "threshold", "heard")
+            return ScriptCheck(None, {k: v for k, v in exc.details.items() if k not in hidden}, exc)
+        return ScriptCheck(scores, scores.numbers())
 
     def _judges(self, encoder: Any) -> dict[str, Any]:
         """GE2E (the encoder clones are made with) and CAM++ (one no clone objective uses), when enabled."""
@@ -299,6 +353,21 @@ class Enrollment:
         if self.settings.consent_campp:
             judges["campp"] = self.engines.speaker_named("campp")
         return judges
+
+    def _refused(
+        self, attempt: Attempt, exc: BaseException, checks: EnrollmentChecks, voice_id: str | None
+    ) -> None:
+        """A refusal (or a crash) after the code was spent: the consent keeps the reason and the scores."""
+        doing = self._doing(voice_id)
+        error = exc if isinstance(exc, VoxError) else VoxError("internal_error", f"{doing} failed")
+        self.consents.refuse(attempt.consent.id, error, checks, actor=attempt.actor, voice_id=voice_id)
+        if isinstance(exc, VoxError):
+            self._count_refusal(attempt.consent, attempt.actor)
+            log.info("%s refused consent=%s code=%s", doing, attempt.consent.id, exc.code)
+
+    @staticmethod
+    def _doing(voice_id: str | None) -> str:
+        return "enrollment" if voice_id is None else "verification"
 
     # -- enrollment ---------------------------------------------------------------------------------------
     def enroll(
@@ -311,79 +380,71 @@ class Enrollment:
         samples: list[Upload],
         name: str | None = None,
         actor: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> VoiceView:
         """Verify the consent and the samples, then create the voice; returns the voice's description."""
         self._validate_request(samples)
         voice_name = " ".join((name or "").split())[:200]
         t0 = time.perf_counter()
-        row, sha = self._start(consent_id, project_id, challenge, recording, actor)
+        attempt = self._start(consent_id, project_id, challenge, recording, actor)
+        row = attempt.consent
         voice_id = new_id()
-        checks: dict[str, Any] = {"thresholds": self.policy.numbers()}
+        checks = EnrollmentChecks(thresholds=self.policy.numbers())
         try:
-            self._check_replay(row, sha)
-            rec_m, sample_ms = self._measure_all(recording, samples, checks, consent_id=row.id, actor=actor)
-            assert rec_m is not None
-            checks["total_speech_s"] = round(check_total_speech(sample_ms, self.policy.quality), 3)
+            self._check_replay(attempt)
+            rec_m, sample_ms = self._measure_all(checks, recording, samples, attempt)
+            checks.total_speech_s = round(check_total_speech(sample_ms, self.policy.quality), 3)
             encoder = self.engines.speaker()
-            checks["splits"] = {}
+            checks.splits = {}
             for m in sample_ms:
                 split = speaker_split(encoder, m, self.policy.identity)
-                checks["splits"][m.label] = split.numbers()
+                checks.add_split(m.label, split.numbers())
                 check_one_speaker(split, m, self.policy.identity)
-            script = self._check_script(row, challenge, rec_m, checks)
+            heard = self._hear_script(attempt, rec_m)
+            checks.script = heard.numbers
+            script = heard.passed()
             rec_emb = embed_measures(encoder, [rec_m])
             voice_emb = embed_measures(encoder, sample_ms)
             similarity = cosine(rec_emb, voice_emb)
-            checks["speaker_similarity"] = round(similarity, 4)
+            checks.speaker_similarity = round(similarity, 4)
             matches = match_files(self._judges(encoder), rec_m, sample_ms)
-            checks["file_similarity"] = {m.file: m.numbers() for m in matches}
+            checks.file_similarity = {m.file: m.numbers() for m in matches}
             check_same_speaker(similarity, self.policy.identity)
             check_each_file(matches, self.policy.identity)
             speech = np.concatenate([speech_only(m.audio, m.segments) for m in sample_ms])
             clone = self.cloner.clone(voice_emb, speech, ANALYSIS_RATE)
-            voice = self._store(
-                row=row,
-                sha=sha,
-                voice_id=voice_id,
+            now = utcnow()
+            days = self.settings.retain_samples_days
+            voice = NewVoice(
+                id=voice_id,
+                project_id=row.project_id,
                 name=voice_name or row.speaker_name,
-                recording=recording,
-                samples=samples,
-                challenge=challenge,
-                script=script,
-                checks=checks,
+                engine=self.settings.tts_engine,
+                consent_id=row.id,
+                expires_at=row.expires_at,
                 embedding=voice_emb,
                 clone=clone,
-                actor=actor,
+                samples=[upload.data for upload in samples],
+                samples_until=now + dt.timedelta(days=days) if days > 0 else None,
+                scores=checks.to_json(),
             )
-        except VoxError as exc:
+            self._store(attempt, voice, script, checks, now)
+        except BaseException as exc:
             self.registry.delete_all_blobs(voice_id)
-            self.consents.refuse(row.id, exc, checks, actor=actor, voice_id=None)
-            self._count_refusal(row, actor)
-            log.info("enrollment refused consent=%s code=%s", row.id, exc.code)
-            raise
-        except BaseException:
-            self.registry.delete_all_blobs(voice_id)
-            self.consents.refuse(
-                row.id, VoxError("internal_error", "enrollment failed"), checks, actor=actor, voice_id=None
-            )
+            self._refused(attempt, exc, checks, None)
             raise
         log.info("enrollment done consent=%s voice=%s in %.2fs", row.id, voice_id, time.perf_counter() - t0)
-        return voice
+        return self.registry.get(voice_id, row.project_id)
 
     def _evidence(
         self,
-        *,
-        row: Consent,
-        sha: str,
+        attempt: Attempt,
         voice_id: str,
-        recording: Upload,
-        challenge: str,
         script: ScriptScores | HeardScores,
-        checks: dict[str, Any],
+        checks: EnrollmentChecks,
         verified_at: dt.datetime,
-        actor: str | None,
     ) -> bytes:
         """The consent artifact: a zip with the record (JSON) and the recording exactly as uploaded."""
+        row, recording, challenge = attempt.consent, attempt.recording, attempt.challenge
         ext = safe_filename(recording.filename, "recording").rsplit(".", 1)[-1].lower()
         ext = ext if ext.isalnum() and len(ext) <= 5 else "bin"
         record = {
@@ -400,7 +461,7 @@ class Enrollment:
             "verified_at": verified_at.isoformat(),
             "expires_at": row.expires_at.isoformat() if row.expires_at else None,
             "recording": {
-                "sha256": sha,
+                "sha256": attempt.sha,
                 "bytes": len(recording.data),
                 "filename": safe_filename(recording.filename, "recording"),
                 "content_type": recording.content_type,
@@ -408,8 +469,8 @@ class Enrollment:
             "transcript": script.transcript,
             "heard_code": script.heard_code,
             "heard": script.evidence() if isinstance(script, HeardScores) else None,
-            "scores": checks,
-            "actor": actor,
+            "scores": checks.to_json(),
+            "actor": attempt.actor,
         }
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -419,114 +480,37 @@ class Enrollment:
 
     def _store(
         self,
-        *,
-        row: Consent,
-        sha: str,
-        voice_id: str,
-        name: str,
-        recording: Upload,
-        samples: list[Upload],
-        challenge: str,
+        attempt: Attempt,
+        voice: NewVoice,
         script: ScriptScores | HeardScores,
-        checks: dict[str, Any],
-        embedding: np.ndarray,
-        clone: ClonedVoice,
-        actor: str | None,
-    ) -> dict[str, Any]:
-        now = utcnow()
-        reg = self.registry
-        evidence_what = f"consents/{row.id}"
-        embedding_key = reg.put_sealed(voice_id, "embedding", array_bytes(embedding))
-        style_key = reg.put_sealed(voice_id, "style", array_bytes(clone.style))
-        decoder = clone.decoder
-        if decoder is not None:  # the voice's own decoder biases (cloning/instant_decoder.py)
-            reg.put_sealed(voice_id, INSTANT_DECODER_BLOB, pack_deltas(dict(decoder)))
-        factor = clone.pitch_factor
-        evidence_key = reg.put_sealed(
-            voice_id,
-            evidence_what,
-            self._evidence(
-                row=row,
-                sha=sha,
-                voice_id=voice_id,
-                recording=recording,
-                challenge=challenge,
-                script=script,
+        checks: EnrollmentChecks,
+        now: dt.datetime,
+    ) -> None:
+        """Seal the evidence, then the registry writes the voice and the consent turns verified, together."""
+        row = attempt.consent
+        evidence = self._evidence(attempt, voice.id, script, checks, now)
+        evidence_key = self.registry.put_sealed(voice.id, f"consents/{row.id}", evidence)
+
+        def verified(s: Session) -> None:
+            self.consents.mark_verified_in(
+                s,
+                row.id,
+                attempt.sha,
+                at=now,
                 checks=checks,
-                verified_at=now,
-                actor=actor,
-            ),
-        )
-        days = self.settings.retain_samples_days
-        if days > 0:
-            for i, upload in enumerate(samples):
-                reg.put_sealed(voice_id, f"samples/{i}", upload.data)
-            sample_retention = {
-                "kept": True,
-                "count": len(samples),
-                "until": (now + dt.timedelta(days=days)).isoformat(),
-            }
-        else:
-            sample_retention = {"kept": False, "count": len(samples), "deleted_at": now.isoformat()}
-        retention = {
-            "samples": sample_retention,
-            "embedding": {"kept": True, "until": "erasure"},
-            "style": {"kept": True, "until": "erasure"},
-            "consent_evidence": {"kept": True, "until": "erasure"},
-        }
-        if decoder is not None:
-            retention["decoder"] = {"kept": True, "until": "erasure"}
-        consent_scores = {"checks": checks, "voice_id": voice_id}
-        with self.db.session() as s:
-            result = s.execute(
-                update(Consent)
-                .where(Consent.id == row.id, Consent.status == "pending", Consent.recording_sha256 == sha)
-                .values(status="verified", verified_at=now, scores=consent_scores, evidence_blob=evidence_key)
+                voice_id=voice.id,
+                evidence_blob=evidence_key,
+                during="enrollment",
             )
-            if getattr(result, "rowcount", 0) != 1:
-                raise VoxError("challenge_used", "this consent changed while the enrollment ran", 409)
-            s.add(
-                Voice(
-                    id=voice_id,
-                    project_id=row.project_id,
-                    name=name,
-                    kind="cloned",
-                    status="active",
-                    engine=self.settings.tts_engine,
-                    consent_id=row.id,
-                    embedding_blob=embedding_key,
-                    style_blob=style_key,
-                    meta={
-                        "scores": checks,
-                        "conditioning": {
-                            "method": clone.method,
-                            "weights": clone.weights,
-                            "decoder_step": decoder is not None,
-                            # the factor on the F0 contour that gives the voice its speaker's pitch
-                            "pitch_factor": None if factor is None else round(factor, 4),
-                        },
-                        "samples": len(samples),
-                        "decoder": {"current": INSTANT_DECODER_BLOB if decoder is not None else None},
-                    },
-                    retention=retention,
-                    created_at=now,
-                    updated_at=now,
-                    expires_at=row.expires_at,
-                )
-            )
-        self.audit.record(
-            "consent.verified",
-            actor=actor,
-            target=row.id,
-            details={"voice_id": voice_id, "checks": checks},
-        )
+
+        retention = self.registry.create(voice, at=now, within=verified)
+        self.consents.record_verified(row.id, voice.id, checks, actor=attempt.actor)
         self.audit.record(
             "voice.created",
-            actor=actor,
-            target=voice_id,
-            details={"consent_id": row.id, "samples": len(samples), "retention": retention},
+            actor=attempt.actor,
+            target=voice.id,
+            details={"consent_id": row.id, "samples": len(voice.samples), "retention": retention},
         )
-        return self.registry.get(voice_id, row.project_id)
 
     # -- renewal ------------------------------------------------------------------------------------------
     def _references(self, voice_id: str) -> list[AudioMeasures]:
@@ -548,64 +532,40 @@ class Enrollment:
         recording: Upload,
         voice_id: str,
         actor: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ConsentView:
         """Verify a new consent recording for an existing voice (renewal); the voice is changed by PATCH."""
         self.registry.get(voice_id, project_id)  # 404 before the code is spent
-        row, sha = self._start(consent_id, project_id, challenge, recording, actor)
-        checks: dict[str, Any] = {"thresholds": self.policy.numbers()}
+        attempt = self._start(consent_id, project_id, challenge, recording, actor)
+        row = attempt.consent
+        checks = EnrollmentChecks(thresholds=self.policy.numbers())
         written = False
         try:
-            self._check_replay(row, sha)
-            rec_m, _ = self._measure_all(recording, [], checks, consent_id=row.id, actor=actor)
-            assert rec_m is not None
-            script = self._check_script(row, challenge, rec_m, checks)
+            self._check_replay(attempt)
+            rec_m, _ = self._measure_all(checks, recording, [], attempt)
+            heard = self._hear_script(attempt, rec_m)
+            checks.script = heard.numbers
+            script = heard.passed()
             encoder = self.engines.speaker()
             similarity = cosine(
                 embed_measures(encoder, [rec_m]), self.registry.embedding_for(voice_id, project_id)
             )
-            checks["speaker_similarity"] = round(similarity, 4)
+            checks.speaker_similarity = round(similarity, 4)
             # the same per-file GE2E + CAM++ check as enrollment, against the voice's own recordings
             matches = match_files(self._judges(encoder), rec_m, self._references(voice_id))
-            checks["file_similarity"] = {m.file: m.numbers() for m in matches}
+            checks.file_similarity = {m.file: m.numbers() for m in matches}
             check_same_speaker(similarity, self.policy.identity)
             check_each_file(matches, self.policy.identity)
             now = utcnow()
-            what = f"consents/{row.id}"
-            evidence = self._evidence(
-                row=row,
-                sha=sha,
-                voice_id=voice_id,
-                recording=recording,
-                challenge=challenge,
-                script=script,
-                checks=checks,
-                verified_at=now,
-                actor=actor,
-            )
+            evidence = self._evidence(attempt, voice_id, script, checks, now)
             written = True
-            key = self.registry.put_sealed(voice_id, what, evidence)
-            with self.db.session() as s:
-                result = s.execute(
-                    update(Consent)
-                    .where(Consent.id == row.id, Consent.status == "pending", Consent.recording_sha256 == sha)
-                    .values(
-                        status="verified",
-                        verified_at=now,
-                        evidence_blob=key,
-                        scores={"checks": checks, "voice_id": voice_id},
-                    )
-                )
-                if getattr(result, "rowcount", 0) != 1:
-                    raise VoxError("challenge_used", "this consent changed while the verification ran", 409)
+            key = self.registry.put_sealed(voice_id, f"consents/{row.id}", evidence)
+            self.consents.verify(
+                row.id, attempt.sha, at=now, checks=checks, voice_id=voice_id, evidence_blob=key
+            )
         except BaseException as exc:
             if written:
-                self.registry.blobs.delete(f"voices/{voice_id}/consents/{row.id}")
-            error = exc if isinstance(exc, VoxError) else VoxError("internal_error", "verification failed")
-            self.consents.refuse(row.id, error, checks, actor=actor, voice_id=voice_id)
-            if isinstance(exc, VoxError):
-                self._count_refusal(row, actor)
+                self.registry.blobs.delete(blob_key(voice_id, f"consents/{row.id}"))
+            self._refused(attempt, exc, checks, voice_id)
             raise
-        self.audit.record(
-            "consent.verified", actor=actor, target=row.id, details={"voice_id": voice_id, "checks": checks}
-        )
+        self.consents.record_verified(row.id, voice_id, checks, actor=actor)
         return self.consents.view(row.id, project_id)

@@ -103,17 +103,20 @@ async def adapt_voice(
         service.submit, voice_id, principal.project_id, key_id=principal.key_id, options=options
     )
     service.start(job_id)
-    return await run_in_threadpool(service.status, job_id, principal.project_id)
+    status = await run_in_threadpool(service.status, job_id, principal.project_id)
+    return JobOut(**status.to_json())
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)
 async def get_job(request: Request, job_id: JobId, principal: Reader) -> Any:
-    return await run_in_threadpool(adapt_service(request.app).status, job_id, principal.project_id)
+    status = await run_in_threadpool(adapt_service(request.app).status, job_id, principal.project_id)
+    return JobOut(**status.to_json())
 
 
 @router.post("/v1/voices/{voice_id}/rollback")
 async def rollback_voice(request: Request, voice_id: VoiceId, principal: Writer) -> dict[str, Any]:
     """Swap back to the style the voice had before its last adaptation."""
-    return await run_in_threadpool(
+    voice = await run_in_threadpool(
         adapt_service(request.app).rollback, voice_id, principal.project_id, actor=principal.key_id
     )
+    return voice.to_json()

@@ -105,7 +105,7 @@ def create_consent(body: ConsentCreate, request: Request, principal: ConsentMana
 @router.get("/{consent_id}", response_model=ConsentOut)
 def get_consent(consent_id: ConsentId, request: Request, principal: ConsentManager) -> ConsentOut:
     """A consent's state, scores and refusal reason (never the code or the audio)."""
-    return ConsentOut(**request.app.state.vv.consents.view(consent_id, principal.project_id))
+    return ConsentOut(**request.app.state.vv.consents.view(consent_id, principal.project_id).to_json())
 
 
 async def read_bounded_form(request: Request, max_bytes: int, max_files: int) -> FormData:
@@ -223,7 +223,7 @@ async def enroll(consent_id: ConsentId, request: Request, principal: VoiceWriter
         )
     finally:
         await form.close()
-    return JSONResponse(VoiceDetailOut(**voice).model_dump(mode="json"), status_code=201)
+    return JSONResponse(VoiceDetailOut(**voice.to_json()).model_dump(mode="json"), status_code=201)
 
 
 @router.post(
@@ -266,4 +266,4 @@ async def verify_for_renewal(
         )
     finally:
         await form.close()
-    return ConsentOut(**view)
+    return ConsentOut(**view.to_json())

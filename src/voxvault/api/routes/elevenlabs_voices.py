@@ -76,15 +76,15 @@ def _all_voices(request: Request, principal: Principal) -> list[dict[str, Any]]:
             }
         )
     for row in vv.voice_registry.list(principal.project_id):
-        created = row.get("created_at")
+        created = row.created_at
         out.append(
             {
-                "voice_id": row["voice_id"],
-                "name": row["name"],
+                "voice_id": row.voice_id,
+                "name": row.name,
                 "created_at_unix": int(created.timestamp()) if isinstance(created, dt.datetime) else None,
                 "is_owner": True,
-                "status": row["status"],
-                **voice_fields(request, row["voice_id"], "cloned", ""),
+                "status": row.status,
+                **voice_fields(request, row.voice_id, "cloned", ""),
             }
         )
     return [v for v in out if principal.may_use_voice(v["voice_id"])]

@@ -90,12 +90,12 @@ def list_voices(request: Request, principal: Reader) -> VoicesOut:
     ]
     cloned = [
         VoiceOut(
-            voice_id=v["voice_id"],
-            name=v["name"],
+            voice_id=v.voice_id,
+            name=v.name,
             kind="cloned",
-            status=v["status"],
-            expires_at=v["expires_at"],
-            **voice_fields(request, v["voice_id"], "cloned", ""),
+            status=v.status,
+            expires_at=v.expires_at,
+            **voice_fields(request, v.voice_id, "cloned", ""),
         )
         for v in vv.voice_registry.list(principal.project_id)
     ]
@@ -117,7 +117,7 @@ def get_voice(voice_id: VoiceId, request: Request, principal: Reader) -> VoiceDe
                 status="active",
                 engine=vv.settings.tts_engine,
             )
-    return VoiceDetailOut(**vv.voice_registry.get(voice_id, principal.project_id))
+    return VoiceDetailOut(**vv.voice_registry.get(voice_id, principal.project_id).to_json())
 
 
 def _not_preset(voice_id: str) -> None:
@@ -138,11 +138,12 @@ def update_voice(voice_id: VoiceId, body: VoicePatch, request: Request, principa
         raise VoxError("invalid_request", "revoke and renew are separate requests", 422)
     result: dict[str, Any] = {}
     if body.name is not None:
-        result = registry.rename(voice_id, principal.project_id, body.name, actor=principal.key_id)
+        result = registry.rename(voice_id, principal.project_id, body.name, actor=principal.key_id).to_json()
     if body.status == "revoked":
-        result = registry.revoke(voice_id, principal.project_id, actor=principal.key_id)
+        result = registry.revoke(voice_id, principal.project_id, actor=principal.key_id).to_json()
     if body.consent_id is not None:
-        result = registry.renew(voice_id, principal.project_id, body.consent_id, actor=principal.key_id)
+        renewed = registry.renew(voice_id, principal.project_id, body.consent_id, actor=principal.key_id)
+        result = renewed.to_json()
     return VoiceDetailOut(**result)
 
 
@@ -154,4 +155,4 @@ async def erase_voice(voice_id: VoiceId, request: Request, principal: Writer) ->
     result = await run_in_threadpool(
         lambda: vv.voice_registry.erase(voice_id, principal.project_id, actor=principal.key_id)
     )
-    return ErasureOut(**result)
+    return ErasureOut(**result.to_json())
