@@ -1,4 +1,4 @@
-"""Fixtures: a fresh VoxVault (own data dir, no engines loaded) on SQLite, and on PostgreSQL if reachable."""
+"""Fixtures: a fresh VoxVault (own data dir, fake engines) on SQLite, and on PostgreSQL if reachable."""
 
 from __future__ import annotations
 
@@ -47,8 +47,13 @@ def pg_url(pg_user: str) -> Iterator[str]:
         admin.close()
 
 
+#: Governance is about records, keys and refusals: speech here comes from the fake engines (engines/fake.py).
+FAKE_ENGINES = {"tts_engine": "fake", "speaker_engine": "fake", "vad_engine": "fake", "asr_engine": "fake"}
+
+
 def _make_vv(data_dir: Path, **overrides: object) -> VoxVault:
-    return VoxVault(Settings(data_dir=data_dir, cache_dir=data_dir / "cache", **overrides))  # type: ignore[arg-type]
+    settings = {"data_dir": data_dir, "cache_dir": data_dir / "cache", **FAKE_ENGINES, **overrides}
+    return VoxVault(Settings(**settings))  # type: ignore[arg-type]
 
 
 @pytest.fixture

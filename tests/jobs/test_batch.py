@@ -125,6 +125,7 @@ def test_outputs_are_adopted_when_the_job_records_are_lost(vv: Any, tmp_path: Pa
     manifest = (out / "manifest.jsonl").read_bytes()
     (out / "audio" / "clip-01.wav").write_bytes(b"tampered")  # no longer matches its line: made again
     fresh = VoxVault(Settings(data_dir=tmp_path / "other-data", cache_dir=vv.settings.resolved_cache_dir))
+    fresh.engines = vv.engines  # the session's engines: no second model load
     try:
         result = run_batch(fresh, _spec(rows), str(out))
     finally:
