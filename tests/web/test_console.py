@@ -207,6 +207,10 @@ def test_enrollment_records_the_consent_and_creates_the_voice(
         "Same voice",
     ):
         assert words in joined
+    # What the Whisper check reports, part by part, and the per-file check by both encoders (issue 25)
+    for words in ("the speaker's name 100.0 % heard", "the one-time code", "Same voice as sample 1", "CAM++"):
+        assert words in joined, joined
+    assert "of the statement recognised" not in joined  # the grammar era's figures are gone
     flow.voice_id = outcome.split("(id ", 1)[1].split(")", 1)[0]
     assert flow.voice_id
     # The next step is offered: the Playground opens with the new voice chosen.

@@ -111,6 +111,9 @@ const MEASURES = {
   speaker_similarity: "voice similarity",
   statement_recall: "share of the statement recognised",
   code_recall: "share of the one-time code heard",
+  script_heard: "parts of the script heard",
+  ge2e_similarity: "voice similarity (GE2E)",
+  campp_similarity: "voice similarity (CAM++)",
   order: "reading order",
   grammar_fit: "match with the script",
 };
@@ -732,19 +735,43 @@ function describeChecks(checks, error) {
     out.push([failed ? "failed" : "passed", failed ? `${name}: more than one speaker (similarity ${fmtNum(split.centroid_cosine)}, needs ${fmtNum(t.split_threshold)}).` : text]);
   }
   if (checks.script) {
-    const s = checks.script;
     const failed = ["script_mismatch", "script_wrong_order", "challenge_not_spoken"].includes(code);
-    const bits = [];
-    if (s.statement_recall !== undefined) bits.push(`${fmtPct(s.statement_recall)} of the statement recognised`);
-    if (s.code_recall !== undefined) bits.push(`${fmtPct(s.code_recall)} of the one-time code heard`);
-    out.push([failed ? "failed" : "passed", `Consent script read aloud: ${bits.join(", ") || "checked"}.`]);
+    out.push([failed ? "failed" : "passed", `Consent script read aloud: ${describeScript(checks.script, failed ? error.details : {})}.`]);
   }
   if (checks.speaker_similarity !== undefined) {
-    const failed = code === "speaker_mismatch";
+    const failed = code === "speaker_mismatch" && failedFile === "recording";
     out.push([failed ? "failed" : "passed", `Same voice in the consent recording and the samples: similarity ${fmtNum(checks.speaker_similarity)} (needs ${fmtNum(t.same_speaker_threshold)}).`]);
+  }
+  for (const [file, sim] of Object.entries(checks.file_similarity || {})) {
+    // The recording against each sample file on its own, by two encoders (GE2E, and CAM++ when enabled).
+    const failed = code === "speaker_mismatch" && failedFile === file;
+    const bits = [`GE2E ${fmtNum(sim.ge2e)} (needs ${fmtNum(t.file_ge2e_threshold)})`];
+    if (sim.campp !== null && sim.campp !== undefined) bits.push(`CAM++ ${fmtNum(sim.campp)} (needs ${fmtNum(t.file_campp_threshold)})`);
+    out.push([failed ? "failed" : "passed", `Same voice as ${fileLabel(file)}: ${bits.join(", ")}.`]);
   }
   if (error && !out.some(([r]) => r === "failed")) out.push(["failed", explain(error)]);
   return out;
+}
+
+const SCRIPT_PARTS = { speaker_name: "the speaker's name", organization: "the organisation", purpose: "the purpose", code: "the one-time code" };
+
+/** What the script check reports: each part of the script heard (Whisper), or the older two figures; on a
+ * refusal, the parts not heard and what was heard in their place (sent to this caller only). */
+function describeScript(s, details) {
+  const bits = [];
+  const parts = Object.keys(SCRIPT_PARTS).filter((p) => s[`${p}_recall`] !== undefined);
+  if (parts.length) {
+    bits.push(parts.map((p) => `${SCRIPT_PARTS[p]} ${fmtPct(s[`${p}_recall`])} heard`).join(", "));
+  } else {
+    if (s.statement_recall !== undefined) bits.push(`${fmtPct(s.statement_recall)} of the statement recognised`);
+    if (s.code_recall !== undefined) bits.push(`${fmtPct(s.code_recall)} of the one-time code heard`);
+  }
+  const heard = (details && details.heard) || {};
+  for (const p of (details && details.not_heard) || []) {
+    const said = heard[p];
+    bits.push(`not heard: ${SCRIPT_PARTS[p] || p}` + (said ? ` (heard “${said}”)` : said === "" ? " (nothing heard in its place)" : ""));
+  }
+  return bits.join("; ") || "checked";
 }
 
 function restartEnrollment() {
