@@ -89,6 +89,8 @@ def _settings(data: Path, model_cache: Path, **engines: Any):  # type: ignore[no
         max_input_chars=20_000,
         consent_refusals_before_cooldown=10**6,
         consent_refusals_before_lock=10**6,
+        # A loaded model stays for the whole run (tests/engines/test_registry.py tests the idle unload).
+        engine_idle_ttl_s=0,
         **engines,
     )
 
@@ -148,7 +150,21 @@ def real_settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path): 
 
 @pytest.fixture(scope="session")
 def fake_vv(fake_settings):  # type: ignore[no-untyped-def]
-    return _vv(fake_settings)
+    vv = _vv(fake_settings)
+    _FAKE_WORLD.append(vv)
+    return vv
+
+
+_FAKE_WORLD: list[Any] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name any real model the fake world had to load (Whisper, CAM++...): a test that slows the suite."""
+    for vv in _FAKE_WORLD:
+        real = {k: v for k, v in vv.engines.load_seconds.items() if not k.endswith(":fake")}
+        if real:
+            loads = ", ".join(f"{k} ({v:.1f} s)" for k, v in sorted(real.items()))
+            terminalreporter.write_line(f"real models loaded by fake-engine tests: {loads}")
 
 
 @pytest.fixture(scope="session")
