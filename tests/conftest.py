@@ -55,7 +55,6 @@ REAL_MODULES: dict[str, str] = {
     "tests/api/test_consent_attacks.py": "the attacks are refused by the real judges (GE2E, CAM++, Whisper)",
     "tests/api/test_transcription.py": "transcription acceptance: Whisper on real speech",
     "tests/api/test_transcription_stream.py": "speech-to-text socket acceptance: Whisper on real speech",
-    "tests/jobs/test_adapt_job.py": "adaptation jobs train through PyTorch Kokoro",
     "tests/jobs/test_batch_cli.py": "batch acceptance: kill -9 and resume, Ray, on Kokoro in real processes",
     "tests/voices/test_identity.py": "identity thresholds are GE2E's, on real clips",
     "tests/voices/test_quality.py": "quality measures use Silero's speech segments on real clips",

@@ -40,6 +40,7 @@ def test_deltas_survive_storage_and_corrupt_ones_are_refused() -> None:
     assert info.value.code == "adapted_weights_corrupt" and info.value.status == 409
 
 
+@pytest.mark.research
 @pytest.mark.slow
 def test_a_decoder_job_resumes_then_the_voice_speaks_with_its_weights_rolls_back_and_erases(
     make_voice: Any, vv: Any, client: Any, target: np.ndarray
@@ -98,6 +99,7 @@ def test_a_decoder_job_resumes_then_the_voice_speaks_with_its_weights_rolls_back
     assert not any(k.startswith(blob_key(vid, "")) for k in vv.voice_registry._adapted)
 
 
+@pytest.mark.research
 @pytest.mark.slow
 def test_the_runtime_check_keeps_the_fast_runtime_unless_the_trained_one_is_clearly_closer(
     vv: Any, target: np.ndarray

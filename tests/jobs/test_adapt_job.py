@@ -1,4 +1,7 @@
-"""Fine-tuning a clone's style: a resumable job that checkpoints, switches the voice, and can roll back."""
+"""Fine-tuning a clone's style: a resumable job that checkpoints, switches the voice, and can roll back.
+
+The job's bookkeeping (resume, switch, rollback, refusals) runs on the fake engines; the decoder and gradient
+methods need Kokoro's own weights and take the real ones (``real_vv``)."""
 
 from __future__ import annotations
 
@@ -79,9 +82,10 @@ def test_the_api_refuses_unknown_voices_and_jobs(client: Any) -> None:
 
 @pytest.mark.slow
 def test_the_api_runs_an_adaptation_job_to_completion(
-    make_voice: Any, vv: Any, client: Any, target: np.ndarray
+    make_voice: Any, real_vv: Any, real_client: Any, real_target: np.ndarray
 ) -> None:
     """With no method given the job adapts the decoder (the closest clones), and the voice then speaks it."""
+    vv, client, target = real_vv, real_client, real_target  # the decoder's biases: onnxruntime Kokoro
     _, project = vv.keys.ensure_default_project()
     vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
     r = client.post(f"/v1/voices/{vid}/adapt", json={"max_iterations": 1})
@@ -116,9 +120,11 @@ def test_the_api_refuses_an_unknown_method(make_voice: Any, vv: Any, client: Any
     assert info.value.code == "invalid_options"
 
 
+@pytest.mark.research
 @pytest.mark.slow
-def test_gradient_steps_move_the_style_toward_the_target(vv: Any, target: np.ndarray) -> None:
+def test_gradient_steps_move_the_style_toward_the_target(real_vv: Any, real_target: np.ndarray) -> None:
     """Adam on the differentiable model raises the GE2E similarity the search would have to guess at."""
+    vv, target = real_vv, real_target
     from voxvault.cloning.adapt.gradient import StyleGradient, adam_ascent
     from voxvault.cloning.instant import StyleBasis
     from voxvault.engines.kokoro_torch import KokoroTorchEngine
@@ -141,8 +147,9 @@ def test_gradient_steps_move_the_style_toward_the_target(vv: Any, target: np.nda
 
 @pytest.mark.slow
 def test_a_gradient_job_keeps_its_optimiser_state_across_a_crash(
-    make_voice: Any, vv: Any, target: np.ndarray
+    make_voice: Any, real_vv: Any, real_target: np.ndarray
 ) -> None:
+    vv, target = real_vv, real_target  # gradients through PyTorch Kokoro
     _, project = vv.keys.ensure_default_project()
     original = vv.catalog.preset_styles()["kumo"]
     vid = make_voice(vv, project, original, target)
