@@ -52,6 +52,7 @@ def cli_say(ctx: dict[str, Any]) -> bytes:
     vv, tmp, monkeypatch = ctx["vv"], ctx["tmp_path"], ctx["monkeypatch"]
     monkeypatch.setenv("VOXVAULT_DATA_DIR", str(vv.settings.data_dir))
     monkeypatch.setenv("VOXVAULT_CACHE_DIR", str(vv.settings.resolved_cache_dir))
+    monkeypatch.setenv("VOXVAULT_TTS_ENGINE", vv.settings.tts_engine)  # the session's engine (fake or real)
     out = tmp / "said.mp3"
     result = CliRunner().invoke(app, ["say", TEXT, "--voice", VOICE, "--output", str(out)])
     assert result.exit_code == 0, result.output
