@@ -99,3 +99,24 @@ def test_cli_answers_without_heavy_modules(
     assert "Traceback" not in out.stderr
     # The master key warning belongs to serve, doctor and the key commands, not to every command.
     assert "master key" not in out.stderr
+
+
+def test_voices_on_an_existing_database_loads_no_model_and_no_alembic(tmp_path: Path) -> None:
+    from voxvault.store.db import Database
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Database(f"sqlite:///{data / 'voxvault.db'}").migrate()  # an install that has run before
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXVAULT_")}
+    env.update(VOXVAULT_DATA_DIR=str(data), COLUMNS="200")
+    heavy = (*CLI_HEAVY, "alembic")  # SQLAlchemy reads the cloned voices; the schema is current already
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, ",".join(heavy), "voices"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    *_, loaded = out.stderr.splitlines()
+    assert loaded == "LOADED ", f"voxvault voices loaded {loaded[7:]}"
+    assert out.returncode == 0 and "kumo" in out.stdout and "master key" not in out.stderr

@@ -351,3 +351,27 @@ def test_migrate_entry_point_creates_schema(tmp_path: Path, capsys: pytest.Captu
         assert set(inspect(database.engine).get_table_names()) >= TABLES
     finally:
         database.dispose()
+
+
+def test_shipped_head_read_from_the_files_is_alembics_head() -> None:
+    from voxvault.store.db import shipped_head
+
+    assert shipped_head() is not None and shipped_head() == Database.head_revision()
+
+
+def test_a_database_at_head_opens_without_importing_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'at_head.db'}"
+    Database(url).migrate()
+    code = (
+        "import sys; from voxvault.store.db import Database; d = Database(sys.argv[1]); d.migrate(); "
+        "print('alembic' in sys.modules, d.ping())"
+    )
+    out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+    # Behind the head (a fresh file): Alembic runs and brings it there.
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    out = subprocess.run([sys.executable, "-c", code, fresh], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"] and Database(fresh).is_current()

@@ -10,14 +10,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -29,6 +26,8 @@ from voxvault.optional import require_database_driver
 from voxvault.store.sealed import attach
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from voxvault.governance.crypto import Envelope
 
 log = logging.getLogger(__name__)
@@ -55,8 +54,32 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
+_REVISION_LINE = re.compile(r'^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(?:"([^"]*)"|None)\s*$', re.M)
+
+
+def shipped_head() -> str | None:
+    """The newest shipped revision, read from the revision files without importing Alembic (0.2-0.5 s):
+    the one no other names as its ``down_revision``. None when that is not clear-cut (a merge, a file
+    it cannot read): ``migrate`` then asks Alembic. tests/store/test_db.py holds it to Alembic's answer."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        if not found:
+            continue
+        if set(found) != {"revision", "down_revision"} or not found["revision"]:
+            return None
+        revisions.add(found["revision"])
+        if found["down_revision"]:
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic configuration built in code (no alembic.ini): the migrations ship inside the package."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -110,7 +133,14 @@ class Database:
             session.close()
 
     def migrate(self, revision: str = "head") -> None:
-        """Bring the schema up to ``revision`` (Alembic upgrade) in one transaction; safe on every start."""
+        """Bring the schema up to ``revision`` (Alembic upgrade) in one transaction; safe on every start.
+
+        A database already at the shipped head is left alone without importing Alembic, so a CLI command
+        on an up-to-date install starts in a fraction of a second."""
+        if revision == "head" and (head := shipped_head()) is not None and self._stored_revision() == head:
+            return
+        from alembic import command
+
         with self._migration_lock(), self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 # Batch migrations rebuild tables; with FKs on, that would cascade-delete child rows.
@@ -168,14 +198,27 @@ class Database:
             busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
         return not busy
 
+    def _stored_revision(self) -> str | None:
+        """``alembic_version``'s one row read directly (None: no table yet, or several heads)."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        except SQLAlchemyError:
+            return None
+        return str(rows[0]) if len(rows) == 1 else None
+
     def current_revision(self) -> str | None:
         """The schema revision the database is at (None before the first migration)."""
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     @staticmethod
     def head_revision() -> str | None:
         """The newest revision shipped with this code."""
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
     def ping(self) -> bool:
