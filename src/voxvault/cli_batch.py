@@ -158,7 +158,13 @@ def transcribe(
         list[Path], typer.Argument(help="Audio files, or folders (their audio files); ids are file stems.")
     ],
     out: Annotated[str, typer.Option("--out", "-o", help="Output folder, or s3://bucket/prefix.")],
-    workers: Annotated[int, typer.Option(min=1, help="Files transcribed at once (threads).")] = 1,
+    executor: Annotated[str, typer.Option(help="local (threads in this process) or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (host:port or 'auto'); none starts Ray here.")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Files transcribed at once (threads, or Ray actors).")
+    ] = 1,
     model: Annotated[str | None, typer.Option(help="base or tiny.en; VOXVAULT_ASR_MODEL if unset.")] = None,
     language: Annotated[str | None, typer.Option(help="ISO 639-1 code; detected per file if unset.")] = None,
     diarize: Annotated[bool, typer.Option(help="Label speakers (JSON words, RTTM turns).")] = True,
@@ -171,10 +177,12 @@ def transcribe(
     from voxvault.jobs.transcribe_items import TranscribeJobOptions, items_from_paths
 
     settings = Settings()
-    if workers > 1 and settings.threads == 0:
+    if executor == "local" and workers > 1 and settings.threads == 0:
         settings.threads = max(1, (os.cpu_count() or 1) // workers)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
+        if executor not in ("local", "ray") or (address and executor != "ray"):
+            raise VoxError("invalid_executor", "--executor is local or ray; --address only applies to ray")
         spec = items_from_paths(inputs)
         options = TranscribeJobOptions(
             model=model, language=language, diarize=diarize, num_speakers=num_speakers
@@ -193,7 +201,15 @@ def transcribe(
         len(spec.items),
         quiet,
         lambda show: transcribe_batch(
-            vv, spec, sink, options=options, workers=workers, progress=show, info={"inputs": len(spec.items)}
+            vv,
+            spec,
+            sink,
+            options=options,
+            workers=workers,
+            executor=executor,
+            address=address,
+            progress=show,
+            info={"inputs": len(spec.items)},
         ),
     )
     _report(result, sink.url)

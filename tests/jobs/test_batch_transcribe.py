@@ -265,3 +265,28 @@ def test_bad_uploads_are_refused_before_anything_is_stored(client: TestClient, i
     assert r.json()["error"]["code"] == "unsupported_model"
     r = client.post("/v1/transcription-batches", data={"model": "tiny.en"})
     assert r.status_code in (415, 422) and r.json()["error"]["code"] in ("missing_file", "invalid_upload")
+
+
+def test_on_ray_actors(inputs: Path, tmp_path: Path, model_cache: Path) -> None:
+    """``--executor ray`` (Ray started here, one actor): the actor transcribes, the driver records."""
+    from voxvault.config import Settings
+    from voxvault.service import VoxVault
+    from voxvault.store.models import Job
+
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXVAULT_")}
+    env.update(VOXVAULT_DATA_DIR=str(tmp_path / "data"), VOXVAULT_CACHE_DIR=str(model_cache))
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    command = [sys.executable, "-m", "voxvault", "batch", "transcribe", str(inputs / "two.wav")]
+    command += [str(inputs / "andrew.flac"), "--out", str(out), "--model", "tiny.en", "--executor", "ray"]
+    run = subprocess.run([*command, "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    bodies = check_transcripts(out, {"two", "andrew"})
+    assert {t["speaker"] for t in bodies["two"]["speakers"]} == {"speaker_0", "speaker_1"}
+    vv = VoxVault(Settings(data_dir=tmp_path / "data", cache_dir=model_cache))
+    try:
+        with vv.db.session() as s:
+            job = s.get(Job, batch_job_id(open_sink(str(out)).url))
+            assert job is not None and job.spec["executor"] == "ray" and job.status == "completed"
+    finally:
+        vv.db.dispose()

@@ -179,8 +179,9 @@ class RayExecutor:
             cache_dir=str(vv.settings.resolved_cache_dir),
             threads=vv.settings.threads or max(1, int(self.cpus_per_worker)),
         )
-        actor_cls = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=1)(RayWorkerActor)
-        self._actors = [actor_cls.remote(settings, sink.url, options) for _ in range(self.workers)]
+        actor_cls = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=1)(self.actor_class())
+        job_options = self.actor_options(options)
+        self._actors = [actor_cls.remote(settings, sink.url, job_options) for _ in range(self.workers)]
         self._inflight = [0] * self.workers
         try:
             pids = ray.get([a.ready.remote() for a in self._actors], timeout=self.start_timeout_s)
@@ -190,6 +191,20 @@ class RayExecutor:
                 "ray_workers_failed", f"Ray workers did not start: {type(exc).__name__}: {exc}", 503
             ) from None
         log.info("ray executor: %d actors ready (pids %s)", len(pids), pids)
+
+    def actor_class(self) -> type:
+        """The actor each worker is (a transcription batch has its own)."""
+        return RayWorkerActor
+
+    def actor_options(self, options: WorkerOptions) -> Any:
+        """What each actor is built with beside the settings and the output."""
+        return options
+
+    def _pick(self) -> int:
+        """The actor with the fewest items in flight, counted as taken (call under the lock)."""
+        index = min(range(len(self._actors)), key=self._inflight.__getitem__)
+        self._inflight[index] += 1
+        return index
 
     def _track(self, index: int, ref: Any) -> Future[Any]:
         future: Future[Any] = ref.future()
@@ -203,8 +218,7 @@ class RayExecutor:
 
     def prepare(self, item: BatchItem) -> Future[PrepareResult]:
         with self._lock:
-            index = min(range(len(self._actors)), key=self._inflight.__getitem__)
-            self._inflight[index] += 1
+            index = self._pick()
             self._owner[item.id] = index
         return self._track(index, self._actors[index].prepare.remote(item))
 

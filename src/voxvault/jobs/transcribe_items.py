@@ -25,13 +25,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from voxvault.errors import VoxError
 from voxvault.jobs.batch import BatchResult, BatchRunner, JobRecords, batch_job_id
-from voxvault.jobs.executors import Executor
+from voxvault.jobs.executors import Executor, RayExecutor
 from voxvault.jobs.sinks import TRANSCRIPT_PREFIX, ManifestEntry, Sink
 from voxvault.jobs.spec import MAX_ID_LENGTH, BatchItem, BatchSpec
 from voxvault.jobs.worker import ItemFailure, WorkerOptions
@@ -237,6 +237,18 @@ class TranscribeWorker:
         )
 
 
+class TranscribeExecutor(Protocol):
+    name: str
+    workers: int
+    options: TranscribeJobOptions
+
+    def start(self, vv: VoxVault, sink: Sink, options: WorkerOptions) -> None: ...
+
+    def transcribe(self, item: BatchItem) -> Future[TranscribeResult]: ...
+
+    def close(self) -> None: ...
+
+
 class LocalTranscribeExecutor:
     """A thread pool in this process sharing one worker (CTranslate2 and ONNX Runtime release the GIL)."""
 
@@ -265,6 +277,47 @@ class LocalTranscribeExecutor:
             self._pool = None
 
 
+class RayTranscribeActor:
+    """One Ray actor: its own ``VoxVault`` (Whisper and the diarizer loaded once) and handle on the output."""
+
+    def __init__(self, settings: dict[str, Any], sink_url: str, options: TranscribeJobOptions) -> None:
+        from voxvault.config import Settings
+        from voxvault.jobs.sinks import open_sink_for
+
+        logging.basicConfig(level=logging.WARNING)
+        vv = VoxVault(Settings(**settings))
+        self.worker = TranscribeWorker(vv, open_sink_for(vv, sink_url), options)
+        self.worker.warm_up()
+
+    def ready(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def transcribe(self, item: BatchItem) -> TranscribeResult:
+        return self.worker.transcribe(item)
+
+
+class RayTranscribeExecutor(RayExecutor):
+    """Ray actors that transcribe (the speech executor's cluster handling, another actor). Every actor
+    must reach the inputs (the same paths, or the blob store of a submitted job) and the output."""
+
+    def __init__(self, options: TranscribeJobOptions, workers: int = 2, address: str | None = None) -> None:
+        super().__init__(workers, address)
+        self.options = options
+
+    def actor_class(self) -> type:
+        return RayTranscribeActor
+
+    def actor_options(self, options: WorkerOptions) -> Any:
+        return self.options
+
+    def transcribe(self, item: BatchItem) -> Future[TranscribeResult]:
+        with self._lock:
+            index = self._pick()
+        return self._track(index, self._actors[index].transcribe.remote(item))
+
+
 # -------------------------------------------------------------------------------------------- driver
 class TranscribeRunner(BatchRunner):
     """The batch driver with one step per item: transcribe (on the executor), then record it (here)."""
@@ -275,7 +328,7 @@ class TranscribeRunner(BatchRunner):
         job_id: str,
         spec: BatchSpec,
         sink: Sink,
-        executor: LocalTranscribeExecutor,
+        executor: TranscribeExecutor,
         *,
         key_id: str | None = None,
         progress: Callable[[Any], None] | None = None,
@@ -368,6 +421,18 @@ class TranscribeRunner(BatchRunner):
         self._audio_s += result.duration
 
 
+def make_transcribe_executor(
+    kind: str, options: TranscribeJobOptions, workers: int, address: str | None = None
+) -> TranscribeExecutor:
+    if kind == "local":
+        if address:
+            raise VoxError("invalid_executor", "--address only applies to the Ray executor")
+        return LocalTranscribeExecutor(options, workers)
+    if kind == "ray":
+        return RayTranscribeExecutor(options, workers, address)
+    raise VoxError("invalid_executor", f"executor {kind!r} is not one of local, ray")
+
+
 def transcribe_batch(
     vv: VoxVault,
     spec: BatchSpec,
@@ -375,6 +440,8 @@ def transcribe_batch(
     *,
     options: TranscribeJobOptions | None = None,
     workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
     progress: Callable[[Any], None] | None = None,
     cancel: threading.Event | None = None,
     info: dict[str, Any] | None = None,
@@ -394,14 +461,21 @@ def transcribe_batch(
             "task": TASK,
             "sink": sink.url,
             "items_sha256": spec.sha256,
-            "executor": "local",
+            "executor": executor,
             "transcribe": asdict(options),
             **(info or {}),
         },
         total=len(spec.items),
     )
-    executor = LocalTranscribeExecutor(options, workers)
-    runner = TranscribeRunner(vv, job_id, spec, sink, executor, progress=progress, cancel=cancel)
+    runner = TranscribeRunner(
+        vv,
+        job_id,
+        spec,
+        sink,
+        make_transcribe_executor(executor, options, workers, address),
+        progress=progress,
+        cancel=cancel,
+    )
     return runner.run()
 
 
