@@ -1,13 +1,15 @@
 """Barge-in: a voice agent drops a stream when the caller speaks; its model slot must come back at once.
 
 Over real sockets (uvicorn in a thread): a long text is streamed, the client reads the first audio and
-hangs up. The dropped stream stops between pieces (at most the piece in flight and one asked for just
-before finish), its admission place is released while most of its pieces were never rendered, and a
-request sent right after is admitted and served.
+hangs up. The dropped stream stops (the piece in flight is cut short where the engine can:
+tests/engines/test_kokoro_interrupt.py), its admission place is released while most of its pieces were
+never rendered, and a request sent right after is admitted and served. The response layer tells the body
+of the hang-up while the body is still busy making a chunk (``on_client_gone``), not after.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -78,3 +80,37 @@ def test_openai_stream_dropped_mid_answer_frees_its_slot_for_the_next_request(
     assert r2.status_code == 200
     assert len(r2.content) > 12_000  # over a quarter second of 24 kHz 16-bit speech
     assert app.state.admission.admitted == 0
+
+
+def test_a_hang_up_reaches_the_body_while_it_is_still_making_its_next_chunk() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    from voxvault.api.streaming import ClosingStreamingResponse
+    from voxvault.synthesis.hangup import on_client_gone
+
+    stopped, closed = threading.Event(), threading.Event()
+
+    def body() -> Iterator[bytes]:
+        on_client_gone(stopped.set)
+        try:
+            yield b"first audio"
+            # The next chunk takes long (a model call) unless the stop cuts it short.
+            stopped.wait(60)
+            yield b"more audio"
+        finally:
+            closed.set()
+
+    async def endpoint(request: Request) -> ClosingStreamingResponse:
+        return ClosingStreamingResponse(body(), media_type="audio/pcm")
+
+    server = LiveServer(Starlette(routes=[Route("/stream", endpoint)]))
+    try:
+        with httpx.Client(timeout=10) as client, client.stream("GET", f"{server.url}/stream") as r:
+            assert next(r.iter_raw()) == b"first audio"
+        # Hung up: the stop runs at once, and the body is closed once its chunk in flight returns.
+        assert wait_until(stopped.is_set, 10)
+        assert wait_until(closed.is_set, 10)
+    finally:
+        server.stop()

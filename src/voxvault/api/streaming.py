@@ -3,7 +3,11 @@
 Gone: Starlette iterates a sync generator in worker threads and, when the client disconnects, cancels
 the response but never closes the generator; it lives on (and with it the generator's admission place)
 until a worker thread happens to drop it. ``ClosingStreamingResponse`` closes it at once, so its
-``finally`` runs: the synthesis stops before its next piece and the place is released.
+``finally`` runs: the synthesis stops before its next piece and the place is released. A body may also
+register a stop (``synthesis.hangup.on_client_gone``; a ``GenerationStream`` does) that runs the moment
+the client goes, while the body is still busy making its next chunk: the generation's cancel event, which
+cuts the model call in flight short. Before, the dropped stream's piece in flight kept the cores from
+the next caller for up to a whole piece.
 
 Stuck: responses are pulled, not pushed: the pipeline renders the next piece only when the previous
 bytes have been handed to the socket, and uvicorn's ``send`` waits while the socket's buffers are full.
@@ -16,11 +20,14 @@ drops the response when one takes longer, which stops the synthesis and frees bo
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from voxvault.synthesis.hangup import collecting
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +78,35 @@ class SendTimeoutMiddleware:
 
 
 async def iterate_in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Pull each chunk in a worker thread; closing this closes ``chunks`` too (in a thread: it may block)."""
+    """Pull each chunk in a worker thread; closing this closes ``chunks`` too (in a thread: it may block).
+
+    Cancelled while a chunk is being made (the client went away), it runs the body's ``on_client_gone``
+    stops at once, then waits for that chunk's thread to finish before closing the body.
+    """
+    stops: list[Callable[[], None]] = []
+    busy = threading.Lock()  # the body runs in one thread at a time: close waits for the pull in flight
+    ended = False
+
+    def pull() -> bytes | None:
+        with collecting(stops), busy:
+            return next(chunks, None)
+
+    def close() -> None:
+        with busy:
+            closer = getattr(chunks, "close", None)
+            if closer is not None:
+                closer()
+
     try:
-        while (data := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+        while (data := await anyio.to_thread.run_sync(pull, abandon_on_cancel=True)) is not None:
             yield data
+        ended = True
     finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(close)
+        if not ended:
+            for stop in stops:
+                stop()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(close)
 
 
 class ClosingStreamingResponse(StreamingResponse):

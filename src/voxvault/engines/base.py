@@ -6,7 +6,9 @@ All audio crossing these boundaries is mono float32 in [-1, 1] at the engine's d
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -66,6 +68,20 @@ class TimedTTS(TTSEngine, Protocol):
     def synthesize_timed(
         self, phonemes: str, style: FloatArray, speed: float = 1.0, adapted: AdaptedWeights | None = None
     ) -> TimedSpeech: ...
+
+
+class Interrupted(Exception):
+    """A model call cut short because the output it was for was cancelled (``Interruptible``)."""
+
+
+@runtime_checkable
+class Interruptible(TTSEngine, Protocol):
+    """A TTS engine whose model call in progress can be cut short, not only the calls after it: a caller
+    who barges in frees the model within one graph node instead of one whole piece."""
+
+    def interrupted_by(self, cancel: threading.Event) -> AbstractContextManager[None]:
+        """Calls this thread makes inside the block raise ``Interrupted`` soon after ``cancel`` is set."""
+        ...
 
 
 @runtime_checkable

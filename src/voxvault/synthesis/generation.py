@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from voxvault.governance.audit import AuditTrail
 from voxvault.store.db import Database
+from voxvault.synthesis.hangup import on_client_gone
 from voxvault.synthesis.pipeline import ChunkHook, PreparedSpeech, RenderedSpeech, SpeechPipeline
 from voxvault.synthesis.records import GenerationLog, GenerationTicket
 from voxvault.synthesis.streaming import SpeechSession
@@ -128,10 +129,12 @@ class GenerationStream:
     def __next__(self) -> bytes:
         if self.generation.finished:
             raise StopIteration
+        on_client_gone(self.cancel.set)  # a hang-up cuts the model call in flight short
         try:
             data = next(self._chunks)
         except StopIteration:
-            self.completed = True
+            # A render told to stop (a hang-up cuts its model call short) ends early: not completed.
+            self.completed = not self.cancel.is_set()
             self._finish()
             raise
         except BaseException:
