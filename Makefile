@@ -80,6 +80,16 @@ bench-seam: install-dev
 bench-memory: install-dev
 	$(BIN)/python bench/memory.py --requests $(or $(REQUESTS),2000) --out bench/results/memory.json --plot bench/results/memory.png
 
+# Server RSS before and after an idle Whisper is unloaded (VOXVAULT_ENGINE_IDLE_TTL_S), then reloaded (issue 26).
+.PHONY: bench-idle
+bench-idle: install-dev
+	$(BIN)/python bench/engine_idle.py --ttl 10 --out bench/results/engine_idle.json
+
+# CLI answers that need no model: --help, voices, a bad flag, a file that is not audio (wall and CPU).
+.PHONY: bench-cli
+bench-cli: install-dev
+	$(BIN)/python bench/cli_latency.py --out bench/results/cli_latency.json
+
 .PHONY: bench-watermark
 bench-watermark: install-dev
 	$(BIN)/python bench/watermark.py --out bench/results/watermark.json --plot bench/results/watermark.png --doc docs/watermark.md
