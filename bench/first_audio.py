@@ -90,11 +90,13 @@ async def ttfa_ws(url: str, key: str, text: str) -> float:
     raise RuntimeError("websocket: no audio")
 
 
-async def measure(url: str, key: str, repeats: int, settle: float) -> dict[str, Any]:
+async def measure(
+    url: str, key: str, repeats: int, settle: float, routes: tuple[str, ...] = ROUTES, barge_repeats: int = 0
+) -> dict[str, Any]:
     headers = {"xi-api-key": key, "authorization": f"Bearer {key}"}
-    samples: dict[str, dict[str, list[float]]] = {r: {t: [] for t in OPENERS} for r in ROUTES}
+    samples: dict[str, dict[str, list[float]]] = {r: {t: [] for t in OPENERS} for r in routes}
     async with httpx.AsyncClient(timeout=120, headers=headers) as client:
-        for route in ROUTES:  # warm each path (lazy imports, the voice's loudness gain)
+        for route in routes:  # warm each path (lazy imports, the voice's loudness gain)
             for text in (OKAY, OPENERS[5]):
                 await (
                     ttfa_ws(url, key, text) if route == "websocket" else ttfa_http(client, url, route, text)
@@ -102,7 +104,7 @@ async def measure(url: str, key: str, repeats: int, settle: float) -> dict[str, 
                 await asyncio.sleep(settle)
         for rep in range(repeats):
             for text in OPENERS:
-                for route in ROUTES:
+                for route in routes:
                     t = await (
                         ttfa_ws(url, key, text)
                         if route == "websocket"
@@ -113,7 +115,7 @@ async def measure(url: str, key: str, repeats: int, settle: float) -> dict[str, 
             print(f"  repeat {rep + 1}/{repeats} done, load {os.getloadavg()[0]:.1f}", flush=True)
         barge: list[float] = []
         idle: list[float] = []
-        for _ in range(repeats):
+        for _ in range(barge_repeats or repeats):
             idle.append(await ttfa_http(client, url, "openai", OKAY))
             await asyncio.sleep(settle)
             await ttfa_http(client, url, "openai", LONG)  # returns at first audio: the client hangs up
@@ -150,14 +152,18 @@ def summarise(raw: dict[str, Any], baseline: dict[str, float]) -> dict[str, Any]
                     "p50_ms": round(percentile(ts, 50) * 1000),
                     "p95_ms": round(percentile(ts, 95) * 1000),
                 }
-        vs_base = [statistics.median(ts) / baseline[text] for text, ts in per_text.items() if text != OKAY]
+        vs_base = [
+            statistics.median(ts) / baseline[text]
+            for text, ts in per_text.items()
+            if text != OKAY and text in baseline
+        ]
         out[route] = {
             "okay_p50_ms": round(okay * 1000),
             "all_p50_ms": round(percentile(everything, 50) * 1000),
             "all_p95_ms": round(percentile(everything, 95) * 1000),
             "p50_over_okay": round(percentile(everything, 50) / okay, 2),
             "p95_over_okay": round(percentile(everything, 95) / okay, 2),
-            "ttfa_over_baseline_median": round(statistics.median(vs_base), 3),
+            "ttfa_over_baseline_median": round(statistics.median(vs_base), 3) if vs_base else None,
             "buckets": buckets,
         }
     out["barge_in"] = {
@@ -185,7 +191,7 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for precision, res in report["results"].items():
-        for route in ROUTES:
+        for route in (r for r in ROUTES if r in res):
             r = res[route]
             cells = [
                 f"{r['buckets'][b]['p50_ms']}/{r['buckets'][b]['p95_ms']}" if b in r["buckets"] else ""
@@ -217,6 +223,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--settle", type=float, default=0.3, help="seconds between requests")
     parser.add_argument("--precisions", nargs="+", default=["default", "int8"])
+    parser.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES))
+    parser.add_argument("--no-baseline", action="store_true", help="skip the stock whole-text baseline")
+    parser.add_argument("--barge-repeats", type=int, default=0, help="barge-in pairs (default: --repeats)")
+    parser.add_argument(
+        "--also-src",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="also serve from this source tree (an older commit: git archive REV src | tar -x -C DIR), "
+        "timed in the same run, reported as PRECISION@LABEL",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "first_audio.json")
     parser.add_argument("--doc", type=Path, default=None)
     args = parser.parse_args()
@@ -226,21 +243,38 @@ def main() -> None:
     key = f"vv_bench_{secrets.token_urlsafe(24)}"
     results: dict[str, Any] = {}
     raws: dict[str, Any] = {}
+    sources: list[tuple[str, str | None]] = [("", None)]
+    sources += [
+        (f"@{label}", str(Path(src).resolve())) for label, src in (a.split("=", 1) for a in args.also_src)
+    ]
     for precision in args.precisions:
-        # Admission's first-audio guard refuses on a loaded box; this bench times one request at a time.
-        env = {"VOXVAULT_MAX_FIRST_AUDIO_S": "30"}
-        if precision != "default":
-            env["VOXVAULT_KOKORO_PRECISION"] = precision
-        with tempfile.TemporaryDirectory(prefix="vv-bench-fa-") as tmp:
-            server = Server(Path(tmp), key, env)
-            try:
-                server.wait_ready()
-                print(f"{precision}: server ready", flush=True)
-                raws[precision] = asyncio.run(measure(server.url, key, args.repeats, args.settle))
-            finally:
-                server.stop()
+        for suffix, src in sources:
+            # Admission's first-audio guard refuses on a loaded box; this bench times one request at a time.
+            env = {"VOXVAULT_MAX_FIRST_AUDIO_S": "30"}
+            if precision != "default":
+                env["VOXVAULT_KOKORO_PRECISION"] = precision
+            if src is not None:
+                env["PYTHONPATH"] = src
+            name = precision + suffix
+            with tempfile.TemporaryDirectory(prefix="vv-bench-fa-") as tmp:
+                server = Server(Path(tmp), key, env)
+                try:
+                    server.wait_ready()
+                    print(f"{name}: server ready", flush=True)
+                    raws[name] = asyncio.run(
+                        measure(
+                            server.url,
+                            key,
+                            args.repeats,
+                            args.settle,
+                            tuple(args.routes),
+                            args.barge_repeats,
+                        )
+                    )
+                finally:
+                    server.stop()
     print("baseline (stock onnxruntime, whole opening)", flush=True)
-    baseline = baseline_times(list(OPENERS), max(1, args.repeats))
+    baseline = {} if args.no_baseline else baseline_times(list(OPENERS), max(1, args.repeats))
     for precision, raw in raws.items():
         results[precision] = summarise(raw, baseline)
         print(precision, json.dumps(results[precision]), flush=True)
@@ -254,11 +288,15 @@ def main() -> None:
             {"text": t, "words_before_comma": words_before_comma(t), "bucket": bucket(t)} for t in OPENERS
         ],
         "baseline_s": {t: round(v, 4) for t, v in baseline.items()},
-        "baseline_median_ms": round(statistics.median(baseline.values()) * 1000),
+        "baseline_median_ms": round(statistics.median(baseline.values()) * 1000) if baseline else None,
         "results": results,
+        "routes": args.routes,
         "raw_s": {
-            p: {r: {t: [round(x, 4) for x in ts] for t, ts in v["samples"][r].items()} for r in ROUTES}
+            p: {r: {t: [round(x, 4) for x in ts] for t, ts in per.items()} for r, per in v["samples"].items()}
             for p, v in raws.items()
+        },
+        "barge_in_raw_s": {
+            p: {"after_drop": v["barge_in_okay_s"], "idle": v["idle_okay_s"]} for p, v in raws.items()
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
