@@ -24,11 +24,11 @@ from voxvault.governance.crypto import Envelope, KeyLocation, KeyManager, LocalK
 from voxvault.governance.keys import CreatedKey, KeyService, Principal
 from voxvault.governance.provenance import Provenance
 from voxvault.governance.ratelimit import SpeechLimits, open_rate_limiter
+from voxvault.governance.reseal import reseal_personal_fields
 from voxvault.governance.text_hash import TEXT_HASH, TextHasher
 from voxvault.store.blobs import BlobStore, open_blob_store
 from voxvault.store.db import Database
 from voxvault.store.models import Project
-from voxvault.store.reseal import reseal_personal_fields
 from voxvault.synthesis import RenderedSpeech, SpeechPipeline, VoiceStyle
 from voxvault.synthesis.generation import GenerationService
 from voxvault.text import TextFrontend

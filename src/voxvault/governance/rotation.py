@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from voxvault.errors import VoxError
 from voxvault.governance.audit import AuditTrail
 from voxvault.governance.crypto import Envelope, LocalKeyManager, RewrapReport, new_master_key
+from voxvault.governance.reseal import rewrap_sealed_fields
 from voxvault.store.blobs import BlobNotFound, BlobStore
 from voxvault.store.db import Database
-from voxvault.store.reseal import rewrap_sealed_fields
 
 log = logging.getLogger(__name__)
 

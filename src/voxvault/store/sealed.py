@@ -5,7 +5,7 @@ name are stored as ``vxe1:<base64 envelope>``: the same AES-256-GCM envelope as 
 (``db:<table>.<column>``). The ``Database`` is given the envelope (``Database.seal_with``); without it
 (a bare ``Database`` in tests or tools) values pass through as text, and a sealed value read there is
 ``key_unavailable``. Values written before sealing existed are read as they are and sealed by
-``store/reseal.py``'s ``reseal_personal_fields`` when ``VoxVault`` opens the database.
+``governance/reseal.py``'s ``reseal_personal_fields`` when ``VoxVault`` opens the database.
 """
 
 from __future__ import annotations
