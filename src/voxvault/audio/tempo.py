@@ -13,8 +13,9 @@ from fractions import Fraction
 import av
 import av.filter
 import numpy as np
+from numpy.typing import NDArray
 
-from voxvault.engines.base import FloatArray
+FloatArray = NDArray[np.float32]
 
 # One atempo instance takes 0.5-100; slower factors chain instances (0.25 = 0.5 twice).
 MIN_TEMPO, MAX_TEMPO = 0.125, 100.0
