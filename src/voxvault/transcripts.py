@@ -69,11 +69,31 @@ def _clock(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def to_srt(segments: Iterable[Segment]) -> str:
-    cues = [s for s in segments if s.text.strip()]
+def to_srt(segments: Iterable[Segment], turns: Sequence[SpeakerTurn] | None = None) -> str:
+    """SubRip cues, one per segment. With ``turns`` a segment is split where its words change speaker
+    (each word's speaker: the turn at its midpoint) and each cue starts with it: ``[speaker_0] ...``."""
+    cues: list[tuple[float, float, str]] = []
+    for seg in segments:
+        if not seg.text.strip():
+            continue
+        if not turns or not seg.words:
+            cues.append((seg.start, seg.end, seg.text.strip()))
+            continue
+        from voxvault.engines.diarize import speaker_at
+
+        runs: list[tuple[str | None, list[Word]]] = []
+        for w in seg.words:
+            who = speaker_at(list(turns), (w.start + w.end) / 2)
+            if runs and runs[-1][0] == who:
+                runs[-1][1].append(w)
+            else:
+                runs.append((who, [w]))
+        for who, words in runs:
+            text = "".join(w.word for w in words).strip()
+            cues.append((words[0].start, words[-1].end, f"[{who}] {text}" if who else text))
     return "".join(
-        f"{i}\n{_clock(s.start, ',')} --> {_clock(s.end, ',')}\n{s.text.strip()}\n\n"
-        for i, s in enumerate(cues, start=1)
+        f"{i}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{text}\n\n"
+        for i, (start, end, text) in enumerate(cues, start=1)
     )
 
 

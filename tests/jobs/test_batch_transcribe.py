@@ -92,6 +92,8 @@ def test_files_become_transcripts_with_speakers(vv: Any, inputs: Path, tmp_path:
     rttm = (out / "transcripts" / "two.rttm").read_text().splitlines()
     assert {line.split()[7] for line in rttm} == {"speaker_0", "speaker_1"}
     assert all(line.startswith("SPEAKER two 1 ") for line in rttm)
+    srt = (out / "transcripts" / "two.srt").read_text()
+    assert "[speaker_0] We have" in srt and "[speaker_1] " in srt  # cues split where the speaker changes
     assert "mosquito" in bodies["andrew"]["text"].lower()
 
     # The audit log has one entry per file, with counts and sizes, never words.

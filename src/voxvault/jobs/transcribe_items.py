@@ -219,7 +219,9 @@ class TranscribeWorker:
         body["id"] = item.id
         data = (json.dumps(body, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
         # SRT and RTTM first, the JSON last: the JSON is the commit point (module docstring).
-        self.sink.write_output(transcript_key(item.id, "srt"), to_srt(transcript.segments).encode("utf-8"))
+        self.sink.write_output(
+            transcript_key(item.id, "srt"), to_srt(transcript.segments, turns).encode("utf-8")
+        )
         self.sink.write_output(transcript_key(item.id, "rttm"), to_rttm(turns, item.id).encode("utf-8"))
         key = transcript_key(item.id, "json")
         self.sink.write_output(key, data)
