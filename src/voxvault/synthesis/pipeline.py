@@ -45,13 +45,54 @@ MIN_SPEED, MAX_SPEED = 0.25, 4.0
 # more: Whisper's WER at 0.5x/1.5x/2x was 0.47/0.64/0.87 spoken by the model, 0.08/0.26/0.40 as its 1x
 # speech stretched (bench/speed_range.py, docs/clients.md). So the model always speaks at 1x.
 ENGINE_SPEED_RANGE = (1.0, 1.0)
-# A stream's first piece is short so its audio leaves after one quick model call (~1 s of speech; on the
-# 2-core CPU about 0.25 s to render); each later piece may be PIECE_GROWTH times longer than the one
-# before, until pieces are whole sentences. Rendering a piece then takes less time than playing the
-# one before it, so playback does not stall while the pieces grow to their natural size.
-FIRST_PIECE_PHONEMES = 20
+# A stream's first piece is short so its audio leaves after one quick model call (a few words, well under
+# a second of speech); each later piece may be PIECE_GROWTH times longer than the one before, until
+# pieces are whole sentences. Rendering a piece then takes less time than playing the one before it, so
+# playback does not stall while the pieces grow to their natural size. 12 phonemes: a model call costs
+# about 17 phonemes' worth of fixed time plus its phonemes (measured idle and at load 20), so a first piece
+# within ~1.3x of "Okay."'s model time holds about 12; with the cut moved before a phrase's opening word
+# Whisper heard such split clauses as well as unsplit ones (bench/seam.py, docs/benchmarks.md), where a
+# 10-phoneme cut without it was misheard.
+FIRST_PIECE_PHONEMES = 12
 PIECE_GROWTH = 2.0
 RAMP_TOLERANCE = 1.3
+# Words that open a phrase (articles, prepositions, conjunctions, possessives): a first piece cut inside a
+# clause does not end on one (``SpeechPipeline._first_cut_before_phrase``).
+PHRASE_OPENERS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "for",
+        "on",
+        "in",
+        "at",
+        "by",
+        "with",
+        "from",
+        "into",
+        "about",
+        "and",
+        "or",
+        "but",
+        "so",
+        "that",
+        "if",
+        "as",
+        "my",
+        "your",
+        "our",
+        "their",
+        "his",
+        "her",
+        "its",
+        "this",
+        "these",
+        "those",
+    ]
+)
 OUTPUT_SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)  # ElevenLabs has pcm_32000
 WordSpans = tuple[tuple[float, float], ...]
 # Silence (SSML breaks, sentence pauses) leaves in chunks of at most this long: a request's pauses never
@@ -99,6 +140,10 @@ class PreparedSpeech:
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES[self.format]
+
+
+def _word_key(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalpha())
 
 
 def estimate_audio_s(pieces: Sequence[Piece], speed: float = 1.0) -> float:
@@ -228,6 +273,7 @@ class SpeechPipeline:
         )
         if first_piece_phonemes is not None and not (is_ssml(text) if ssml is None else ssml):
             pieces = self._ramp(pieces, first_piece_phonemes, lexicon)
+            pieces = self._first_cut_before_phrase(pieces, first_piece_phonemes)
         estimated = estimate_audio_s(pieces, speed)
         self.check_audio_length(estimated)
         digest = self.text_hash()
@@ -300,6 +346,29 @@ class SpeechPipeline:
             out.append(parts[0])
             rest = parts[1:] + rest
         return out
+
+    def _first_cut_before_phrase(self, pieces: list[Piece], first_limit: int) -> list[Piece]:
+        """Where the first piece was cut inside a clause after a word that opens a phrase ("Thanks for
+        calling the | clinic"), move the cut before it ("Thanks for calling | the clinic"): the seam then
+        falls on a phrase boundary, where a speaker could pause, and the first piece gets shorter."""
+        if len(pieces) < 2:
+            return pieces
+        first, second = pieces[0], pieces[1]
+        words, phones = first.text.split(), first.phonemes.split()
+        if first.pause_after or first.speed != second.speed or len(words) != len(phones):
+            return pieces
+        keep = len(words)
+        while keep > 1 and _word_key(words[keep - 1]) in PHRASE_OPENERS:
+            keep -= 1
+        if keep == len(words):
+            return pieces
+        moved_ph = " ".join([*phones[keep:], second.phonemes])
+        room = RAMP_TOLERANCE * PIECE_GROWTH * first_limit
+        if len(moved_ph) > min(self.frontend.max_phonemes, max(room, len(second.phonemes))):
+            return pieces
+        head = replace(first, text=" ".join(words[:keep]), phonemes=" ".join(phones[:keep]))
+        tail = replace(second, text=" ".join([*words[keep:], second.text]), phonemes=moved_ph)
+        return [head, tail, *pieces[2:]]
 
     # -- rendering -------------------------------------------------------------------------------------
     def raw_chunks(
