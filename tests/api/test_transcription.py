@@ -320,7 +320,7 @@ def test_a_refusal_after_the_stream_started_is_an_error_event(  # type: ignore[n
 
 
 def test_gate_refuses_past_the_queue_and_after_waiting() -> None:
-    from voxvault.api.routes.transcription import TranscriptionGate
+    from voxvault.api.transcription_gate import TranscriptionGate
     from voxvault.errors import VoxError
 
     gate = TranscriptionGate(running=1, waiting=1)

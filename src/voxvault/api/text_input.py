@@ -26,6 +26,8 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from voxvault.api.deps import bearer, check_key, demand_scope
+from voxvault.api.metrics import Metrics
 from voxvault.api.output_format import DEFAULT_OUTPUT_FORMAT, OutputFormat, parse_output_format
 from voxvault.api.websocket import (
     WS_INTERNAL,
@@ -36,14 +38,15 @@ from voxvault.api.websocket import (
     WS_UNSUPPORTED,
     ClientGone,
     WsClose,
-    bearer,
     close_for,
     close_socket,
     query_bool,
 )
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
+from voxvault.service import VoxVault
 from voxvault.synthesis import PreparedSpeech
+from voxvault.synthesis.admission import Admission
 from voxvault.synthesis.pipeline import SpeechPipeline, VoiceStyle
 from voxvault.synthesis.streaming import (
     DEFAULT_CHUNK_SCHEDULE,
@@ -59,6 +62,8 @@ from voxvault.text.validity import find_invalid_text
 log = logging.getLogger(__name__)
 
 MAX_INACTIVITY_S = 180.0
+SCOPE = "speech:create"
+_KEY_HOWTO = "send an API key: xi-api-key header, ?xi_api_key= or xi_api_key in the first message"
 
 
 def _ws_secret(ws: WebSocket) -> str | None:
@@ -72,26 +77,11 @@ def _ws_secret(ws: WebSocket) -> str | None:
     )
 
 
-def _authenticate(ws: WebSocket, secret: str | None) -> Principal:
-    vv = ws.app.state.vv
-    if not secret:
-        raise VoxError(
-            "missing_api_key",
-            "send an API key: xi-api-key header, ?xi_api_key= or xi_api_key in the first message",
-            401,
-        )
-    if len(secret) > 256:
-        raise VoxError("invalid_api_key", "the API key is not valid", 401)
-    principal: Principal = vv.keys.authenticate(secret)
-    if not principal.has("speech:create"):
-        vv.audit.record(
-            "access.denied",
-            actor=principal.key_id,
-            target="/v1/text-to-speech/{voice_id}/stream-input",
-            details={"reason": "insufficient_scope", "scope": "speech:create", "method": "WEBSOCKET"},
-        )
-        raise VoxError("insufficient_scope", "this API key lacks the 'speech:create' scope", 403)
-    return principal
+def _authenticate(ws: WebSocket, vv: VoxVault, secret: str | None) -> Principal:
+    """deps' one key check, with the places a WebSocket client can put its key, and the scope."""
+    principal = check_key(vv, secret, _KEY_HOWTO)
+    target = getattr(ws.scope.get("route"), "path", ws.url.path)
+    return demand_scope(vv, principal, SCOPE, target=target, method="WEBSOCKET")
 
 
 @dataclass
@@ -101,10 +91,9 @@ class _Params:
     binary_audio: bool
 
 
-def _ws_params(ws: WebSocket) -> _Params:
+def _ws_params(ws: WebSocket, default_idle: float) -> _Params:
     q = ws.query_params
     output = parse_output_format(q.get("output_format") or DEFAULT_OUTPUT_FORMAT)
-    default_idle = ws.app.state.vv.settings.ws_inactivity_timeout_s
     try:
         inactivity = float(q.get("inactivity_timeout") or default_idle)
     except ValueError:
@@ -207,13 +196,23 @@ class SpeakerSetup:
     params: _Params
 
 
+@dataclass(frozen=True)
+class SocketServer:
+    """What a socket uses of the server; the routes fill it from their typed dependencies (api.deps)."""
+
+    vv: VoxVault
+    metrics: Metrics
+    admission: Admission
+    send_timeout_s: float
+
+
 class SocketChannel:
     """One WebSocket: sends with a timeout, receives with the inactivity rule, knows when it is idle."""
 
-    def __init__(self, ws: WebSocket, params: _Params) -> None:
+    def __init__(self, ws: WebSocket, server: SocketServer, params: _Params) -> None:
         self.ws = ws
-        self.state = ws.app.state
-        self.settings = self.state.vv.settings
+        self.server = server
+        self.settings = server.vv.settings
         self.params = params
         self.last_activity = time.perf_counter()
         self.busy: Callable[[], bool] = lambda: False
@@ -234,7 +233,7 @@ class SocketChannel:
         return msg
 
     async def send(self, payload: str | bytes) -> None:
-        timeout = float(getattr(self.state, "send_timeout_s", self.settings.stream_send_timeout_s))
+        timeout = self.server.send_timeout_s
         try:
             if isinstance(payload, bytes):
                 await asyncio.wait_for(self.ws.send_bytes(payload), timeout)
@@ -265,8 +264,8 @@ class TextStream:
         context_id: str | None = None,
     ) -> None:
         self.channel = channel
-        self.state = channel.state
-        self.vv = self.state.vv
+        self.metrics = channel.server.metrics
+        self.vv = channel.server.vv
         self.setup = setup
         self.principal = setup.principal
         self.session = session
@@ -326,7 +325,7 @@ class TextStream:
         self.record.add(chunk.audio)
         if not self.first_audio_sent and self.first_arrival is not None:
             self.first_audio_sent = True
-            self.state.metrics.first_audio_seconds.labels(format=self.session.format).observe(
+            self.metrics.first_audio_seconds.labels(format=self.session.format).observe(
                 time.perf_counter() - self.first_arrival
             )
         meta: dict[str, Any] = {"isFinal": False}
@@ -376,7 +375,7 @@ class TextStream:
     def finish_record(self) -> None:
         """Worker thread: close the generation record and write its audit entry (once)."""
         if self.record.finish(completed=self.completed) and self.session.audio_s > 0:
-            self.state.metrics.audio_seconds.inc(self.session.audio_s)
+            self.metrics.audio_seconds.inc(self.session.audio_s)
 
 
 def _spaced(al: CharAlignment, *, lead: bool) -> CharAlignment:
@@ -581,45 +580,48 @@ def _first_message_key(first: dict[str, Any]) -> str | None:
 
 
 async def serve(
-    ws: WebSocket, voice_id: str, name: str, kind: type[TextInputSession | MultiContextSession]
+    ws: WebSocket,
+    server: SocketServer,
+    voice_id: str,
+    name: str,
+    kind: type[TextInputSession | MultiContextSession],
 ) -> None:
     """Everything both WebSocket routes share: parameters, key (headers, query or first message),
     voice, admission, the session's run, and a close code for however it ended."""
-    state = ws.app.state
-    vv = state.vv
+    vv, metrics, admission = server.vv, server.metrics, server.admission
     await ws.accept()
     admitted = False
     session_obj: TextInputSession | MultiContextSession | None = None
     t_start = time.perf_counter()
     try:
         try:
-            params = _ws_params(ws)
+            params = _ws_params(ws, vv.settings.ws_inactivity_timeout_s)
             if kind is MultiContextSession and params.binary_audio:
                 raise VoxError("invalid_parameter", "binary_audio is not available on multi-stream-input")
             secret = _ws_secret(ws)
-            principal = await run_in_threadpool(_authenticate, ws, secret) if secret else None
-            channel = SocketChannel(ws, params)
+            principal = await run_in_threadpool(_authenticate, ws, vv, secret) if secret else None
+            channel = SocketChannel(ws, server, params)
             first = await channel.receive(text_required=kind is TextInputSession)
             if principal is None:
-                principal = await run_in_threadpool(_authenticate, ws, _first_message_key(first))
+                principal = await run_in_threadpool(_authenticate, ws, vv, _first_message_key(first))
             style = await run_in_threadpool(vv.voice_for, principal, voice_id)
             lexicon = await run_in_threadpool(vv.lexicon_for, principal)
             pipeline = await run_in_threadpool(lambda: vv.pipeline)
             setup = SpeakerSetup(principal, style, lexicon, pipeline, params)
             session_obj = kind(channel, setup, first)
-            state.admission.reserve()
+            admission.reserve()
             admitted = True
         except VoxError as exc:
-            state.metrics.errors.labels(code=exc.code).inc()
+            metrics.errors.labels(code=exc.code).inc()
             raise close_for(exc) from None
-        state.metrics.active_syntheses.inc()
+        metrics.active_syntheses.inc()
         try:
-            with state.admission.running():
+            with admission.running():
                 await session_obj.run(first)
         except VoxError as exc:
             raise close_for(exc) from None
         finally:
-            state.metrics.active_syntheses.dec()
+            metrics.active_syntheses.dec()
         await close_socket(ws, WS_NORMAL, "done")
     except WsClose as exc:
         log.info("%s closed code=%d reason=%s", name, exc.code, exc.reason)
@@ -633,7 +635,7 @@ async def serve(
         )
     finally:
         if admitted:
-            state.admission.release()
+            admission.release()
         if session_obj is not None:
             await _finish_records(session_obj.streams())
         log.info("%s voice=%s session_s=%.2f", name, voice_id, time.perf_counter() - t_start)

@@ -54,13 +54,6 @@ def query_bool(value: str | None, name: str) -> bool:
     raise VoxError("invalid_parameter", f"{name} must be true or false")
 
 
-def bearer(value: str | None) -> str | None:
-    if not value:
-        return None
-    value = value.strip()
-    return (value[7:].strip() if value[:7].lower() == "bearer " else value) or None
-
-
 async def close_socket(ws: WebSocket, code: int, reason: str, message: str | None = None) -> None:
     """Best effort: an error message, then the close frame; a client that is not reading gets neither."""
     if ws.application_state != WebSocketState.CONNECTED:

@@ -7,34 +7,16 @@ Jobs are tenant-scoped (another project's job is ``job_not_found``) and resume a
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi import APIRouter, FastAPI, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from voxvault.api.deps import require
+from voxvault.api.deps import AdaptServiceDep, VoicesReader, VoicesWriter, adapt_service
 from voxvault.cloning.bias_layout import DEFAULT_L2
-from voxvault.governance.keys import Principal
-
-if TYPE_CHECKING:  # fine-tuning imports PyTorch: loaded with the first job, not with the app
-    from voxvault.jobs.adapt import AdaptService
-
-_lock = threading.Lock()
-
-
-def adapt_service(app: FastAPI) -> AdaptService:
-    from voxvault.jobs.adapt import AdaptService
-
-    with _lock:
-        service: AdaptService | None = getattr(app.state, "adapt", None)
-        if service is None:
-            service = AdaptService(app.state.vv)
-            app.state.adapt = service
-        return service
 
 
 @asynccontextmanager
@@ -47,8 +29,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(tags=["voices"], lifespan=_lifespan)
-Reader = Annotated[Principal, Depends(require("voices:read"))]
-Writer = Annotated[Principal, Depends(require("voices:write"))]
 VoiceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 JobId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
@@ -94,10 +74,9 @@ class JobOut(BaseModel):
 
 @router.post("/v1/voices/{voice_id}/adapt", status_code=202, response_model=JobOut)
 async def adapt_voice(
-    request: Request, voice_id: VoiceId, principal: Writer, body: AdaptIn | None = None
+    service: AdaptServiceDep, voice_id: VoiceId, principal: VoicesWriter, body: AdaptIn | None = None
 ) -> Any:
     """Start fine-tuning the voice toward its speaker; poll ``GET /v1/jobs/{job_id}``."""
-    service = adapt_service(request.app)
     options = (body or AdaptIn()).model_dump()
     job_id = await run_in_threadpool(
         service.submit, voice_id, principal.project_id, key_id=principal.key_id, options=options
@@ -108,15 +87,15 @@ async def adapt_voice(
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)
-async def get_job(request: Request, job_id: JobId, principal: Reader) -> Any:
-    status = await run_in_threadpool(adapt_service(request.app).status, job_id, principal.project_id)
+async def get_job(service: AdaptServiceDep, job_id: JobId, principal: VoicesReader) -> Any:
+    status = await run_in_threadpool(service.status, job_id, principal.project_id)
     return JobOut(**status.to_json())
 
 
 @router.post("/v1/voices/{voice_id}/rollback")
-async def rollback_voice(request: Request, voice_id: VoiceId, principal: Writer) -> dict[str, Any]:
+async def rollback_voice(
+    service: AdaptServiceDep, voice_id: VoiceId, principal: VoicesWriter
+) -> dict[str, Any]:
     """Swap back to the style the voice had before its last adaptation."""
-    voice = await run_in_threadpool(
-        adapt_service(request.app).rollback, voice_id, principal.project_id, actor=principal.key_id
-    )
+    voice = await run_in_threadpool(service.rollback, voice_id, principal.project_id, actor=principal.key_id)
     return voice.to_json()

@@ -14,19 +14,19 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from voxvault.api.deps import require
+from voxvault.api.deps import AuditReader, VoxVaultDep
 from voxvault.errors import VoxError
 from voxvault.governance.audit import parse_anchor, parse_since
 from voxvault.governance.keys import Principal
+from voxvault.service import VoxVault
 from voxvault.store.models import Project
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-Reader = Annotated[Principal, Depends(require("audit:read"))]
 NDJSON = "application/x-ndjson"
 
 
@@ -49,15 +49,14 @@ class ActorsOut(BaseModel):
     actors: dict[str, str]  # API key id -> the key's name
 
 
-def _is_operator(request: Request, principal: Principal) -> bool:
-    return bool(principal.org_id == request.app.state.vv.keys.operator_org_id())
+def _is_operator(vv: VoxVault, principal: Principal) -> bool:
+    return bool(principal.org_id == vv.keys.operator_org_id())
 
 
-def tenant_filter(request: Request, principal: Principal) -> Callable[[dict[str, Any]], bool]:
+def tenant_filter(vv: VoxVault, principal: Principal) -> Callable[[dict[str, Any]], bool]:
     """Which entries ``principal`` may read: all for the operator org, else its own."""
-    if _is_operator(request, principal):
+    if _is_operator(vv, principal):
         return lambda _entry: True
-    vv = request.app.state.vv
     keys = vv.keys.org_key_ids(principal.org_id)
     with vv.db.session() as s:
         projects = set(s.scalars(select(Project.id).where(Project.org_id == principal.org_id)))
@@ -80,14 +79,14 @@ def tenant_filter(request: Request, principal: Principal) -> Callable[[dict[str,
     responses={200: {"content": {NDJSON: {}}, "description": "One JSON entry per line, oldest first."}},
 )
 def export_audit(
-    request: Request,
-    principal: Reader,
+    vv: VoxVaultDep,
+    principal: AuditReader,
     since: Annotated[str | None, Query(max_length=64, description="Sequence number or ISO time.")] = None,
 ) -> StreamingResponse:
     """The audit log as JSON Lines: seq, ts, actor, action, target, details, prev_hash, hash."""
     since_seq, since_ts = parse_since(since)
-    allowed = tenant_filter(request, principal)
-    entries = request.app.state.vv.audit.entries(since_seq=since_seq, since_ts=since_ts)
+    allowed = tenant_filter(vv, principal)
+    entries = vv.audit.entries(since_seq=since_seq, since_ts=since_ts)
 
     def lines() -> Iterator[bytes]:
         for entry in entries:
@@ -98,22 +97,21 @@ def export_audit(
 
 
 @router.get("/actors", response_model=ActorsOut)
-def audit_actors(request: Request, principal: Reader) -> dict[str, Any]:
+def audit_actors(vv: VoxVaultDep, principal: AuditReader) -> dict[str, Any]:
     """Names of the API keys that act in the log, so a reader sees a key's name beside its id.
 
     The operator organisation's readers get every key; others their organisation's keys only (the same
     keys whose entries they may read). Actors that are not keys (``cli``, none: the local operator) are
     not listed.
     """
-    vv = request.app.state.vv
-    org_id = None if _is_operator(request, principal) else principal.org_id
+    org_id = None if _is_operator(vv, principal) else principal.org_id
     return {"actors": {key.id: key.name for key in vv.keys.list(org_id)}}
 
 
 @router.get("/verify", response_model=VerificationOut)
 def verify_audit(
-    request: Request,
-    principal: Reader,
+    vv: VoxVaultDep,
+    principal: AuditReader,
     anchor: Annotated[
         str | None, Query(max_length=80, description="seq:hash from an earlier verify, kept elsewhere.")
     ] = None,
@@ -126,5 +124,5 @@ def verify_audit(
         except ValueError as exc:
             raise VoxError("invalid_anchor", str(exc), 422) from None
         anchors = {seq: digest}
-    result = request.app.state.vv.audit.verify(anchors)
-    return dict(result.as_dict(with_messages=_is_operator(request, principal)))
+    result = vv.audit.verify(anchors)
+    return dict(result.as_dict(with_messages=_is_operator(vv, principal)))

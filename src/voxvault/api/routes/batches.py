@@ -8,34 +8,19 @@ is refused with each bad line named in ``error.details.errors``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from voxvault.api.deps import require
+from voxvault.api.deps import BatchServiceDep, SettingsDep, SpeechCreator, batch_service
+from voxvault.api.schemas import BatchErrorOut, BatchErrorsOut, BatchOut
 from voxvault.errors import VoxError
-from voxvault.governance.keys import Principal
 from voxvault.jobs.service import BatchService, BatchStatus
-
-_service_lock = threading.Lock()
-
-
-def batch_service(app: FastAPI) -> BatchService:
-    """The app's batch service, started on first use (normally at app start)."""
-    with _service_lock:
-        service: BatchService | None = getattr(app.state, "batches", None)
-        if service is None:
-            service = BatchService(app.state.vv)
-            service.start()
-            app.state.batches = service
-        return service
 
 
 @asynccontextmanager
@@ -50,7 +35,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], lifespan=_lifespan)
-Speech = Annotated[Principal, Depends(require("speech:create"))]
 JobId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
 _UPLOAD_BODY = {
@@ -75,32 +59,6 @@ _UPLOAD_BODY = {
 }
 
 
-class BatchOut(BaseModel):
-    id: str
-    status: str
-    total: int
-    done: int
-    failed: int
-    skipped: int
-    pending: int
-    audio_seconds: float
-    error: str | None
-    created_at: str
-    updated_at: str
-    manifest_url: str
-    errors_url: str
-
-
-class BatchErrorOut(BaseModel):
-    id: str
-    code: str
-    message: str
-
-
-class BatchErrorsOut(BaseModel):
-    errors: list[BatchErrorOut]
-
-
 def _out(status: BatchStatus) -> BatchOut:
     base = f"/v1/batches/{status.id}"
     return BatchOut(**asdict(status), manifest_url=f"{base}/manifest", errors_url=f"{base}/errors")
@@ -117,8 +75,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _upload(request: Request) -> tuple[bytes, str | None, dict[str, Any]]:
-    limit = request.app.state.vv.settings.max_upload_bytes
+async def _upload(request: Request, limit: int) -> tuple[bytes, str | None, dict[str, Any]]:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise VoxError("upload_too_large", "the items file is larger than the upload limit", 413)
@@ -142,15 +99,16 @@ async def _upload(request: Request) -> tuple[bytes, str | None, dict[str, Any]]:
 @router.post("", status_code=202, response_model=BatchOut, openapi_extra=_UPLOAD_BODY)
 async def create_batch(
     request: Request,
-    principal: Speech,
+    service: BatchServiceDep,
+    settings: SettingsDep,
+    principal: SpeechCreator,
     voice: Annotated[
         str | None, Query(max_length=64, description="Default voice (a preset if unset).")
     ] = None,
     response_format: Annotated[str, Query(description="Default audio format.")] = "wav",
 ) -> BatchOut:
     """Queue a batch job; poll ``GET /v1/batches/{id}`` for counts, then read the manifest."""
-    data, filename, fields = await _upload(request)
-    service = batch_service(request.app)
+    data, filename, fields = await _upload(request, settings.max_upload_bytes)
     status = await run_in_threadpool(
         service.submit,
         data,
@@ -163,9 +121,9 @@ async def create_batch(
 
 
 @router.get("/{job_id}", response_model=BatchOut)
-def get_batch(job_id: JobId, request: Request, principal: Speech) -> BatchOut:
+def get_batch(job_id: JobId, service: BatchServiceDep, principal: SpeechCreator) -> BatchOut:
     """Status and counts: total, done (skipped included), failed, skipped, pending."""
-    return _out(batch_service(request.app).status(job_id, principal.project_id))
+    return _out(service.status(job_id, principal.project_id))
 
 
 @router.get(
@@ -173,22 +131,22 @@ def get_batch(job_id: JobId, request: Request, principal: Speech) -> BatchOut:
     response_class=Response,
     responses={200: {"content": {"application/x-ndjson": {}}, "description": "manifest.jsonl so far"}},
 )
-def get_manifest(job_id: JobId, request: Request, principal: Speech) -> Response:
+def get_manifest(job_id: JobId, service: BatchServiceDep, principal: SpeechCreator) -> Response:
     """One JSON line per finished item: id, path, duration, sha256, watermark_id, voice, format."""
-    data = batch_service(request.app).manifest(job_id, principal.project_id)
+    data = service.manifest(job_id, principal.project_id)
     return Response(data, media_type="application/x-ndjson")
 
 
 @router.get("/{job_id}/errors", response_model=BatchErrorsOut)
 def get_errors(
     job_id: JobId,
-    request: Request,
-    principal: Speech,
+    service: BatchServiceDep,
+    principal: SpeechCreator,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> BatchErrorsOut:
     """Items that failed, each with its error code and message (a re-run of the job retries them)."""
-    errors = batch_service(request.app).errors(job_id, principal.project_id, limit=limit, offset=offset)
+    errors = service.errors(job_id, principal.project_id, limit=limit, offset=offset)
     return BatchErrorsOut(errors=[BatchErrorOut(**e) for e in errors])
 
 
@@ -200,8 +158,8 @@ def get_errors(
 def get_item_audio(
     job_id: JobId,
     item_id: Annotated[str, Path(max_length=64)],
-    request: Request,
-    principal: Speech,
+    service: BatchServiceDep,
+    principal: SpeechCreator,
 ) -> Response:
-    data, content_type = batch_service(request.app).audio(job_id, principal.project_id, item_id)
+    data, content_type = service.audio(job_id, principal.project_id, item_id)
     return Response(data, media_type=content_type)

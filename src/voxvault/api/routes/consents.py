@@ -10,33 +10,25 @@ The checks themselves run in a worker thread (they are CPU-bound model calls).
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData, UploadFile
-from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
-from starlette.types import Message
 
-from voxvault.api.deps import require
-from voxvault.api.routes.voices import VoiceDetailOut
-from voxvault.api.schemas import BINARY, multipart_body
+from voxvault.api.deps import ConsentManager, VoicesWriter, VoxVaultDep
+from voxvault.api.forms import read_bounded_form
+from voxvault.api.schemas import BINARY, VoiceDetailOut, multipart_body
 from voxvault.errors import VoxError
-from voxvault.governance.keys import Principal
+from voxvault.service import VoxVault
 from voxvault.text.validity import check_text
 from voxvault.voices.enrollment import Upload
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"])
 
-ConsentManager = Annotated[Principal, Depends(require("consent:manage"))]
-VoiceWriter = Annotated[Principal, Depends(require("voices:write"))]
 ConsentId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
-
-SPOOL_IN_MEMORY = 4 * 1024 * 1024
-READ_CHUNK = 64 * 1024
 
 
 class ConsentCreate(BaseModel):
@@ -88,9 +80,9 @@ class ConsentOut(BaseModel):
 
 
 @router.post("", status_code=201, response_model=ConsentTicketOut)
-def create_consent(body: ConsentCreate, request: Request, principal: ConsentManager) -> ConsentTicketOut:
+def create_consent(body: ConsentCreate, vv: VoxVaultDep, principal: ConsentManager) -> ConsentTicketOut:
     """Start a consent: returns the script (naming speaker, organisation and purpose) with a one-time code."""
-    ticket = request.app.state.vv.consents.create(
+    ticket = vv.consents.create(
         project_id=principal.project_id,
         speaker_name=body.speaker_name,
         organization=body.organization,
@@ -103,59 +95,9 @@ def create_consent(body: ConsentCreate, request: Request, principal: ConsentMana
 
 
 @router.get("/{consent_id}", response_model=ConsentOut)
-def get_consent(consent_id: ConsentId, request: Request, principal: ConsentManager) -> ConsentOut:
+def get_consent(consent_id: ConsentId, vv: VoxVaultDep, principal: ConsentManager) -> ConsentOut:
     """A consent's state, scores and refusal reason (never the code or the audio)."""
-    return ConsentOut(**request.app.state.vv.consents.view(consent_id, principal.project_id).to_json())
-
-
-async def read_bounded_form(request: Request, max_bytes: int, max_files: int) -> FormData:
-    """The multipart form, read with a hard byte limit (see the module docstring)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise VoxError("invalid_upload", "Content-Length is not a number", 400) from None
-        if size > max_bytes:
-            raise VoxError(
-                "upload_too_large",
-                f"the upload is {size} bytes; the limit is {max_bytes} bytes",
-                413,
-                max_bytes=max_bytes,
-            )
-    content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
-        raise VoxError("invalid_upload", "send the files as multipart/form-data", 415)
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed below or by form
-    try:
-        total = 0
-        try:
-            async for chunk in request.stream():
-                total += len(chunk)
-                if total > max_bytes:
-                    raise VoxError(
-                        "upload_too_large",
-                        f"the upload is larger than the {max_bytes} byte limit",
-                        413,
-                        max_bytes=max_bytes,
-                    )
-                spool.write(chunk)
-        except ClientDisconnect:
-            raise VoxError("invalid_upload", "the client disconnected during the upload", 400) from None
-        spool.seek(0)
-
-        async def replay() -> Message:
-            data = spool.read(READ_CHUNK)
-            return {"type": "http.request", "body": data, "more_body": bool(data)}
-
-        try:
-            return await Request(request.scope, replay).form(max_files=max_files, max_fields=16)
-        except VoxError:
-            raise
-        except Exception as exc:  # malformed multipart: python-multipart/Starlette raise various types
-            raise VoxError("invalid_upload", "the multipart body could not be parsed", 400) from exc
-    finally:
-        spool.close()
+    return ConsentOut(**vv.consents.view(consent_id, principal.project_id).to_json())
 
 
 async def _upload(item: Any, field: str) -> Upload:
@@ -177,8 +119,7 @@ def _text(form: FormData, field: str, *, required: bool) -> str | None:
     return value
 
 
-async def _enroll_form(request: Request) -> tuple[FormData, Upload, list[Upload]]:
-    vv = request.app.state.vv
+async def _enroll_form(request: Request, vv: VoxVault) -> tuple[FormData, Upload, list[Upload]]:
     form = await read_bounded_form(request, vv.settings.max_upload_bytes, vv.settings.enroll_max_files + 1)
     recording_part = form.get("recording")
     if recording_part is None:
@@ -202,11 +143,12 @@ async def _enroll_form(request: Request) -> tuple[FormData, Upload, list[Upload]
         },
     ),
 )
-async def enroll(consent_id: ConsentId, request: Request, principal: VoiceWriter) -> JSONResponse:
+async def enroll(
+    consent_id: ConsentId, request: Request, vv: VoxVaultDep, principal: VoicesWriter
+) -> JSONResponse:
     """Upload the consent recording and voice samples; on success the new voice can speak at once."""
-    vv = request.app.state.vv
     await run_in_threadpool(vv.consents.check_open, consent_id, principal.project_id, actor=principal.key_id)
-    form, recording, samples = await _enroll_form(request)
+    form, recording, samples = await _enroll_form(request, vv)
     try:
         challenge = _text(form, "challenge", required=True) or ""
         name = _text(form, "name", required=False)
@@ -239,10 +181,9 @@ async def enroll(consent_id: ConsentId, request: Request, principal: VoiceWriter
     ),
 )
 async def verify_for_renewal(
-    consent_id: ConsentId, request: Request, principal: ConsentManager
+    consent_id: ConsentId, request: Request, vv: VoxVaultDep, principal: ConsentManager
 ) -> ConsentOut:
     """Verify a new consent recording for an existing voice; then PATCH the voice with this consent id."""
-    vv = request.app.state.vv
     await run_in_threadpool(vv.consents.check_open, consent_id, principal.project_id, actor=principal.key_id)
     form = await read_bounded_form(request, vv.settings.max_upload_bytes, 2)
     try:

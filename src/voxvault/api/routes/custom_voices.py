@@ -15,21 +15,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from voxvault.api.deps import require
-from voxvault.api.routes.consents import read_bounded_form
+from voxvault.api.deps import ConsentManager, VoxVaultDep
+from voxvault.api.forms import read_bounded_form
 from voxvault.api.schemas import BINARY, multipart_body
 from voxvault.errors import VoxError
-from voxvault.governance.keys import Principal
 
 router = APIRouter(tags=["consents"])
-
-ConsentManager = Annotated[Principal, Depends(require("consent:manage"))]
 
 DEFAULT_PURPOSE = "speech synthesis through this voxvault server"
 DEFAULT_CONSENT_DAYS = 365.0  # ElevenLabs' add has no expiry; the script says when consent ends
@@ -66,9 +61,8 @@ def _field(value: object, name: str, limit: int) -> str | None:
         },
     ),
 )
-async def elevenlabs_add_voice(request: Request, principal: ConsentManager) -> JSONResponse:
+async def elevenlabs_add_voice(request: Request, vv: VoxVaultDep, principal: ConsentManager) -> JSONResponse:
     """ElevenLabs' instant clone: starts a voxvault consent (``requires_verification: true``)."""
-    vv = request.app.state.vv
     form = await read_bounded_form(request, vv.settings.max_upload_bytes, vv.settings.enroll_max_files)
     try:
         name = _field(form.get("name"), "name", 200)

@@ -23,16 +23,23 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, WebSocket
+from fastapi import APIRouter, Query, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from voxvault.api.deps import require
+from voxvault.api.deps import (
+    AdmissionDep,
+    MetricsDep,
+    SendTimeoutDep,
+    SpeechCreator,
+    SpeechStreamsDep,
+    VoxVaultDep,
+)
 from voxvault.api.output_format import DEFAULT_OUTPUT_FORMAT, OutputFormat, parse_output_format
-from voxvault.api.routes.speech import start_speech_stream
 from voxvault.api.streaming import ClosingStreamingResponse
-from voxvault.api.text_input import MultiContextSession, TextInputSession, serve
+from voxvault.api.text_input import MultiContextSession, SocketServer, TextInputSession, serve
 from voxvault.governance.keys import Principal
+from voxvault.service import VoxVault
 from voxvault.synthesis import PreparedSpeech
 from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES, ChunkHook, SpeechPipeline
 from voxvault.synthesis.streaming import CharAlignment, SessionChunk, SpeechSession
@@ -66,7 +73,7 @@ class TextToSpeechRequest(BaseModel):
 
 
 def _prepare(
-    request: Request,
+    vv: VoxVault,
     principal: Principal,
     voice_id: str,
     body: TextToSpeechRequest,
@@ -75,7 +82,6 @@ def _prepare(
     short_start: bool,
 ) -> tuple[PreparedSpeech, _SessionAudio]:
     """Everything a request can get wrong is checked here, before a response starts."""
-    vv = request.app.state.vv
     out = parse_output_format(output_format)
     style = vv.voice_for(principal, voice_id)
     speed = body.voice_settings.speed if body.voice_settings is not None else 1.0
@@ -94,7 +100,7 @@ def _prepare(
 
 class _SessionAudio:
     """Renders a prepared request through a ``SpeechSession`` (the stream-input renderer): encoded audio
-    at the output format's own bitrate for ``start_speech_stream``, and each chunk with its timings kept
+    at the output format's own bitrate for ``SpeechStreams.start``, and each chunk with its timings kept
     in ``timed``, in order, for the routes that send them."""
 
     def __init__(
@@ -189,7 +195,6 @@ OutputFormatQuery = Annotated[
         max_length=40,
     ),
 ]
-SpeechPrincipal = Annotated[Principal, Depends(require("speech:create"))]
 
 
 @router.post(
@@ -200,14 +205,15 @@ SpeechPrincipal = Annotated[Principal, Depends(require("speech:create"))]
 def text_to_speech(
     voice_id: str,
     body: TextToSpeechRequest,
-    request: Request,
-    principal: SpeechPrincipal,
+    vv: VoxVaultDep,
+    streams: SpeechStreamsDep,
+    principal: SpeechCreator,
     output_format: OutputFormatQuery = DEFAULT_OUTPUT_FORMAT,
 ) -> Response:
     """The whole file, sent when all of it is rendered (the streaming benchmark's baseline)."""
     t_start = time.perf_counter()
-    prepared, render = _prepare(request, principal, voice_id, body, output_format, short_start=False)
-    chunks, ticket = start_speech_stream(request, principal, prepared, t_start, render)
+    prepared, render = _prepare(vv, principal, voice_id, body, output_format, short_start=False)
+    chunks, ticket = streams.start(principal, prepared, t_start, render)
     audio = b"".join(chunks)  # a sync route runs in the threadpool
     return Response(audio, media_type=prepared.content_type, headers={"x-generation-id": ticket.id})
 
@@ -220,14 +226,15 @@ def text_to_speech(
 def text_to_speech_stream(
     voice_id: str,
     body: TextToSpeechRequest,
-    request: Request,
-    principal: SpeechPrincipal,
+    vv: VoxVaultDep,
+    streams: SpeechStreamsDep,
+    principal: SpeechCreator,
     output_format: OutputFormatQuery = DEFAULT_OUTPUT_FORMAT,
 ) -> StreamingResponse:
     """Chunked audio: a short first piece leaves as soon as it is rendered, the rest follows."""
     t_start = time.perf_counter()
-    prepared, render = _prepare(request, principal, voice_id, body, output_format, short_start=True)
-    chunks, ticket = start_speech_stream(request, principal, prepared, t_start, render)
+    prepared, render = _prepare(vv, principal, voice_id, body, output_format, short_start=True)
+    chunks, ticket = streams.start(principal, prepared, t_start, render)
     return ClosingStreamingResponse(
         chunks, media_type=prepared.content_type, headers={"x-generation-id": ticket.id}
     )
@@ -237,16 +244,17 @@ def text_to_speech_stream(
 def text_to_speech_with_timestamps(
     voice_id: str,
     body: TextToSpeechRequest,
-    request: Request,
-    principal: SpeechPrincipal,
+    vv: VoxVaultDep,
+    streams: SpeechStreamsDep,
+    principal: SpeechCreator,
     output_format: OutputFormatQuery = DEFAULT_OUTPUT_FORMAT,
 ) -> JSONResponse:
     """The whole file as ``audio_base64`` with per-character ``alignment`` (the text as sent) and
     ``normalized_alignment`` (as spoken: numbers as words), in seconds; times come from the model's
     own durations (docs/streaming.md)."""
     t_start = time.perf_counter()
-    prepared, render = _prepare(request, principal, voice_id, body, output_format, short_start=False)
-    chunks, ticket = start_speech_stream(request, principal, prepared, t_start, render)
+    prepared, render = _prepare(vv, principal, voice_id, body, output_format, short_start=False)
+    chunks, ticket = streams.start(principal, prepared, t_start, render)
     parts = [_timed_json(render.timed.popleft(), data, i == 0) for i, data in enumerate(chunks)]
     merged: dict[str, Any] = {"audio_base64": "", "alignment": None, "normalized_alignment": None}
     audio = b"".join(base64.b64decode(p["audio_base64"]) for p in parts)
@@ -271,15 +279,16 @@ def text_to_speech_with_timestamps(
 def text_to_speech_stream_with_timestamps(
     voice_id: str,
     body: TextToSpeechRequest,
-    request: Request,
-    principal: SpeechPrincipal,
+    vv: VoxVaultDep,
+    streams: SpeechStreamsDep,
+    principal: SpeechCreator,
     output_format: OutputFormatQuery = DEFAULT_OUTPUT_FORMAT,
 ) -> StreamingResponse:
     """Newline-delimited JSON, one line per audio chunk: ``audio_base64``, ``alignment`` and
     ``normalized_alignment`` with times in seconds from the start of the whole audio (as ElevenLabs')."""
     t_start = time.perf_counter()
-    prepared, render = _prepare(request, principal, voice_id, body, output_format, short_start=True)
-    chunks, ticket = start_speech_stream(request, principal, prepared, t_start, render)
+    prepared, render = _prepare(vv, principal, voice_id, body, output_format, short_start=True)
+    chunks, ticket = streams.start(principal, prepared, t_start, render)
     return ClosingStreamingResponse(
         _ndjson(chunks, render.timed),
         media_type="application/x-ndjson",
@@ -290,16 +299,32 @@ def text_to_speech_stream_with_timestamps(
 # ------------------------------------------------------------------------------------------- WebSocket
 # The sessions live in voxvault.api.text_input; these routes only hand the socket over.
 @router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
-async def stream_input(ws: WebSocket, voice_id: str) -> None:
+async def stream_input(
+    ws: WebSocket,
+    voice_id: str,
+    vv: VoxVaultDep,
+    metrics: MetricsDep,
+    admission: AdmissionDep,
+    send_timeout_s: SendTimeoutDep,
+) -> None:
     """Text in as it is written, audio out as it is rendered (ElevenLabs' stream-input protocol)."""
-    await serve(ws, voice_id, "stream-input", TextInputSession)
+    server = SocketServer(vv, metrics, admission, send_timeout_s)
+    await serve(ws, server, voice_id, "stream-input", TextInputSession)
 
 
 @router.websocket("/v1/text-to-speech/{voice_id}/multi-stream-input")
-async def multi_stream_input(ws: WebSocket, voice_id: str) -> None:
+async def multi_stream_input(
+    ws: WebSocket,
+    voice_id: str,
+    vv: VoxVaultDep,
+    metrics: MetricsDep,
+    admission: AdmissionDep,
+    send_timeout_s: SendTimeoutDep,
+) -> None:
     """Several independent text streams on one socket (ElevenLabs' multi-context protocol; Pipecat's
     and LiveKit's ElevenLabs services use it)."""
-    await serve(ws, voice_id, "multi-stream-input", MultiContextSession)
+    server = SocketServer(vv, metrics, admission, send_timeout_s)
+    await serve(ws, server, voice_id, "multi-stream-input", MultiContextSession)
 
 
 # The authorisation suite reads the scope a route demands from this attribute (the WebSocket routes

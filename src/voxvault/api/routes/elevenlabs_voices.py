@@ -18,52 +18,22 @@ import datetime as dt
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from voxvault.api.deps import require
-from voxvault.api.routes.speech import start_speech_stream
+from voxvault.api.deps import SpeechCreator, SpeechStreamsDep, VoicesReader, VoxVaultDep
+from voxvault.api.voice_fields import voice_fields
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
+from voxvault.service import VoxVault
 
 router = APIRouter(tags=["elevenlabs"])
 
-Reader = Annotated[Principal, Depends(require("voices:read"))]
-Speaker = Annotated[Principal, Depends(require("speech:create"))]
 
-DEFAULT_SETTINGS = {
-    "stability": 0.5,
-    "similarity_boost": 0.75,
-    "style": 0.0,
-    "use_speaker_boost": False,
-    "speed": 1.0,
-}
 PREVIEW_TEXT = "Hello! This is a preview of this voice, spoken by voxvault."
 
 
-def _labels(description: str, kind: str) -> dict[str, str]:
-    gender = description.split(",")[0].strip() if description else ""
-    labels = {"use_case": "general", "source": "voxvault"}
-    if gender in {"female", "male"}:
-        labels["gender"] = gender
-    if kind == "preset":
-        labels["accent"] = "japanese"  # Kokoro's shipped styles are Japanese speakers
-    return labels
-
-
-def voice_fields(request: Request, voice_id: str, kind: str, description: str) -> dict[str, Any]:
-    """The ElevenLabs fields of a voice (``GET /v1/voices`` and ``/v2/voices`` both carry them)."""
-    return {
-        "category": "premade" if kind == "preset" else "cloned",
-        "labels": _labels(description, kind),
-        "description": description,
-        "preview_url": str(request.url_for("voice_preview", voice_id=voice_id)),
-        "settings": dict(DEFAULT_SETTINGS),
-    }
-
-
-def _all_voices(request: Request, principal: Principal) -> list[dict[str, Any]]:
-    vv = request.app.state.vv
+def _all_voices(request: Request, vv: VoxVault, principal: Principal) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for v in vv.voices():
         out.append(
@@ -109,7 +79,8 @@ def _offset(token: str | None) -> int:
 @router.get("/v2/voices", response_class=JSONResponse)
 def list_voices_v2(
     request: Request,
-    principal: Reader,
+    vv: VoxVaultDep,
+    principal: VoicesReader,
     next_page_token: Annotated[str | None, Query(max_length=64)] = None,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
     search: Annotated[str | None, Query(max_length=200)] = None,
@@ -122,7 +93,7 @@ def list_voices_v2(
     include_total_count: bool = True,
 ) -> JSONResponse:
     """ElevenLabs' searchable, paginated voice list (presets are ``default``, clones ``personal``)."""
-    voices = _all_voices(request, principal)
+    voices = _all_voices(request, vv, principal)
     if search:
         needle = search.lower()
         voices = [
@@ -153,9 +124,9 @@ def list_voices_v2(
     )
 
 
-def _subscription(request: Request, principal: Principal) -> dict[str, Any]:
-    settings = request.app.state.vv.settings
-    cloned = len(request.app.state.vv.voice_registry.list(principal.project_id))
+def _subscription(vv: VoxVault, principal: Principal) -> dict[str, Any]:
+    settings = vv.settings
+    cloned = len(vv.voice_registry.list(principal.project_id))
     return {
         "tier": "self-hosted",
         "character_count": 0,
@@ -184,19 +155,19 @@ def _subscription(request: Request, principal: Principal) -> dict[str, Any]:
 
 
 @router.get("/v1/user/subscription", response_class=JSONResponse)
-def user_subscription(request: Request, principal: Reader) -> JSONResponse:
+def user_subscription(vv: VoxVaultDep, principal: VoicesReader) -> JSONResponse:
     """The server's limits in ElevenLabs' subscription shape (``character_limit``: per request)."""
-    return JSONResponse(_subscription(request, principal))
+    return JSONResponse(_subscription(vv, principal))
 
 
 @router.get("/v1/user", response_class=JSONResponse)
-def user(request: Request, principal: Reader) -> JSONResponse:
+def user(vv: VoxVaultDep, principal: VoicesReader) -> JSONResponse:
     """The key's project as an ElevenLabs user: ``user_id`` is the key id, ``workspace_id`` the project."""
     return JSONResponse(
         {
             "user_id": principal.key_id,
             "workspace_id": principal.project_id,
-            "subscription": _subscription(request, principal),
+            "subscription": _subscription(vv, principal),
             "is_new_user": False,
             "can_use_delayed_payment_methods": False,
             "is_onboarding_completed": True,
@@ -216,14 +187,14 @@ def user(request: Request, principal: Reader) -> JSONResponse:
 )
 def voice_preview(
     voice_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")],
-    request: Request,
-    principal: Speaker,
+    vv: VoxVaultDep,
+    streams: SpeechStreamsDep,
+    principal: SpeechCreator,
 ) -> Response:
     """A short MP3 of the voice; watermarked and recorded like any other output."""
     t_start = time.perf_counter()
-    vv = request.app.state.vv
     style = vv.voice_for(principal, voice_id)
     prepared = vv.pipeline.prepare(PREVIEW_TEXT, style, fmt="mp3", first_piece_phonemes=None)
-    chunks, ticket = start_speech_stream(request, principal, prepared, t_start)
+    chunks, ticket = streams.start(principal, prepared, t_start)
     audio = b"".join(chunks)
     return Response(audio, media_type=prepared.content_type, headers={"x-generation-id": ticket.id})

@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from voxvault.api.deps import require
+from voxvault.api.deps import Admin, VoxVaultDep
+from voxvault.api.schemas import KeyCreated, KeyOut
 from voxvault.errors import VoxError
-from voxvault.governance.keys import MAX_NAME, MAX_VOICE_IDS, CreatedKey, KeyInfo, Principal
+from voxvault.governance.keys import MAX_NAME, MAX_VOICE_IDS
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -28,7 +29,6 @@ Scope = Literal[
     "admin",
 ]
 VoiceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-Admin = Annotated[Principal, Depends(require("admin"))]
 
 
 class KeyCreateRequest(BaseModel):
@@ -47,60 +47,12 @@ class KeyCreateRequest(BaseModel):
     )
 
 
-class KeyOut(BaseModel):
-    id: str
-    prefix: str
-    name: str
-    project_id: str | None
-    scopes: list[str]
-    voice_ids: list[str] | None
-    created_at: dt.datetime | None
-    expires_at: dt.datetime | None
-    revoked_at: dt.datetime | None = None
-    last_used_at: dt.datetime | None = None
-    state: str = "active"
-
-    @classmethod
-    def of(cls, k: KeyInfo) -> KeyOut:
-        return cls(
-            id=k.id,
-            prefix=k.prefix,
-            name=k.name,
-            project_id=k.project_id,
-            scopes=k.scopes,
-            voice_ids=k.voice_ids,
-            created_at=k.created_at,
-            expires_at=k.expires_at,
-            revoked_at=k.revoked_at,
-            last_used_at=k.last_used_at,
-            state=k.state,
-        )
-
-
-class KeyCreated(KeyOut):
-    key: str = Field(description="The secret. Shown this once; only its SHA-256 is stored.")
-
-    @classmethod
-    def created(cls, c: CreatedKey) -> KeyCreated:
-        return cls(
-            id=c.id,
-            prefix=c.prefix,
-            name=c.name,
-            project_id=c.project_id,
-            scopes=c.scopes,
-            voice_ids=c.voice_ids,
-            created_at=c.created_at,
-            expires_at=c.expires_at,
-            key=c.secret,
-        )
-
-
 class KeysOut(BaseModel):
     keys: list[KeyOut]
 
 
 @router.post("", status_code=201, response_model=KeyCreated)
-def create_key(body: KeyCreateRequest, request: Request, principal: Admin) -> KeyCreated:
+def create_key(body: KeyCreateRequest, vv: VoxVaultDep, principal: Admin) -> KeyCreated:
     """Create a key in the caller's organisation; the response is the only time the secret is shown."""
     if principal.voice_ids is not None and (
         body.voice_ids is None or not set(body.voice_ids) <= principal.voice_ids
@@ -117,7 +69,7 @@ def create_key(body: KeyCreateRequest, request: Request, principal: Admin) -> Ke
             )
         except OverflowError:
             raise VoxError("invalid_expiry", "expires_at is out of range") from None
-    created = request.app.state.vv.keys.create(
+    created = vv.keys.create(
         org_id=principal.org_id,
         project_id=body.project_id or principal.project_id,
         scopes=list(body.scopes),
@@ -130,12 +82,12 @@ def create_key(body: KeyCreateRequest, request: Request, principal: Admin) -> Ke
 
 
 @router.get("", response_model=KeysOut)
-def list_keys(request: Request, principal: Admin) -> KeysOut:
+def list_keys(vv: VoxVaultDep, principal: Admin) -> KeysOut:
     """The organisation's keys, including revoked and expired ones; never a secret or its hash."""
-    return KeysOut(keys=[KeyOut.of(k) for k in request.app.state.vv.keys.list(principal.org_id)])
+    return KeysOut(keys=[KeyOut.of(k) for k in vv.keys.list(principal.org_id)])
 
 
 @router.delete("/{key_id}", response_model=KeyOut)
-def revoke_key(request: Request, principal: Admin, key_id: Annotated[str, Path(max_length=64)]) -> KeyOut:
+def revoke_key(vv: VoxVaultDep, principal: Admin, key_id: Annotated[str, Path(max_length=64)]) -> KeyOut:
     """Revoke a key at once; it answers 401 from then on. Revoking twice is harmless."""
-    return KeyOut.of(request.app.state.vv.keys.revoke(key_id, principal.org_id, actor=principal.key_id))
+    return KeyOut.of(vv.keys.revoke(key_id, principal.org_id, actor=principal.key_id))

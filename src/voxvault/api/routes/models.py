@@ -15,12 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from voxvault.api.deps import require
+from voxvault.api.deps import SettingsDep, VoicesReader
 from voxvault.errors import VoxError
-from voxvault.governance.keys import Principal
 
 router = APIRouter(tags=["models"])
 
@@ -91,26 +90,22 @@ def _elevenlabs(model: ElevenLabsModel, max_chars: int) -> dict[str, Any]:
     }
 
 
-Reader = Annotated[Principal, Depends(require("voices:read"))]
-
-
 @router.get("/v1/models", response_class=JSONResponse)
 def list_models(
     request: Request,
-    principal: Reader,
+    settings: SettingsDep,
+    principal: VoicesReader,
     shape: Annotated[Literal["openai", "elevenlabs"] | None, Query(description="Override the guess.")] = None,
 ) -> JSONResponse:
     """OpenAI's ``{"object": "list", "data": [...]}``, or ElevenLabs' bare list for ElevenLabs clients."""
     if shape == "elevenlabs" or (shape is None and is_elevenlabs_client(request)):
-        max_chars = request.app.state.vv.settings.max_input_chars
+        max_chars = settings.max_input_chars
         return JSONResponse([_elevenlabs(m, max_chars) for m in ELEVENLABS_MODELS])
     return JSONResponse({"object": "list", "data": [_openai(m) for m in OPENAI_MODELS]})
 
 
 @router.get("/v1/models/{model_id}", response_class=JSONResponse)
-def get_model(
-    model_id: Annotated[str, Path(max_length=64)], request: Request, principal: Reader
-) -> JSONResponse:
+def get_model(model_id: Annotated[str, Path(max_length=64)], principal: VoicesReader) -> JSONResponse:
     """OpenAI's ``models.retrieve``."""
     for model in OPENAI_MODELS:
         if model.id == model_id:

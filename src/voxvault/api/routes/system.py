@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from voxvault.api.deps import MetricsDep
+
 router = APIRouter()
 
 
@@ -27,5 +29,5 @@ def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["system"])
-def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(server_metrics: MetricsDep) -> Response:
+    return Response(generate_latest(server_metrics.registry), media_type=CONTENT_TYPE_LATEST)

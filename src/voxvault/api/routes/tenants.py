@@ -15,16 +15,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from voxvault.api.deps import require
-from voxvault.api.routes.keys import KeyCreated
+from voxvault.api.deps import Admin, VoxVaultDep
+from voxvault.api.schemas import KeyCreated
 from voxvault.errors import VoxError
 from voxvault.governance.keys import OrganizationInfo, Principal, ProjectInfo
+from voxvault.service import VoxVault
 
 router = APIRouter(tags=["tenants"])
-Admin = Annotated[Principal, Depends(require("admin"))]
 Name = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
@@ -86,26 +86,25 @@ def _full_admin(principal: Principal) -> None:
         raise VoxError("voice_not_allowed", "an admin key limited to some voices cannot manage tenants", 403)
 
 
-def _operator(request: Request, principal: Principal) -> bool:
-    return bool(principal.org_id == request.app.state.vv.keys.operator_org_id())
+def _operator(vv: VoxVault, principal: Principal) -> bool:
+    return bool(principal.org_id == vv.keys.operator_org_id())
 
 
-def _org_for(request: Request, principal: Principal, org_id: str | None) -> str:
+def _org_for(vv: VoxVault, principal: Principal, org_id: str | None) -> str:
     """The organisation a call acts on: the caller's own, or (operator admins) the one named."""
     if org_id is None or org_id == principal.org_id:
         return principal.org_id
-    known = {o.id for o in request.app.state.vv.keys.organizations(org_id)}
-    if not _operator(request, principal) or org_id not in known:
+    known = {o.id for o in vv.keys.organizations(org_id)}
+    if not _operator(vv, principal) or org_id not in known:
         raise VoxError("org_not_found", "no such organisation", 404)
     return org_id
 
 
 @router.post("/v1/organizations", status_code=201, response_model=OrganizationCreated)
-def create_organization(body: OrganizationCreate, request: Request, principal: Admin) -> OrganizationCreated:
+def create_organization(body: OrganizationCreate, vv: VoxVaultDep, principal: Admin) -> OrganizationCreated:
     """Operator admins: a new tenant with its first project (and first admin key, shown once)."""
     _full_admin(principal)
-    vv = request.app.state.vv
-    if not _operator(request, principal):
+    if not _operator(vv, principal):
         vv.audit.record(
             "access.denied",
             actor=principal.key_id,
@@ -125,19 +124,17 @@ def create_organization(body: OrganizationCreate, request: Request, principal: A
 
 
 @router.get("/v1/organizations", response_model=OrganizationsOut)
-def list_organizations(request: Request, principal: Admin) -> OrganizationsOut:
+def list_organizations(vv: VoxVaultDep, principal: Admin) -> OrganizationsOut:
     """Operator admins see every organisation; other admins their own."""
-    vv = request.app.state.vv
-    orgs = vv.keys.organizations(None if _operator(request, principal) else principal.org_id)
+    orgs = vv.keys.organizations(None if _operator(vv, principal) else principal.org_id)
     return OrganizationsOut(organizations=[OrganizationOut.of(o) for o in orgs])
 
 
 @router.post("/v1/projects", status_code=201, response_model=ProjectOut)
-def create_project(body: ProjectCreate, request: Request, principal: Admin) -> ProjectOut:
+def create_project(body: ProjectCreate, vv: VoxVaultDep, principal: Admin) -> ProjectOut:
     """A new project in the caller's organisation (operator admins: in the one named)."""
     _full_admin(principal)
-    vv = request.app.state.vv
-    org_id = _org_for(request, principal, body.organization_id)
+    org_id = _org_for(vv, principal, body.organization_id)
     project_id = vv.keys.create_project(org_id, body.name, actor=principal.key_id)
     project = next(p for p in vv.keys.organizations(org_id)[0].projects if p.id == project_id)
     return ProjectOut.of(project)
@@ -145,11 +142,11 @@ def create_project(body: ProjectCreate, request: Request, principal: Admin) -> P
 
 @router.get("/v1/projects", response_model=ProjectsOut)
 def list_projects(
-    request: Request,
+    vv: VoxVaultDep,
     principal: Admin,
     organization_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ProjectsOut:
     """The caller's organisation's projects (operator admins: any organisation's)."""
-    org_id = _org_for(request, principal, organization_id)
-    orgs = request.app.state.vv.keys.organizations(org_id)
+    org_id = _org_for(vv, principal, organization_id)
+    orgs = vv.keys.organizations(org_id)
     return ProjectsOut(projects=[ProjectOut.of(p) for o in orgs for p in o.projects])

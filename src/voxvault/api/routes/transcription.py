@@ -17,28 +17,28 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from voxvault.api.deps import require
-from voxvault.api.routes.consents import read_bounded_form
+from voxvault.api.deps import Transcriber, TranscriptionGateDep, VoxVaultDep
+from voxvault.api.forms import read_bounded_form
 from voxvault.api.schemas import BINARY, multipart_body
+from voxvault.api.transcription_gate import TranscriptionGate
+from voxvault.config import Settings
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
+from voxvault.service import VoxVault
 
 router = APIRouter(tags=["transcription"])
 log = logging.getLogger(__name__)
-
-Transcriber = Annotated[Principal, Depends(require("speech:transcribe"))]
 
 #: OpenAI model names to local Whisper models (``None``: the configured ``asr_model``).
 OPENAI_MODELS: dict[str, str | None] = {
@@ -63,48 +63,6 @@ _MULTIPART_OPENAPI = multipart_body(
         "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
     },
 )
-
-
-class TranscriptionGate:
-    """``running`` transcriptions at once, ``waiting`` more queued; past that, refuse (429)."""
-
-    def __init__(self, running: int, waiting: int) -> None:
-        self.running = running
-        self.limit = running + waiting
-        self._slots = threading.Semaphore(running)
-        self._lock = threading.Lock()
-        self._admitted = 0
-
-    def admit(self) -> None:
-        with self._lock:
-            if self._admitted >= self.limit:
-                raise VoxError(
-                    "server_busy", "too many transcriptions are running; retry shortly", 429, retry_after=5
-                )
-            self._admitted += 1
-
-    def run(self, wait_s: float = 60.0) -> None:
-        """Block until a slot is free (call in a worker thread, after :meth:`admit`); 429 after ``wait_s``
-        (a long stream holds its slot while it is open: nobody waits for it forever)."""
-        if not self._slots.acquire(timeout=wait_s):
-            message = "every transcription slot stayed busy; retry shortly"
-            raise VoxError("server_busy", message, 429, retry_after=10)
-
-    def done(self, started: bool) -> None:
-        if started:
-            self._slots.release()
-        with self._lock:
-            self._admitted -= 1
-
-
-def _gate(request: Request) -> TranscriptionGate:
-    state = request.app.state
-    gate = getattr(state, "transcription_gate", None)
-    if gate is None:
-        settings = state.vv.settings
-        gate = TranscriptionGate(settings.max_concurrent_transcriptions, settings.queue_size)
-        state.transcription_gate = gate
-    return gate
 
 
 # ------------------------------------------------------------------------------------------- form fields
@@ -173,7 +131,7 @@ class _Job:
     windows: int = 0
 
 
-def _record(request: Request, job: _Job, completed: bool, error: str | None = None) -> None:
+def _record(vv: VoxVault, job: _Job, completed: bool, error: str | None = None) -> None:
     took = time.perf_counter() - job.started
     details: dict[str, Any] = {
         "route": job.route,
@@ -190,9 +148,7 @@ def _record(request: Request, job: _Job, completed: bool, error: str | None = No
     }
     if error:
         details["error"] = error
-    request.app.state.vv.audit.record(
-        "transcription.created", actor=job.actor, target=job.id, details=details
-    )
+    vv.audit.record("transcription.created", actor=job.actor, target=job.id, details=details)
     log.info(
         "transcription id=%s route=%s model=%s task=%s bytes=%d audio_s=%.2f windows=%d segments=%d "
         "total_s=%.3f rtf=%.3f completed=%s",
@@ -210,12 +166,11 @@ def _record(request: Request, job: _Job, completed: bool, error: str | None = No
     )
 
 
-def _start(request: Request, data: bytes, model: str, options: Any) -> Any:
+def _start(vv: VoxVault, data: bytes, model: str, options: Any) -> Any:
     """Decode the upload's first block (a file that is not audio, or short and silent, is refused before
     Whisper is loaded), then load the model (first use) and start recognising (worker thread)."""
     from voxvault.engines.whisper import upload_blocks
 
-    vv = request.app.state.vv
     blocks = upload_blocks(
         data, max_bytes=vv.settings.max_upload_bytes, max_seconds=vv.settings.asr_max_seconds
     )
@@ -223,29 +178,26 @@ def _start(request: Request, data: bytes, model: str, options: Any) -> Any:
     return engine.recognize_blocks(blocks, options)
 
 
-async def _transcribe(
-    request: Request, job: _Job, data: bytes, options: Any, *, stream: bool
-) -> tuple[Any, TranscriptionGate]:
+async def _transcribe(vv: VoxVault, gate: TranscriptionGate, job: _Job, data: bytes, options: Any) -> Any:
     """Admit, start; returns the lazy transcription with its gate slot held (caller releases)."""
-    gate = _gate(request)
     gate.admit()
     started = False
     try:
         await run_in_threadpool(gate.run)
         started = True
-        transcription = await run_in_threadpool(_start, request, data, job.model, options)
+        transcription = await run_in_threadpool(_start, vv, data, job.model, options)
     except VoxError as exc:
         gate.done(started)
-        _record(request, job, False, exc.code)
+        _record(vv, job, False, exc.code)
         raise
     except BaseException:
         gate.done(started)
         raise
     job.language = transcription.info.language
-    return transcription, gate
+    return transcription
 
 
-def _finish(request: Request, job: _Job, transcription: Any) -> Any:
+def _finish(job: _Job, transcription: Any) -> Any:
     from voxvault.transcripts import collect
 
     transcript = collect(transcription)
@@ -257,7 +209,7 @@ def _finish(request: Request, job: _Job, transcription: Any) -> Any:
 
 
 async def _complete(
-    request: Request,
+    vv: VoxVault,
     job: _Job,
     transcription: Any,
     gate: TranscriptionGate,
@@ -266,21 +218,19 @@ async def _complete(
     """Recognise everything (worker thread), run ``then`` (diarization) still holding the slot, release it,
     audit: the audit entry says completed only once all the request's work is done."""
     try:
-        transcript = await run_in_threadpool(_finish, request, job, transcription)
+        transcript = await run_in_threadpool(_finish, job, transcription)
         if then is not None:
             await run_in_threadpool(then)
     except VoxError as exc:  # a later window was refused (too long, broken past its start)
-        _record(request, job, False, exc.code)
+        _record(vv, job, False, exc.code)
         raise
     finally:
         gate.done(True)
-    _record(request, job, True)
+    _record(vv, job, True)
     return transcript
 
 
-def _new_job(
-    request: Request, principal: Principal, route: str, model: str, task: str, fmt: str, size: int
-) -> _Job:
+def _new_job(principal: Principal, route: str, model: str, task: str, fmt: str, size: int) -> _Job:
     return _Job(
         id=uuid.uuid4().hex,
         route=route,
@@ -294,12 +244,12 @@ def _new_job(
 
 
 # ------------------------------------------------------------------------------------------- OpenAI
-def _openai_model(request: Request, name: str | None, task: str) -> str:
+def _openai_model(settings: Settings, name: str | None, task: str) -> str:
     name = name or "whisper-1"
     if name not in OPENAI_MODELS:
         known = ", ".join(OPENAI_MODELS)
         raise VoxError("unsupported_model", f"model {name[:60]!r} is not available; use one of {known}", 400)
-    model = OPENAI_MODELS[name] or request.app.state.vv.settings.asr_model
+    model = OPENAI_MODELS[name] or settings.asr_model
     if task == "translate":
         return "base"  # translation needs the multilingual model, whatever the name
     return model
@@ -319,10 +269,11 @@ def _granularities(form: FormData) -> set[str]:
     return found
 
 
-async def _openai(request: Request, principal: Principal, task: str) -> Response:
+async def _openai(
+    request: Request, vv: VoxVault, gate: TranscriptionGate, principal: Principal, task: str
+) -> Response:
     from voxvault.engines.whisper import TranscribeOptions
 
-    vv = request.app.state.vv
     form = await read_bounded_form(request, vv.settings.max_upload_bytes, 1)
     fmt = (_field(form, "response_format") or "json").lower()
     if fmt not in RESPONSE_FORMATS:
@@ -332,7 +283,7 @@ async def _openai(request: Request, principal: Principal, task: str) -> Response
             400,
             supported=list(RESPONSE_FORMATS),
         )
-    model = _openai_model(request, _field(form, "model"), task)
+    model = _openai_model(vv.settings, _field(form, "model"), task)
     stream = _bool(form, "stream")
     granularities = _granularities(form) or {"segment"}
     prompt = _field(form, "prompt") or None
@@ -347,14 +298,14 @@ async def _openai(request: Request, principal: Principal, task: str) -> Response
     )
     data, _ = await _read_file(form)
     route = "openai.translations" if task == "translate" else "openai.transcriptions"
-    job = _new_job(request, principal, route, model, task, "sse" if stream else fmt, len(data))
-    transcription, gate = await _transcribe(request, job, data, options, stream=stream)
+    job = _new_job(principal, route, model, task, "sse" if stream else fmt, len(data))
+    transcription = await _transcribe(vv, gate, job, data, options)
     headers = {"x-transcription-id": job.id}
     if stream:
         return StreamingResponse(
-            _sse(request, job, transcription, gate), media_type="text/event-stream", headers=headers
+            _sse(vv, job, transcription, gate), media_type="text/event-stream", headers=headers
         )
-    transcript = await _complete(request, job, transcription, gate)
+    transcript = await _complete(vv, job, transcription, gate)
     from voxvault.transcripts import json_body, to_srt, to_vtt, verbose_json
 
     if fmt == "json":
@@ -369,7 +320,7 @@ async def _openai(request: Request, principal: Principal, task: str) -> Response
     return PlainTextResponse(transcript.text, headers=headers)
 
 
-def _sse(request: Request, job: _Job, transcription: Any, gate: TranscriptionGate) -> Iterator[bytes]:
+def _sse(vv: VoxVault, job: _Job, transcription: Any, gate: TranscriptionGate) -> Iterator[bytes]:
     """OpenAI's streamed transcription: ``transcript.text.delta`` per segment, ``transcript.text.done``.
 
     A refusal after the stream started (a later part of the file is broken or past the length limit)
@@ -400,7 +351,7 @@ def _sse(request: Request, job: _Job, transcription: Any, gate: TranscriptionGat
         job.windows = transcription.windows
         job.duration_s = job.duration_s or transcription.duration
         gate.done(True)
-        _record(request, job, completed, error)
+        _record(vv, job, completed, error)
 
 
 def _event(payload: dict[str, Any]) -> bytes:
@@ -408,17 +359,21 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 
 @router.post("/v1/audio/transcriptions", openapi_extra=_MULTIPART_OPENAPI)
-async def create_transcription(request: Request, principal: Transcriber) -> Response:
+async def create_transcription(
+    request: Request, vv: VoxVaultDep, gate: TranscriptionGateDep, principal: Transcriber
+) -> Response:
     """OpenAI-compatible transcription: ``file``, ``model`` (whisper-1, gpt-4o-transcribe,
     gpt-4o-mini-transcribe), ``language``, ``prompt``, ``temperature``, ``response_format`` (json, text,
     srt, vtt, verbose_json), ``timestamp_granularities[]`` (word, segment), ``stream`` (SSE)."""
-    return await _openai(request, principal, "transcribe")
+    return await _openai(request, vv, gate, principal, "transcribe")
 
 
 @router.post("/v1/audio/translations", openapi_extra=_MULTIPART_OPENAPI)
-async def create_translation(request: Request, principal: Transcriber) -> Response:
+async def create_translation(
+    request: Request, vv: VoxVaultDep, gate: TranscriptionGateDep, principal: Transcriber
+) -> Response:
     """OpenAI-compatible translation of speech in any language Whisper knows into English text."""
-    return await _openai(request, principal, "translate")
+    return await _openai(request, vv, gate, principal, "translate")
 
 
 # ------------------------------------------------------------------------------------------- ElevenLabs
@@ -474,12 +429,11 @@ def _eleven_words(transcript: Any, granularity: str) -> list[dict[str, Any]]:
     return out
 
 
-def _diarize(request: Request, data: bytes, num_speakers: int | None) -> list[Any]:
+def _diarize(vv: VoxVault, data: bytes, num_speakers: int | None) -> list[Any]:
     """Speaker turns of the upload (decoded again at 16 kHz: the transcription consumed its blocks)."""
     from voxvault.audio.io import decode
     from voxvault.engines.diarize import SAMPLE_RATE
 
-    vv = request.app.state.vv
     audio = decode(
         data,
         max_bytes=vv.settings.max_upload_bytes,
@@ -521,13 +475,14 @@ def _label_speakers(words: list[dict[str, Any]], transcript: Any, turns: list[An
         },
     ),
 )
-async def speech_to_text(request: Request, principal: Transcriber) -> Response:
+async def speech_to_text(
+    request: Request, vv: VoxVaultDep, gate: TranscriptionGateDep, principal: Transcriber
+) -> Response:
     """ElevenLabs-compatible speech to text: ``model_id``, ``file``, ``language_code`` (ISO 639-1 or -3),
     ``diarize``, ``num_speakers``, ``timestamps_granularity`` (none, word, character)."""
     from voxvault.engines.whisper import TranscribeOptions
     from voxvault.transcripts import ISO1_TO_3
 
-    vv = request.app.state.vv
     form = await read_bounded_form(request, vv.settings.max_upload_bytes, 1)
     model_id = _field(form, "model_id")
     if not model_id:
@@ -559,17 +514,15 @@ async def speech_to_text(request: Request, principal: Transcriber) -> Response:
     )
     model = vv.settings.asr_model
     data, _ = await _read_file(form)
-    job = _new_job(
-        request, principal, "elevenlabs.speech_to_text", model, "transcribe", granularity, len(data)
-    )
-    transcription, gate = await _transcribe(request, job, data, options, stream=False)
+    job = _new_job(principal, "elevenlabs.speech_to_text", model, "transcribe", granularity, len(data))
+    transcription = await _transcribe(vv, gate, job, data, options)
     turns: list[Any] = []
     transcript = await _complete(
-        request,
+        vv,
         job,
         transcription,
         gate,
-        then=(lambda: turns.extend(_diarize(request, data, num_speakers))) if diarize else None,
+        then=(lambda: turns.extend(_diarize(vv, data, num_speakers))) if diarize else None,
     )
     language = transcript.info.language
     words = _eleven_words(transcript, granularity)

@@ -13,20 +13,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from voxvault.api.deps import require
-from voxvault.api.routes.batches import BatchErrorOut, BatchErrorsOut, BatchOut, batch_service
-from voxvault.api.routes.consents import read_bounded_form
-from voxvault.api.schemas import BINARY, multipart_body
+from voxvault.api.deps import BatchServiceDep, Transcriber, VoxVaultDep
+from voxvault.api.forms import read_bounded_form
+from voxvault.api.schemas import BINARY, BatchErrorOut, BatchErrorsOut, BatchOut, multipart_body
 from voxvault.errors import VoxError
-from voxvault.governance.keys import Principal
 from voxvault.jobs.service import BatchStatus
 
 router = APIRouter(prefix="/v1/transcription-batches", tags=["batches", "transcription"])
-Transcriber = Annotated[Principal, Depends(require("speech:transcribe"))]
 JobId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 ItemId = Annotated[str, Path(max_length=64)]
 TASK = "transcribe"
@@ -62,12 +59,13 @@ def _text(form: FormData, name: str) -> str | None:
         },
     ),
 )
-async def create_transcription_batch(request: Request, principal: Transcriber) -> BatchOut:
+async def create_transcription_batch(
+    request: Request, vv: VoxVaultDep, service: BatchServiceDep, principal: Transcriber
+) -> BatchOut:
     """Queue the uploaded files; each becomes ``transcripts/<id>.json`` (text, segments, words with their
     speaker, speakers), ``.srt`` and ``.rttm``."""
     from voxvault.jobs.transcribe_items import MAX_UPLOAD_FILES, TranscribeJobOptions, submit_job
 
-    vv = request.app.state.vv
     form = await read_bounded_form(request, vv.settings.max_upload_bytes, MAX_UPLOAD_FILES)
     try:
         files = []
@@ -89,15 +87,14 @@ async def create_transcription_batch(request: Request, principal: Transcriber) -
         )
     finally:
         await form.close()
-    service = batch_service(request.app)
     status = await run_in_threadpool(submit_job, service, files, principal=principal, options=options)
     return _out(status)
 
 
 @router.get("/{job_id}", response_model=BatchOut)
-def get_transcription_batch(job_id: JobId, request: Request, principal: Transcriber) -> BatchOut:
+def get_transcription_batch(job_id: JobId, service: BatchServiceDep, principal: Transcriber) -> BatchOut:
     """Status and counts: total, done (skipped included), failed, skipped, pending."""
-    return _out(batch_service(request.app).status(job_id, principal.project_id, TASK))
+    return _out(service.status(job_id, principal.project_id, TASK))
 
 
 @router.get(
@@ -105,24 +102,22 @@ def get_transcription_batch(job_id: JobId, request: Request, principal: Transcri
     response_class=Response,
     responses={200: {"content": {"application/x-ndjson": {}}, "description": "manifest.jsonl so far"}},
 )
-def get_transcription_manifest(job_id: JobId, request: Request, principal: Transcriber) -> Response:
+def get_transcription_manifest(job_id: JobId, service: BatchServiceDep, principal: Transcriber) -> Response:
     """One JSON line per finished item: id, path (its JSON transcript), duration, sha256 of that JSON."""
-    data = batch_service(request.app).manifest(job_id, principal.project_id, TASK)
+    data = service.manifest(job_id, principal.project_id, TASK)
     return Response(data, media_type="application/x-ndjson")
 
 
 @router.get("/{job_id}/errors", response_model=BatchErrorsOut)
 def get_transcription_errors(
     job_id: JobId,
-    request: Request,
+    service: BatchServiceDep,
     principal: Transcriber,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> BatchErrorsOut:
     """Files that failed (not audio, silent, too long...), each with its error code and message."""
-    errors = batch_service(request.app).errors(
-        job_id, principal.project_id, limit=limit, offset=offset, task=TASK
-    )
+    errors = service.errors(job_id, principal.project_id, limit=limit, offset=offset, task=TASK)
     return BatchErrorsOut(errors=[BatchErrorOut(**e) for e in errors])
 
 
@@ -139,12 +134,12 @@ def get_transcription_errors(
 def get_item_transcript(
     job_id: JobId,
     item_id: ItemId,
-    request: Request,
+    service: BatchServiceDep,
     principal: Transcriber,
     format: Annotated[str, Query(description="json, srt or rttm")] = "json",  # noqa: A002 - the API name
 ) -> Response:
     from voxvault.jobs.transcribe_items import read_transcript
 
     fmt = format.lower()
-    data = read_transcript(batch_service(request.app), job_id, principal.project_id, item_id, fmt)
+    data = read_transcript(service, job_id, principal.project_id, item_id, fmt)
     return Response(data, media_type=_CONTENT_TYPES[fmt])

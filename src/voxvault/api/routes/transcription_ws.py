@@ -39,7 +39,13 @@ import soxr
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from voxvault.api.routes.transcription import TranscriptionGate, _gate
+from voxvault.api.deps import (
+    TranscriptionGateDep,
+    VoxVaultDep,
+    bearer,
+    check_key,
+    demand_scope,
+)
 from voxvault.api.websocket import (
     WS_INVALID,
     WS_NORMAL,
@@ -47,13 +53,13 @@ from voxvault.api.websocket import (
     WS_TOO_BIG,
     ClientGone,
     WsClose,
-    bearer,
     close_for,
     close_socket,
 )
 from voxvault.audio.stream_decode import ENCODINGS, stream_decoder
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
+from voxvault.service import VoxVault
 
 router = APIRouter(tags=["transcription"])
 log = logging.getLogger(__name__)
@@ -70,6 +76,7 @@ MAX_BUFFER_S = 25.0
 #: Stop reading from the client while this much audio waits for the model.
 MAX_BACKLOG_S = 30.0
 SCOPE = "speech:transcribe"
+ROUTE = "/v1/speech-to-text/stream"
 
 
 @dataclass
@@ -185,11 +192,11 @@ class _Params:
     encoding: str = "pcm_s16le"
 
 
-def _params(ws: WebSocket) -> _Params:
+def _params(ws: WebSocket, default_model: str) -> _Params:
     from voxvault.engines.whisper import MODEL_NAMES
 
     q = ws.query_params
-    model = q.get("model") or ws.app.state.vv.settings.asr_model
+    model = q.get("model") or default_model
     if model not in MODEL_NAMES:
         raise VoxError("unsupported_model", f"model must be one of {', '.join(MODEL_NAMES)}")
     encoding = q.get("encoding") or "pcm_s16le"
@@ -204,28 +211,16 @@ def _params(ws: WebSocket) -> _Params:
     return _Params(model, (q.get("language") or None), rate, encoding)
 
 
-def _authenticate(ws: WebSocket) -> Principal:
-    vv = ws.app.state.vv
+def _authenticate(ws: WebSocket, vv: VoxVault) -> Principal:
+    """The key from a header or ``?api_key=`` (browsers cannot set WebSocket headers), with the scope."""
     q = ws.query_params
     secret = (
         bearer(ws.headers.get("authorization"))
         or bearer(q.get("api_key"))
         or bearer(ws.headers.get("xi-api-key"))
     )
-    if not secret:
-        raise VoxError("missing_api_key", "send an API key: Authorization: Bearer <key> or ?api_key=", 401)
-    if len(secret) > 256:
-        raise VoxError("invalid_api_key", "the API key is not valid", 401)
-    principal: Principal = vv.keys.authenticate(secret)
-    if not principal.has(SCOPE):
-        vv.audit.record(
-            "access.denied",
-            actor=principal.key_id,
-            target="/v1/speech-to-text/stream",
-            details={"reason": "insufficient_scope", "scope": SCOPE, "method": "WEBSOCKET"},
-        )
-        raise VoxError("insufficient_scope", f"this API key lacks the '{SCOPE}' scope", 403)
-    return principal
+    principal = check_key(vv, secret, "send an API key: Authorization: Bearer <key> or ?api_key=")
+    return demand_scope(vv, principal, SCOPE, target=ROUTE, method="WEBSOCKET")
 
 
 class _Session:
@@ -343,13 +338,12 @@ async def _serve(session: _Session) -> None:
         raise first from None
 
 
-@router.websocket("/v1/speech-to-text/stream")
-async def stream_transcription(ws: WebSocket) -> None:
+@router.websocket(ROUTE)
+async def stream_transcription(ws: WebSocket, vv: VoxVaultDep, gate: TranscriptionGateDep) -> None:
     """PCM in, partial and final transcript segments out (see the module docstring)."""
-    vv = ws.app.state.vv
     await ws.accept()
     session_id = uuid.uuid4().hex
-    gate: TranscriptionGate | None = None
+    admitted = False
     started = False
     session: _Session | None = None
     principal: Principal | None = None
@@ -358,10 +352,10 @@ async def stream_transcription(ws: WebSocket) -> None:
     t0 = time.perf_counter()
     try:
         try:
-            principal = await run_in_threadpool(_authenticate, ws)
-            params = _params(ws)
-            gate = _gate(ws)  # type: ignore[arg-type]
+            principal = await run_in_threadpool(_authenticate, ws, vv)
+            params = _params(ws, vv.settings.asr_model)
             gate.admit()
+            admitted = True
             await run_in_threadpool(gate.run)
             started = True
             engine = await run_in_threadpool(vv.engines.transcriber, params.model)
@@ -406,7 +400,7 @@ async def stream_transcription(ws: WebSocket) -> None:
         log.exception("speech-to-text stream failed id=%s", session_id)
         await close_socket(ws, 1011, "internal_error", "internal error; the server log has the details")
     finally:
-        if gate is not None:
+        if admitted:
             gate.done(started)
         if principal is not None:
             audio_s = session.state.received / SAMPLE_RATE if session else 0.0

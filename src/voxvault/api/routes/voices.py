@@ -7,51 +7,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from voxvault.api.deps import require
-from voxvault.api.routes.elevenlabs_voices import voice_fields
-from voxvault.api.schemas import VoiceOut, VoicesOut
+from voxvault.api.deps import VoicesReader, VoicesWriter, VoxVaultDep
+from voxvault.api.schemas import VoiceDetailOut, VoiceOut, VoicesOut
+from voxvault.api.voice_fields import voice_fields
 from voxvault.errors import VoxError
-from voxvault.governance.keys import Principal
 from voxvault.voices.presets import resolve_preset
 
 router = APIRouter(prefix="/v1/voices", tags=["voices"])
 
-Reader = Annotated[Principal, Depends(require("voices:read"))]
-Writer = Annotated[Principal, Depends(require("voices:write"))]
 VoiceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-
-
-class VoiceConsentOut(BaseModel):
-    consent_id: str
-    status: str
-    speaker_name: str
-    organization: str
-    purpose: str
-    verified_at: dt.datetime | None
-    expires_at: dt.datetime | None
-
-
-class VoiceDetailOut(BaseModel):
-    voice_id: str
-    name: str
-    kind: str
-    status: str = Field(description="active, revoked, expired (consent past its end) or pending")
-    engine: str
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
-    expires_at: dt.datetime | None = None
-    revoked_at: dt.datetime | None = None
-    consent: VoiceConsentOut | None = None
-    retention: dict[str, Any] = Field(default_factory=dict, description="What was kept, and until when.")
-    scores: dict[str, Any] = Field(default_factory=dict, description="Every enrollment check's measure.")
-    conditioning: dict[str, Any] = Field(default_factory=dict)
 
 
 class VoicePatch(BaseModel):
@@ -75,9 +45,8 @@ class ErasureOut(BaseModel):
 
 
 @router.get("", response_model=VoicesOut)
-def list_voices(request: Request, principal: Reader) -> VoicesOut:
+def list_voices(request: Request, vv: VoxVaultDep, principal: VoicesReader) -> VoicesOut:
     """Presets, then the caller's project's cloned voices (erased ones are gone)."""
-    vv = request.app.state.vv
     presets = [
         VoiceOut(
             voice_id=v.id,
@@ -103,9 +72,8 @@ def list_voices(request: Request, principal: Reader) -> VoicesOut:
 
 
 @router.get("/{voice_id}", response_model=VoiceDetailOut)
-def get_voice(voice_id: VoiceId, request: Request, principal: Reader) -> VoiceDetailOut:
+def get_voice(voice_id: VoiceId, vv: VoxVaultDep, principal: VoicesReader) -> VoiceDetailOut:
     """One voice: status, consent and its expiry, what was kept and until when, enrollment scores."""
-    vv = request.app.state.vv
     preset = resolve_preset(voice_id)
     if preset is not None:
         known = {v.id: v for v in vv.voices()}
@@ -126,9 +94,10 @@ def _not_preset(voice_id: str) -> None:
 
 
 @router.patch("/{voice_id}", response_model=VoiceDetailOut)
-def update_voice(voice_id: VoiceId, body: VoicePatch, request: Request, principal: Writer) -> VoiceDetailOut:
+def update_voice(
+    voice_id: VoiceId, body: VoicePatch, vv: VoxVaultDep, principal: VoicesWriter
+) -> VoiceDetailOut:
     """Rename, revoke consent, or renew with a newly verified consent."""
-    vv = request.app.state.vv
     registry = vv.voice_registry
     _not_preset(voice_id)
     registry.get(voice_id, principal.project_id)  # 404 first, whatever the body says
@@ -148,9 +117,8 @@ def update_voice(voice_id: VoiceId, body: VoicePatch, request: Request, principa
 
 
 @router.delete("/{voice_id}", response_model=ErasureOut)
-async def erase_voice(voice_id: VoiceId, request: Request, principal: Writer) -> ErasureOut:
+async def erase_voice(voice_id: VoiceId, vv: VoxVaultDep, principal: VoicesWriter) -> ErasureOut:
     """Erase the voice: embedding, style, samples and consent audio leave the database and blob store."""
-    vv = request.app.state.vv
     _not_preset(voice_id)
     result = await run_in_threadpool(
         lambda: vv.voice_registry.erase(voice_id, principal.project_id, actor=principal.key_id)

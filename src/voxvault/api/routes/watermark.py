@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from voxvault.api.deps import require
-from voxvault.api.routes.consents import read_bounded_form
+from voxvault.api.deps import VoicesReader, VoxVaultDep
+from voxvault.api.forms import read_bounded_form
 from voxvault.api.schemas import BINARY, multipart_body
 from voxvault.errors import VoxError
-from voxvault.governance.keys import Principal
 
 router = APIRouter(tags=["watermark"])
 
@@ -21,13 +20,12 @@ router = APIRouter(tags=["watermark"])
     "/v1/watermark/detect",
     openapi_extra=multipart_body(["file"], {"file": BINARY}),
 )
-async def detect(request: Request, principal: Annotated[Principal, Depends(require("voices:read"))]) -> Any:
+async def detect(request: Request, vv: VoxVaultDep, principal: VoicesReader) -> Any:
     """Multipart field ``file``: any common audio format, 1.5 s to ``max_upload_seconds``.
 
     Returns ``present``, ``confidence`` and ``payload`` (the generation's watermark id); keys with the
     ``audit:read`` scope also get the ``generation`` record when it belongs to their organisation.
     """
-    vv = request.app.state.vv
     form = await read_bounded_form(request, vv.settings.max_upload_bytes, 1)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
