@@ -9,9 +9,16 @@ Measured:
 - same person (GE2E cosine, consent vs samples): real clips split in halves (same person = the two halves
   of one clip; different = halves of different clips), synthetic voices (script vs sentences);
 - one speaker per file (2-means centroid cosine): one person's speech vs two people's speech joined;
-- script check: genuine recordings (accept), the same recordings against another code (replayed old
-  recording: must refuse), the script read in the wrong order, other speech (real clips, sentences);
+- script check, by the check the server runs (``consent_script_check``: Whisper by default, which hears
+  the name, organisation, purpose and code; ``pocketsphinx`` for the older grammar pass): genuine
+  recordings (accept), the same recordings against another code (replayed old recording: must refuse),
+  the script read in the wrong order, the script read with another speaker's name (Whisper only: the
+  grammar pass never checked names), other speech (real clips, sentences). A recording is transcribed
+  once and scored against each code (the replay trials re-use its transcript, as a replay would);
 - quality: the SNR estimate against known added noise.
+
+The per-file GE2E and CAM++ thresholds, and the clone attacks, are measured by ``bench/consent.py`` and
+``bench/consent_victims.py``.
 
 Writes JSON and the tables in docs/consent.md (between the calibration markers).
 
@@ -41,6 +48,7 @@ from voxvault.voices.consent import build_script, make_challenge
 from voxvault.voices.identity import IdentityPolicy, embed_measures, speaker_split
 from voxvault.voices.quality import AudioMeasures, measure
 from voxvault.voices.script_check import ScriptChecker, ScriptPolicy
+from voxvault.voices.script_heard import EnglishWhisper, HeardScriptChecker
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEAKERS = ROOT.parent / "shared" / "testdata" / "speakers"
@@ -50,7 +58,22 @@ SENTENCES = (
     "She said the weather would be cold and windy for the rest of the week.",
 )
 SCRIPT_ARGS = {"speaker_name": "Sam Taylor", "organization": "Acme Studios", "purpose": "audiobook narration"}
+WRONG_NAME = "Maria Garcia"
 SWEEP = [round(x, 2) for x in np.arange(0.60, 0.99, 0.05)]
+
+
+class OnceTranscribed:
+    """Whisper, transcribing each distinct recording once (the replay trials score one transcript)."""
+
+    def __init__(self, transcriber: Any) -> None:
+        self.transcriber = transcriber
+        self._seen: dict[bytes, str] = {}
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
+        key = np.asarray(audio, dtype=np.float32).tobytes() + sample_rate.to_bytes(4, "little")
+        if key not in self._seen:
+            self._seen[key] = self.transcriber.transcribe(audio, sample_rate)
+        return self._seen[key]
 
 
 def rate(errors: int, trials: int) -> str:
@@ -63,7 +86,12 @@ class Bench:
         self.rng = np.random.default_rng(seed)
         self.vad = vv.engines.vad()
         self.encoder = vv.engines.speaker()
-        self.checker = ScriptChecker()
+        self.script_check = vv.settings.consent_script_check
+        self.checker: ScriptChecker | HeardScriptChecker = (
+            HeardScriptChecker(OnceTranscribed(EnglishWhisper(vv.engines.transcriber())))
+            if self.script_check == "whisper"
+            else ScriptChecker()
+        )
         self.policy = IdentityPolicy(same_speaker_threshold=vv.settings.speaker_match_threshold)
 
     def m(self, audio: np.ndarray, rate_hz: int = 16_000, label: str = "x") -> AudioMeasures:
@@ -98,6 +126,7 @@ def synthetic_material(b: Bench, blends: int) -> dict[str, dict[str, Any]]:
             "code": " ".join(code),
             "consent": b.speak(script, style),
             "swapped": b.speak(f"My one-time code is {tail} {statement}", style),
+            "wrong_name": b.speak(script.replace(SCRIPT_ARGS["speaker_name"], WRONG_NAME), style),
             "samples": [b.speak(s, style) for s in SENTENCES],
         }
         print(f"  synthesised {name} in {time.perf_counter() - t0:.1f}s", flush=True)
@@ -170,16 +199,25 @@ def script_checks(
         except VoxError as exc:
             return exc.code, {k: v for k, v in exc.details.items() if k not in ("file",)}
 
-    genuine, replay, order, other = [], [], [], []
+    genuine, replay, order, other, wrong_name = [], [], [], [], []
     for name, v in syn.items():
         genuine.append((name, *outcome(v["consent"], v["code"])))
         for _ in range(impostor_codes):
             replay.append((name, *outcome(v["consent"], " ".join(make_challenge()))))
         order.append((name, *outcome(v["swapped"], v["code"])))
         other.append((name, *outcome(np.concatenate(v["samples"]), v["code"])))
+        if "wrong_name" in v:
+            wrong_name.append((name, *outcome(v["wrong_name"], v["code"])))
     for name, audio in real.items():
         other.append((name, *outcome(audio, " ".join(make_challenge()))))
-    return {"genuine": genuine, "replayed_code": replay, "wrong_order": order, "other_speech": other}
+    return {
+        "checker": b.script_check,
+        "genuine": genuine,
+        "replayed_code": replay,
+        "wrong_order": order,
+        "wrong_name": wrong_name,
+        "other_speech": other,
+    }
 
 
 def decide(n: dict[str, Any], code_t: float, statement_t: float) -> str:
@@ -211,12 +249,15 @@ def summarise(raw: dict[str, Any], identity: IdentityPolicy, script: ScriptPolic
         return cos is not None and smaller >= identity.min_group_windows and cos < identity.split_threshold
 
     def outcomes(key: str) -> list[str]:
+        if sc.get("checker", "pocketsphinx") != "pocketsphinx":
+            return [code for _, code, _ in sc.get(key, [])]  # Whisper's own decision, as the server makes it
         return [
-            decide(numbers, script.min_code_recall, script.min_statement_recall) for _, _, numbers in sc[key]
+            decide(numbers, script.min_code_recall, script.min_statement_recall)
+            for _, _, numbers in sc.get(key, [])
         ]
 
-    genuine, replay, order, other = (
-        outcomes(k) for k in ("genuine", "replayed_code", "wrong_order", "other_speech")
+    genuine, replay, order, other, wrong_name = (
+        outcomes(k) for k in ("genuine", "replayed_code", "wrong_order", "other_speech", "wrong_name")
     )
     return {
         "same_person": {
@@ -246,8 +287,10 @@ def summarise(raw: dict[str, Any], identity: IdentityPolicy, script: ScriptPolic
             "mixed_cross_fa": rate(sum(not refused(x) for x in o["mixed_cross"]), len(o["mixed_cross"])),
         },
         "script": {
+            "checker": sc.get("checker", "pocketsphinx"),
             "min_code_recall": script.min_code_recall,
             "min_statement_recall": script.min_statement_recall,
+            "wrong_name_fa": rate(sum(x == "accepted" for x in wrong_name), len(wrong_name)),
             "genuine_fr": rate(sum(g != "accepted" for g in genuine), len(genuine)),
             "replayed_code_fa": rate(sum(r == "accepted" for r in replay), len(replay)),
             "wrong_order_fa": rate(sum(x == "accepted" for x in order), len(order)),
@@ -316,6 +359,10 @@ def main() -> None:
 
 
 BEGIN, END = "<!-- calibration:begin -->", "<!-- calibration:end -->"
+SCRIPT_CHECKERS = {
+    "whisper": "Whisper, English, no prompt: name, organisation, purpose and code each heard",
+    "pocketsphinx": "PocketSphinx's grammar pass: statement recall and the code",
+}
 
 
 def _range(values: list[float]) -> str:
@@ -387,7 +434,7 @@ def write_doc(path: Path, r: dict[str, Any]) -> None:
         _row("two synthetic voices joined", _cos(o["mixed_syn"]), f"{o['mixed_syn_fa']} accepted"),
         _row("real + synthetic joined", _cos(o["mixed_cross"]), f"{o['mixed_cross_fa']} accepted"),
         "",
-        "**Script check**:",
+        f"**Script check** ({SCRIPT_CHECKERS[sc['checker']]}):",
         "",
         _row("trial", "wrong decisions"),
         _row("---", "---"),
@@ -396,6 +443,11 @@ def write_doc(path: Path, r: dict[str, Any]) -> None:
         _row(
             "script read in the wrong order",
             f"{sc['wrong_order_fa']} accepted; {sc['wrong_order_named']} named `script_wrong_order`",
+        ),
+        *(
+            [_row(f"script read with another name ({WRONG_NAME})", f"{sc['wrong_name_fa']} accepted")]
+            if sc.get("wrong_name")
+            else []
         ),
         _row("other speech (real clips, other sentences)", f"{sc['other_speech_fa']} accepted"),
         "",
