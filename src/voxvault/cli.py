@@ -10,15 +10,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from voxvault.cli_batch import batch_app
+from voxvault.cli_common import console, err_console, fail
 from voxvault.cli_eval import eval_app
 from voxvault.cli_governance import audit_app, keys_app
 from voxvault.cli_transcribe import register as register_transcribe_command
@@ -31,17 +31,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)  # long paths and keys stay on one line (copyable), never wrapped
-err_console = Console(stderr=True, soft_wrap=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(batch_app, name="batch")
 app.add_typer(eval_app, name="eval")
-
-
-def _fail(exc: VoxError) -> NoReturn:
-    err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
-    raise typer.Exit(2)
 
 
 def _vv() -> object:
@@ -77,7 +70,7 @@ def serve(
         _ = vv.blobs  # open the blob store now: a missing boto3 or a bad URL is one line here, not at warm-up
         _ = vv.envelope  # load the master key now (the app warns at start when it sits in the data dir)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     if created is not None and settings.bootstrap_key is None:
         # Printed once to the terminal, never logged: only its SHA-256 is stored. Framed, so it stands out
         # from the migration and server log lines around it.
@@ -124,14 +117,14 @@ def say(
     try:
         check_request(text, fmt, speed)  # a bad flag answers before the model loads (seconds)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     from voxvault.service import VoxVault
 
     try:
         with console.status("synthesising…"):
             speech = VoxVault(Settings()).speak(text, voice=voice, format=fmt, speed=speed)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     tmp = output.with_name(output.name + ".part")
     tmp.write_bytes(speech.audio)
     tmp.replace(output)
@@ -153,7 +146,7 @@ def detect(
 ) -> None:
     """Look for the voxvault watermark in FILE and trace it to its generation record."""
     if not file.is_file():
-        _fail(VoxError("file_not_found", f"no such file: {file}"))
+        fail(VoxError("file_not_found", f"no such file: {file}"))
     from voxvault.service import VoxVault
 
     vv = VoxVault(Settings())
@@ -163,7 +156,7 @@ def detect(
             raise VoxError("upload_too_large", f"{file} is larger than {vv.settings.max_upload_bytes} bytes")
         result = vv.provenance.detect_bytes(data)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     result["generation"] = vv.provenance.generation(int(result["payload"])) if result["present"] else None
     vv.provenance.record_detection(result, None)
     if as_json:

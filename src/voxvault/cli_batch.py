@@ -10,10 +10,9 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -25,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from voxvault.cli_common import console, err_console, fail
 from voxvault.config import Settings
 from voxvault.errors import VoxError
 
@@ -32,18 +32,6 @@ if TYPE_CHECKING:
     from voxvault.jobs.batch import BatchCounts, BatchResult
 
 batch_app = typer.Typer(help="Batch synthesis: many clips, resumable after a crash.", no_args_is_help=True)
-console = Console(soft_wrap=True)  # the result line keeps the output path whole (copyable), never wrapped
-err_console = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(exc: VoxError) -> NoReturn:
-    err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}", highlight=False)
-    for line in (exc.details.get("errors") or [])[:20]:
-        text = f"  line {line['line']}: [{line['code']}] {line['message']}"
-        err_console.print(escape(text), highlight=False)
-    if exc.details.get("error_count", 0) > 20:
-        err_console.print(f"  … and {exc.details['error_count'] - 20} more", highlight=False)
-    raise typer.Exit(2)
 
 
 @batch_app.command("run")
@@ -86,7 +74,7 @@ def run(
         chosen = make_executor(executor, workers=workers, address=address)
         options = WorkerOptions(default_voice=voice or settings.default_voice, default_format=fmt)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     result = _run_with_progress(
         len(spec.items),
         quiet,
@@ -129,7 +117,7 @@ def _run_with_progress(
         with progress:
             return run(show)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         err_console.print("interrupted: run the same command again to resume")
         raise typer.Exit(130) from None
@@ -196,7 +184,7 @@ def transcribe(
     except VoxError as exc:
         for problem in exc.details.get("problems", [])[1:20]:
             err_console.print(f"  {escape(problem)}", highlight=False)
-        _fail(exc)
+        fail(exc)
     result = _run_with_progress(
         len(spec.items),
         quiet,
@@ -229,13 +217,13 @@ def status(
     try:
         sink = open_sink(out, s3_endpoint_url=settings.s3_endpoint_url)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     vv = VoxVault(settings)
     job_id = batch_job_id(sink.url)
     with vv.db.session() as s:
         job = s.get(Job, job_id)
     if job is None:
-        _fail(
+        fail(
             VoxError("not_found", f"no batch job writes to {sink.url} (in {settings.resolved_database_url})")
         )
     by_status = JobRecords(vv.db).status_counts(job_id)

@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from voxvault.cli_common import console, err_console
 from voxvault.errors import VoxError
 
 eval_app = typer.Typer(help="Evaluations: clone (cloning fidelity).", no_args_is_help=True)
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 
 def run_clone_eval(

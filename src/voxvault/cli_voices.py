@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from voxvault.cli_common import console, fail
 from voxvault.config import Settings
 from voxvault.errors import VoxError
 
@@ -32,15 +32,8 @@ consent_app = typer.Typer(help="Consent scripts: start one, show one.", no_args_
 voices_app = typer.Typer(
     help="Voices: list (no subcommand), show, revoke, renew, rm (erase), sweep.", invoke_without_command=True
 )
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 TicketOption = Annotated[Path, typer.Option("--ticket", "-t", help="Ticket file written by 'consent start'.")]
-
-
-def _fail(exc: VoxError) -> NoReturn:
-    err_console.print(f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
-    raise typer.Exit(2)
 
 
 def _vv() -> VoxVault:
@@ -108,7 +101,7 @@ def consent_start(
             actor=CLI_ACTOR,
         )
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     data = {
         "consent_id": created.consent_id,
         "challenge": created.challenge,
@@ -133,7 +126,7 @@ def consent_show(consent_id: Annotated[str, typer.Argument(help="Consent id.")])
     try:
         _print_json(_vv().consents.view(consent_id, None).to_json())
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def enroll(
@@ -162,7 +155,7 @@ def enroll(
                 actor=CLI_ACTOR,
             )
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     ticket.unlink(missing_ok=True)  # the code is spent either way
     if as_json:
         _print_json(voice.to_json())
@@ -210,7 +203,7 @@ def voices_list(
             for v in (vv.voice_registry.list(None) if vv is not None else [])
         ]
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     items = presets + cloned
     if as_json:
         _print_json(items)
@@ -228,7 +221,7 @@ def voices_show(voice_id: Annotated[str, typer.Argument(help="Cloned voice id.")
     try:
         _print_json(_vv().voice_registry.get(voice_id, None).to_json())
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @voices_app.command("revoke")
@@ -237,7 +230,7 @@ def voices_revoke(voice_id: Annotated[str, typer.Argument(help="Cloned voice id.
     try:
         _vv().voice_registry.revoke(voice_id, None, actor=CLI_ACTOR)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"voice {voice_id} revoked", highlight=False)
 
 
@@ -264,7 +257,7 @@ def voices_renew(
             )
         voice = vv.voice_registry.renew(voice_id, None, data["consent_id"], actor=CLI_ACTOR)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     ticket.unlink(missing_ok=True)
     console.print(f"voice {voice_id} renewed until {voice.expires_at:%Y-%m-%d}", highlight=False)
 
@@ -280,7 +273,7 @@ def voices_rm(
     try:
         result = _vv().voice_registry.erase(voice_id, None, actor=CLI_ACTOR)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(
         f"voice {voice_id} erased ({result.blobs_deleted} stored objects and "
         f"{result.outputs_deleted} batch outputs deleted; {result.exported_outputs_left} exported "
@@ -333,7 +326,7 @@ def voices_adapt(
             status = service.run(job_id, on_progress=show)
         final = service.status(job_id, None)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     shown = ("job_id", "status", "iteration", "best", "start", "stop_reason", "error")
     _print_json({k: v for k, v in final.to_json().items() if k in shown})
     if status != "succeeded":
@@ -348,7 +341,7 @@ def voices_rollback(voice_id: Annotated[str, typer.Argument(help="Cloned voice i
     try:
         AdaptService(_vv()).rollback(voice_id, None, actor=CLI_ACTOR)
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"voice {voice_id} rolled back to its previous style", highlight=False)
 
 
@@ -358,7 +351,7 @@ def voices_sweep() -> None:
     try:
         result = _vv().voice_registry.sweep()
     except VoxError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(
         f"{result.expired} voice(s) marked expired; samples of {result.samples_deleted} voice(s) deleted",
         highlight=False,
