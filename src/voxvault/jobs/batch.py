@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
@@ -50,10 +50,12 @@ from voxvault.jobs.executors import Executor
 from voxvault.jobs.sinks import ManifestEntry, ManifestScan, Sink, format_of
 from voxvault.jobs.spec import BatchItem, BatchSpec, output_key, unsafe_id_reason
 from voxvault.jobs.worker import ItemFailure, PrepareResult, RenderResult, WorkerOptions
-from voxvault.service import VoxVault
 from voxvault.store.db import Database
 from voxvault.store.models import Job, JobItem, utcnow
 from voxvault.synthesis.generation import Generation
+
+if TYPE_CHECKING:  # jobs take a VoxVault, never import it: service.py is the composition root
+    from voxvault.service import VoxVault
 
 log = logging.getLogger(__name__)
 

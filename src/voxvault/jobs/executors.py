@@ -13,14 +13,16 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from voxvault.config import Settings
 from voxvault.errors import VoxError
 from voxvault.jobs.sinks import Sink, open_sink_for
 from voxvault.jobs.spec import BatchItem
 from voxvault.jobs.worker import BatchWorker, PrepareResult, RenderResult, WorkerOptions
-from voxvault.service import VoxVault
+
+if TYPE_CHECKING:  # jobs take a VoxVault, never import it: service.py is the composition root
+    from voxvault.service import VoxVault
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +90,11 @@ class LocalExecutor:
 class RayWorkerActor:
     """One Ray actor: its own ``VoxVault`` (engines loaded once) and its own handle on the output."""
 
-    def __init__(self, settings: dict[str, Any], sink_url: str, options: WorkerOptions) -> None:
+    def __init__(
+        self, service: type[VoxVault], settings: dict[str, Any], sink_url: str, options: WorkerOptions
+    ) -> None:
         logging.basicConfig(level=logging.WARNING)
-        vv = VoxVault(Settings(**settings))
+        vv = service(Settings(**settings))
         sink = open_sink_for(vv, sink_url)
         self.worker = BatchWorker(vv, sink, options)
         self.worker.warm_up()
@@ -181,7 +185,10 @@ class RayExecutor:
         )
         actor_cls = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=1)(self.actor_class())
         job_options = self.actor_options(options)
-        self._actors = [actor_cls.remote(settings, sink.url, job_options) for _ in range(self.workers)]
+        # the service class travels by reference (Ray pickles it as an import), so jobs never import it
+        self._actors = [
+            actor_cls.remote(type(vv), settings, sink.url, job_options) for _ in range(self.workers)
+        ]
         self._inflight = [0] * self.workers
         try:
             pids = ray.get([a.ready.remote() for a in self._actors], timeout=self.start_timeout_s)

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -25,9 +26,11 @@ from voxvault.jobs.executors import LocalExecutor
 from voxvault.jobs.sinks import MANIFEST, Sink, format_of, open_sink_for
 from voxvault.jobs.spec import detect_kind, parse_items
 from voxvault.jobs.worker import WorkerOptions
-from voxvault.service import VoxVault
 from voxvault.store.blobs import BlobNotFound, validate_key
 from voxvault.store.models import Job, JobItem, new_id
+
+if TYPE_CHECKING:  # jobs take a VoxVault, never import it: service.py is the composition root
+    from voxvault.service import VoxVault
 
 log = logging.getLogger(__name__)
 

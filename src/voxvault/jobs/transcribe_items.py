@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -35,7 +35,9 @@ from voxvault.jobs.executors import Executor, RayExecutor
 from voxvault.jobs.sinks import TRANSCRIPT_PREFIX, ManifestEntry, Sink
 from voxvault.jobs.spec import MAX_ID_LENGTH, BatchItem, BatchSpec
 from voxvault.jobs.worker import ItemFailure, WorkerOptions
-from voxvault.service import VoxVault
+
+if TYPE_CHECKING:  # jobs take a VoxVault, never import it: service.py is the composition root
+    from voxvault.service import VoxVault
 
 log = logging.getLogger(__name__)
 
@@ -282,12 +284,14 @@ class LocalTranscribeExecutor:
 class RayTranscribeActor:
     """One Ray actor: its own ``VoxVault`` (Whisper and the diarizer loaded once) and handle on the output."""
 
-    def __init__(self, settings: dict[str, Any], sink_url: str, options: TranscribeJobOptions) -> None:
+    def __init__(
+        self, service: type[VoxVault], settings: dict[str, Any], sink_url: str, options: TranscribeJobOptions
+    ) -> None:
         from voxvault.config import Settings
         from voxvault.jobs.sinks import open_sink_for
 
         logging.basicConfig(level=logging.WARNING)
-        vv = VoxVault(Settings(**settings))
+        vv = service(Settings(**settings))
         self.worker = TranscribeWorker(vv, open_sink_for(vv, sink_url), options)
         self.worker.warm_up()
 

@@ -13,14 +13,17 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voxvault.errors import VoxError
 from voxvault.jobs.sinks import Sink
 from voxvault.jobs.spec import BatchItem, output_key
-from voxvault.service import VoxVault
 from voxvault.synthesis import PreparedSpeech, VoiceStyle
+
+if TYPE_CHECKING:  # jobs take a VoxVault, never import it: service.py is the composition root
+    from voxvault.service import VoxVault
 
 log = logging.getLogger(__name__)
 
