@@ -1,7 +1,8 @@
 """``voxvault batch run`` as a user runs it: killed with SIGKILL mid-run then resumed, and on a Ray cluster.
 
 Both start real processes (the CLI; a Ray head node) with a temporary data folder and the shared model
-cache, and stop everything they started by process group.
+cache, and stop everything they started by process group. The kill -9 resume is the batch feature's
+end-to-end path on Kokoro; the exit codes and the Ray executor speak with the fake engine (engines/fake.py).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ pytestmark = pytest.mark.slow
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
-def _env(data_dir: Path, model_cache: Path) -> dict[str, str]:
+def _env(data_dir: Path, model_cache: Path, tts: str = "kokoro") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXVAULT_")}
     env.update(VOXVAULT_DATA_DIR=str(data_dir), VOXVAULT_CACHE_DIR=str(model_cache), **RAY_ENV)
+    env.update(VOXVAULT_TTS_ENGINE=tts)
     return env
 
 
@@ -92,16 +94,14 @@ def test_kill_9_mid_run_then_the_same_command_finishes_the_job(
     assert len(manifest_entries(out)) == 12
 
 
-def test_failed_items_make_the_command_exit_1_and_are_listed(
-    tmp_path: Path, model_cache: Path, model_ready: None
-) -> None:
+def test_failed_items_make_the_command_exit_1_and_are_listed(tmp_path: Path, model_cache: Path) -> None:
     items = write_items(
         tmp_path / "items.jsonl",
         [{"id": "ok", "text": "Fine."}, {"id": "x", "text": "No.", "voice": "nobody"}],
     )
     run = subprocess.run(
         _cli(str(items), "--out", str(tmp_path / "out")),
-        env=_env(tmp_path / "d", model_cache),
+        env=_env(tmp_path / "d", model_cache, tts="fake"),
         capture_output=True,
         text=True,
         timeout=180,
@@ -111,7 +111,7 @@ def test_failed_items_make_the_command_exit_1_and_are_listed(
     bad = write_items(tmp_path / "bad.jsonl", [{"id": "a"}])
     refused = subprocess.run(
         _cli(str(bad), "--out", str(tmp_path / "o2")),
-        env=_env(tmp_path / "d", model_cache),
+        env=_env(tmp_path / "d", model_cache, tts="fake"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -183,13 +183,13 @@ def ray_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def test_a_batch_on_a_local_ray_cluster(
-    tmp_path: Path, model_cache: Path, model_ready: None, ray_cluster: tuple[str, Path]
+    tmp_path: Path, model_cache: Path, ray_cluster: tuple[str, Path]
 ) -> None:
     address, ray_temp = ray_cluster
     rows = tiny_rows(6, prefix="ray")
     items = write_items(tmp_path / "items.jsonl", rows)
     out = tmp_path / "out"
-    env = _env(tmp_path / "data", model_cache)
+    env = _env(tmp_path / "data", model_cache, tts="fake")
     command = _cli(str(items), "--out", str(out), "--executor", "ray", "--address", address, "--workers", "2")
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=420)
     assert run.returncode == 0, run.stdout + run.stderr
