@@ -91,37 +91,51 @@ async def ttfa_ws(url: str, key: str, text: str) -> float:
 
 
 async def measure(
-    url: str, key: str, repeats: int, settle: float, routes: tuple[str, ...] = ROUTES, barge_repeats: int = 0
-) -> dict[str, Any]:
+    urls: dict[str, str],
+    key: str,
+    repeats: int,
+    settle: float,
+    routes: tuple[str, ...] = ROUTES,
+    barge_repeats: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """TTFA samples per server name; the servers are asked in turn, request by request, so that a
+    before/after pair shares the box's load (on a shared CPU the load swings between minutes)."""
     headers = {"xi-api-key": key, "authorization": f"Bearer {key}"}
-    samples: dict[str, dict[str, list[float]]] = {r: {t: [] for t in OPENERS} for r in routes}
+    out: dict[str, dict[str, Any]] = {
+        name: {
+            "samples": {r: {t: [] for t in OPENERS} for r in routes},
+            "barge_in_okay_s": [],
+            "idle_okay_s": [],
+        }
+        for name in urls
+    }
+
+    async def ttfa(client: httpx.AsyncClient, url: str, route: str, text: str) -> float:
+        if route == "websocket":
+            return await ttfa_ws(url, key, text)
+        return await ttfa_http(client, url, route, text)
+
     async with httpx.AsyncClient(timeout=120, headers=headers) as client:
-        for route in routes:  # warm each path (lazy imports, the voice's loudness gain)
-            for text in (OKAY, OPENERS[5]):
-                await (
-                    ttfa_ws(url, key, text) if route == "websocket" else ttfa_http(client, url, route, text)
-                )
-                await asyncio.sleep(settle)
+        for url in urls.values():
+            for route in routes:  # warm each path (lazy imports, the voice's loudness gain)
+                for text in (OKAY, OPENERS[5]):
+                    await ttfa(client, url, route, text)
+                    await asyncio.sleep(settle)
         for rep in range(repeats):
             for text in OPENERS:
                 for route in routes:
-                    t = await (
-                        ttfa_ws(url, key, text)
-                        if route == "websocket"
-                        else ttfa_http(client, url, route, text)
-                    )
-                    samples[route][text].append(t)
-                    await asyncio.sleep(settle)
+                    for name, url in urls.items():
+                        out[name]["samples"][route][text].append(await ttfa(client, url, route, text))
+                        await asyncio.sleep(settle)
             print(f"  repeat {rep + 1}/{repeats} done, load {os.getloadavg()[0]:.1f}", flush=True)
-        barge: list[float] = []
-        idle: list[float] = []
         for _ in range(barge_repeats or repeats):
-            idle.append(await ttfa_http(client, url, "openai", OKAY))
-            await asyncio.sleep(settle)
-            await ttfa_http(client, url, "openai", LONG)  # returns at first audio: the client hangs up
-            barge.append(await ttfa_http(client, url, "openai", OKAY))
-            await asyncio.sleep(settle)
-    return {"samples": samples, "barge_in_okay_s": barge, "idle_okay_s": idle}
+            for name, url in urls.items():
+                out[name]["idle_okay_s"].append(await ttfa_http(client, url, "openai", OKAY))
+                await asyncio.sleep(settle)
+                await ttfa_http(client, url, "openai", LONG)  # returns at first audio: the client hangs up
+                out[name]["barge_in_okay_s"].append(await ttfa_http(client, url, "openai", OKAY))
+                await asyncio.sleep(settle)
+    return out
 
 
 def baseline_times(openers: list[str], repeats: int) -> dict[str, float]:
@@ -141,7 +155,10 @@ def baseline_times(openers: list[str], repeats: int) -> dict[str, float]:
 def summarise(raw: dict[str, Any], baseline: dict[str, float]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for route, per_text in raw["samples"].items():
-        okay = statistics.median(per_text[OKAY])
+        # "Okay." on an idle server: the openings' own samples, and on the openai route the barge-in
+        # block's idle ones too (a steadier median when --repeats is 1 on a loaded box).
+        okays = per_text[OKAY] + (raw["idle_okay_s"] if route == "openai" else [])
+        okay = statistics.median(okays)
         everything = sorted(t for ts in per_text.values() for t in ts)
         buckets = {}
         for b in BUCKETS:
@@ -248,30 +265,31 @@ def main() -> None:
         (f"@{label}", str(Path(src).resolve())) for label, src in (a.split("=", 1) for a in args.also_src)
     ]
     for precision in args.precisions:
-        for suffix, src in sources:
-            # Admission's first-audio guard refuses on a loaded box; this bench times one request at a time.
-            env = {"VOXVAULT_MAX_FIRST_AUDIO_S": "30"}
-            if precision != "default":
-                env["VOXVAULT_KOKORO_PRECISION"] = precision
-            if src is not None:
-                env["PYTHONPATH"] = src
-            name = precision + suffix
-            with tempfile.TemporaryDirectory(prefix="vv-bench-fa-") as tmp:
-                server = Server(Path(tmp), key, env)
-                try:
+        # All of a precision's servers (this tree and each --also-src) run at once and take turns.
+        servers: dict[str, Server] = {}
+        with tempfile.TemporaryDirectory(prefix="vv-bench-fa-") as tmp:
+            try:
+                for suffix, src in sources:
+                    # Admission's first-audio guard refuses on a loaded box; one request at a time here.
+                    env = {"VOXVAULT_MAX_FIRST_AUDIO_S": "30"}
+                    if precision != "default":
+                        env["VOXVAULT_KOKORO_PRECISION"] = precision
+                    if src is not None:
+                        env["PYTHONPATH"] = src
+                    data = Path(tmp) / (suffix.lstrip("@") or "this")
+                    data.mkdir()
+                    servers[precision + suffix] = Server(data, key, env)
+                for name, server in servers.items():
                     server.wait_ready()
                     print(f"{name}: server ready", flush=True)
-                    raws[name] = asyncio.run(
-                        measure(
-                            server.url,
-                            key,
-                            args.repeats,
-                            args.settle,
-                            tuple(args.routes),
-                            args.barge_repeats,
-                        )
+                urls = {name: server.url for name, server in servers.items()}
+                raws.update(
+                    asyncio.run(
+                        measure(urls, key, args.repeats, args.settle, tuple(args.routes), args.barge_repeats)
                     )
-                finally:
+                )
+            finally:
+                for server in servers.values():
                     server.stop()
     print("baseline (stock onnxruntime, whole opening)", flush=True)
     baseline = {} if args.no_baseline else baseline_times(list(OPENERS), max(1, args.repeats))
