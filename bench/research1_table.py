@@ -39,7 +39,7 @@ def main() -> None:
     out: dict[str, Any] = {"speakers": speakers, "variant": args.variant, "per_speaker": {}, "summary": {}}
     for s in speakers:
         out["per_speaker"][s] = {
-            "ratio": runs[s].get("ratio_ge2e") or runs[s].get("ratio_campp"),
+            "ratio": runs[s].get("ratio_" + args.variant.removeprefix("sel_")),
             **{
                 f"{j}_{k}": {
                     "base": base[s]["instant"]["judges"][j][k],
