@@ -44,7 +44,13 @@ def model_cache() -> Path:
 
 
 #: The weight-free engines (src/voxvault/engines/fake.py) the product tests run on by default.
-FAKE_ENGINES = {"tts_engine": "fake", "speaker_engine": "fake", "vad_engine": "fake", "asr_engine": "fake"}
+FAKE_ENGINES = {
+    "tts_engine": "fake",
+    "speaker_engine": "fake",
+    "vad_engine": "fake",
+    "asr_engine": "fake",
+    "transcriber_engine": "fake",
+}
 REAL_ENGINES = "real_engines"  # a module marked ``pytestmark = pytest.mark.real_engines`` gets real models
 
 #: What still runs the real models, and why (a path prefix under the repo; marked at collection).
@@ -61,6 +67,7 @@ REAL_MODULES: dict[str, str] = {
     "tests/voices/test_cli_voices.py": "the CLI enrollment path end to end",
     "tests/voices/test_script_check.py": "PocketSphinx hears the consent script Kokoro reads",
     "tests/web/test_console.py": "the browser console's enrollment end to end",
+    "tests/web/test_transcribe_tab.py": "the console's Transcribe tab end to end: Whisper and the diarizer",
 }
 
 

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         description="Whisper model for transcription: base (multilingual, WER 0.02-0.05 on read English) or "
         "tiny.en (English only, about 3x faster). Loaded on first use, never by a server that only speaks.",
     )
+    transcriber_engine: Literal["whisper", "fake"] = Field(
+        default="whisper",
+        description="What the transcription routes, CLI and batch run: whisper (asr_model) or fake "
+        "(engines/fake.py: one made-up word per burst of sound, with the fake VAD and speaker encoder as "
+        "the diarizer; no weights; for demos and the tests that check the plumbing, not the words).",
+    )
     asr_max_seconds: float = Field(
         default=4 * 3600.0, gt=0, description="Longest audio a transcription accepts (decoded in windows)."
     )

@@ -116,3 +116,40 @@ def test_vad_and_recogniser_find_the_speech(tts: FakeTTS, packs) -> None:  # typ
     assert asr.transcribe(padded, rate).startswith("word1")
     timings = asr.align(padded, rate, "hello world")
     assert [t.word for t in timings] == ["hello", "world"] and timings[0].start == segment.start
+
+
+def test_the_fake_transcriber_hears_bursts_where_they_are_and_refuses_as_whisper(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Same options, windows and refusals as Whisper (its code), words where the sound is, a new segment
+    after a pause, the same words for the same sound; selected by ``transcriber_engine``."""
+    from voxvault.engines.fake import FakeTranscriber
+    from voxvault.engines.whisper import TranscribeOptions
+
+    engines = EngineRegistry(Settings(data_dir=tmp_path, transcriber_engine="fake"))
+    fake = engines.transcriber("tiny.en")
+    assert isinstance(fake, FakeTranscriber) and fake.model_name == "tiny.en"
+    assert engines.diarizer().encoder.name == "fake" and not engines.loaded("speaker:campp")
+    rate = 16_000
+    t = np.arange(int(0.3 * rate)) / rate
+    burst = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    quiet = np.zeros(int(0.2 * rate), np.float32)
+    pause = np.zeros(rate, np.float32)
+    audio = np.concatenate([quiet, burst, quiet, burst, pause, burst, quiet])
+    segments = list(fake.recognize(audio, rate, TranscribeOptions(language="en")))
+    assert [len(s.words) for s in segments] == [2, 1]
+    assert segments[0].words[0].start == pytest.approx(0.2, abs=0.02)
+    assert segments[1].start == pytest.approx(2.0, abs=0.02) and segments[1].end == pytest.approx(
+        2.3, abs=0.02
+    )
+    assert len({w.word for s in segments for w in s.words}) == 1  # the same sound, the same word
+    assert fake.transcribe(audio, rate) == fake.transcribe(audio, rate) != ""
+    assert fake.transcribe(np.zeros(rate, np.float32), rate) == ""
+    for options, code in (
+        (TranscribeOptions(task="translate"), "translation_unavailable"),
+        (TranscribeOptions(language="de"), "unsupported_language"),
+        (TranscribeOptions(temperature=2.0), "invalid_temperature"),
+    ):
+        with pytest.raises(VoxError) as err:
+            fake.recognize(audio, rate, options)
+        assert err.value.code == code
+    base = FakeTranscriber("base").recognize(audio, rate, TranscribeOptions(task="translate", language="de"))
+    assert (base.info.task, base.info.language) == ("translate", "de")

@@ -11,13 +11,21 @@
 - ``FakeVAD``: frames above an energy floor relative to the loudest frame, merged over short gaps.
 - ``FakeRecognizer``: hears how many words were spoken (one per burst of speech), not which; aligns a
   given text by spreading its words over the speech.
+- ``FakeTranscriber``: Whisper's whole interface (windows, options and refusals, segments, word timings,
+  language, translation, the streaming socket's calls) with Whisper's own windowing code; only the model
+  call is replaced: one made-up word per burst of sound (spelled from the burst's length and brightness),
+  segments split at pauses. ``transcriber_engine = "fake"`` selects it (and a diarizer on the fake VAD and
+  speaker encoder).
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +38,7 @@ from voxvault.engines.base import (
     TimedSpeech,
     WordTiming,
 )
+from voxvault.engines.whisper import MODEL_NAMES, MODELS, TranscribeOptions, WhisperRecognizer
 from voxvault.errors import VoxError
 
 SAMPLE_RATE = 24_000
@@ -305,3 +314,119 @@ class FakeRecognizer:
             WordTiming(word=w, start=round(start + i * step, 3), end=round(start + (i + 1) * step, 3))
             for i, w in enumerate(words)
         ]
+
+
+#: Language codes the fake's multilingual model accepts (a subset of Whisper's); the English-only one: en.
+FAKE_LANGUAGES = frozenset(
+    ("en", "de", "fr", "es", "it", "nl", "pt", "pl", "ru", "uk", "sv", "da", "no", "fi", "tr", "ar", "he")
+    + ("hi", "ja", "zh", "ko", "el", "cs", "hu", "ro")
+)
+_SYLLABLES = ("ka", "lo", "mi", "ra", "te", "su", "no", "vi", "pe", "do", "ri", "ba", "ge", "fu", "ze", "ho")
+
+
+@dataclass(frozen=True)
+class _Word:
+    start: float
+    end: float
+    word: str
+    probability: float = 0.9
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Shaped like a faster-whisper segment: what engines/whisper.py converts."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[_Word, ...]
+    avg_logprob: float = -0.2
+    no_speech_prob: float = 0.01
+    compression_ratio: float = 1.2
+    temperature: float = 0.0
+    tokens: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Info:
+    language: str
+    language_probability: float
+
+
+class FakeTranscriber(WhisperRecognizer):
+    """``WhisperRecognizer`` without weights: the same windows, options and refusals; the model call hears
+    one word per burst of sound (bursts 10 ms frames above 5 % of the window's loudest, merged over gaps
+    under 80 ms, at least 50 ms long), and a pause of :data:`SEGMENT_GAP_S` starts a new segment."""
+
+    name = "fake"
+    SEGMENT_GAP_S = 0.5
+
+    def __init__(self, model: str = "base") -> None:  # noqa: D107 - no weights, no super().__init__
+        weights = MODELS.get(model)
+        if weights is None:
+            raise VoxError(
+                "unknown_model", f"no Whisper model {model!r} (known: {', '.join(MODEL_NAMES)})", 500
+            )
+        self.weights = weights
+        self.model_name = weights.name
+        self.multilingual = weights.multilingual
+        self.threads = 1
+        self.languages = FAKE_LANGUAGES if weights.multilingual else frozenset({"en"})
+        self.load_seconds = 0.0
+
+    def _transcribe_window(
+        self, audio: np.ndarray, options: TranscribeOptions, language: str | None, prompt: str | None
+    ) -> tuple[Iterator[Any], Any]:
+        rate = self.sample_rate
+        words = [
+            _Word(round(a, 3), round(b, 3), " " + _spell(audio[int(a * rate) : int(b * rate)], rate))
+            for a, b in _sound_bursts(audio, rate)
+        ]
+        groups: list[list[_Word]] = []
+        for w in words:
+            if groups and w.start - groups[-1][-1].end < self.SEGMENT_GAP_S:
+                groups[-1].append(w)
+            else:
+                groups.append([w])
+        segments = [
+            _Segment(
+                start=g[0].start,
+                end=g[-1].end,
+                text="".join(w.word for w in g),
+                words=tuple(g) if options.word_timestamps else (),
+            )
+            for g in groups
+        ]
+        # a set language is kept; "detection" always hears English
+        info = _Info(language or "en", 1.0 if language else 0.9)
+        return iter(segments), info
+
+
+def _sound_bursts(audio: np.ndarray, sample_rate: int) -> list[tuple[float, float]]:
+    frame = 0.01
+    frames = _frames(audio, sample_rate, frame)
+    if len(frames) == 0:
+        return []
+    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    if float(rms.max()) < 1e-3:
+        return []
+    active = np.flatnonzero(rms >= rms.max() * 0.05)
+    bursts: list[list[int]] = []
+    for i in active:
+        if bursts and i - bursts[-1][1] <= 8:  # gaps under 80 ms are inside a word
+            bursts[-1][1] = int(i)
+        else:
+            bursts.append([int(i), int(i)])
+    return [(a * frame, (b + 1) * frame) for a, b in bursts if b + 1 - a >= 5]
+
+
+def _spell(samples: np.ndarray, sample_rate: int) -> str:
+    """Two syllables from the burst's length (10 ms frames) and zero-crossing rate: the same sound gives
+    the same word, different sounds mostly different ones."""
+    frames = max(len(samples) * 100 // sample_rate, 1)
+    crossings = (
+        float(np.mean(np.abs(np.diff(np.signbit(samples).astype(np.int8))))) if samples.size > 1 else 0
+    )
+    first = _SYLLABLES[frames % len(_SYLLABLES)]
+    second = _SYLLABLES[int(crossings * 200) % len(_SYLLABLES)]
+    return first + second

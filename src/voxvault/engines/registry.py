@@ -95,6 +95,15 @@ def _whisper(model: str) -> Factory:
     return load
 
 
+def _fake_whisper(model: str) -> Factory:
+    def load(settings: Settings) -> Any:
+        from voxvault.engines.fake import FakeTranscriber
+
+        return FakeTranscriber(model)
+
+    return load
+
+
 def _fake(name: str) -> Factory:
     """Weight-free stand-ins (engines/fake.py): demos, CI, tests that do not judge a model."""
 
@@ -113,11 +122,18 @@ FACTORIES: dict[str, dict[str, Factory]] = {
     "vad": {"silero": _silero, "fake": _fake("FakeVAD")},
     "asr": {"pocketsphinx": _pocketsphinx, "fake": _fake("FakeRecognizer")},
     # Open transcription (Whisper), by model name; asr_engine = "whisper" uses asr_model.
-    "transcriber": {"base": _whisper("base"), "tiny.en": _whisper("tiny.en")},
+    # transcriber_engine = "fake": "<model>:fake", the same model's options and refusals without weights.
+    "transcriber": {
+        "base": _whisper("base"),
+        "tiny.en": _whisper("tiny.en"),
+        "base:fake": _fake_whisper("base"),
+        "tiny.en:fake": _fake_whisper("tiny.en"),
+    },
 }
 
 
 DIARIZER = "diarizer:vad-campp-ahc"  # built from two other engines; unloaded like one
+FAKE_DIARIZER = "diarizer:fake"  # the fake VAD and speaker encoder (transcriber_engine = "fake")
 
 
 @dataclass(frozen=True)
@@ -216,7 +232,7 @@ class EngineRegistry:
             "speaker": self.settings.speaker_engine,
             "vad": self.settings.vad_engine,
             "asr": self.settings.asr_engine,
-            "transcriber": self.settings.asr_model,
+            "transcriber": self._transcriber_name(self.settings.asr_model),
         }
         if kind not in names:
             raise VoxError("unknown_engine", f"no engine kind {kind!r}", 500)
@@ -229,8 +245,10 @@ class EngineRegistry:
         ``with registry.use("transcriber", "tiny.en") as whisper: whisper.transcribe(...)``
         """
         if kind == "diarizer":
-            key, build = DIARIZER, self._build_diarizer
+            key, build = self._diarizer_key(), self._build_diarizer
         else:
+            if kind == "transcriber" and name:
+                name = self._transcriber_name(name)
             name = name or self._default_name(kind)
             key, build = f"{kind}:{name}", self._factory(kind, name)
         instance = self._acquire(key, build, lease=True)
@@ -358,19 +376,32 @@ class EngineRegistry:
             return recognizer
         return self._get("asr", self.settings.asr_engine)
 
+    def _fake_transcription(self) -> bool:
+        return self.settings.transcriber_engine == "fake"
+
+    def _transcriber_name(self, model: str) -> str:
+        return f"{model}:fake" if self._fake_transcription() else model
+
+    def _diarizer_key(self) -> str:
+        return FAKE_DIARIZER if self._fake_transcription() else DIARIZER
+
     def _build_diarizer(self) -> Diarizer:
         from voxvault.engines.diarize import Diarizer
 
+        if self._fake_transcription():
+            return Diarizer(self._get("vad", "fake"), self._get("speaker", "fake"))
         return Diarizer(self._get("vad", "silero"), self._get("speaker", "campp"))
 
     def diarizer(self) -> Diarizer:
-        """Who spoke when: Silero VAD + CAM++ (loaded on first use, shared with the other kinds)."""
-        diarizer: Diarizer = self._acquire(DIARIZER, self._build_diarizer, lease=False)
+        """Who spoke when: Silero VAD + CAM++ (loaded on first use, shared with the other kinds); the fake
+        VAD and speaker encoder with ``transcriber_engine = "fake"``."""
+        diarizer: Diarizer = self._acquire(self._diarizer_key(), self._build_diarizer, lease=False)
         return diarizer
 
     def transcriber(self, model: str | None = None) -> WhisperRecognizer:
-        """Whisper (``model`` or the configured ``asr_model``), loaded on the first transcription."""
-        return self._get("transcriber", model or self.settings.asr_model)
+        """Whisper (``model`` or the configured ``asr_model``), loaded on the first transcription; its
+        weight-free stand-in (engines/fake.py) with ``transcriber_engine = "fake"``."""
+        return self._get("transcriber", self._transcriber_name(model or self.settings.asr_model))
 
     @property
     def load_seconds(self) -> dict[str, float]:
