@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,15 @@ pytestmark = pytest.mark.slow
 LONG_TEXT = " ".join(
     f"Sentence number {n} of a long answer keeps the synthesiser busy a while." for n in range(1, 31)
 )
+
+
+def streamed_plan(vv: Any, text: str) -> Any:
+    """The pieces a stream of ``text`` is spoken in (streams start with a short first piece)."""
+    from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES
+
+    return vv.pipeline.prepare(
+        text, vv.catalog.resolve("alpha"), fmt="pcm", first_piece_phonemes=FIRST_PIECE_PHONEMES
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +55,7 @@ def test_openai_stream_dropped_mid_answer_frees_its_slot_for_the_next_request(
     live: LiveServer, vv, speech_key: str, stream_format: str
 ) -> None:  # type: ignore[no-untyped-def]
     app, scheduler = live.app, vv.pipeline.scheduler
-    pieces_total = len(vv.pipeline.prepare(LONG_TEXT, vv.catalog.resolve("alpha"), fmt="pcm").pieces)
+    pieces_total = len(streamed_plan(vv, LONG_TEXT).pieces)
     assert pieces_total > 6
     seq = vv.audit.head()[0]
     headers = {"authorization": f"Bearer {speech_key}"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,15 @@ pytestmark = pytest.mark.slow
 LONG_TEXT = " ".join(
     f"Sentence number {n} of a long story keeps the synthesiser busy for quite a while." for n in range(1, 31)
 )
+
+
+def streamed_plan(vv: Any, text: str) -> Any:
+    """The pieces a stream of ``text`` is spoken in (streams start with a short first piece)."""
+    from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES
+
+    return vv.pipeline.prepare(
+        text, vv.catalog.resolve("alpha"), fmt="pcm", first_piece_phonemes=FIRST_PIECE_PHONEMES
+    )
 
 
 def _decode(data: bytes):  # type: ignore[no-untyped-def]
@@ -149,7 +159,7 @@ def test_disconnect_mid_stream_stops_synthesis_and_leaks_nothing(
     live: LiveServer, vv, speech_key: str
 ) -> None:  # type: ignore[no-untyped-def]
     app, scheduler = live.app, vv.pipeline.scheduler
-    pieces_total = len(vv.pipeline.prepare(LONG_TEXT, vv.catalog.resolve("alpha"), fmt="pcm").pieces)
+    pieces_total = len(streamed_plan(vv, LONG_TEXT).pieces)
     tasks_before, threads_before = live.tasks(), other_threads()
     seq = vv.audit.head()[0]
     with (
@@ -182,7 +192,7 @@ def test_client_that_never_reads_is_dropped_after_the_send_timeout(vv, speech_ke
 
     live = LiveServer(create_app(vv=vv, warm_up=False), send_buffer=32_768)
     app, scheduler = live.app, vv.pipeline.scheduler
-    pieces_total = len(vv.pipeline.prepare(LONG_TEXT, vv.catalog.resolve("alpha"), fmt="pcm").pieces)
+    pieces_total = len(streamed_plan(vv, LONG_TEXT).pieces)
     tasks_before = live.tasks()
     seq = vv.audit.head()[0]
     granted_before = scheduler.granted

@@ -374,7 +374,7 @@ def test_a_first_piece_cut_inside_a_clause_ends_before_a_phrase_not_on_its_openi
 def test_streamed_pieces_start_short_and_grow(pipeline, voice, text: str) -> None:  # type: ignore[no-untyped-def]
     from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES, PIECE_GROWTH, RAMP_TOLERANCE
 
-    streamed = pipeline.prepare(text, voice, fmt="pcm").pieces
+    streamed = pipeline.prepare(text, voice, fmt="pcm", first_piece_phonemes=FIRST_PIECE_PHONEMES).pieces
     whole = pipeline.prepare(text, voice, fmt="pcm", first_piece_phonemes=None).pieces
     # every word is still spoken, in order, and the last piece still ends the text
     assert " ".join(p.text for p in streamed).split() == " ".join(p.text for p in whole).split()

@@ -258,8 +258,11 @@ class SpeechPipeline:
         sample_rate: int | None = None,
         lexicon: Mapping[str, str] | None = None,
         ssml: bool | None = None,
-        first_piece_phonemes: int | None = FIRST_PIECE_PHONEMES,
+        first_piece_phonemes: int | None = None,
     ) -> PreparedSpeech:
+        """Check and plan a request. ``first_piece_phonemes``: streams ask for a short first piece so audio
+        starts sooner; a whole file has nothing to gain from it and keeps its clauses whole (a cut inside a
+        short opening clause such as "I, Sam Taylor," can cost the listener a word)."""
         check_request(text, fmt, speed, sample_rate)
         if len(text) > self.max_input_chars:
             raise VoxError(

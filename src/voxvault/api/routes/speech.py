@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from voxvault.api.deps import SpeechCreator, SpeechStreamsDep, VoxVaultDep
 from voxvault.api.schemas import SpeechRequest
 from voxvault.api.streaming import ClosingStreamingResponse
+from voxvault.synthesis.pipeline import FIRST_PIECE_PHONEMES
 
 router = APIRouter(tags=["speech"])
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def create_speech(
         speed=body.speed,
         sample_rate=body.sample_rate,
         lexicon=vv.lexicon_for(principal),
+        first_piece_phonemes=FIRST_PIECE_PHONEMES,  # always streamed: a short first piece, audio sooner
     )
     chunks, ticket = streams.start(principal, prepared, t_start)
     headers = {"x-generation-id": ticket.id}
