@@ -92,7 +92,9 @@ def _graph() -> dict[str, set[str]]:
 
 def test_every_room_has_a_layer() -> None:
     rooms = {_room(_module(p)) for p in PACKAGE.rglob("*.py")}
-    assert rooms <= set(LAYERS), f"rooms without a layer in this test and ARCHITECTURE.md: {rooms - set(LAYERS)}"
+    assert rooms <= set(LAYERS), (
+        f"rooms without a layer in this test and ARCHITECTURE.md: {rooms - set(LAYERS)}"
+    )
 
 
 def test_no_room_imports_a_room_above_it() -> None:
