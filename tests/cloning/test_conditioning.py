@@ -18,8 +18,7 @@ def test_blend_weights_favour_the_closest_and_sum_to_one() -> None:
     assert blend_weights({"a": 0.5}) == {"a": 1.0}
 
 
-@pytest.mark.research
-@pytest.mark.slow
+@pytest.mark.slow  # not research: the blend fallback and the cache a second process reads (8 s)
 def test_a_speakers_style_comes_from_the_presets_that_sound_like_them(vv: Any, tmp_path: Path) -> None:
     speech = vv.speak("Every morning I walk to the market and buy fresh bread.", voice="kumo", format="pcm")
     embedding = vv.engines.speaker().embed(speech.samples, speech.sample_rate)
