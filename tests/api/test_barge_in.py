@@ -52,7 +52,7 @@ def live(vv) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("stream_format", ["audio", "sse"])
 def test_openai_stream_dropped_mid_answer_frees_its_slot_for_the_next_request(
-    live: LiveServer, vv, speech_key: str, stream_format: str
+    live: LiveServer, vv, speech_key: str, stream_format: str, paced_tts: None
 ) -> None:  # type: ignore[no-untyped-def]
     app, scheduler = live.app, vv.pipeline.scheduler
     pieces_total = len(streamed_plan(vv, LONG_TEXT).pieces)

@@ -156,7 +156,7 @@ def test_full_queue_answers_429_with_retry_after(vv, speech_key: str) -> None:  
 
 
 def test_disconnect_mid_stream_stops_synthesis_and_leaks_nothing(
-    live: LiveServer, vv, speech_key: str
+    live: LiveServer, vv, speech_key: str, paced_tts: None
 ) -> None:  # type: ignore[no-untyped-def]
     app, scheduler = live.app, vv.pipeline.scheduler
     pieces_total = len(streamed_plan(vv, LONG_TEXT).pieces)

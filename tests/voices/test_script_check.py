@@ -44,8 +44,10 @@ def test_the_same_recording_with_another_code_fails(
     other = " ".join(w for w in make_challenge(8) if w not in code.split())
     with pytest.raises(VoxError) as info:
         checker.check(audio, challenge=" ".join(other.split()[:5]), **WHO)
-    assert info.value.code == "challenge_not_spoken"
-    assert info.value.details["code_recall"] < 0.6
+    # The other code is drawn at random, so the grammar may place its words or refuse them outright: both
+    # refusals name the code (seen in a fresh-clone CI run: script_wrong_order for one draw).
+    assert info.value.code in ("challenge_not_spoken", "script_wrong_order")
+    assert info.value.details.get("code_recall", 0.0) < 0.6
 
 
 @pytest.mark.skipif(not SPEAKERS.is_dir(), reason=f"real speech clips not found at {SPEAKERS}")
