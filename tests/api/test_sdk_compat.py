@@ -103,6 +103,16 @@ def test_elevenlabs_user_and_subscription(eleven: Any) -> None:
     assert sub.can_use_instant_voice_cloning is True
 
 
+def test_elevenlabs_voice_settings_default_and_per_voice(
+    eleven: Any, live_server: str, admin_key: str
+) -> None:
+    default = eleven.voices.settings.get_default()
+    assert default.speed == 1.0 and default.stability is not None
+    assert eleven.voices.settings.get("alpha").similarity_boost == default.similarity_boost
+    unknown = httpx.get(f"{live_server}/v1/voices/nobody/settings", headers={"xi-api-key": admin_key})
+    assert unknown.status_code == 404 and "nobody" in unknown.text
+
+
 # ------------------------------------------------------------------------------------------- timestamps
 def _words(chars: list[str], starts: list[float]) -> list[tuple[str, float]]:
     """Pipecat's way: characters joined into words at spaces, each word at its first character's time."""

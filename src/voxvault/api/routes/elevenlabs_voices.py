@@ -22,7 +22,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from voxvault.api.deps import SpeechCreator, SpeechStreamsDep, VoicesReader, VoxVaultDep
-from voxvault.api.voice_fields import voice_fields
+from voxvault.api.voice_fields import DEFAULT_SETTINGS, voice_fields
 from voxvault.errors import VoxError
 from voxvault.governance.keys import Principal
 from voxvault.service import VoxVault
@@ -177,6 +177,24 @@ def user(vv: VoxVaultDep, principal: VoicesReader) -> JSONResponse:
             "seat_type": "workspace_admin" if principal.has("admin") else "workspace_member",
         }
     )
+
+
+@router.get("/v1/voices/settings/default", response_class=JSONResponse)
+def default_voice_settings(principal: VoicesReader) -> JSONResponse:
+    """ElevenLabs' default voice settings (clients read them before a first request); only ``speed``
+    changes how voxvault speaks."""
+    return JSONResponse(dict(DEFAULT_SETTINGS))
+
+
+@router.get("/v1/voices/{voice_id}/settings", response_class=JSONResponse)
+def voice_settings(
+    voice_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")],
+    vv: VoxVaultDep,
+    principal: VoicesReader,
+) -> JSONResponse:
+    """A voice's settings: the defaults, once the voice is known in the caller's project (404 otherwise)."""
+    vv.catalog.resolve(voice_id, project_id=principal.project_id)
+    return JSONResponse(dict(DEFAULT_SETTINGS))
 
 
 @router.get(
