@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from voxvault.voices.script_heard import HeardScores
+
 
 @pytest.fixture
 def paced_tts(vv: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,3 +26,13 @@ def paced_tts(vv: Any, monkeypatch: pytest.MonkeyPatch) -> None:
             return _original(*args, **kwargs)
 
         monkeypatch.setattr(engine, name, paced)
+
+
+class ScriptHeard:
+    """The script check, passing: for tests about the speaker checks, which run after it. A synthetic
+    reading of a fresh random code is heard by Whisper now and then with a word wrong (0.6 recall), which
+    would refuse the enrollment before the check under test; Whisper's judgement of readings is tested in
+    test_consent_attacks.py and measured by make bench-consent."""
+
+    def check(self, audio: Any, **_: Any) -> HeardScores:
+        return HeardScores(statement_recall=1.0)

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from tests.api.conftest import ScriptHeard
 
 from voxvault.audio.io import decode, encode
 from voxvault.engines.watermark import Watermarker
 from voxvault.store.models import Consent, Voice
-from voxvault.voices.script_heard import HeardScores
 from voxvault.voices.synthetic import SyntheticAudioCheck, watermarkers
 
 SPEAKERS = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "speakers"
@@ -266,14 +266,6 @@ def test_repeated_refusals_are_slowed_then_locked_for_the_key_and_audited(
 
 
 # -- 5. renewal is judged like enrollment: file by file, by GE2E and CAM++ ---------------------------------
-class _ScriptHeard:
-    """A real person cannot read a test's fresh code, and this test is about the speaker checks: the
-    script check passes (Whisper's judgement of a clone's reading is tested above and in the benchmark)."""
-
-    def check(self, audio: Any, **_: Any) -> HeardScores:
-        return HeardScores(statement_recall=1.0)
-
-
 def _verify(tenant: Tenant, vid: str, recording: Callable[[str], bytes]) -> Any:
     renewal = tenant.consent()
     return tenant.client.post(
@@ -297,7 +289,7 @@ def test_a_renewal_read_by_the_voices_instant_clone_is_refused_by_campp(
     enrollment = tenant.vv.enrollment
     victim, rate = real_clip(VICTIM)  # one public clip: the recording, and its MP3 copy as the samples
     with monkeypatch.context() as m:
-        m.setattr(enrollment, "_heard_checker", lambda: _ScriptHeard())
+        m.setattr(enrollment, "_heard_checker", lambda: ScriptHeard())
         m.setattr(enrollment, "policy", EnrollmentPolicy(quality=QualityPolicy(min_total_speech_s=2.0)))
         ticket = tenant.consent()
         r = tenant.enroll(ticket, encode(victim, rate, "wav"), [("clip.mp3", encode(victim, rate, "mp3"))])
@@ -312,7 +304,7 @@ def test_a_renewal_read_by_the_voices_instant_clone_is_refused_by_campp(
         return encode(speech.samples, speech.sample_rate, "wav")
 
     with monkeypatch.context() as m:
-        m.setattr(enrollment, "_heard_checker", lambda: _ScriptHeard())
+        m.setattr(enrollment, "_heard_checker", lambda: ScriptHeard())
         r = _verify(tenant, vid, clone_reads)
     assert r.status_code == 422, r.text
     error = r.json()["error"]
@@ -327,7 +319,7 @@ def test_the_speaker_renews_against_the_enrollment_recording(
 ) -> None:
     """The genuine speaker's renewal passes the per-file check against the enrollment recording (the
     script check stood in for: Whisper on the presets' readings is measured in test 3 and the bench)."""
-    monkeypatch.setattr(tenant.vv.enrollment, "_heard_checker", lambda: _ScriptHeard())
+    monkeypatch.setattr(tenant.vv.enrollment, "_heard_checker", lambda: ScriptHeard())
     ticket = tenant.consent()
     r = tenant.enroll(ticket, tenant.unmarked(ticket["script"]), samples)
     assert r.status_code == 201, r.text

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from tests.api.conftest import ScriptHeard
 
 from voxvault.audio.io import decode, encode
 from voxvault.store.models import Consent, Voice, utcnow
@@ -337,7 +338,10 @@ def test_the_script_read_in_the_wrong_order_is_refused(
     assert_refused(tenant, r, 422, "script_wrong_order", before, ticket)
 
 
-def test_a_different_speaker_in_the_samples_is_refused(tenant: Tenant) -> None:
+def test_a_different_speaker_in_the_samples_is_refused(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tenant.vv.enrollment, "_heard_checker", lambda: ScriptHeard())
     ticket = tenant.consent()
     recording = tenant.read_script(ticket["script"])
     clip, rate = real_clip("brandon")  # another person (about 6 s), twice with a small level change
