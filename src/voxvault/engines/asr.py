@@ -18,10 +18,8 @@ from typing import TYPE_CHECKING
 
 import jiwer
 import numpy as np
-import soxr
 
-from voxvault.engines.base import FloatArray, SpeechRecognizer, WordTiming
-from voxvault.errors import VoxError
+from voxvault.engines.base import FloatArray, SpeechRecognizer, WordTiming, mono_float32
 
 if TYPE_CHECKING:
     from pocketsphinx import Decoder  # loaded with the first recogniser, not with the consent module
@@ -88,16 +86,7 @@ class PhraseCheck:
 
 
 def _to_pcm16(audio: FloatArray, sample_rate: int) -> tuple[bytes, float]:
-    wav = np.asarray(audio)
-    if wav.ndim != 1:
-        raise VoxError("invalid_audio", f"expected mono audio (1-D), got shape {wav.shape}")
-    if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
-        raise VoxError("invalid_audio", f"invalid sample rate {sample_rate!r}")
-    wav = wav.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(wav)):
-        raise VoxError("invalid_audio", "audio contains NaN or infinite samples")
-    if sample_rate != SAMPLE_RATE and len(wav):
-        wav = soxr.resample(wav, int(sample_rate), SAMPLE_RATE, quality="HQ").astype(np.float32)
+    wav = mono_float32(audio, sample_rate, SAMPLE_RATE)
     peak = float(np.max(np.abs(wav))) if len(wav) else 0.0
     pcm = (np.clip(wav, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
     return pcm, peak

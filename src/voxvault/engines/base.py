@@ -15,10 +15,32 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from voxvault.errors import VoxError
+
 FloatArray = NDArray[np.float32]
 
 STYLE_DIM = 256
 EMBEDDING_DIM = 256
+
+
+def mono_float32(audio: FloatArray, sample_rate: int, resample_to: int | None = None) -> FloatArray:
+    """Checked mono float32 (1-D, a positive integer rate, finite samples), resampled by soxr when asked.
+
+    Every engine that takes a waveform refuses bad input with the same ``invalid_audio`` words.
+    """
+    wav = np.asarray(audio)
+    if wav.ndim != 1:
+        raise VoxError("invalid_audio", f"expected mono audio (1-D), got shape {wav.shape}")
+    if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
+        raise VoxError("invalid_audio", f"invalid sample rate {sample_rate!r}")
+    wav = wav.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(wav)):
+        raise VoxError("invalid_audio", "audio contains NaN or infinite samples")
+    if resample_to is not None and sample_rate != resample_to and len(wav):
+        import soxr  # light; imported here so that base.py stays free of audio libraries at import
+
+        wav = soxr.resample(wav, int(sample_rate), resample_to, quality="HQ").astype(np.float32)
+    return wav
 
 
 @runtime_checkable

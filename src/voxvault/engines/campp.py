@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import soxr
 from numpy.typing import NDArray
 
-from voxvault.engines.base import FloatArray
+from voxvault.engines.base import FloatArray, mono_float32
 from voxvault.errors import VoxError
 
 if TYPE_CHECKING:
@@ -300,16 +299,7 @@ class CamppEncoder:
     # -- NumPy front end -------------------------------------------------------------------------------
     def preprocess(self, audio: FloatArray, sample_rate: int) -> FloatArray:
         """Mono float32 at 16 kHz, with at least 0.5 s of non-silent audio."""
-        wav = np.asarray(audio)
-        if wav.ndim != 1:
-            raise VoxError("invalid_audio", f"expected mono audio (1-D), got shape {wav.shape}")
-        if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
-            raise VoxError("invalid_audio", f"invalid sample rate {sample_rate!r}")
-        wav = wav.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(wav)):
-            raise VoxError("invalid_audio", "audio contains NaN or infinite samples")
-        if sample_rate != SAMPLE_RATE and len(wav):
-            wav = soxr.resample(wav, int(sample_rate), SAMPLE_RATE, quality="HQ").astype(np.float32)
+        wav = mono_float32(audio, sample_rate, SAMPLE_RATE)
         if len(wav) == 0 or float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) < SILENCE_RMS:
             raise VoxError("no_speech", "no speech found in the audio to build a voice embedding from")
         if len(wav) < MIN_SPEECH_SECONDS * SAMPLE_RATE:

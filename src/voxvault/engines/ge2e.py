@@ -26,12 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import soxr
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from voxvault.engines.base import EMBEDDING_DIM, FloatArray, SpeechSegment
+from voxvault.engines.base import EMBEDDING_DIM, FloatArray, SpeechSegment, mono_float32
 from voxvault.errors import VoxError
 
 log = logging.getLogger(__name__)
@@ -186,18 +185,6 @@ def default_weights_path() -> Path:
     return path
 
 
-def _as_mono_float(audio: FloatArray, sample_rate: int) -> FloatArray:
-    wav = np.asarray(audio)
-    if wav.ndim != 1:
-        raise VoxError("invalid_audio", f"expected mono audio (1-D), got shape {wav.shape}")
-    if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
-        raise VoxError("invalid_audio", f"invalid sample rate {sample_rate!r}")
-    wav = wav.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(wav)):
-        raise VoxError("invalid_audio", "audio contains NaN or infinite samples")
-    return wav
-
-
 class GE2EEncoder:
     """Speaker embeddings (256-d, L2-normalised, non-negative) from Resemblyzer's GE2E model.
 
@@ -227,10 +214,7 @@ class GE2EEncoder:
         log.info("ge2e loaded on %s in %.2fs", self.device, self.load_seconds)
 
     def _to_16k(self, audio: FloatArray, sample_rate: int) -> FloatArray:
-        wav = _as_mono_float(audio, sample_rate)
-        if sample_rate != SAMPLE_RATE and len(wav):
-            wav = soxr.resample(wav, int(sample_rate), SAMPLE_RATE, quality="HQ").astype(np.float32)
-        return wav
+        return mono_float32(audio, sample_rate, SAMPLE_RATE)
 
     def _forward(self, mels: NDArray[np.float32]) -> NDArray[np.float32]:
         with torch.inference_mode():

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import soxr
 from numpy.typing import NDArray
 
-from voxvault.engines.base import FloatArray, SpeechSegment
+from voxvault.engines.base import FloatArray, SpeechSegment, mono_float32
 from voxvault.errors import VoxError
 
 log = logging.getLogger(__name__)
@@ -76,17 +75,7 @@ class SileroVAD:
         log.info("silero vad loaded in %.2fs", self.load_seconds)
 
     def _to_16k(self, audio: FloatArray, sample_rate: int) -> FloatArray:
-        wav = np.asarray(audio)
-        if wav.ndim != 1:
-            raise VoxError("invalid_audio", f"expected mono audio (1-D), got shape {wav.shape}")
-        if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
-            raise VoxError("invalid_audio", f"invalid sample rate {sample_rate!r}")
-        wav = wav.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(wav)):
-            raise VoxError("invalid_audio", "audio contains NaN or infinite samples")
-        if sample_rate != SAMPLE_RATE and len(wav):
-            wav = soxr.resample(wav, int(sample_rate), SAMPLE_RATE, quality="HQ").astype(np.float32)
-        return wav
+        return mono_float32(audio, sample_rate, SAMPLE_RATE)
 
     def speech_probabilities(self, audio: FloatArray, sample_rate: int) -> NDArray[np.float32]:
         """Speech probability of each 32 ms window (512 samples at 16 kHz; the last one zero-padded)."""
