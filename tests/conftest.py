@@ -307,16 +307,40 @@ def target(request: pytest.FixtureRequest) -> np.ndarray:
 
 
 # -- a cloned voice row as enrollment writes it, and a target speaker (voice, cloning and job tests) --
-def make_voice(vv: Any, project: str, style: np.ndarray, embedding: np.ndarray) -> str:
-    """A cloned voice row with sealed style and embedding, as enrollment writes them."""
+def make_voice(
+    vv: Any,
+    project: str | None = None,
+    style: np.ndarray | None = None,
+    embedding: np.ndarray | None = None,
+    *,
+    speaker_name: str = "Ada",
+    name: str = "ada",
+    recording_sha256: str | None = None,
+    evidence: bytes | None = None,
+    keep_samples_until: dt.datetime | None = None,
+) -> str:
+    """A consented cloned voice as enrollment writes it (voices/lifecycle.py ``VoiceRegistry.create``): a
+    verified consent, an active voice expiring with it, its embedding and style sealed under its prefix.
+
+    ``project`` defaults to the default project, ``style`` to preset alpha's (any engine speaks it) and
+    ``embedding`` to a constant one. ``evidence`` seals a consent recording (``consents/<consent id>``, as
+    enrollment keeps it); ``keep_samples_until`` keeps one raw sample (``samples/0``) until that time, which
+    the retention sweep then deletes; ``recording_sha256`` is the consent recording's digest (replay guard).
+    """
     from voxvault.store.models import Consent, Voice, utcnow
     from voxvault.voices.lifecycle import array_bytes
 
+    if project is None:
+        _, project = vv.keys.ensure_default_project()
+    if style is None:
+        style = np.asarray(vv.catalog.resolve("alpha").style, dtype=np.float32)
+    if embedding is None:
+        embedding = np.ones(256, dtype=np.float32)
     now = utcnow()
     with vv.db.session() as s:
         consent = Consent(
             project_id=project,
-            speaker_name="Ada",
+            speaker_name=speaker_name,
             purpose="tests",
             organization_name="Lab",
             script="...",
@@ -324,31 +348,41 @@ def make_voice(vv: Any, project: str, style: np.ndarray, embedding: np.ndarray) 
             challenge_expires_at=now,
             status="verified",
             expires_at=now + dt.timedelta(days=30),
-            recording_sha256=None,
+            recording_sha256=recording_sha256,
         )
         s.add(consent)
         s.flush()
         voice = Voice(
             project_id=project,
-            name="ada",
+            name=name,
             kind="cloned",
             status="active",
             engine="kokoro",
             consent_id=consent.id,
+            expires_at=consent.expires_at,
         )
         s.add(voice)
         s.flush()
-        vid = voice.id
+        vid, cid = voice.id, consent.id
     reg = vv.voice_registry
     emb_key = reg.put_sealed(vid, "embedding", array_bytes(embedding))
     style_key = reg.put_sealed(vid, "style", array_bytes(style))
+    evidence_key = reg.put_sealed(vid, f"consents/{cid}", evidence) if evidence is not None else None
+    samples: dict[str, Any] = {"kept": False, "count": 1}
+    if keep_samples_until is not None:
+        reg.put_sealed(vid, "samples/0", b"raw sample bytes")
+        samples = {"kept": True, "count": 1, "until": keep_samples_until.isoformat()}
     with vv.db.session() as s:
         row = s.get(Voice, vid)
         assert row is not None
-        row.embedding_blob, row.style_blob = emb_key, style_key
-    return vid
+        row.embedding_blob, row.style_blob, row.retention = emb_key, style_key, {"samples": samples}
+        if evidence_key is not None:
+            consent_row = s.get(Consent, cid)
+            assert consent_row is not None
+            consent_row.evidence_blob = evidence_key
+    return str(vid)
 
 
 @pytest.fixture(name="make_voice")
-def make_voice_fixture() -> Callable[[Any, str, np.ndarray, np.ndarray], str]:
+def make_voice_fixture() -> Callable[..., str]:
     return make_voice

@@ -9,12 +9,6 @@ from voxvault.audio import decode
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def openai_client(live_server: str, admin_key: str):  # type: ignore[no-untyped-def]
-    openai = pytest.importorskip("openai")
-    return openai.OpenAI(base_url=live_server + "/v1", api_key=admin_key, max_retries=0)
-
-
 def test_speech_create(openai_client) -> None:
     response = openai_client.audio.speech.create(
         model="tts-1", voice="alloy", input="Hello from the OpenAI client.", response_format="mp3"

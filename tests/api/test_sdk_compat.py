@@ -13,12 +13,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def openai_client(live_server: str, admin_key: str) -> Any:
-    openai = pytest.importorskip("openai")
-    return openai.OpenAI(base_url=live_server + "/v1", api_key=admin_key, max_retries=0)
-
-
-@pytest.fixture(scope="module")
 def eleven(live_server: str, admin_key: str) -> Any:
     elevenlabs = pytest.importorskip("elevenlabs")
     return elevenlabs.ElevenLabs(base_url=live_server, api_key=admin_key)

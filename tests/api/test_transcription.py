@@ -8,38 +8,18 @@ Uses tiny.en (``gpt-4o-mini-transcribe``) where the model does not matter, base 
 
 from __future__ import annotations
 
-import io
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
-from tests.conftest import SPEAKERS, needs_testdata
+from tests.api.conftest import TINY, three_turns, wav_bytes
+from tests.conftest import needs_testdata
 
 from voxvault.audio.io import encode
 from voxvault.engines.asr import word_error_rate
-from voxvault.engines.whisper import SAMPLE_RATE
 
 pytestmark = [pytest.mark.slow, needs_testdata]
 
 JAMES = "We have also started contemplating the possibility of moving back to Colorado."
-TINY = "gpt-4o-mini-transcribe"
-
-
-def _wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
-    buffer = io.BytesIO()
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.repeat(pcm[:, None], channels, axis=1).tobytes())
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def james() -> Path:
-    return SPEAKERS / "en_james.wav"
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +28,6 @@ def james_mp3(james: Path) -> bytes:
 
     audio = decode(james, max_bytes=10_000_000, max_seconds=60)
     return encode(audio.samples, audio.sample_rate, "mp3")
-
-
-@pytest.fixture(scope="module")
-def openai_client(live_server: str, admin_key: str):  # type: ignore[no-untyped-def]
-    openai = pytest.importorskip("openai")
-    return openai.OpenAI(base_url=live_server + "/v1", api_key=admin_key, max_retries=0)
 
 
 # ------------------------------------------------------------------------------------------- OpenAI SDK
@@ -128,24 +102,12 @@ def test_elevenlabs_diarize_labels_each_word_with_its_speaker(
     client, vv, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     """James, then Andrew, then James again (0.5 s silences): two speaker_ids, in that order."""
-    from voxvault.audio.io import decode
-
     monkeypatch.setattr(vv.settings, "asr_model", "tiny.en")
-
-    def voice(name: str) -> np.ndarray:
-        return decode(
-            SPEAKERS / f"{name}.wav", max_bytes=10_000_000, max_seconds=60, target_sr=SAMPLE_RATE
-        ).samples
-
-    james, andrew = voice("en_james"), voice("en_andrew")
-    gap = np.zeros(SAMPLE_RATE // 2, np.float32)
-    half = len(james) // 2
-    mix = np.concatenate([james[:half], gap, andrew, gap, james[half:]])
-    andrew_span = ((half + len(gap)) / SAMPLE_RATE, (half + len(gap) + len(andrew)) / SAMPLE_RATE)
+    mix, andrew_span = three_turns()
     r = client.post(
         "/v1/speech-to-text",
         data={"model_id": "scribe_v1", "diarize": "true"},
-        files={"file": ("mix.wav", _wav_bytes(mix), "audio/wav")},
+        files={"file": ("mix.wav", wav_bytes(mix), "audio/wav")},
     )
     assert r.status_code == 200, r.text
     words = [w for w in r.json()["words"] if w["type"] == "word"]

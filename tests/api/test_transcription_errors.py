@@ -6,43 +6,18 @@ hears is judged in tests/api/test_transcription.py.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import SPEAKERS, needs_testdata
+from tests.api.conftest import TINY, three_turns, wav_bytes
+from tests.conftest import needs_testdata
 
 from voxvault.engines.whisper import SAMPLE_RATE
 
 pytestmark = [needs_testdata]
-
-TINY = "gpt-4o-mini-transcribe"
-
-
-def _wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
-    buffer = io.BytesIO()
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.repeat(pcm[:, None], channels, axis=1).tobytes())
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def james() -> Path:
-    return SPEAKERS / "en_james.wav"
-
-
-@pytest.fixture(scope="module")
-def openai_client(live_server: str, admin_key: str):  # type: ignore[no-untyped-def]
-    openai = pytest.importorskip("openai")
-    return openai.OpenAI(base_url=live_server + "/v1", api_key=admin_key, max_retries=0)
 
 
 # ------------------------------------------------------------------------------------------- OpenAI SDK
@@ -79,8 +54,8 @@ def _post(client, path: str = "/v1/audio/transcriptions", data=None, file=None, 
     [
         (("a.wav", b"", "audio/wav"), 422, "invalid_audio"),
         (("a.txt", b"this is not audio, it is a text file " * 40, "text/plain"), 415, "invalid_audio"),
-        (("a.wav", _wav_bytes(np.zeros(3 * SAMPLE_RATE, np.float32)), "audio/wav"), 422, "silent_audio"),
-        (("a.wav", _wav_bytes(np.full(SAMPLE_RATE, 0.1, np.float32), channels=12), "audio/wav"), 422,
+        (("a.wav", wav_bytes(np.zeros(3 * SAMPLE_RATE, np.float32)), "audio/wav"), 422, "silent_audio"),
+        (("a.wav", wav_bytes(np.full(SAMPLE_RATE, 0.1, np.float32), channels=12), "audio/wav"), 422,
          "too_many_channels"),
         (("a.wav", b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 200, "audio/wav"), 415, "invalid_audio"),
     ],
@@ -126,7 +101,7 @@ def test_missing_file_and_huge_upload(client, vv) -> None:  # type: ignore[no-un
 
 def test_too_long_audio_is_refused(client, vv, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(vv.settings, "asr_max_seconds", 2.0)
-    r = _post(client, file=("a.wav", _wav_bytes(np.full(3 * SAMPLE_RATE, 0.1, np.float32)), "audio/wav"))
+    r = _post(client, file=("a.wav", wav_bytes(np.full(3 * SAMPLE_RATE, 0.1, np.float32)), "audio/wav"))
     assert r.status_code == 413 and r.json()["error"]["code"] == "audio_too_long"
 
 
@@ -173,24 +148,12 @@ def test_elevenlabs_character_timestamps(client, james: Path, vv, monkeypatch: p
 def test_elevenlabs_diarize_labels_every_word(client, vv, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """James, Andrew, James (0.5 s silences), two speakers asked for: each word has a speaker_id, both
     used, the first word the first speaker's (which voice is whose is judged on real models)."""
-    from voxvault.audio.io import decode
-
     monkeypatch.setattr(vv.settings, "asr_model", "tiny.en")
-
-    def voice(name: str) -> np.ndarray:
-        return decode(
-            SPEAKERS / f"{name}.wav", max_bytes=10_000_000, max_seconds=60, target_sr=SAMPLE_RATE
-        ).samples
-
-    james, andrew = voice("en_james"), voice("en_andrew")
-    gap = np.zeros(SAMPLE_RATE // 2, np.float32)
-    half = len(james) // 2
-    mix = np.concatenate([james[:half], gap, andrew, gap, james[half:]])
-    andrew_span = ((half + len(gap)) / SAMPLE_RATE, (half + len(gap) + len(andrew)) / SAMPLE_RATE)
+    mix, andrew_span = three_turns()
     r = client.post(
         "/v1/speech-to-text",
         data={"model_id": "scribe_v1", "diarize": "true", "num_speakers": "2"},
-        files={"file": ("mix.wav", _wav_bytes(mix), "audio/wav")},
+        files={"file": ("mix.wav", wav_bytes(mix), "audio/wav")},
     )
     assert r.status_code == 200, r.text
     words = [w for w in r.json()["words"] if w["type"] == "word"]
@@ -232,7 +195,7 @@ def test_a_refusal_after_the_stream_started_is_an_error_event(  # type: ignore[n
     monkeypatch.setattr(whisper_mod, "DECODE_BLOCK_S", 1.0)
     monkeypatch.setattr(vv.settings, "asr_max_seconds", 4.0)
     tone = 0.1 * np.sin(2 * np.pi * 220 * np.arange(6 * SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
-    r = _post(client, data={"model": TINY, "stream": "true"}, file=("a.wav", _wav_bytes(tone), "audio/wav"))
+    r = _post(client, data={"model": TINY, "stream": "true"}, file=("a.wav", wav_bytes(tone), "audio/wav"))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
     assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "audio_too_long"
@@ -289,7 +252,7 @@ def test_a_short_silent_file_is_refused_before_whisper_loads(tmp_path: Path, set
     fresh = VoxVault(settings.model_copy(update={"data_dir": tmp_path}))
     org_id, project_id = fresh.keys.ensure_default_project()
     key = fresh.keys.create(org_id=org_id, project_id=project_id, scopes=["admin"], name="t").secret
-    silent = _wav_bytes(np.zeros(2 * SAMPLE_RATE, np.float32))
+    silent = wav_bytes(np.zeros(2 * SAMPLE_RATE, np.float32))
     with TestClient(create_app(vv=fresh, warm_up=False), headers={"Authorization": f"Bearer {key}"}) as c:
         r = _post(c, file=("a.wav", silent, "audio/wav"))
         truncated = _post(c, file=("b.wav", silent[:100], "audio/wav"))

@@ -6,9 +6,11 @@ import wave
 from pathlib import Path
 
 import numpy as np
+from tests.conftest import make_voice
 
 from voxvault.service import VoxVault
-from voxvault.store.models import Consent, Voice, utcnow
+from voxvault.store.models import Consent, Voice
+from voxvault.voices.lifecycle import array_from_bytes
 
 SPEAKERS = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "speakers"
 
@@ -39,44 +41,21 @@ def test_raw_files_hold_no_plaintext_embedding_style_or_audio(vv: VoxVault) -> N
     embedding = rng.standard_normal(256).astype(np.float32)
     style = rng.standard_normal((510, 256)).astype(np.float32) * 0.1
     audio = _pcm(rng)
-    _, project = vv.keys.ensure_default_project()
-
+    vid = make_voice(vv, None, style, embedding, evidence=audio)
     with vv.db.session() as s:
-        consent = Consent(
-            project_id=project,
-            speaker_name="Ada",
-            purpose="audiobook",
-            organization_name="Acme",
-            script="I agree",
-            challenge_hash="0" * 64,
-            challenge_expires_at=utcnow(),
-        )
-        s.add(consent)
-        s.flush()
-        voice = Voice(
-            project_id=project,
-            name="ada",
-            kind="cloned",
-            status="active",
-            engine="kokoro",
-            consent_id=consent.id,
-        )
-        s.add(voice)
-        s.flush()
-        keys = {
-            "embedding": f"voices/{voice.id}/embedding",
-            "style": f"voices/{voice.id}/style",
-            "evidence": f"consents/{consent.id}/recording",
-        }
-        payloads = {"embedding": embedding.tobytes(), "style": style.tobytes(), "evidence": audio}
-        for name, key in keys.items():
-            vv.blobs.put(key, vv.envelope.seal(payloads[name], key))
-        voice.embedding_blob, voice.style_blob = keys["embedding"], keys["style"]
-        consent.evidence_blob = keys["evidence"]
+        voice = s.get(Voice, vid)
+        assert voice is not None and voice.consent_id is not None
+        consent = s.get(Consent, voice.consent_id)
+        assert consent is not None and consent.evidence_blob is not None
+        stored = [voice.embedding_blob, voice.style_blob, consent.evidence_blob]
+        whats = {"embedding": "embedding", "style": "style", "evidence": f"consents/{consent.id}"}
+    payloads = {"embedding": embedding.tobytes(), "style": style.tobytes(), "evidence": audio}
 
     # Round trip first: the test would be meaningless if the data were not there at all.
-    for name, key in keys.items():
-        assert vv.envelope.open(vv.blobs.get(key), key) == payloads[name]
+    assert sorted(vv.blobs.list(f"voices/{vid}/")) == sorted(k for k in stored if k)
+    for name, what in whats.items():
+        opened = vv.voice_registry.get_sealed(vid, what)
+        assert (array_from_bytes(opened).tobytes() if name != "evidence" else opened) == payloads[name]
 
     disk = _disk(vv)
     assert any(p.suffix == "" and "voices" in p.parts for p in disk), "blob files were written"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -10,53 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import make_voice
 
 from voxvault.jobs.batch import FINAL_STATUSES
-from voxvault.store.models import Consent, JobItem, Voice, utcnow
-from voxvault.voices.lifecycle import array_bytes
+from voxvault.store.models import JobItem
 
 pytestmark = pytest.mark.slow
-
-
-def _cloned_voice(vv: Any) -> str:
-    """A consented cloned voice written the way enrollment writes it (a preset's style as its own)."""
-    _, project = vv.keys.ensure_default_project()
-    now = utcnow()
-    with vv.db.session() as s:
-        consent = Consent(
-            project_id=project,
-            speaker_name="Grace Hopper",
-            purpose="tests",
-            organization_name="Lab",
-            script="...",
-            challenge_hash="0" * 64,
-            challenge_expires_at=now,
-            status="verified",
-            expires_at=now + dt.timedelta(days=30),
-        )
-        s.add(consent)
-        s.flush()
-        voice = Voice(
-            project_id=project,
-            name="grace",
-            kind="cloned",
-            status="active",
-            engine="kokoro",
-            consent_id=consent.id,
-            expires_at=consent.expires_at,
-        )
-        s.add(voice)
-        s.flush()
-        voice_id = voice.id
-    registry = vv.voice_registry
-    style = vv.catalog.resolve("alpha").style
-    emb = registry.put_sealed(voice_id, "embedding", array_bytes(style.reshape(-1)[:256]))
-    sty = registry.put_sealed(voice_id, "style", array_bytes(style))
-    with vv.db.session() as s:
-        row = s.get(Voice, voice_id)
-        assert row is not None
-        row.embedding_blob, row.style_blob = emb, sty
-    return voice_id
 
 
 def _wait(client: TestClient, job_id: str, timeout: float = 180.0) -> dict[str, Any]:
@@ -70,7 +28,7 @@ def _wait(client: TestClient, job_id: str, timeout: float = 180.0) -> dict[str, 
 
 
 def test_erasure_deletes_the_voices_batch_clips_and_counts_them(client: TestClient, vv: Any) -> None:
-    voice_id = _cloned_voice(vv)
+    voice_id = make_voice(vv, speaker_name="Grace Hopper", name="grace")  # speaks with alpha's style
     rows = [
         {"id": "mine-1", "text": "Hello there.", "voice": voice_id},
         {"id": "mine-2", "text": "Good morning.", "voice": voice_id},

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from tests.conftest import make_voice
 
 from voxvault.config import Settings
 from voxvault.errors import VoxError
 from voxvault.service import VoxVault
 from voxvault.store.models import Consent, Voice, utcnow
-from voxvault.voices.lifecycle import VoiceRegistry, array_bytes, blob_key
+from voxvault.voices.lifecycle import array_bytes, blob_key
 
 
 @pytest.fixture
@@ -25,52 +25,20 @@ def local(tmp_path: Path) -> VoxVault:
     return VoxVault(Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache"))
 
 
-def make_voice(vv: VoxVault, *, keep_samples_until: dt.datetime | None = None) -> tuple[str, str, np.ndarray]:
-    registry: VoiceRegistry = vv.voice_registry
+def voice_with_evidence(
+    vv: VoxVault, *, keep_samples_until: dt.datetime | None = None
+) -> tuple[str, str, np.ndarray]:
+    """conftest's voice with its consent evidence kept and a known recording digest (the replay guard)."""
     _, project = vv.keys.ensure_default_project()
     style = np.random.default_rng(0).normal(size=(510, 256)).astype(np.float32)
-    now = utcnow()
-    with vv.db.session() as s:
-        consent = Consent(
-            project_id=project,
-            speaker_name="Ada",
-            purpose="tests",
-            organization_name="Lab",
-            script="...",
-            challenge_hash="0" * 64,
-            challenge_expires_at=now,
-            status="verified",
-            expires_at=now + dt.timedelta(days=30),
-            recording_sha256="f" * 64,
-        )
-        s.add(consent)
-        s.flush()
-        voice = Voice(
-            project_id=project,
-            name="ada",
-            kind="cloned",
-            status="active",
-            engine="kokoro",
-            consent_id=consent.id,
-            expires_at=consent.expires_at,
-        )
-        s.add(voice)
-        s.flush()
-        vid, cid = voice.id, consent.id
-    emb_key = registry.put_sealed(vid, "embedding", array_bytes(np.ones(256, dtype=np.float32)))
-    style_key = registry.put_sealed(vid, "style", array_bytes(style))
-    evidence_key = registry.put_sealed(vid, f"consents/{cid}", b"zip with the recording")
-    retention: dict[str, Any] = {"samples": {"kept": False, "count": 1}}
-    if keep_samples_until is not None:
-        registry.put_sealed(vid, "samples/0", b"raw sample bytes")
-        retention = {"samples": {"kept": True, "count": 1, "until": keep_samples_until.isoformat()}}
-    with vv.db.session() as s:
-        row = s.get(Voice, vid)
-        assert row is not None
-        row.embedding_blob, row.style_blob, row.retention = emb_key, style_key, retention
-        consent_row = s.get(Consent, cid)
-        assert consent_row is not None
-        consent_row.evidence_blob = evidence_key
+    vid = make_voice(
+        vv,
+        project,
+        style,
+        recording_sha256="f" * 64,
+        evidence=b"zip with the recording",
+        keep_samples_until=keep_samples_until,
+    )
     return vid, project, style
 
 
@@ -82,7 +50,7 @@ def code_of(call: object) -> tuple[str, int]:
 
 
 def test_an_active_voice_speaks_with_its_sealed_style(local: VoxVault) -> None:
-    vid, project, style = make_voice(local)
+    vid, project, style = voice_with_evidence(local)
     assert np.array_equal(local.voice_registry.style_for(vid, project), style)
     assert np.array_equal(local.voice_registry.style_for(vid, None), style)  # local operator
     assert code_of(lambda: local.voice_registry.style_for(vid, "another-project")) == ("voice_not_found", 404)
@@ -91,7 +59,7 @@ def test_an_active_voice_speaks_with_its_sealed_style(local: VoxVault) -> None:
 
 
 def test_revoked_and_expired_voices_refuse_to_speak(local: VoxVault) -> None:
-    vid, project, _ = make_voice(local)
+    vid, project, _ = voice_with_evidence(local)
     registry = local.voice_registry
     with local.db.session() as s:
         row = s.get(Voice, vid)
@@ -107,14 +75,14 @@ def test_revoked_and_expired_voices_refuse_to_speak(local: VoxVault) -> None:
 
 
 def test_renaming_changes_only_the_name(local: VoxVault) -> None:
-    vid, project, style = make_voice(local)
+    vid, project, style = voice_with_evidence(local)
     assert local.voice_registry.rename(vid, project, "  New   name ", actor="t").name == "New name"
     assert np.array_equal(local.voice_registry.style_for(vid, project), style)
     assert code_of(lambda: local.voice_registry.rename(vid, project, " ", actor="t")) == ("invalid_name", 422)
 
 
 def test_renewal_needs_a_consent_verified_for_this_voice(local: VoxVault) -> None:
-    vid, project, _ = make_voice(local)
+    vid, project, _ = voice_with_evidence(local)
     with local.db.session() as s:
         other = Consent(
             project_id=project,
@@ -138,7 +106,7 @@ def test_renewal_needs_a_consent_verified_for_this_voice(local: VoxVault) -> Non
 
 
 def test_erasure_deletes_every_payload_and_scrubs_the_rows(local: VoxVault) -> None:
-    vid, project, _ = make_voice(local, keep_samples_until=utcnow() + dt.timedelta(days=3))
+    vid, project, _ = voice_with_evidence(local, keep_samples_until=utcnow() + dt.timedelta(days=3))
     assert len(list(local.blobs.list(f"voices/{vid}/"))) == 4
     result = local.voice_registry.erase(vid, project, actor="t")
     assert result.blobs_deleted == 4 and result.consents_scrubbed == 1
@@ -160,7 +128,7 @@ def test_erasure_deletes_every_payload_and_scrubs_the_rows(local: VoxVault) -> N
 
 
 def test_the_sweep_deletes_samples_kept_past_their_date(local: VoxVault) -> None:
-    vid, project, _ = make_voice(local, keep_samples_until=utcnow() - dt.timedelta(seconds=1))
+    vid, project, _ = voice_with_evidence(local, keep_samples_until=utcnow() - dt.timedelta(seconds=1))
     assert local.blobs.exists(blob_key(vid, "samples/0"))
     assert local.voice_registry.sweep().samples_deleted == 1
     assert not local.blobs.exists(blob_key(vid, "samples/0"))
