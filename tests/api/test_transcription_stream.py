@@ -25,10 +25,14 @@ def pcm(name: str) -> tuple[bytes, int]:
         return w.readframes(w.getnframes()), w.getframerate()
 
 
-def converse(ws: Any, audio: bytes, rate: int, chunk_s: float = 0.25) -> list[dict[str, Any]]:
-    """Send ``audio`` in chunks, then end; every message until the server closes."""
-    first = json.loads(ws.receive_text())
-    assert first["type"] == "ready"
+def converse(
+    ws: Any, audio: bytes, rate: int, chunk_s: float = 0.25, ready: bool = True
+) -> list[dict[str, Any]]:
+    """Send ``audio`` in chunks, then end; every message until the server closes (after its "ready"
+    unless ``ready`` is False: it was read already)."""
+    if ready:
+        first = json.loads(ws.receive_text())
+        assert first["type"] == "ready"
     step = int(rate * chunk_s) * 2
     for i in range(0, len(audio), step):
         ws.send_bytes(audio[i : i + step])
@@ -46,8 +50,15 @@ def test_partials_then_finals_then_done(client, vv) -> None:  # type: ignore[no-
     james, rate = pcm("james")
     gap = b"\x00\x00" * (rate * 3)  # three seconds of pause: the first sentence settles before the second
     andrew, _ = pcm("andrew")
+    head = rate * 2  # the first second: the client waits for a partial before it sends the rest
     with client.websocket_connect(f"{URL}&sample_rate={rate}") as ws:
-        messages = converse(ws, james + gap + andrew, rate)
+        assert json.loads(ws.receive_text())["type"] == "ready"
+        for i in range(0, head, rate // 2):
+            ws.send_bytes(james[i : i + rate // 2])
+        first = json.loads(ws.receive_text())
+        messages = [first, *converse(ws, james[head:] + gap + andrew, rate, ready=False)]
+    # heard while it was spoken: the first second of "We have also started ..." gave a partial
+    assert first["type"] == "partial" and first["text"].lower().startswith("we")
     kinds = [m["type"] for m in messages]
     assert kinds[-1] == "done" and "final" in kinds
     finals = [m for m in messages if m["type"] == "final"]

@@ -131,6 +131,26 @@ def test_silence_is_refused(tiny: WhisperRecognizer) -> None:
     assert tiny.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE) == ""
 
 
+def test_a_glimpse_reads_the_first_words_on_a_short_encoder_pass(tiny: WhisperRecognizer) -> None:
+    """Streaming partials: the encoder runs on the audio alone (not a 30 s window), without timestamps."""
+    james = clip("james")
+    lead = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+    seen = tiny.glimpse(np.concatenate([lead, james[: int(1.5 * SAMPLE_RATE)]]), "en")
+    # "We have also started ..." spoken from 0.5 s: the first words heard, speech found where it begins
+    # (less the VAD's 0.4 s of padding)
+    assert word_error_rate("we have also", " ".join(seen.text.lower().split()[:3])) <= 1 / 3
+    assert 0.1 <= seen.start <= 0.6 and seen.language == "en"
+    whole = tiny.glimpse(james, "en")
+    assert word_error_rate(KEYWORDS_TEXT, whole.text) <= 0.2 and "colorado" in whole.text.lower()
+    # nothing to hear: no text, and no model call for digital silence
+    assert tiny.glimpse(np.zeros(SAMPLE_RATE, dtype=np.float32)).text == ""
+    noise = np.random.default_rng(0).normal(0, 0.01, 2 * SAMPLE_RATE).astype(np.float32)
+    assert tiny.glimpse(noise, "en").text == ""
+
+
+KEYWORDS_TEXT = "We have also started contemplating the possibility of moving back to Colorado."
+
+
 @pytest.mark.parametrize(
     ("options", "code"),
     [

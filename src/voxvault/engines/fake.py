@@ -38,7 +38,7 @@ from voxvault.engines.base import (
     TimedSpeech,
     WordTiming,
 )
-from voxvault.engines.whisper import MODEL_NAMES, MODELS, TranscribeOptions, WhisperRecognizer
+from voxvault.engines.whisper import MODEL_NAMES, MODELS, Glimpse, TranscribeOptions, WhisperRecognizer
 from voxvault.errors import VoxError
 
 SAMPLE_RATE = 24_000
@@ -400,6 +400,12 @@ class FakeTranscriber(WhisperRecognizer):
         # a set language is kept; "detection" always hears English
         info = _Info(language or "en", 1.0 if language else 0.9)
         return iter(segments), info
+
+    def _glimpse(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Glimpse:
+        rate = self.sample_rate
+        bursts = _sound_bursts(audio, rate)
+        words = [_spell(audio[int(a * rate) : int(b * rate)], rate) for a, b in bursts]
+        return Glimpse(" ".join(words), bursts[0][0] if bursts else 0.0, language or "en")
 
 
 def _sound_bursts(audio: np.ndarray, sample_rate: int) -> list[tuple[float, float]]:

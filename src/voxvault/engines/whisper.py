@@ -53,6 +53,12 @@ SILENT = "The audio is silent: there is nothing to transcribe."
 _CARRY_CHARS = 200
 #: OpenAI's temperature semantics: 0 means "start greedy, raise the temperature when decoding fails".
 _FALLBACK_STEP = 0.2
+#: A glimpse (:meth:`WhisperRecognizer.glimpse`) runs the encoder on the audio plus this much padding, and on
+#: at least GLIMPSE_MIN_S: much shorter inputs than Whisper's 30 s make it repeat itself (docs/benchmarks.md).
+GLIMPSE_PAD_S = 0.5
+GLIMPSE_MIN_S = 5.0
+#: ... and decodes at most this many tokens per second of audio (plus 3): a runaway repetition stops early.
+GLIMPSE_TOKENS_PER_S = 6.0
 
 Task = Literal["transcribe", "translate"]
 
@@ -192,6 +198,15 @@ class TranscribeOptions:
     #: Batch the window's speech pieces (cut at pauses by the VAD) through the encoder together: about 30 %
     #: less CPU per audio second (docs/benchmarks.md); each piece is decoded without the previous one's text.
     batch_size: int = 4
+
+
+@dataclass(frozen=True)
+class Glimpse:
+    """What a short stretch of audio says, decoded cheaply (a streaming partial): no timestamps, no words."""
+
+    text: str  # "" when no speech was found
+    start: float  # seconds into the audio where speech was found
+    language: str
 
 
 @dataclass(frozen=True)
@@ -343,6 +358,20 @@ class WhisperRecognizer:
         )
         return self.recognize_blocks(blocks, options)
 
+    def glimpse(self, audio: np.ndarray, language: str | None = None, prompt: str | None = None) -> Glimpse:
+        """A quick look at up to 30 s of mono float32 audio at 16 kHz, for streaming partials.
+
+        Speech is found by the same Silero VAD as :meth:`recognize` uses; the encoder then runs on that
+        audio alone (:data:`GLIMPSE_MIN_S` at least; padded as Whisper pads) instead of a full 30 s window,
+        and decodes greedily, with segment timestamps only to drop what it "hears" after the audio ends and
+        without word timings: 5-7x less CPU than a window on 1-3 s of speech. Final
+        transcripts never come from here (they stay on :meth:`recognize`, the configured model's quality).
+        """
+        audio = np.asarray(audio, dtype=np.float32)[-int(29.5 * SAMPLE_RATE) :]  # one encoder pass
+        if audio.size < SAMPLE_RATE // 10 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
+            return Glimpse("", 0.0, language or "")
+        return self._glimpse(audio, language, prompt)
+
     # -- SpeechRecognizer ------------------------------------------------------------------------------
     def transcribe(self, audio: FloatArray, sample_rate: int) -> str:
         """The text said in ``audio`` ("" for silence)."""
@@ -409,6 +438,69 @@ class WhisperRecognizer:
                 vad_filter=options.vad_filter,
             )
         return iter(segments), info
+
+    def _glimpse(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Glimpse:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        speech = get_speech_timestamps(audio, VadOptions())
+        if not speech:
+            return Glimpse("", 0.0, language or "")
+        first = int(speech[0]["start"])
+        model = self._model
+        feats = model.feature_extractor(audio[first:])[:, :-1]
+        frames = min(3000, max(feats.shape[-1] + int(GLIMPSE_PAD_S * 100), int(GLIMPSE_MIN_S * 100)))
+        frames += frames % 2
+        # Whisper's padding is silence: the log-mel floor, 2.0 below the loudest value after its scaling
+        padded = np.full((1, feats.shape[0], frames), float(feats.max()) - 2.0, dtype=np.float32)
+        padded[0, :, : min(frames, feats.shape[-1])] = feats[:, :frames]
+        encoded = model.encode(padded)
+        if language is None:
+            language = str(model.model.detect_language(encoded)[0][0][0])[2:-2]
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
+        )
+        previous = tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
+        tokens = model.get_prompt(tokenizer, previous)
+        seconds = audio[first:].size / SAMPLE_RATE
+        budget = int(seconds * GLIMPSE_TOKENS_PER_S) + 3 + 8  # + a few timestamp tokens
+        result = model.model.generate(
+            encoded,
+            [tokens],
+            beam_size=1,
+            max_length=len(tokens) + budget,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+            max_initial_timestamp_index=50,  # Whisper's: the first segment starts within a second
+        )[0]
+        # Whisper's own no-speech rule (no_speech_threshold 0.6, log_prob_threshold -1)
+        if result.no_speech_prob > 0.6 and result.scores[0] < -1.0:
+            return Glimpse("", first / SAMPLE_RATE, language)
+        text = tokenizer.decode(_segments_within(result.sequences_ids[0], tokenizer, seconds)).strip()
+        return Glimpse(text, first / SAMPLE_RATE, language)
+
+
+def _segments_within(ids: list[int], tokenizer: Any, seconds: float) -> list[int]:
+    """The text tokens of the segments that start inside the audio: on a short encoder pass Whisper tends to
+    start over once the speech ends ("... to Colorado. We have also"), in a segment timed after it."""
+    kept: list[int] = []
+    current: list[int] = []
+    start: float | None = None
+    for token in ids:
+        if token >= tokenizer.timestamp_begin:
+            if start is None:
+                start = (token - tokenizer.timestamp_begin) * 0.02
+                continue
+            if start < seconds - 0.1:
+                kept += current
+            current, start = [], None
+        elif token < tokenizer.eot:
+            current.append(token)
+    if current and (start or 0.0) < seconds - 0.1:
+        kept += current
+    return kept
 
 
 def _temperatures(start: float) -> list[float]:

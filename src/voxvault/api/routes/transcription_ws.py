@@ -9,7 +9,9 @@ The client sends binary frames of audio in the ``encoding`` (audio/stream_decode
 ``ogg_opus`` an Ogg/Opus stream cut anywhere (``ffmpeg ... -c:a libopus -f ogg -``); Opus is decoded at
 48 kHz and mixed to mono. To finish, the client sends the text message ``{"type": "end"}``. The
 server answers ``{"type": "ready"}``, then as audio arrives ``{"type": "partial", "text", "start", "end"}``
-(what the unsettled audio says so far; it may still change) and ``{"type": "final", "id", "start", "end",
+(what the unsettled audio says so far; it may still change: while that audio is short, from a glimpse,
+a quick encoder pass on the audio alone, so the first words come a few tenths of a second after they are
+spoken) and ``{"type": "final", "id", "start", "end",
 "text", "words"}`` for each segment that has settled (ended at least :data:`SETTLE_S` before the newest
 audio; a segment never changes once final), and at the end ``{"type": "done", "text", "duration",
 "language"}`` and close code 1000.
@@ -65,10 +67,15 @@ router = APIRouter(tags=["transcription"])
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-#: Run the model again once this much new audio arrived (a partial about every second) ...
+#: Run the whole model (word timestamps, finals) again once this much new audio arrived ...
 STEP_S = 1.0
-#: ... and the first time as soon as this much is there: the first words show early.
-FIRST_STEP_S = 0.5
+#: ... once the unsettled audio is this long (shorter, nothing in it can be final yet).
+FULL_MIN_S = 2.5
+#: Until then, partials come from glimpses (engine.glimpse: the encoder on the audio alone, greedy, no
+#: timestamps; 5-7x cheaper than a step): every FIRST_GLIMPSE_S of new audio until something is heard, so
+#: the first words show a few tenths of a second after they are spoken, then every GLIMPSE_S.
+FIRST_GLIMPSE_S = 0.2
+GLIMPSE_S = 0.5
 #: A segment that ended this long before the newest audio is final.
 SETTLE_S = 2.0
 #: Unsettled audio held at most; past it the segments recognised so far become final.
@@ -85,7 +92,8 @@ class StreamState:
 
     offset: float = 0.0  # seconds of the stream before buffer[0]
     buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    fresh: int = 0  # samples that arrived since the model last ran
+    fresh: int = 0  # samples that arrived since the whole model last ran
+    unseen: int = 0  # samples that arrived since the last step (whole model or glimpse)
     received: int = 0  # samples in the whole stream
     finals: list[str] = field(default_factory=list)
     next_id: int = 0
@@ -95,6 +103,7 @@ class StreamState:
     def feed(self, samples: np.ndarray) -> None:
         self.buffer = np.concatenate([self.buffer, samples]) if self.buffer.size else samples
         self.fresh += samples.size
+        self.unseen += samples.size
         self.received += samples.size
 
     @property
@@ -182,6 +191,24 @@ def recognise_step(
         )
     state.last_partial = partial
     return messages, min(audio.size, int(cut * SAMPLE_RATE))
+
+
+def glimpse_step(engine: Any, options: Any, state: StreamState, audio: np.ndarray) -> list[dict[str, Any]]:
+    """A partial from a glimpse at the unsettled audio (worker thread); nothing becomes final here."""
+    language = state.language or options.language
+    seen = engine.glimpse(audio, language, " ".join(state.finals)[-200:] or None)
+    text = seen.text
+    if not any(c.isalnum() for c in text) or text == state.last_partial:
+        return []  # nothing heard yet (or only punctuation), or nothing new
+    state.last_partial = text
+    return [
+        {
+            "type": "partial",
+            "start": round(state.offset + seen.start, 3),
+            "end": round(state.offset + audio.size / SAMPLE_RATE, 3),
+            "text": text,
+        }
+    ]
 
 
 @dataclass
@@ -299,29 +326,44 @@ class _Session:
         while True:
             await self.wake.wait()
             self.wake = anyio.Event()
-            final = self.ended
-            if not final and self.state.backlog_s < self._step_s():
+            step = self._due()
+            if step is None:
                 continue
+            final = step == "final"
             state = self.state
-            audio, state.fresh = state.buffer, 0
-            messages, cut = await run_in_threadpool(
-                recognise_step, self.engine, self.options, state, audio, final
-            )
-            state.buffer = state.buffer[cut:].copy()
-            state.offset += cut / SAMPLE_RATE
-            self.drained.set()
+            audio, state.unseen = state.buffer, 0
+            if step == "glimpse":
+                messages = await run_in_threadpool(glimpse_step, self.engine, self.options, state, audio)
+            else:
+                state.fresh = 0
+                messages, cut = await run_in_threadpool(
+                    recognise_step, self.engine, self.options, state, audio, final
+                )
+                state.buffer = state.buffer[cut:].copy()
+                state.offset += cut / SAMPLE_RATE
+                self.drained.set()
             for message in messages:
                 if message["type"] == "partial" and self.first_partial_s is None:
                     self.first_partial_s = time.perf_counter() - self.started
                 await self.ws.send_text(json.dumps(message))
             if final:
                 return
-            if self.ended or self.state.backlog_s >= self._step_s():
+            if self._due() is not None:
                 self.wake.set()
 
-    def _step_s(self) -> float:
-        heard = self.state.finals or self.state.last_partial
-        return STEP_S if heard else FIRST_STEP_S
+    def _due(self) -> str | None:
+        """The step to run now: the whole model to make segments final, a glimpse for a partial, or none."""
+        state = self.state
+        if self.ended:
+            return "final"
+        if state.backlog_s >= STEP_S and state.buffer.size >= FULL_MIN_S * SAMPLE_RATE:
+            return "full"
+        if state.buffer.size >= FULL_MIN_S * SAMPLE_RATE:
+            return None  # the whole model's steps bring the partials from here, as they did before
+        heard = state.finals or state.last_partial
+        if state.unseen >= (GLIMPSE_S if heard else FIRST_GLIMPSE_S) * SAMPLE_RATE:
+            return "glimpse"
+        return None
 
 
 async def _serve(session: _Session) -> None:
