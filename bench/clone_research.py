@@ -8,7 +8,9 @@ sentence that is not a held-out one (``REFERENCE_TEXT``):
 - ``eq<oct>_<strength>``: the LTAS equaliser (``spectral_match.Equalizer``), smoothing 1/<oct> octave;
 - ``warp``: the formant ratio estimated from the LTAS (``spectral_match.formant_ratio``), applied by
   ``cloning/formant.speak``; ``warp<r>``: a fixed ratio (a diagnostic);
-- ``sel_<encoder>``: the ratio of ``formant.GRID`` that the encoder hears nearest the enrolment;
+- ``sel_<encoder>``: the ratio of ``formant.GRID`` that the encoder hears nearest the enrolment, on the
+  probe sentence, or with ``--probe-sentences 3`` (round 2) on it and two of ``VALIDATION_SENTENCES`` spoken
+  one after another and embedded as one utterance (neither held out);
 - ``warp_eq``: the warp, then the equaliser fitted on the warped clone.
 
     python bench/clone_research.py --data ../shared/testdata/speakers --out bench/results/research1_test.json
@@ -30,6 +32,7 @@ from spectral_match import Equalizer, formant_ratio
 
 from voxvault.audio.io import decode
 from voxvault.cloning import formant
+from voxvault.cloning.adapt.decoder import VALIDATION_SENTENCES
 from voxvault.cloning.conditioning import REFERENCE_TEXT
 from voxvault.cloning.evaluation import (
     CloneEvalOptions,
@@ -42,7 +45,7 @@ from voxvault.cloning.evaluation import (
 from voxvault.cloning.instant import StyleMap, instant_style
 from voxvault.cloning.pitch import median_f0
 from voxvault.engines.base import FloatArray
-from voxvault.engines.speaker import unit
+from voxvault.engines.speaker import join_sentences, unit
 
 ROOT = Path(__file__).resolve().parents[1]
 #: formant ratios tried at enrollment by the ``sel_<judge>`` variants
@@ -64,6 +67,9 @@ def main() -> None:
         "--audio-dir", type=Path, help="write AUD/<speaker>/<variant>.wav (rejudge WER later)"
     )
     parser.add_argument("--skip", default="", help="speakers to leave out (comma-separated)")
+    parser.add_argument(
+        "--probe-sentences", type=int, default=1, help="sentences the sel_ variants choose on (1-5)"
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
 
@@ -86,6 +92,9 @@ def main() -> None:
     assert ev.instant_decoder is not None
     tts, rate = ev.tts, ev.tts.sample_rate
     probe_phonemes = ev._frontend.phonemes(REFERENCE_TEXT)
+    choice_phonemes = [
+        ev._frontend.phonemes(t) for t in (REFERENCE_TEXT, *VALIDATION_SENTENCES)[: args.probe_sentences]
+    ]
     clips = {p.stem: decode(p, max_bytes=50_000_000, max_seconds=120.0) for p in speaker_clips(args.data)}
     speaker_set: dict[str, dict[str, FloatArray]] = {name: {} for name in ev.judges}
     for name, d in clips.items():
@@ -135,11 +144,13 @@ def main() -> None:
             sel: dict[str, dict[str, float]] = {}
             t0 = time.perf_counter()
             for r in GRID:
-                heard = at_ratio(r)(probe_phonemes, pack)
+                speak_r = at_ratio(r)
+                heard = join_sentences([speak_r(p, pack) for p in choice_phonemes], rate)
                 sel[f"{r:.2f}"] = {
                     j: round(float(unit(ev.judges[j].embed(heard, rate)) @ enrol_by[j]), 4) for j in pickers
                 }
             row["ratio_scores"], row["ratio_scores_s"] = sel, round(time.perf_counter() - t0, 2)
+            row["probe_sentences"] = len(choice_phonemes)
 
         for variant in variants:
             t0 = time.perf_counter()
