@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -166,26 +167,43 @@ def _record(vv: VoxVault, job: _Job, completed: bool, error: str | None = None) 
     )
 
 
-def _start(vv: VoxVault, data: bytes, model: str, options: Any) -> Any:
+def _start(vv: VoxVault, data: bytes, model: str, options: Any, keep: list[np.ndarray] | None = None) -> Any:
     """Decode the upload's first block (a file that is not audio, or short and silent, is refused before
-    Whisper is loaded), then load the model (first use) and start recognising (worker thread)."""
+    Whisper is loaded), then load the model (first use) and start recognising (worker thread). With
+    ``keep``, every decoded block (16 kHz mono) is also appended there, for the diarizer: the upload is
+    decoded once."""
     from voxvault.engines.whisper import upload_blocks
 
-    blocks = upload_blocks(
+    blocks: Iterator[np.ndarray] = upload_blocks(
         data, max_bytes=vv.settings.max_upload_bytes, max_seconds=vv.settings.asr_max_seconds
     )
+    if keep is not None:
+        blocks = _kept(blocks, keep)
     engine = vv.engines.transcriber(model)
     return engine.recognize_blocks(blocks, options)
 
 
-async def _transcribe(vv: VoxVault, gate: TranscriptionGate, job: _Job, data: bytes, options: Any) -> Any:
+def _kept(blocks: Iterator[np.ndarray], keep: list[np.ndarray]) -> Iterator[np.ndarray]:
+    for block in blocks:
+        keep.append(block)
+        yield block
+
+
+async def _transcribe(
+    vv: VoxVault,
+    gate: TranscriptionGate,
+    job: _Job,
+    data: bytes,
+    options: Any,
+    keep: list[np.ndarray] | None = None,
+) -> Any:
     """Admit, start; returns the lazy transcription with its gate slot held (caller releases)."""
     gate.admit()
     started = False
     try:
         await run_in_threadpool(gate.run)
         started = True
-        transcription = await run_in_threadpool(_start, vv, data, job.model, options)
+        transcription = await run_in_threadpool(_start, vv, data, job.model, options, keep)
     except VoxError as exc:
         gate.done(started)
         _record(vv, job, False, exc.code)
@@ -429,19 +447,14 @@ def _eleven_words(transcript: Any, granularity: str) -> list[dict[str, Any]]:
     return out
 
 
-def _diarize(vv: VoxVault, data: bytes, num_speakers: int | None) -> list[Any]:
-    """Speaker turns of the upload (decoded again at 16 kHz: the transcription consumed its blocks)."""
-    from voxvault.audio.io import decode
-    from voxvault.engines.diarize import SAMPLE_RATE
+def _diarize(vv: VoxVault, blocks: list[np.ndarray], num_speakers: int | None) -> list[Any]:
+    """Speaker turns of the upload, from the blocks the transcription decoded (16 kHz, as the diarizer
+    wants them): the upload is not decoded a second time."""
+    from voxvault.engines.whisper import SAMPLE_RATE
 
-    audio = decode(
-        data,
-        max_bytes=vv.settings.max_upload_bytes,
-        max_seconds=vv.settings.asr_max_seconds,
-        target_sr=SAMPLE_RATE,
-        timeout_s=60.0,
-    )
-    turns: list[Any] = vv.engines.diarizer().diarize(audio.samples, SAMPLE_RATE, num_speakers)
+    audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    blocks.clear()
+    turns: list[Any] = vv.engines.diarizer().diarize(audio, SAMPLE_RATE, num_speakers)
     return turns
 
 
@@ -515,14 +528,15 @@ async def speech_to_text(
     model = vv.settings.asr_model
     data, _ = await _read_file(form)
     job = _new_job(principal, "elevenlabs.speech_to_text", model, "transcribe", granularity, len(data))
-    transcription = await _transcribe(vv, gate, job, data, options)
+    decoded: list[np.ndarray] | None = [] if diarize else None
+    transcription = await _transcribe(vv, gate, job, data, options, keep=decoded)
     turns: list[Any] = []
     transcript = await _complete(
         vv,
         job,
         transcription,
         gate,
-        then=(lambda: turns.extend(_diarize(vv, data, num_speakers))) if diarize else None,
+        then=(lambda: turns.extend(_diarize(vv, decoded or [], num_speakers))) if diarize else None,
     )
     language = transcript.info.language
     words = _eleven_words(transcript, granularity)
