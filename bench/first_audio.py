@@ -49,6 +49,15 @@ OKAY = "Okay."
 LONG = " ".join(
     f"Sentence number {n} of a long answer keeps the model busy for a while." for n in range(1, 21)
 )
+# Whole answers streamed to the end (openai route, pcm): the real-time factor of a stream, start to last byte.
+WHOLE = [
+    OPENERS[9] + " Please arrive ten minutes early and bring your insurance card. If anything changes, "
+    "call us back on this number and we will find another time for you.",
+    OPENERS[16] + " A technician can visit on Monday or Wednesday morning. Which day suits you better?",
+    OPENERS[27] + " If the email does not arrive within five minutes, look in your spam folder first, "
+    "then ask me to send it again.",
+]
+PCM_BYTES_PER_S = 24_000 * 2
 DOC_BEGIN, DOC_END = "<!-- bench-first-audio:begin -->", "<!-- bench-first-audio:end -->"
 
 
@@ -71,6 +80,19 @@ async def ttfa_http(client: httpx.AsyncClient, url: str, route: str, text: str) 
             if chunk:
                 return time.perf_counter() - t0
     raise RuntimeError(f"{route}: no audio")
+
+
+async def whole_rtf(client: httpx.AsyncClient, url: str, text: str) -> float:
+    """Seconds from request to last byte over seconds of audio, the whole answer streamed (openai, pcm)."""
+    body = {"model": "tts-1", "voice": "alpha", "input": text, "response_format": "pcm"}
+    t0 = time.perf_counter()
+    n = 0
+    async with client.stream("POST", f"{url}/v1/audio/speech", json=body) as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"whole: HTTP {r.status_code}")
+        async for chunk in r.aiter_raw():
+            n += len(chunk)
+    return (time.perf_counter() - t0) / (n / PCM_BYTES_PER_S)
 
 
 async def ttfa_ws(url: str, key: str, text: str) -> float:
@@ -97,6 +119,7 @@ async def measure(
     settle: float,
     routes: tuple[str, ...] = ROUTES,
     barge_repeats: int = 0,
+    whole_repeats: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """TTFA samples per server name; the servers are asked in turn, request by request, so that a
     before/after pair shares the box's load (on a shared CPU the load swings between minutes)."""
@@ -106,6 +129,7 @@ async def measure(
             "samples": {r: {t: [] for t in OPENERS} for r in routes},
             "barge_in_okay_s": [],
             "idle_okay_s": [],
+            "whole_rtf": [],
         }
         for name in urls
     }
@@ -135,6 +159,11 @@ async def measure(
                 await ttfa_http(client, url, "openai", LONG)  # returns at first audio: the client hangs up
                 out[name]["barge_in_okay_s"].append(await ttfa_http(client, url, "openai", OKAY))
                 await asyncio.sleep(settle)
+        for _ in range(whole_repeats):
+            for text in WHOLE:
+                for name, url in urls.items():
+                    out[name]["whole_rtf"].append(await whole_rtf(client, url, text))
+                    await asyncio.sleep(settle)
     return out
 
 
@@ -187,6 +216,8 @@ def summarise(raw: dict[str, Any], baseline: dict[str, float]) -> dict[str, Any]
         "okay_after_drop_p50_ms": round(statistics.median(raw["barge_in_okay_s"]) * 1000),
         "okay_idle_p50_ms": round(statistics.median(raw["idle_okay_s"]) * 1000),
     }
+    if raw.get("whole_rtf"):
+        out["whole_answer_rtf_median"] = round(statistics.median(raw["whole_rtf"]), 3)
     return out
 
 
@@ -231,6 +262,14 @@ def markdown(report: dict[str, Any]) -> str:
             f"{precision}: {b['okay_after_drop_p50_ms']} ms p50, against {b['okay_idle_p50_ms']} ms "
             "on an idle server."
         )
+    key = "whole_answer_rtf_median"
+    wholes = {p: r[key] for p, r in report["results"].items() if key in r}
+    if wholes:
+        lines += [
+            "",
+            f"Whole answers streamed to the last byte (openai route, pcm, {len(WHOLE)} answers of 3-4 "
+            "sentences), real-time factor median: " + ", ".join(f"{p} {v}" for p, v in wholes.items()) + ".",
+        ]
     lines.append(DOC_END)
     return "\n".join(lines)
 
@@ -243,6 +282,7 @@ def main() -> None:
     parser.add_argument("--routes", nargs="+", choices=ROUTES, default=list(ROUTES))
     parser.add_argument("--no-baseline", action="store_true", help="skip the stock whole-text baseline")
     parser.add_argument("--barge-repeats", type=int, default=0, help="barge-in pairs (default: --repeats)")
+    parser.add_argument("--whole-repeats", type=int, default=1, help="rounds of whole answers (RTF)")
     parser.add_argument(
         "--also-src",
         action="append",
@@ -285,7 +325,15 @@ def main() -> None:
                 urls = {name: server.url for name, server in servers.items()}
                 raws.update(
                     asyncio.run(
-                        measure(urls, key, args.repeats, args.settle, tuple(args.routes), args.barge_repeats)
+                        measure(
+                            urls,
+                            key,
+                            args.repeats,
+                            args.settle,
+                            tuple(args.routes),
+                            args.barge_repeats,
+                            args.whole_repeats,
+                        )
                     )
                 )
             finally:
@@ -316,6 +364,7 @@ def main() -> None:
         "barge_in_raw_s": {
             p: {"after_drop": v["barge_in_okay_s"], "idle": v["idle_okay_s"]} for p, v in raws.items()
         },
+        "whole_rtf_raw": {p: [round(x, 3) for x in v["whole_rtf"]] for p, v in raws.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -60,13 +60,20 @@ async def one(client: httpx.AsyncClient, url: str, kind: str) -> int:
     return r.status_code
 
 
-async def run(server: Server, key: str, n: int) -> tuple[list[float], dict[str, int]]:
+async def run(
+    server: Server, key: str, n: int, deadline: float = float("inf")
+) -> tuple[list[float], dict[str, int]]:
+    """RSS after each request; stops early (fewer than ``n``) once ``time.perf_counter()`` passes
+    ``deadline``."""
     kinds = ["short", "long", "streamed", "cancelled", "bad_text", "bad_format"]
     curve: list[float] = []
     statuses: dict[str, int] = {}
     headers = {"xi-api-key": key, "authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(timeout=120, headers=headers) as client:
         for i in range(n):
+            if time.perf_counter() > deadline:
+                print(f"  stopped at the time limit after {i} requests", flush=True)
+                break
             kind = kinds[i % len(kinds)]
             status = await one(client, server.url, kind)
             statuses[f"{kind}:{status}"] = statuses.get(f"{kind}:{status}", 0) + 1
@@ -82,6 +89,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "results" / "memory.png")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop after this long (a loaded box); the report says how many requests ran",
+    )
     args = parser.parse_args()
     t0 = time.perf_counter()
     info = machine()
@@ -91,22 +104,27 @@ def main() -> None:
         try:
             server.wait_ready()
             ready_mb = server.rss_mb()
-            curve, statuses = asyncio.run(run(server, key, args.requests))
+            deadline = t0 + args.max_minutes * 60 if args.max_minutes else float("inf")
+            curve, statuses = asyncio.run(run(server, key, args.requests, deadline))
         finally:
             server.stop()
     tenth = curve[max(0, len(curve) // 10 - 1)]
+    at_100 = curve[min(100, len(curve)) - 1]  # the issue's reference: RSS after the first 100 requests
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "duration_s": round(time.perf_counter() - t0, 1),
         "machine": info,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "requests": args.requests,
+        "requests": len(curve),
+        "requests_asked": args.requests,
         "statuses": statuses,
         "rss_ready_mb": round(ready_mb),
         "rss_after_first_tenth_mb": round(tenth),
         "rss_end_mb": round(curve[-1]),
         "rss_peak_mb": round(max(curve)),
         "growth_after_first_tenth": round(curve[-1] / tenth - 1, 4),
+        "rss_after_100_mb": round(at_100),
+        "growth_after_100": round(curve[-1] / at_100 - 1, 4),
         "curve_mb": [round(x, 1) for x in curve],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,15 +45,18 @@ MIN_SPEED, MAX_SPEED = 0.25, 4.0
 # more: Whisper's WER at 0.5x/1.5x/2x was 0.47/0.64/0.87 spoken by the model, 0.08/0.26/0.40 as its 1x
 # speech stretched (bench/speed_range.py, docs/clients.md). So the model always speaks at 1x.
 ENGINE_SPEED_RANGE = (1.0, 1.0)
-# A stream's first piece is short so its audio leaves after one quick model call (a few words, well under
-# a second of speech); each later piece may be PIECE_GROWTH times longer than the one before, until
+# A stream's first piece is short so its audio leaves after one quick model call (a word or two, well
+# under a second of speech); each later piece may be PIECE_GROWTH times longer than the one before, until
 # pieces are whole sentences. Rendering a piece then takes less time than playing the one before it, so
-# playback does not stall while the pieces grow to their natural size. 12 phonemes: a model call costs
-# about 17 phonemes' worth of fixed time plus its phonemes (measured idle and at load 20), so a first piece
-# within ~1.3x of "Okay."'s model time holds about 12; with the cut moved before a phrase's opening word
-# Whisper heard such split clauses as well as unsplit ones (bench/seam.py, docs/benchmarks.md), where a
-# 10-phoneme cut without it was misheard.
-FIRST_PIECE_PHONEMES = 12
+# playback does not stall while the pieces grow to their natural size. A model call's cost follows the
+# audio frames it makes (onnxruntime CPU time ~7 ms a frame, next to nothing per phoneme: issue 28's
+# profile in docs/benchmarks.md), and the frames of a few words depend on which words: "Okay." is 44
+# frames, "I checked" 30, "Good morning" 68 (a cut without punctuation lengthens the last word and the
+# pause after it). 8 phonemes, with the phrase rules below, gives first pieces whose frames are at the
+# median 1.05 times "Okay."'s on the 29 openers of bench/openers.py (voice alpha; 12 phonemes: 1.25
+# before these rules, 1.36 with them). A first piece is never a word cut in two ("Absolutely," is one
+# piece however long) nor phrase openers alone ("The next").
+FIRST_PIECE_PHONEMES = 8
 PIECE_GROWTH = 2.0
 RAMP_TOLERANCE = 1.3
 # Words that open a phrase (articles, prepositions, conjunctions, possessives): a first piece cut inside a
@@ -144,6 +147,10 @@ class PreparedSpeech:
 
 def _word_key(word: str) -> str:
     return "".join(ch for ch in word.lower() if ch.isalpha())
+
+
+def _openers_only(piece: Piece) -> bool:
+    return all(_word_key(w) in PHRASE_OPENERS for w in piece.text.split())
 
 
 def estimate_audio_s(pieces: Sequence[Piece], speed: float = 1.0) -> float:
@@ -275,6 +282,14 @@ class SpeechPipeline:
             text, lexicon=lexicon, ssml=ssml, first_piece_max_phonemes=first_piece_phonemes
         )
         if first_piece_phonemes is not None and not (is_ssml(text) if ssml is None else ssml):
+            if len(pieces) > 1 and _openers_only(pieces[0]) and not pieces[0].pause_after:
+                # "The | next train": a phrase's opening words are not a first piece on their own;
+                # cut after the word that follows them ("The next | train").
+                following = pieces[1].phonemes.split()[:1]
+                first_piece_phonemes = len(pieces[0].phonemes) + 1 + sum(map(len, following))
+                pieces = self.frontend.plan(
+                    text, lexicon=lexicon, ssml=False, first_piece_max_phonemes=first_piece_phonemes
+                )
             pieces = self._ramp(pieces, first_piece_phonemes, lexicon)
             pieces = self._first_cut_before_phrase(pieces, first_piece_phonemes)
         estimated = estimate_audio_s(pieces, speed)
@@ -351,27 +366,42 @@ class SpeechPipeline:
         return out
 
     def _first_cut_before_phrase(self, pieces: list[Piece], first_limit: int) -> list[Piece]:
-        """Where the first piece was cut inside a clause after a word that opens a phrase ("Thanks for
+        """Where a ramp piece was cut inside a clause after a word that opens a phrase ("Thanks for
         calling the | clinic"), move the cut before it ("Thanks for calling | the clinic"): the seam then
-        falls on a phrase boundary, where a speaker could pause, and the first piece gets shorter."""
+        falls on a phrase boundary, where a speaker could pause, and the first piece gets shorter. The
+        same for the later cuts of the ramp ("The next | train to the | airport" -> "The next | train |
+        to the airport")."""
         if len(pieces) < 2:
             return pieces
-        first, second = pieces[0], pieces[1]
-        words, phones = first.text.split(), first.phonemes.split()
-        if first.pause_after or first.speed != second.speed or len(words) != len(phones):
-            return pieces
+        out = list(pieces)
+        limit = float(first_limit)
+        for i in range(len(out) - 1):
+            room = RAMP_TOLERANCE * PIECE_GROWTH * limit
+            moved = self._cut_before_phrase(out[i], out[i + 1], room)
+            if moved is not None:
+                out[i], out[i + 1] = moved
+            limit *= PIECE_GROWTH
+            if limit >= self.frontend.max_phonemes:
+                break
+        return out
+
+    def _cut_before_phrase(self, piece: Piece, after: Piece, room: float) -> tuple[Piece, Piece] | None:
+        """``piece`` without its trailing phrase-opening words and ``after`` with them in front; None when
+        nothing moves (no such words, a pause between them, or ``after`` would pass ``room``)."""
+        words, phones = piece.text.split(), piece.phonemes.split()
+        if piece.pause_after or piece.speed != after.speed or len(words) != len(phones):
+            return None
         keep = len(words)
         while keep > 1 and _word_key(words[keep - 1]) in PHRASE_OPENERS:
             keep -= 1
         if keep == len(words):
-            return pieces
-        moved_ph = " ".join([*phones[keep:], second.phonemes])
-        room = RAMP_TOLERANCE * PIECE_GROWTH * first_limit
-        if len(moved_ph) > min(self.frontend.max_phonemes, max(room, len(second.phonemes))):
-            return pieces
-        head = replace(first, text=" ".join(words[:keep]), phonemes=" ".join(phones[:keep]))
-        tail = replace(second, text=" ".join([*words[keep:], second.text]), phonemes=moved_ph)
-        return [head, tail, *pieces[2:]]
+            return None
+        moved_ph = " ".join([*phones[keep:], after.phonemes])
+        if len(moved_ph) > min(self.frontend.max_phonemes, max(room, len(after.phonemes))):
+            return None
+        head = replace(piece, text=" ".join(words[:keep]), phonemes=" ".join(phones[:keep]))
+        tail = replace(after, text=" ".join([*words[keep:], after.text]), phonemes=moved_ph)
+        return head, tail
 
     # -- rendering -------------------------------------------------------------------------------------
     def raw_chunks(

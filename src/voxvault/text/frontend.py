@@ -295,8 +295,14 @@ class TextFrontend:
 
     @staticmethod
     def _chop_word(single: list[_Word], phonemes: str, packer: _Packer) -> None:
-        """A single word longer than a whole piece: cut its phonemes into consecutive chunks."""
+        """A single word longer than a whole piece: cut its phonemes into consecutive chunks.
+
+        A word that is only over the short first-piece limit is not cut: it is the first piece whole
+        ("Absolutely,"), since a word spoken in two model calls is heard as two."""
         word = single[0]
+        if not packer.pieces and len(phonemes) <= packer.rest_limit:
+            packer.emit(single, phonemes)
+            return
         first = True
         while phonemes:
             cut = packer.limit
