@@ -127,7 +127,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         while _get(url + "/readyz") != 200:
             assert proc.poll() is None, "voxvault serve stopped:\n" + "".join(output)
             assert time.monotonic() < deadline, "voxvault serve not ready:\n" + "".join(output)
-            time.sleep(0.5)
+            time.sleep(0.1)
         printed = "".join(output)
         key = KEY.search(printed)
         assert key is not None, f"no admin key printed:\n{printed}"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from voxvault.audio import decode
+from voxvault.jobs.batch import FINAL_STATUSES
 
 CREDENTIAL_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -69,3 +71,17 @@ def check_output(out: Path, expected_ids: set[str]) -> list[dict[str, Any]]:
     )
     assert on_disk == listed, f"files not in the manifest: {sorted(on_disk - listed)}"
     return entries
+
+
+def wait_for_batch(
+    client: Any, job_id: str, *, kind: str = "batches", timeout: float = 180.0
+) -> dict[str, Any]:
+    """``GET /v1/<kind>/<job_id>`` every 50 ms until the job is in a final state; its last answer."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/{kind}/{job_id}").json()
+        if body["status"] in FINAL_STATUSES:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"{kind} job {job_id} did not finish: {body}")

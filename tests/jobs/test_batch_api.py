@@ -7,14 +7,12 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
-from batch_helpers import tiny_rows
+from batch_helpers import tiny_rows, wait_for_batch
 from fastapi.testclient import TestClient
 
-from voxvault.jobs.batch import FINAL_STATUSES
 from voxvault.jobs.service import BatchService
 from voxvault.store.models import Job
 
@@ -25,23 +23,13 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
-def _wait(client: TestClient, job_id: str, timeout: float = 180.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = client.get(f"/v1/batches/{job_id}").json()
-        if body["status"] in FINAL_STATUSES:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"batch {job_id} did not finish: {body}")
-
-
 def test_jsonl_upload_runs_in_the_background(client: TestClient, vv: Any) -> None:
     rows = tiny_rows(3, prefix="api") + [{"id": "api-bad", "text": "Who?", "voice": "nobody"}]
     r = client.post("/v1/batches", content=_jsonl(rows), headers={"content-type": "application/x-ndjson"})
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["total"] == 4 and job["status"] in ("queued", "running", "completed_with_errors")
-    final = _wait(client, job["id"])
+    final = wait_for_batch(client, job["id"])
     assert final["status"] == "completed_with_errors"
     assert (final["done"], final["failed"], final["skipped"], final["pending"]) == (3, 1, 0, 0)
     assert final["audio_seconds"] > 0
@@ -67,7 +55,7 @@ def test_csv_multipart_upload_with_a_default_format(client: TestClient) -> None:
         "/v1/batches", files={"file": ("items.csv", data, "text/csv")}, data={"response_format": "mp3"}
     )
     assert r.status_code == 202, r.text
-    final = _wait(client, r.json()["id"])
+    final = wait_for_batch(client, r.json()["id"])
     assert (final["status"], final["done"]) == ("completed", 2)
     entries = [json.loads(line) for line in client.get(r.json()["manifest_url"]).text.splitlines()]
     assert {e["format"] for e in entries} == {"mp3"} and {e["path"] for e in entries} == {
@@ -101,7 +89,7 @@ def test_another_project_cannot_see_the_job(app: Any, vv: Any, client: TestClien
         headers={"content-type": "application/x-ndjson"},
     )
     job_id = r.json()["id"]
-    _wait(client, job_id)
+    wait_for_batch(client, job_id)
     org, project = vv.keys.create_org_project("someone else")
     other = vv.keys.create(org_id=org, project_id=project, scopes=["speech:create"]).secret
     with TestClient(app, headers={"Authorization": f"Bearer {other}"}) as stranger:

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from batch_helpers import manifest_entries
+from batch_helpers import manifest_entries, wait_for_batch
 from fastapi.testclient import TestClient
 from tests.conftest import FAKE_ENGINES, SPEAKERS, needs_testdata
 
 from voxvault.audio.io import decode, encode
 from voxvault.engines.asr import word_error_rate
-from voxvault.jobs.batch import FINAL_STATUSES, batch_job_id
+from voxvault.jobs.batch import batch_job_id
 from voxvault.jobs.sinks import open_sink
 from voxvault.jobs.transcribe_items import TranscribeJobOptions, items_from_paths, transcribe_batch
 from voxvault.store.models import AuditLog, JobItem
@@ -208,17 +208,6 @@ def test_kill_9_mid_run_then_the_same_command_finishes_the_job(
 
 
 # -- over HTTP ---------------------------------------------------------------------------------------------
-def _wait(client: TestClient, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/transcription-batches/{job_id}").json()
-        if body["status"] in FINAL_STATUSES:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"batch {job_id} did not finish: {body}")
-
-
 def test_upload_runs_in_the_background_and_is_sealed_at_rest(
     client: TestClient, vv: Any, inputs: Path
 ) -> None:
@@ -230,7 +219,7 @@ def test_upload_runs_in_the_background_and_is_sealed_at_rest(
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["total"] == 3
-    final = _wait(client, job["id"])
+    final = wait_for_batch(client, job["id"], kind="transcription-batches", timeout=300)
     assert (final["status"], final["done"], final["failed"]) == ("completed_with_errors", 2, 1)
     errors = client.get(job["errors_url"]).json()["errors"]
     assert [(e["id"], e["code"]) for e in errors] == [("notes", "invalid_audio")]

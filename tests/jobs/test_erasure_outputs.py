@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from batch_helpers import wait_for_batch
 from fastapi.testclient import TestClient
 from tests.conftest import make_voice
 
-from voxvault.jobs.batch import FINAL_STATUSES
 from voxvault.store.models import JobItem
 
 pytestmark = pytest.mark.slow
-
-
-def _wait(client: TestClient, job_id: str, timeout: float = 180.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = client.get(f"/v1/batches/{job_id}").json()
-        if body["status"] in FINAL_STATUSES:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"batch {job_id} did not finish")
 
 
 def test_erasure_deletes_the_voices_batch_clips_and_counts_them(client: TestClient, vv: Any) -> None:
@@ -38,7 +27,7 @@ def test_erasure_deletes_the_voices_batch_clips_and_counts_them(client: TestClie
     r = client.post("/v1/batches", content=body, headers={"content-type": "application/x-ndjson"})
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    assert _wait(client, job_id)["status"] == "completed"
+    assert wait_for_batch(client, job_id)["status"] == "completed"
     for row in rows:
         assert client.get(f"/v1/batches/{job_id}/items/{row['id']}/audio").status_code == 200
 

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from batch_helpers import wait_for_batch
 from fastapi.testclient import TestClient
-
-from voxvault.jobs.batch import FINAL_STATUSES
 
 pytestmark = pytest.mark.slow
 
 # What a player (or `file`) recognises at the start of an audio file.
 AUDIO_MAGIC = (b"RIFF", b"ID3", b"\xff\xfb", b"\xff\xf3", b"OggS", b"fLaC", b"\xff\xf1", b"\xff\xf9")
-
-
-def _wait(client: TestClient, job_id: str, timeout: float = 180.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = client.get(f"/v1/batches/{job_id}").json()
-        if body["status"] in FINAL_STATUSES:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"batch {job_id} did not finish")
 
 
 def _chunks(data: bytes, size: int = 32, stride: int = 256) -> list[bytes]:
@@ -46,7 +34,7 @@ def test_batch_outputs_are_sealed_in_the_store_and_served_in_clear(client: TestC
     r = client.post("/v1/batches", content=body, headers={"content-type": "application/x-ndjson"})
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    assert _wait(client, job_id)["status"] == "completed"
+    assert wait_for_batch(client, job_id)["status"] == "completed"
 
     served: dict[str, bytes] = {}
     for row in rows:
