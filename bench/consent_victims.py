@@ -51,6 +51,7 @@ from voxvault.synthesis import VoiceStyle
 from voxvault.voices.enrollment import Upload
 from voxvault.voices.identity import check_each_file, check_same_speaker, embed_measures, match_files
 from voxvault.voices.quality import measure
+from voxvault.voices.spoof import shipped_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 SURNAMES = ("Moore", "Hill", "Reed", "Cole", "Ward", "Price", "Bell", "Fox", "Gray", "Hunt", "Lane", "Nash")
@@ -74,19 +75,29 @@ class Bench:
         self.vad = vv.engines.vad()
 
     def speaker_checks(self, reading: np.ndarray, clip: np.ndarray) -> dict[str, Any]:
-        """The speaker checks alone: the reading against the clip as one sample file (fixed thresholds)."""
+        """The speaker checks alone: the reading against the clip as one sample file (fixed thresholds);
+        and, apart, the synthetic-speech detector on the reading (``synthetic_decision``)."""
         rec = measure("recording", reading, RATE, self.vad)
         files = [measure("samples[0]", clip, RATE, self.vad)]
         encoder = self.vv.engines.speaker()
         match = match_files(self.vv.enrollment._judges(encoder), rec, files)[0]
         pooled = cosine(embed_measures(encoder, [rec]), embed_measures(encoder, files))
+        shorter = min(rec.speech_s, files[0].speech_s)
         decision = "accepted"
         try:
-            check_same_speaker(pooled, self.vv.enrollment.policy.identity)
+            check_same_speaker(pooled, self.vv.enrollment.policy.identity, shorter)
             check_each_file([match], self.vv.enrollment.policy.identity)
         except VoxError as exc:
             decision = f"{exc.code}:{exc.details.get('measure')}"
-        return {"pooled_ge2e": round(pooled, 4), **match.numbers(), "decision": decision}
+        judged = shipped_detector().judge("recording", reading)
+        return {
+            "pooled_ge2e": round(pooled, 4),
+            **match.numbers(),
+            "shorter_speech_s": round(shorter, 2),
+            "decision": decision,
+            "synthetic_speech": None if judged.score is None else round(judged.score, 4),
+            "synthetic_decision": "synthetic_audio" if judged.synthetic else "accepted",
+        }
 
     def attack(
         self, cls: str, who: str, name: str, clip: np.ndarray, style: VoiceStyle, extra: dict[str, Any]
@@ -123,10 +134,13 @@ class Bench:
     def genuine(self, who: str, clip: np.ndarray) -> None:
         half = len(clip) // 2
         checks = self.speaker_checks(clip[half:], clip[:half])
+        outcome = checks["decision"].split(":")[0]
+        if checks["synthetic_decision"] != "accepted":  # enrollment judges the recording first
+            outcome = checks["synthetic_decision"]
         row = {
             "class": "genuine_real",
             "who": who,
-            "outcome": checks["decision"].split(":")[0],
+            "outcome": outcome,
             "speaker_checks": checks,
         }
         self.rows.append(row)
@@ -184,11 +198,17 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             speaker_wrong = sum(
                 (r["speaker_checks"]["decision"] == "accepted") != (want == "accepted") for r in mine
             )
+            detector_wrong = sum(
+                (r["speaker_checks"].get("synthetic_decision", "accepted") == "accepted")
+                != (want == "accepted")
+                for r in mine
+            )
             out[f"{cls}/{group}"] = {
                 "trials": len(mine),
                 "wanted": want,
                 "wrong": wrong,
                 "speaker_checks_wrong": speaker_wrong,
+                "detector_wrong": detector_wrong,
                 "outcomes": dict(Counter(r["outcome"] for r in mine)),
                 "campp": [
                     min(r["speaker_checks"]["campp"] for r in mine),
@@ -216,8 +236,8 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "enrollment's speech floor 3 s, attempt limits off.",
         "",
         "| class | victims | trials | wrong (end to end) | rate | wrong (speaker checks alone) | rate "
-        "| GE2E per file | CAM++ per file | outcomes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| wrong (synthetic-speech detector alone) | GE2E per file | CAM++ per file | outcomes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for key, s in summary.items():
         cls, group = key.split("/")
@@ -226,7 +246,8 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         lines.append(
             f"| {cls} | {group} | {n} | {s['wrong']} {what[s['wanted']]} | {100 * s['wrong'] / n:.0f} % | "
             f"{s['speaker_checks_wrong']} | {100 * s['speaker_checks_wrong'] / n:.0f} % | "
-            f"{s['ge2e'][0]:.3f} – {s['ge2e'][1]:.3f} | {s['campp'][0]:.3f} – {s['campp'][1]:.3f} | "
+            f"{s.get('detector_wrong', '—')} | {s['ge2e'][0]:.3f} – {s['ge2e'][1]:.3f} | "
+            f"{s['campp'][0]:.3f} – {s['campp'][1]:.3f} | "
             f"{outcomes} |"
         )
     lines += ["", "<!-- consent-victims:end -->"]
@@ -242,6 +263,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=6, help="decoder steps per fine-tuned clone")
     parser.add_argument("--finetune-max-s", type=float, default=240.0)
     parser.add_argument("--limit", type=int, default=0, help="at most N victims per group (0: all)")
+    parser.add_argument(
+        "--genuine-only",
+        action="store_true",
+        help="only the genuine halves (no clone is made): false rejects",
+    )
     args = parser.parse_args()
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -264,12 +290,15 @@ def main() -> None:
                 name = full_name(who, i)
                 b.genuine(who, clip)
                 b.rows[-1]["group"] = group
-                b.attack("instant_one_file", who, name, clip, b.voices.clone_of(who, clip), {"group": group})
+                if not args.genuine_only:
+                    b.attack(
+                        "instant_one_file", who, name, clip, b.voices.clone_of(who, clip), {"group": group}
+                    )
                 i += 1
         done = 0
         for group, clips in groups.items():
             for who, clip in clips.items():
-                if done >= args.finetune:
+                if done >= args.finetune or args.genuine_only:
                     break
                 style, extra = b.finetuned(who, clip, args.iterations, args.finetune_max_s)
                 b.attack(

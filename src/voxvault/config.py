@@ -181,6 +181,11 @@ class Settings(BaseSettings):
     consent_campp: bool = Field(
         default=True, description="Judge consent voice vs each sample file by CAM++ as well as GE2E."
     )
+    consent_synthetic_speech: bool = Field(
+        default=True,
+        description="Refuse a consent recording that the synthetic-speech detector judges made by the "
+        "project's engine (voices/spoof.py; docs/consent.md).",
+    )
     consent_refusals_before_cooldown: int = Field(
         default=3, ge=1, description="Refused enrollments (per key, tenant, speaker) before each retry waits."
     )

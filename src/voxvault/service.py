@@ -37,6 +37,7 @@ from voxvault.voices.catalog import VoiceCatalog, VoiceInfo
 from voxvault.voices.consent import ConsentService
 from voxvault.voices.enrollment import Enrollment
 from voxvault.voices.lifecycle import OutputErasure, VoiceRegistry
+from voxvault.voices.spoof import shipped_detector
 
 if TYPE_CHECKING:
     from voxvault.cloning.instant_decoder import InstantDecoder
@@ -238,6 +239,7 @@ class VoxVault:
             cloner=InstantCloner(lambda: self.conditioner, lambda: self.instant_decoder),
             synthetic=lambda: self.synthetic_check,
             heard_checker=self._heard_checker_factory(),
+            synthetic_speech=shipped_detector if self.settings.consent_synthetic_speech else None,
             attempts=AttemptGuard(
                 self.db,
                 self.audit,

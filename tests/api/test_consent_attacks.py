@@ -327,3 +327,77 @@ def test_the_speaker_renews_against_the_enrollment_recording(
     assert r.status_code == 200, r.text
     files = r.json()["scores"]["file_similarity"]
     assert list(files) == ["enrollment recording"] and files["enrollment recording"]["campp"] > 0.515
+
+
+# -- 6. synthetic speech without a watermark: the detector of the project's own engine ----------------------
+@pytest.mark.slow
+@needs_speakers
+def test_an_unmarked_clone_reading_the_renewal_is_refused_as_synthetic_speech_and_audited(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The detector on (the suites' genuine readers are presets, so it is off in their settings): a real
+    person's recording enrolls; the voice's own instant clone, output unmarked and re-encoded to Opus as an
+    attacker would, reads the renewal script and is refused before any speaker check, audited without
+    audio or text, its score kept with the refused consent."""
+    from voxvault.voices.enrollment import EnrollmentPolicy
+    from voxvault.voices.quality import QualityPolicy
+    from voxvault.voices.spoof import shipped_detector
+
+    enrollment = tenant.vv.enrollment
+    monkeypatch.setattr(enrollment, "synthetic_speech", shipped_detector)
+    monkeypatch.setattr(enrollment, "_heard_checker", lambda: ScriptHeard())
+    victim, rate = real_clip("james")
+    with monkeypatch.context() as m:
+        m.setattr(enrollment, "policy", EnrollmentPolicy(quality=QualityPolicy(min_total_speech_s=2.0)))
+        ticket = tenant.consent()
+        r = tenant.enroll(ticket, encode(victim, rate, "wav"), [("clip.mp3", encode(victim, rate, "mp3"))])
+    assert r.status_code == 201, r.text  # a real person's recording is not called synthetic
+    vid = r.json()["voice_id"]
+    clone = tenant.vv.catalog.resolve(vid, tenant.project_id)
+
+    def clone_reads(script: str) -> bytes:
+        pipeline = tenant.vv.pipeline
+        speech = pipeline.render(pipeline.prepare(script, clone, fmt="pcm"))
+        return encode(speech.samples, speech.sample_rate, "opus")
+
+    renewal = tenant.consent()
+    r = tenant.client.post(
+        f"/v1/consents/{renewal['consent_id']}/verify",
+        data={"challenge": renewal["challenge"], "voice_id": vid},
+        files=[("recording", ("renew.opus", clone_reads(renewal["script"]), "audio/ogg"))],
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "synthetic_audio" and error["details"]["measure"] == "synthetic_speech", error
+    assert error["details"]["value"] >= error["details"]["threshold"]
+    refusal = tenant.refusal(renewal["consent_id"])
+    assert refusal["code"] == "synthetic_audio"
+    entries = [
+        e for e in tenant.vv.audit.entries() if e["action"] == "consent.synthetic_audio"
+        and e["target"] == renewal["consent_id"]
+    ]  # fmt: skip
+    assert len(entries) == 1
+    found = entries[0]["details"]
+    assert found["measure"] == "synthetic_speech" and found["synthetic_speech"] >= found["threshold"]
+    assert "Sam" not in str(found) and "Acme" not in str(found)  # scores only
+
+
+@pytest.mark.slow
+def test_with_the_detector_on_the_engines_own_unmarked_reading_cannot_enroll(
+    tenant: Tenant, samples: list[tuple[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preset the other tests use as a stand-in for a live reader is, to the detector, what it is:
+    the engine's speech (watermark off), refused whole and as an MP3 copy."""
+    from voxvault.voices.spoof import shipped_detector
+
+    monkeypatch.setattr(tenant.vv.enrollment, "synthetic_speech", shipped_detector)
+    monkeypatch.setattr(tenant.vv.enrollment, "_heard_checker", lambda: ScriptHeard())
+    before = tenant.voices()
+    for fmt in ("wav", "mp3"):
+        ticket = tenant.consent()
+        reading = decode(tenant.unmarked(ticket["script"]), max_bytes=10**8, max_seconds=120)
+        r = tenant.enroll(ticket, encode(reading.samples, reading.sample_rate, fmt), samples)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "synthetic_audio", r.text
+        assert r.json()["error"]["details"]["measure"] == "synthetic_speech"
+    assert tenant.voices() == before

@@ -25,7 +25,14 @@ SAMPLES = (
 @pytest.fixture
 def local(vv: VoxVault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> VoxVault:
     """The CLI's VoxVault on a fresh data dir, sharing the session's loaded engines."""
-    own = VoxVault(Settings(data_dir=tmp_path / "data", cache_dir=vv.settings.resolved_cache_dir))
+    # the reader is the kumo preset (a stand-in for a live speaker): the synthetic-speech detector is off
+    own = VoxVault(
+        Settings(
+            data_dir=tmp_path / "data",
+            cache_dir=vv.settings.resolved_cache_dir,
+            consent_synthetic_speech=False,
+        )
+    )
     own.engines = vv.engines
     monkeypatch.setattr("voxvault.cli_voices._vv", lambda: own)
     monkeypatch.setenv("VOXVAULT_DATA_DIR", str(tmp_path / "data"))  # what the CLI's own Settings() reads

@@ -21,6 +21,7 @@ class EnrollmentChecks:
     watermark: dict[str, bool] | None = None  # file label -> carried a voxvault mark (when the check runs)
     recording: Numbers | None = None
     samples: list[Numbers] | None = None  # started once the recording has passed its quality gates
+    synthetic_speech: Numbers | None = None  # the recording's synthetic-speech score (voices/spoof.py)
     total_speech_s: float | None = None
     splits: dict[str, Numbers] | None = None  # file label -> one-speaker split scores
     script: Numbers | None = None

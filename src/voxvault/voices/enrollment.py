@@ -7,7 +7,8 @@ Order of work (cheap refusals first, the expensive models last):
 2. the code is spent (a conditional update: only one attempt per consent ever gets past this line);
 3. the recording's bytes were never submitted before (replay);
 4. no file carries a voxvault watermark (:mod:`voxvault.voices.synthetic`); every file decodes within
-   the byte, duration and time bounds, and passes the quality gates;
+   the byte, duration and time bounds, and passes the quality gates; the consent recording does not
+   sound synthesised (:mod:`voxvault.voices.spoof`, the detector of the project's own engine);
 5. each sample file holds one speaker;
 6. the recording says the script: name, organisation, purpose and code, heard by Whisper
    (:mod:`voxvault.voices.script_heard`; PocketSphinx's grammar pass when configured);
@@ -72,6 +73,7 @@ from voxvault.voices.quality import (
 from voxvault.voices.references import renewal_references
 from voxvault.voices.script_check import ScriptChecker, ScriptScores
 from voxvault.voices.script_heard import HeardScores, HeardScriptChecker
+from voxvault.voices.spoof import SpoofDetector
 from voxvault.voices.synthetic import SyntheticAudioCheck
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,8 @@ class EnrollmentPolicy:
             "min_snr_db": q.min_snr_db,
             "max_clipped_fraction": q.max_clipped_fraction,
             "same_speaker_threshold": i.same_speaker_threshold,
+            "short_speech_s": i.short_speech_s,
+            "short_same_speaker_threshold": i.short_same_speaker_threshold,
             "split_threshold": i.split_threshold,
             "file_ge2e_threshold": i.file_ge2e_threshold,
             "file_campp_threshold": i.file_campp_threshold,
@@ -190,6 +194,7 @@ class Enrollment:
         synthetic: Callable[[], SyntheticAudioCheck | None] | None = None,
         heard_checker: Callable[[], HeardScriptChecker] | None = None,
         attempts: AttemptGuard | None = None,
+        synthetic_speech: Callable[[], SpoofDetector] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -202,6 +207,8 @@ class Enrollment:
         self._synthetic = synthetic
         self._heard_checker = heard_checker
         self.attempts = attempts
+        #: the synthetic-speech detector for the consent recording; None: not judged (setting off)
+        self.synthetic_speech = synthetic_speech
         self.policy = policy or EnrollmentPolicy.from_settings(settings)
 
     # -- decoding and measuring -----------------------------------------------------------------------------
@@ -287,6 +294,21 @@ class Enrollment:
             checks.add_file(f.label, marked=f.marked, scores=scores, passed=f.refusal is None)
             measured.append(f.passed())
         return measured[0], measured[1:]
+
+    def _judge_synthetic(self, checks: EnrollmentChecks, rec_m: AudioMeasures, attempt: Attempt) -> None:
+        """The consent recording must not sound like the project's own engine (watermark stripped or not):
+        refused with ``synthetic_audio`` (measure ``synthetic_speech``) and audited, scores only."""
+        if self.synthetic_speech is None:
+            return
+        judged = self.synthetic_speech().judge(rec_m.label, rec_m.audio, ANALYSIS_RATE)
+        checks.synthetic_speech = judged.numbers()
+        if judged.synthetic:
+            details = {"file": rec_m.label, "measure": "synthetic_speech", **judged.numbers()}
+            self.audit.record(
+                "consent.synthetic_audio", actor=attempt.actor, target=attempt.consent.id, details=details
+            )
+            log.info("synthetic speech file=%s score=%.3f", rec_m.label, judged.score)
+            raise SpoofDetector.refusal(judged)
 
     def _validate_request(self, samples: list[Upload] | None) -> None:
         if samples is not None:
@@ -392,6 +414,7 @@ class Enrollment:
         try:
             self._check_replay(attempt)
             rec_m, sample_ms = self._measure_all(checks, recording, samples, attempt)
+            self._judge_synthetic(checks, rec_m, attempt)
             checks.total_speech_s = round(check_total_speech(sample_ms, self.policy.quality), 3)
             encoder = self.engines.speaker()
             checks.splits = {}
@@ -408,7 +431,8 @@ class Enrollment:
             checks.speaker_similarity = round(similarity, 4)
             matches = match_files(self._judges(encoder), rec_m, sample_ms)
             checks.file_similarity = {m.file: m.numbers() for m in matches}
-            check_same_speaker(similarity, self.policy.identity)
+            shorter = min(rec_m.speech_s, sum(m.speech_s for m in sample_ms))
+            check_same_speaker(similarity, self.policy.identity, shorter)
             check_each_file(matches, self.policy.identity)
             speech = np.concatenate([speech_only(m.audio, m.segments) for m in sample_ms])
             clone = self.cloner.clone(voice_emb, speech, ANALYSIS_RATE)
@@ -542,6 +566,7 @@ class Enrollment:
         try:
             self._check_replay(attempt)
             rec_m, _ = self._measure_all(checks, recording, [], attempt)
+            self._judge_synthetic(checks, rec_m, attempt)
             heard = self._hear_script(attempt, rec_m)
             checks.script = heard.numbers
             script = heard.passed()
