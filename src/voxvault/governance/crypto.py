@@ -148,10 +148,6 @@ class LocalKeyManager:
         self._maybe_reload()
         return self._current
 
-    @property
-    def kids(self) -> list[str]:
-        return list(self._keys)
-
     def add(self, kid: str, key: bytes, make_current: bool = True) -> None:
         if len(key) != 32:
             raise ValueError("master key must be 32 bytes")

@@ -5,7 +5,6 @@ walk the models, and the models use the column type."""
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from sqlalchemy import Text, or_, select, type_coerce
 from sqlalchemy.orm import Session
@@ -15,16 +14,6 @@ from voxvault.errors import VoxError
 from voxvault.governance.crypto import Envelope
 from voxvault.store.models import Base
 from voxvault.store.sealed import PREFIX, SealedText
-
-
-def sealed_columns() -> list[Any]:
-    """Every ``SealedText`` column of the schema."""
-    return [
-        column
-        for table in Base.metadata.sorted_tables
-        for column in table.columns
-        if isinstance(column.type, SealedText)
-    ]
 
 
 def reseal_personal_fields(session: Session) -> int:

@@ -140,10 +140,6 @@ class Admission:
     def admitted(self) -> int:
         return self._admitted
 
-    @property
-    def running_streams(self) -> int:
-        return self._running
-
     def _busy(self, message: str) -> VoxError:
         return VoxError("server_busy", message, 429, retry_after=self.retry_after_s)
 

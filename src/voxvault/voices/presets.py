@@ -47,10 +47,6 @@ class PresetVoice:
     description: str
 
 
-def preset_ids() -> list[str]:
-    return list(PRESETS)
-
-
 def resolve_preset(name: str) -> PresetVoice | None:
     """Preset by id, engine style name or OpenAI alias; None when it is not a preset."""
     key = name.strip().lower()
