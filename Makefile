@@ -73,7 +73,7 @@ bench-first-audio: install-dev
 # Is a split first piece heard? Whisper WER and seam gap/spectral jump, split vs unsplit opening clauses.
 .PHONY: bench-seam
 bench-seam: install-dev
-	$(BIN)/python bench/seam.py --budgets 12 20 --out bench/results/seam.json
+	$(BIN)/python bench/seam.py --budgets 8 12 --out bench/results/seam.json
 
 # Speak-only server RSS over mixed requests (short, long, streamed, dropped, bad input), curve as a PNG.
 .PHONY: bench-memory

@@ -91,6 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budgets", type=int, nargs="+", default=[20, 10])
     parser.add_argument("--limit", type=int, default=14, help="longest clauses first, at most this many")
+    parser.add_argument("--voice", default="alpha", help="preset voice that speaks the clauses")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "seam.json")
     args = parser.parse_args()
 
@@ -106,7 +107,7 @@ def main() -> None:
     vv = VoxVault(
         Settings(data_dir=Path(tempfile.mkdtemp(prefix="vv-seam-")), cache_dir=ROOT / ".cache/models")
     )
-    pipeline, voice = vv.pipeline, vv.catalog.resolve("alpha")
+    pipeline, voice = vv.pipeline, vv.catalog.resolve(args.voice)
     asr = vv.engines.transcriber()
     sr = pipeline.tts.sample_rate
     clauses = sorted(
@@ -161,6 +162,7 @@ def main() -> None:
             "end": [round(x, 2) for x in os.getloadavg()],
         },
         "asr_model": vv.settings.asr_model,
+        "voice": args.voice,
         "clauses": len(clauses),
         "wer": {name: round(float(jiwer.wer(refs[name], hyps[name])), 4) for name, _ in settings},
         "unsplit": {
