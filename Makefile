@@ -41,9 +41,12 @@ lint: install-dev
 	$(BIN)/mypy
 
 # The product suite: API, governance and jobs on fake engines (engines/fake.py), each real engine's own tests
-# and one real end-to-end path per feature (tests/conftest.py REAL_MODULES says which and why).
+# and one real end-to-end path per feature (tests/conftest.py REAL_MODULES says which and why). Two workers:
+# one runs every test that loads the real models (loaded once), the other the rest (tests/conftest.py
+# xdist_group); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install-dev lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Research checks: does a cloning map or an adaptation bring a speaker closer (the `research` marker;
 # not part of `make test`). `make bench-clone` runs them before its measurements.

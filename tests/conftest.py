@@ -14,6 +14,8 @@ test and every run, so the suite pays the 92 MB join and the float-graph convers
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 import socket
 import threading
 import time
@@ -82,6 +84,52 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if any(rel.startswith(prefix) for prefix in REAL_MODULES):
             module.add_marker(REAL_ENGINES)
             marked.add(module)
+
+
+# -- two workers (``make test``: pytest-xdist ``-n 2 --dist loadgroup``) ------------------------------------
+#: Every module that runs the session's real-model VoxVault (a ``REAL_MODULES`` module, or one naming a
+#: ``real_*`` fixture) goes to one worker as one unit, so those models load once per run and are held once, as
+#: without xdist. The engine modules that build their own engines (tests/engines/, no ``vv``/``client``...)
+#: are a second unit, usually on the other worker. Every other module is a unit of its own (its module
+#: fixtures set up once, as with ``--dist loadfile``), run by whichever worker is free.
+REAL_GROUP = "real-models"
+ENGINE_GROUP = "real-engines"
+REAL_FIXTURE = re.compile(r"\breal_(?:settings|vv|app|admin_key|client|anon_client|live_server|target)\b")
+#: A test or fixture parameter naming the session world (``vv: Any``, ``client,``...).
+WORLD_FIXTURE = re.compile(r"\b(?:vv|app|client|anon_client|live_server|target|admin_key)\b\s*[:,)]")
+
+
+@functools.cache
+def _source(path: str) -> str:
+    module = REPO / path
+    return module.read_text() if module.is_file() else ""
+
+
+def xdist_group(nodeid: str) -> str:
+    """The unit of work a test belongs to: ``REAL_GROUP``, ``ENGINE_GROUP`` or its module's path."""
+    path = nodeid.split("::")[0]
+    source = _source(path)
+    own_engines = not WORLD_FIXTURE.search(source) and not REAL_FIXTURE.search(source)
+    if path.startswith("tests/engines/") and own_engines:
+        return ENGINE_GROUP
+    if any(path.startswith(prefix) for prefix in REAL_MODULES) or REAL_FIXTURE.search(source):
+        return REAL_GROUP
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` by ``xdist_group`` (pytest-xdist's own loadgroup reads ``xdist_group`` marks
+    through a node id suffix that pytest 9 no longer carries, so it would scatter every test)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModelWorld(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return ByModelWorld(config, log)
 
 
 def _settings(data: Path, model_cache: Path, **engines: Any):  # type: ignore[no-untyped-def]
