@@ -143,9 +143,8 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
             )
         )
         return
-    table = Table("id", "prefix", "name", "scopes", "voices", "state", "created", "expires", "last used")
-    for k in keys:
-        table.add_row(
+    rows = [
+        (
             k.id,
             k.prefix,
             k.name,
@@ -156,7 +155,21 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
             _when(k.expires_at),
             _when(k.last_used_at),
         )
-    console.print(table)
+        for k in keys
+    ]
+    table = Table("id", "prefix", "name", "scopes", "voices", "state", "created", "expires", "last used")
+    for row in rows:
+        table.add_row(*row)
+    if console.measure(table, options=console.options.update_width(10_000)).maximum <= console.width:
+        console.print(table)
+        return
+    # Too narrow for the table (an 80-column terminal): one block per key, so that the id, which is what
+    # `keys revoke` takes, is never cut short.
+    for kid, prefix, name, scopes, voices, state, created, expires, used in rows:
+        console.print(f"{kid}  {escape(name)}  {state}", highlight=False)
+        console.print(f"  prefix {prefix} · scopes {scopes} · voices {escape(voices)}", highlight=False)
+        dates = f"  created {created} · expires {expires or 'never'} · last used {used or 'never'}"
+        console.print(dates, highlight=False)
 
 
 @keys_app.command("revoke")

@@ -29,7 +29,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
-def test_keys_list_is_a_table_without_secrets(data_dir: Path) -> None:
+def test_keys_list_is_a_table_without_secrets(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the table
     args = ["-s", "speech:create", "--voice", "alpha", "--name", "studio", "--expires", "2w"]
     made = runner.invoke(app, ["keys", "create", *args])
     assert made.exit_code == 0, made.output
@@ -50,6 +51,18 @@ def test_keys_list_is_a_table_without_secrets(data_dir: Path) -> None:
     assert set(rows) == {"studio", "ops"}
     assert (rows["studio"][5], rows["studio"][6]) == ("alpha", "active")
     assert (rows["ops"][5], rows["ops"][6]) == ("all", "active")  # no voice limit
+    ids = [k["id"] for k in json.loads(runner.invoke(app, ["keys", "list", "--json"]).stdout)]
+    assert sorted(cells[1] for cells in rows.values()) == sorted(ids)
+
+    # An 80-column terminal gets one block per key: every id whole (what `keys revoke` takes), no secret.
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = runner.invoke(app, ["keys", "list"])
+    assert narrow.exit_code == 0, narrow.output
+    assert secret not in narrow.output and "…" not in narrow.stdout
+    heads = [line.split() for line in narrow.stdout.splitlines() if line and not line.startswith(" ")]
+    assert sorted(head[0] for head in heads) == sorted(ids)
+    assert {head[1] for head in heads} == {"studio", "ops"}
+    assert "scopes speech:create · voices alpha" in narrow.stdout
 
 
 def test_a_key_is_made_in_the_project_named(data_dir: Path, make_vv: Callable[..., VoxVault]) -> None:

@@ -73,6 +73,12 @@ def test_flags_and_speeds_in_their_written_forms_are_read() -> None:
             "field larger than field limit",
         ),
         (b"x" * 140_000 + b"\n", [(1, "invalid_csv")], "field larger than field limit"),
+        # a quote never closed would otherwise swallow every later line into one item's text
+        (
+            b'id,text\na,Fine.\nb,"He said hi.\nc,Third.\nd,Fourth.\n',
+            [(3, "invalid_csv")],
+            "never closed",
+        ),
     ],
 )
 def test_csv_mistakes_are_named_by_line(data: bytes, expected: list[tuple[int, str]], words: str) -> None:

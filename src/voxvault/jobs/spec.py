@@ -171,7 +171,8 @@ def _jsonl_rows(text: str, errors: list[LineError]) -> list[tuple[int, dict[str,
 
 
 def _csv_rows(text: str, errors: list[LineError]) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote opened and never closed is an error, not a cell that swallows the rest of the file
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -202,7 +203,10 @@ def _csv_rows(text: str, errors: list[LineError]) -> list[tuple[int, dict[str, A
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append(LineError(start, "invalid_csv", str(exc)))
+            message = str(exc)
+            if message == "unexpected end of data":
+                message = 'a quoted value that starts on this line is never closed (")'
+            errors.append(LineError(start, "invalid_csv", message))
             break
         line, start = start, reader.line_num + 1
         if not any(cell.strip() for cell in record):
