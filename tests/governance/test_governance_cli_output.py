@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from voxvault.cli import app
+from voxvault.cli_common import console
 from voxvault.service import VoxVault
 
 runner = CliRunner()
@@ -30,7 +31,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_keys_list_is_a_table_without_secrets(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the table
+    # The CLI's console fixes its width when first imported (COLUMNS, or 80 off a terminal): set it here.
+    monkeypatch.setattr(console, "_width", 200)  # a wide terminal: the table
     args = ["-s", "speech:create", "--voice", "alpha", "--name", "studio", "--expires", "2w"]
     made = runner.invoke(app, ["keys", "create", *args])
     assert made.exit_code == 0, made.output
@@ -55,7 +57,7 @@ def test_keys_list_is_a_table_without_secrets(data_dir: Path, monkeypatch: pytes
     assert sorted(cells[1] for cells in rows.values()) == sorted(ids)
 
     # An 80-column terminal gets one block per key: every id whole (what `keys revoke` takes), no secret.
-    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(console, "_width", 80)
     narrow = runner.invoke(app, ["keys", "list"])
     assert narrow.exit_code == 0, narrow.output
     assert secret not in narrow.output and "…" not in narrow.stdout
