@@ -44,9 +44,12 @@ lint: install-dev
 # and one real end-to-end path per feature (tests/conftest.py REAL_MODULES says which and why). Two workers:
 # one runs every test that loads the real models (loaded once), the other the rest (tests/conftest.py
 # xdist_group); TEST_WORKERS=0 runs it in one process.
+# Each worker computes on one thread: two workers with a thread pool each on 2 cores spent 846 CPU-s in
+# 8:10 (threads spinning against each other); one thread each, 587 CPU-s in 7:13 (idle box, same tree).
 TEST_WORKERS ?= 2
+TEST_THREADS := $(if $(filter-out 0,$(TEST_WORKERS)),OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 VOXVAULT_THREADS=1)
 test: install-dev lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Research checks: does a cloning map or an adaptation bring a speaker closer (the `research` marker;
 # not part of `make test`). `make bench-clone` runs them before its measurements.
