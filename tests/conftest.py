@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import re
 import socket
 import threading
@@ -438,3 +439,16 @@ def make_voice(
 @pytest.fixture(name="make_voice")
 def make_voice_fixture() -> Callable[..., str]:
     return make_voice
+
+
+@pytest.fixture
+def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI's settings for an in-process run: a fresh data folder and the fake engines, as the
+    VOXVAULT_* variables a user would set (none of the caller's own)."""
+    for var in [v for v in os.environ if v.startswith("VOXVAULT_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("VOXVAULT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VOXVAULT_CACHE_DIR", str(tmp_path / "cache"))
+    for name, value in FAKE_ENGINES.items():
+        monkeypatch.setenv(f"VOXVAULT_{name.upper()}", value)
+    return tmp_path

@@ -5,27 +5,14 @@ reported beside the others and the command exits 1."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from tests.conftest import FAKE_ENGINES
 from typer.testing import CliRunner
 
 from voxvault.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in [v for v in os.environ if v.startswith("VOXVAULT_")]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("VOXVAULT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("VOXVAULT_CACHE_DIR", str(tmp_path / "cache"))
-    for name, value in FAKE_ENGINES.items():
-        monkeypatch.setenv(f"VOXVAULT_{name.upper()}", value)
-    return tmp_path
 
 
 def test_doctor_reports_each_engine_a_sample_and_what_stays_loaded(fake_cli: Path) -> None:

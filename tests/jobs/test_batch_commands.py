@@ -6,31 +6,17 @@ those runs leave unchecked, quickly."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from batch_helpers import check_output, tiny_rows, write_items
-from tests.conftest import FAKE_ENGINES
 from typer.testing import CliRunner
 
 from voxvault.audio import encode
 from voxvault.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The CLI's settings: a fresh data folder and the fake engines (as VOXVAULT_* variables)."""
-    for var in [v for v in os.environ if v.startswith("VOXVAULT_")]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("VOXVAULT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("VOXVAULT_CACHE_DIR", str(tmp_path / "cache"))
-    for name, value in FAKE_ENGINES.items():
-        monkeypatch.setenv(f"VOXVAULT_{name.upper()}", value)
-    return tmp_path
 
 
 def test_a_run_reports_its_counts_lists_failures_and_status_reads_them(fake_cli: Path) -> None:
