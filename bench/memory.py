@@ -4,7 +4,9 @@
 a time, cycling through: a short answer, a long one (read to the end), an ElevenLabs stream (read to the
 end), a stream dropped at its first audio (a barge-in), and bad input (empty text, an unknown format:
 400s). No cloning, no transcription: the speak-only server. The server's RSS (``/proc/<pid>/status``
-VmRSS) is read after every request.
+VmRSS) is read after every request; every 50 requests its RSS is also split by mapping
+(``/proc/<pid>/smaps``: the brk heap, other anonymous memory such as malloc's thread arenas and large
+mmapped blocks, and file-backed pages), which says where growth sits.
 
 Reported: RSS after the first tenth of the requests and at the end, the growth between them, the peak;
 the curve as a PNG.
@@ -60,6 +62,24 @@ async def one(client: httpx.AsyncClient, url: str, kind: str) -> int:
     return r.status_code
 
 
+def rss_by_mapping(pid: int) -> dict[str, float]:
+    """The process's resident memory in MB by kind of mapping, from ``/proc/<pid>/smaps``."""
+    out = {"heap": 0.0, "anon": 0.0, "file": 0.0}
+    kind = "anon"
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        head = line.split(maxsplit=6)
+        if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            name = head[5] if len(head) > 5 else ""
+            kind = "heap" if name == "[heap]" else ("file" if name.startswith("/") else "anon")
+        elif line.startswith("Rss:"):
+            out[kind] += int(line.split()[1]) / 1024
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 async def run(
     server: Server, key: str, n: int, deadline: float = float("inf")
 ) -> tuple[list[float], dict[str, int]]:
@@ -68,6 +88,7 @@ async def run(
     kinds = ["short", "long", "streamed", "cancelled", "bad_text", "bad_format"]
     curve: list[float] = []
     statuses: dict[str, int] = {}
+    by_mapping: dict[int, dict[str, float]] = {}
     headers = {"xi-api-key": key, "authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(timeout=120, headers=headers) as client:
         for i in range(n):
@@ -83,8 +104,9 @@ async def run(
             await asyncio.sleep(0.05)
             curve.append(server.rss_mb())
             if (i + 1) % 50 == 0:
-                print(f"  {i + 1}/{n}: {curve[-1]:.0f} MB", flush=True)
-    return curve, statuses
+                by_mapping[i + 1] = rss_by_mapping(server.proc.pid)
+                print(f"  {i + 1}/{n}: {curve[-1]:.0f} MB {by_mapping[i + 1]}", flush=True)
+    return curve, statuses, by_mapping
 
 
 def main() -> None:
@@ -108,7 +130,7 @@ def main() -> None:
             server.wait_ready()
             ready_mb = server.rss_mb()
             deadline = t0 + args.max_minutes * 60 if args.max_minutes else float("inf")
-            curve, statuses = asyncio.run(run(server, key, args.requests, deadline))
+            curve, statuses, by_mapping = asyncio.run(run(server, key, args.requests, deadline))
         finally:
             server.stop()
     tenth = curve[max(0, len(curve) // 10 - 1)]
@@ -117,6 +139,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "duration_s": round(time.perf_counter() - t0, 1),
         "machine": info,
+        "voxvault_threads": os.environ.get("VOXVAULT_THREADS", "unset (the server default: all cores)"),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "requests": len(curve),
         "requests_asked": args.requests,
@@ -128,6 +151,7 @@ def main() -> None:
         "growth_after_first_tenth": round(curve[-1] / tenth - 1, 4),
         "rss_after_100_mb": round(at_100),
         "growth_after_100": round(curve[-1] / at_100 - 1, 4),
+        "rss_by_mapping_mb": by_mapping,
         "curve_mb": [round(x, 1) for x in curve],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
