@@ -42,8 +42,9 @@ lint: install-dev
 
 # The product suite: API, governance and jobs on fake engines (engines/fake.py), each real engine's own tests
 # and one real end-to-end path per feature (tests/conftest.py REAL_MODULES says which and why). Two workers:
-# one runs every test that loads the real models (loaded once), the other the rest (tests/conftest.py
-# xdist_group); TEST_WORKERS=0 runs it in one process.
+# the real-model tests are two units (the consent checks; the rest), one per worker, each loading its models
+# once; every other module goes to whichever worker is free, longest first by tests/durations.json
+# (tests/conftest.py xdist_group; `--store-durations` rewrites it); TEST_WORKERS=0 runs it in one process.
 # Each worker computes on one thread: two workers with a thread pool each on 2 cores spent 846 CPU-s in
 # 8:10 (threads spinning against each other); one thread each, 587 CPU-s in 7:13 (idle box, same tree).
 TEST_WORKERS ?= 2

@@ -20,6 +20,7 @@ import re
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,29 @@ def speaker_clips() -> list[Path]:
 
 
 needs_testdata = pytest.mark.skipif(not speaker_clips(), reason="../shared/testdata/speakers is missing")
+
+
+#: Each pipeline's readings of single sentences (``read_aloud``), dropped with the pipeline.
+_readings: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], np.ndarray]] = weakref.WeakKeyDictionary()
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def read_aloud(vv: Any, text: str, voice: str) -> tuple[np.ndarray, int]:
+    """A preset ``voice`` reading ``text`` without the watermark, standing in for a live person's recording:
+    sentence by sentence with 0.3 s between, each sentence rendered once per pipeline. A consent script's
+    statement repeats from test to test and only its one-time code changes, so the consent suites render
+    the long statement once instead of in every test."""
+    pipeline = vv.pipeline
+    rendered = _readings.setdefault(pipeline, {})
+    rate = pipeline.tts.sample_rate
+    parts: list[np.ndarray] = []
+    for sentence in _SENTENCE_END.split(text.strip()):
+        if (voice, sentence) not in rendered:
+            speech = pipeline.render(pipeline.prepare(sentence, vv.catalog.resolve(voice), fmt="pcm"))
+            assert speech.sample_rate == rate
+            rendered[(voice, sentence)] = speech.samples
+        parts += [rendered[(voice, sentence)], np.zeros(int(0.3 * rate), np.float32)]
+    return np.concatenate(parts[:-1]), rate
 
 
 @pytest.fixture(scope="session")
@@ -85,19 +109,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if any(rel.startswith(prefix) for prefix in REAL_MODULES):
             module.add_marker(REAL_ENGINES)
             marked.add(module)
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller hands out units in this order
+        order_by_unit_cost(items)
 
 
 # -- two workers (``make test``: pytest-xdist ``-n 2 --dist loadgroup``) ------------------------------------
-#: Every module that runs the session's real-model VoxVault (a ``REAL_MODULES`` module, or one naming a
-#: ``real_*`` fixture) goes to one worker as one unit, so those models load once per run and are held once, as
-#: without xdist. The engine modules that build their own engines (tests/engines/, no ``vv``/``client``...)
-#: are a second unit, usually on the other worker. Every other module is a unit of its own (its module
-#: fixtures set up once, as with ``--dist loadfile``), run by whichever worker is free.
+#: The modules that run the session's real-model VoxVault (a ``REAL_MODULES`` module, or one naming a
+#: ``real_*`` fixture) form two units, split where the work parts: the consent checks (Kokoro readings judged
+#: by GE2E, CAM++ and Whisper) and the rest (cloning, adaptation, batch, transcription). Each unit loads its
+#: models once on the worker that runs it; one unit for both left the suite waiting on one worker (7:13 on an
+#: idle box, session 14). Every other module is a unit of its own (its module fixtures set up once, as with
+#: ``--dist loadfile``), run by whichever worker is free.
 REAL_GROUP = "real-models"
-ENGINE_GROUP = "real-engines"
+CONSENT_GROUP = "real-consent"
+CONSENT_MODULES = ("tests/api/test_consent_", "tests/web/test_console.py", "tests/voices/")
 REAL_FIXTURE = re.compile(r"\breal_(?:settings|vv|app|admin_key|client|anon_client|live_server|target)\b")
 #: A test or fixture parameter naming the session world (``vv: Any``, ``client,``...).
 WORLD_FIXTURE = re.compile(r"\b(?:vv|app|client|anon_client|live_server|target|admin_key)\b\s*[:,)]")
+#: What each module took last time (``--store-durations``): the units start longest first, so the last one
+#: running is a short one (as pytest-split keeps ``.test_durations``). Relative figures; any machine will do.
+DURATIONS = REPO / "tests" / "durations.json"
 
 
 @functools.cache
@@ -107,21 +138,47 @@ def _source(path: str) -> str:
 
 
 def xdist_group(nodeid: str) -> str:
-    """The unit of work a test belongs to: ``REAL_GROUP``, ``ENGINE_GROUP`` or its module's path."""
+    """The unit of work a test belongs to: ``CONSENT_GROUP``, ``REAL_GROUP`` or its module's path."""
     path = nodeid.split("::")[0]
-    source = _source(path)
-    own_engines = not WORLD_FIXTURE.search(source) and not REAL_FIXTURE.search(source)
-    if path.startswith("tests/engines/") and own_engines:
-        return ENGINE_GROUP
-    if any(path.startswith(prefix) for prefix in REAL_MODULES) or REAL_FIXTURE.search(source):
-        return REAL_GROUP
+    if any(path.startswith(prefix) for prefix in REAL_MODULES) or REAL_FIXTURE.search(_source(path)):
+        source = _source(path)
+        if path.startswith("tests/engines/") and not (
+            WORLD_FIXTURE.search(source) or REAL_FIXTURE.search(source)
+        ):
+            return path  # an engine's own tests, building their own engines
+        return CONSENT_GROUP if path.startswith(CONSENT_MODULES) else REAL_GROUP
     return path
+
+
+def unit_costs(paths: set[str]) -> dict[str, float]:
+    """Each unit's expected seconds: its modules' stored durations (a module not stored yet counts as the
+    median one)."""
+    import json
+    import statistics
+
+    known: dict[str, float] = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+    default = statistics.median(known.values()) if known else 1.0
+    costs: dict[str, float] = {}
+    for path in paths:
+        unit = xdist_group(path)
+        costs[unit] = costs.get(unit, 0.0) + known.get(path, default)
+    return costs
+
+
+def order_by_unit_cost(items: list[pytest.Item]) -> None:
+    """Longest unit first, each unit's tests together and in their own order."""
+    paths = [item.nodeid.split("::")[0] for item in items]
+    costs = unit_costs(set(paths))
+    rank = {id(item): (-costs[xdist_group(path)], xdist_group(path), i) for i, (item, path) in
+            enumerate(zip(items, paths, strict=True))}  # fmt: skip
+    items.sort(key=lambda item: rank[id(item)])
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadgroup`` by ``xdist_group`` (pytest-xdist's own loadgroup reads ``xdist_group`` marks
-    through a node id suffix that pytest 9 no longer carries, so it would scatter every test)."""
+    through a node id suffix that pytest 9 no longer carries, so it would scatter every test), the units
+    handed out in the order the workers collected them (``order_by_unit_cost``), not by test count."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -130,7 +187,33 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return xdist_group(nodeid)
 
+    config.option.loadscopereorder = False
     return ByModelWorld(config, log)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-durations",
+        action="store_true",
+        help=f"write each module's seconds (setup, call and teardown) to {DURATIONS.relative_to(REPO)}",
+    )
+
+
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::")[0]
+    _durations[path] = _durations.get(path, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if config.getoption("store_durations") and not hasattr(config, "workerinput"):
+        import json
+
+        stored = {path: round(seconds, 1) for path, seconds in sorted(_durations.items())}
+        DURATIONS.write_text(json.dumps(stored, indent=1) + "\n")
 
 
 def _settings(data: Path, model_cache: Path, **engines: Any):  # type: ignore[no-untyped-def]

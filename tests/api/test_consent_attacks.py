@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from tests.api.conftest import ScriptHeard
+from tests.conftest import read_aloud
 
 from voxvault.audio.io import decode, encode
 from voxvault.engines.watermark import Watermarker
@@ -60,9 +61,7 @@ class Tenant:
 
     def unmarked(self, text: str, voice: str = SPEAKER) -> bytes:
         """A preset reading ``text`` without the watermark: what a live person's recording stands for."""
-        vv = self.vv
-        speech = vv.pipeline.render(vv.pipeline.prepare(text, vv.catalog.resolve(voice), fmt="pcm"))
-        return encode(speech.samples, speech.sample_rate, "wav")
+        return encode(*read_aloud(self.vv, text, voice), "wav")
 
     def marked(self, text: str, voice: str = SPEAKER) -> tuple[bytes, int]:
         """This server's own output (watermarked with a generation record), as an attacker would get it."""

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from tests.api.conftest import ScriptHeard
+from tests.conftest import read_aloud
 
 from voxvault.audio.io import decode, encode
 from voxvault.store.models import Consent, Voice, utcnow
@@ -75,10 +76,7 @@ class Tenant:
 
     def speak_as(self, text: str, voice: str) -> tuple[np.ndarray, int]:
         # Without the watermark: a live speaker's reading (marked audio is refused as synthetic_audio).
-        speech = self.vv.pipeline.render(
-            self.vv.pipeline.prepare(text, self.vv.catalog.resolve(voice), fmt="pcm")
-        )
-        return speech.samples, speech.sample_rate
+        return read_aloud(self.vv, text, voice)
 
     def unique_recording(self) -> bytes:
         """A recording that passes the quality gates and was never sent (different bytes every call)."""

@@ -76,8 +76,10 @@ def test_the_diarizer_marks_the_overlap_on_both_speakers(
     # the stretches spoken alone stay unmarked, each voice's own
     assert turns[0].speaker == "speaker_0" and not turns[0].overlap and turns[0].end >= lo - 0.3
     assert turns[-1].speaker == "speaker_1" and not turns[-1].overlap
-    # without the detector nothing is marked (the fake world's diarizer)
-    assert not any(t.overlap for t in Diarizer(SileroVAD(), CamppEncoder()).diarize(audio, SR))
+    # without the detector nothing is marked (the fake world's diarizer), judged on the overlap and a
+    # second either side of it (a second pass over the whole mix cost as much as the first)
+    around = audio[int((lo - 1.0) * SR) : int((hi + 1.0) * SR)]
+    assert not any(t.overlap for t in Diarizer(SileroVAD(), CamppEncoder()).diarize(around, SR))
 
 
 def test_overlap_shows_in_rttm_speakers_and_words() -> None:

@@ -88,7 +88,10 @@ def test_the_api_runs_an_adaptation_job_to_completion(
     vv, client, target = real_vv, real_client, real_target  # the decoder's biases: onnxruntime Kokoro
     _, project = vv.keys.ensure_default_project()
     vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
-    r = client.post(f"/v1/voices/{vid}/adapt", json={"max_iterations": 1})
+    # One step on one short sentence (a job option): the job's whole path at a third of its default cost.
+    r = client.post(
+        f"/v1/voices/{vid}/adapt", json={"max_iterations": 1, "sentences": ["Please call me back."]}
+    )
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
     deadline = time.monotonic() + 300
@@ -108,6 +111,24 @@ def test_the_api_runs_an_adaptation_job_to_completion(
         row = s.get(Voice, vid)
         assert row is not None and row.meta["conditioning"]["rolled_back"] is True
         assert row.meta["decoder"]["previous"] == adapted
+
+
+def test_the_api_takes_the_sentences_to_fit_on_within_bounds(
+    make_voice: Any, vv: Any, client: Any, target: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A studio may fit a voice on its own domain's words; the list is bounded (each sentence is a model
+    pass per step) and the job keeps the sentences it was given."""
+    _, project = vv.keys.ensure_default_project()
+    vid = make_voice(vv, project, vv.catalog.preset_styles()["kumo"], target)
+    for bad in ([], ["Hello."] * 9, [" "], ["x" * 301]):
+        r = client.post(f"/v1/voices/{vid}/adapt", json={"sentences": bad})
+        assert r.status_code == 422 and "sentences" in r.json()["error"]["message"], r.text
+    monkeypatch.setattr(AdaptService, "start", lambda self, job_id: None)  # stored, not run
+    r = client.post(f"/v1/voices/{vid}/adapt", json={"sentences": ["  Your order has shipped.  "]})
+    assert r.status_code == 202, r.text
+    with vv.db.session() as s:
+        job = s.get(Job, r.json()["job_id"])
+        assert job is not None and job.spec["options"]["sentences"] == ["Your order has shipped."]
 
 
 def test_the_api_refuses_an_unknown_method(make_voice: Any, vv: Any, client: Any, target: np.ndarray) -> None:

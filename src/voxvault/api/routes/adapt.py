@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from voxvault.api.deps import AdaptServiceDep, VoicesReader, VoicesWriter, adapt_service
 from voxvault.cloning.bias_layout import DEFAULT_L2
@@ -54,6 +54,15 @@ class AdaptIn(BaseModel):
         default="bias", description="decoder: adapt the style projections' biases (75 kB) or all (9.6 MB)"
     )
     l2: float = Field(default=DEFAULT_L2, ge=0, le=1, description="decoder: pull toward the shipped weights")
+    sentences: (
+        list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=300)]] | None
+    ) = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description="what the voice speaks while it is fitted (default: three everyday sentences); each "
+        "sentence costs a model pass per step, so more sentences make a slower job",
+    )
 
 
 class JobOut(BaseModel):
@@ -77,7 +86,7 @@ async def adapt_voice(
     service: AdaptServiceDep, voice_id: VoiceId, principal: VoicesWriter, body: AdaptIn | None = None
 ) -> Any:
     """Start fine-tuning the voice toward its speaker; poll ``GET /v1/jobs/{job_id}``."""
-    options = (body or AdaptIn()).model_dump()
+    options = (body or AdaptIn()).model_dump(exclude_none=True)
     job_id = await run_in_threadpool(
         service.submit, voice_id, principal.project_id, key_id=principal.key_id, options=options
     )
