@@ -45,6 +45,8 @@ lint: install-dev
 # the real-model tests are two units (the consent checks; the rest), one per worker, each loading its models
 # once; every other module goes to whichever worker is free, longest first by tests/durations.json
 # (tests/conftest.py xdist_group; `--store-durations` rewrites it); TEST_WORKERS=0 runs it in one process.
+# The converted weights the tests load are cached per user (~/.cache/voxvault/test-models, or
+# VOXVAULT_TEST_CACHE_DIR), so a second checkout does not rebuild 1.2 GB of graphs.
 # Each worker computes on one thread: two workers with a thread pool each on 2 cores spent 846 CPU-s in
 # 8:10 (threads spinning against each other); one thread each, 587 CPU-s in 7:13 (idle box, same tree).
 TEST_WORKERS ?= 2
