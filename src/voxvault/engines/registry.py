@@ -13,6 +13,7 @@ is taken back on the next use (a weak reference), never loaded a second time bes
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import sys
@@ -31,7 +32,6 @@ from voxvault.engines.base import (
     TTSEngine,
     VoiceActivityDetector,
 )
-from voxvault.engines.heap import trim as trim_heap
 from voxvault.errors import VoxError
 
 if TYPE_CHECKING:
@@ -154,6 +154,12 @@ class _Loaded:
     load_s: float
     last_used: float
     users: int = 0
+
+
+def _trim_heap() -> None:
+    """Give freed memory back to the OS (glibc keeps it otherwise, and RSS would not show the unload)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class EngineRegistry:
@@ -288,7 +294,7 @@ class EngineRegistry:
                     entry.last_used = now
         if dropped:
             gc.collect()
-            trim_heap()  # glibc keeps freed memory otherwise, and RSS would not show the unload
+            _trim_heap()
             for key in dropped:
                 ref = self._released.get(key)
                 held = ref is not None and ref() is not None

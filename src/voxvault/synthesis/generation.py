@@ -29,7 +29,6 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from voxvault.engines.heap import trim_soon
 from voxvault.governance.audit import AuditTrail
 from voxvault.store.db import Database
 from voxvault.synthesis.hangup import on_client_gone
@@ -100,7 +99,6 @@ class Generation:
             prepared=prepared or self.prepared,
             completed=completed,
         )
-        trim_soon()  # a long-running server would otherwise keep each worker thread's freed buffers
         return True
 
 
