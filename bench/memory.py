@@ -24,6 +24,7 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from stream import Server, machine
@@ -109,6 +110,28 @@ async def run(
     return curve, statuses, by_mapping
 
 
+def plot(report: dict[str, Any], path: Path) -> None:
+    """The RSS curve, the 1 GB line, and the +-5 % band around the RSS after request 100."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = report["curve_mb"]
+    at_100 = report["rss_after_100_mb"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(range(1, len(curve) + 1), curve, label="server RSS")
+    ax.axhspan(at_100 * 0.95, at_100 * 1.05, color="green", alpha=0.15, label="RSS at request 100 +-5 %")
+    ax.axhline(1024, color="red", linestyle="--", linewidth=1, label="1 GB")
+    ax.set_xlabel("requests (short, long, streamed, cancelled, bad input)")
+    ax.set_ylabel("server RSS (MB)")
+    ax.set_ylim(0, max(1100, max(curve) * 1.1))
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=200)
@@ -120,7 +143,11 @@ def main() -> None:
         default=None,
         help="stop after this long (a loaded box); the report says how many requests ran",
     )
+    parser.add_argument("--replot", type=Path, default=None, help="only draw --plot from this report")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(args.replot.read_text()), args.plot)
+        return
     t0 = time.perf_counter()
     info = machine()
     key = f"vv_bench_{secrets.token_urlsafe(24)}"
@@ -156,20 +183,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.plot(range(1, len(curve) + 1), curve)
-    ax.axhline(1024, color="red", linestyle="--", linewidth=1, label="1 GB")
-    ax.set_xlabel("requests (short, long, streamed, cancelled, bad input)")
-    ax.set_ylabel("server RSS (MB)")
-    ax.set_ylim(0, max(1100, max(curve) * 1.1))
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(args.plot, dpi=100)
+    plot(report, args.plot)
     print(json.dumps({k: v for k, v in report.items() if k != "curve_mb"}, indent=2))
 
 
