@@ -6,16 +6,14 @@ the sound); also: a diarized upload is decoded once."""
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 from tests.api.test_transcription_stream_opus import _check, converse
-from tests.audio.test_stream_decode import similar, speech
+from tests.audio.test_stream_decode import opus_file, similar, speech
 from tests.conftest import needs_testdata
 
 from voxvault.audio import io as audio_io
@@ -32,18 +30,7 @@ CLUSTER = bytes.fromhex("1f43b675")
 def webm_opus(samples: np.ndarray, recorder: bool = True) -> bytes:
     """A WebM/Opus file; ``recorder``: written as MediaRecorder streams it (the segment and every cluster
     of unknown size, since a recorder cannot go back to fill sizes in)."""
-    out = io.BytesIO()
-    with av.open(out, "w", format="webm", options={"live": "1"} if recorder else {}) as container:
-        stream = container.add_stream("libopus", rate=48_000, layout="mono")
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        for i in range(0, len(pcm), 4800):
-            frame = av.AudioFrame.from_ndarray(pcm[None, i : i + 4800], format="s16", layout="mono")
-            frame.sample_rate, frame.pts = 48_000, i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    data = bytearray(out.getvalue())
+    data = bytearray(opus_file(samples, "webm", {"live": "1"} if recorder else None))
     if recorder:
         at = data.find(CLUSTER)
         while at >= 0:

@@ -43,8 +43,13 @@ def opus_packets(samples: np.ndarray, channels: int = 1) -> list[bytes]:
 
 def ogg_opus(samples: np.ndarray) -> bytes:
     """An Ogg/Opus file as ffmpeg writes one."""
+    return opus_file(samples, "ogg")
+
+
+def opus_file(samples: np.ndarray, fmt: str, options: dict[str, str] | None = None) -> bytes:
+    """``samples`` (48 kHz mono) as Opus in the container ``fmt`` (``ogg``, ``webm``), 100 ms frames."""
     out = io.BytesIO()
-    with av.open(out, "w", format="ogg") as container:
+    with av.open(out, "w", format=fmt, options=options or {}) as container:
         stream = container.add_stream("libopus", rate=48_000, layout="mono")
         pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
         for i in range(0, len(pcm), 4800):
