@@ -72,10 +72,10 @@ def test_openai_stream_dropped_mid_answer_frees_its_slot_for_the_next_request(
     ):
         assert r.status_code == 200
         assert next(r.iter_raw())
-        # Not asserted here: that the place is still held at this instant. In 2 of about 25 full-suite
-        # and module runs (session 15, quiet and loaded) it read 0 right after the first bytes, cause not
-        # found (noted on issue 28); what the caller relies on is checked below: most of the answer is never
-        # rendered, the place comes back, the record says cancelled, and the next request is served.
+        # Not asserted here: that the place is still held at this instant. It read 0 right after the first
+        # bytes in 2 of 4 full-suite runs and 1 of about 40 runs of this module alone (session 15, quiet and
+        # loaded), cause not found (noted on issue 28); what the caller relies on is checked below: most of
+        # the answer is never rendered, the place comes back, the record says cancelled, the next is served.
         granted_at_drop = scheduler.granted
     # Leaving the block hangs up with most of the body unread (a caller barging in).
     # The place and the model come back while most of the answer was never rendered.
