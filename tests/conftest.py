@@ -147,14 +147,14 @@ def _source(path: str) -> str:
 def xdist_group(nodeid: str) -> str:
     """The unit of work a test belongs to: ``CONSENT_GROUP``, ``REAL_GROUP`` or its module's path."""
     path = nodeid.split("::")[0]
-    if any(path.startswith(prefix) for prefix in REAL_MODULES) or REAL_FIXTURE.search(_source(path)):
-        source = _source(path)
-        if path.startswith("tests/engines/") and not (
-            WORLD_FIXTURE.search(source) or REAL_FIXTURE.search(source)
-        ):
-            return path  # an engine's own tests, building their own engines
-        return CONSENT_GROUP if path.startswith(CONSENT_MODULES) else REAL_GROUP
-    return path
+    source = _source(path)
+    if not (any(path.startswith(prefix) for prefix in REAL_MODULES) or REAL_FIXTURE.search(source)):
+        return path
+    if path.startswith("tests/engines/") and not (
+        WORLD_FIXTURE.search(source) or REAL_FIXTURE.search(source)
+    ):
+        return path  # an engine's own tests, building their own engines
+    return CONSENT_GROUP if path.startswith(CONSENT_MODULES) else REAL_GROUP
 
 
 def unit_costs(paths: set[str]) -> dict[str, float]:
