@@ -51,8 +51,14 @@ lint: install-dev
 # 8:10 (threads spinning against each other); one thread each, 587 CPU-s in 7:13 (idle box, same tree).
 TEST_WORKERS ?= 2
 TEST_THREADS := $(if $(filter-out 0,$(TEST_WORKERS)),OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 VOXVAULT_THREADS=1)
-test: install-dev lint
-	$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+# mypy (about 27 CPU-s on a fresh clone, no cache yet) runs beside pytest, in the 10 % of both cores the
+# workers leave idle, and reports after it; either failing fails the target. ruff takes well under a second.
+test: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	@$(BIN)/mypy > .mypy.out 2>&1 & mypy=$$!; \
+	$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup; tests=$$?; \
+	wait $$mypy; typed=$$?; echo "$(BIN)/mypy"; cat .mypy.out; exit $$((tests ? tests : typed))
 
 # Research checks: does a cloning map or an adaptation bring a speaker closer (the `research` marker;
 # not part of `make test`). `make bench-clone` runs them before its measurements.

@@ -280,7 +280,11 @@ def test_client_that_never_reads_is_dropped(live, vv, ws_key: str) -> None:  # t
     sock.connect(("127.0.0.1", live.port))
     try:
         uri = f"ws://127.0.0.1:{live.port}{url(output_format='pcm_8000')}"  # little data per piece
-        with connect(uri, sock=sock, additional_headers={"xi-api-key": ws_key}, max_queue=1) as ws:
+        # close_timeout: the server's closing frame sits behind the audio this client never read, so the
+        # client's own closing handshake would wait out its default 10 s for it.
+        with connect(
+            uri, sock=sock, additional_headers={"xi-api-key": ws_key}, max_queue=1, close_timeout=1
+        ) as ws:
             ws.send(json.dumps(INIT))
             ws.send(json.dumps({"text": LONG, "flush": True}))
             assert wait_until(lambda: live.app.state.admission.admitted == 1, 30)
