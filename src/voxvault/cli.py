@@ -57,6 +57,7 @@ def serve(
     from voxvault.service import VoxVault
 
     settings = Settings()
+    _mmap_threshold(settings.malloc_mmap_threshold_kb)
     if host:
         settings.host = host
     if port:
@@ -91,6 +92,23 @@ def serve(
         highlight=False,
     )
     uvicorn.run(create_app(vv=vv), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def _mmap_threshold(kb: int) -> None:
+    """Fix glibc's mmap threshold (settings.malloc_mmap_threshold_kb) before the models load: a long-running
+    server's RSS otherwise keeps the freed buffers of its busiest moment (docs/benchmarks.md, issue 28).
+    Other C libraries have no such knob; then nothing happens."""
+    if kb <= 0:
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3  # from glibc's malloc.h
+    if not mallopt(m_mmap_threshold, kb * 1024):
+        logging.getLogger(__name__).warning("mallopt(M_MMAP_THRESHOLD, %d kB) refused", kb)
 
 
 @app.command()

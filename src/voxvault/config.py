@@ -88,6 +88,19 @@ class Settings(BaseSettings):
         description="auto (fuse the vocoder's Snake activations into a kernel compiled with the system C "
         "compiler, about 25% faster; the plain graph where none can be built) or off.",
     )
+    kokoro_arena_shrinkage: bool = Field(
+        default=True,
+        description="After each Kokoro call, hand the free part of onnxruntime's CPU memory arena back "
+        "(it otherwise keeps the most that overlapping requests ever needed: +265 MB held after bursts of "
+        "4; docs/benchmarks.md). Off: a little faster per call, memory keeps its peak.",
+    )
+    malloc_mmap_threshold_kb: int = Field(
+        default=1024,
+        ge=0,
+        description="voxvault serve: glibc serves blocks of this size or more from their own mappings, "
+        "returned to the system when freed (glibc's own threshold climbs to 32 MB, and freed model buffers "
+        "below it stay in its per-thread arenas: RSS grew by bursts of requests). 0: glibc's default.",
+    )
     adapted_voice_engine: Literal["auto", "onnxruntime", "pytorch"] = Field(
         default="auto",
         description="What speaks fine-tuned voices (decoder adaptation): onnxruntime Kokoro (its fused graph "

@@ -343,7 +343,12 @@ class KokoroEngine:
     max_phonemes = MAX_PHONEMES
 
     def __init__(
-        self, cache_dir: Path, precision: str = "float", threads: int = 0, kernels: str = "auto"
+        self,
+        cache_dir: Path,
+        precision: str = "float",
+        threads: int = 0,
+        kernels: str = "auto",
+        arena_shrinkage: bool = True,
     ) -> None:
         if precision not in PRECISIONS:
             raise VoxError(
@@ -370,6 +375,7 @@ class KokoroEngine:
         self.precision = precision
         self.threads = threads or _usable_cores()
         self.kernels = kernels
+        self.arena_shrinkage = arena_shrinkage
         self.fused_kernels = False  # set by _load when the compiled kernels are in use
         self._shipped: dict[str, NDArray[np.float32]] | None = None  # see shipped_biases
         self._adapted_lock = threading.Lock()
@@ -600,7 +606,7 @@ class KokoroEngine:
         onnxruntime checks ``RunOptions.terminate`` between graph nodes; a watcher thread sets it when the
         event is set, so a dropped stream gives the cores back within milliseconds, not after its piece.
         """
-        options = ort.RunOptions()
+        options = self._run_options()
         done = threading.Event()
 
         def watch() -> None:
@@ -623,10 +629,21 @@ class KokoroEngine:
             done.set()
             self._calls.options = outer
 
+    def _run_options(self) -> Any:
+        """A call's RunOptions. With ``arena_shrinkage`` the CPU arena hands back its free regions when the
+        call ends: onnxruntime's arena otherwise keeps the largest sum that overlapping calls ever needed
+        (bench/memory_bursts.py: 435 -> 700 MB held after bursts of 4 requests; see docs/benchmarks.md)."""
+        options = ort.RunOptions()
+        if self.arena_shrinkage:
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        return options
+
     def _run(self, feeds: dict[str, NDArray[Any]]) -> list[NDArray[Any]]:
         """One forward pass of the graph: the audio, then the token durations where the graph gives them
         (the PyTorch engine overrides this)."""
         options = getattr(self._calls, "options", None)
+        if options is None:
+            options = self._run_options()
         return [np.asarray(o) for o in self._session.run(None, feeds, options)]
 
     def _style_row(self, style: FloatArray, n_tokens: int) -> FloatArray:

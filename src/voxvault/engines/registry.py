@@ -51,6 +51,7 @@ def _kokoro(settings: Settings) -> TTSEngine:
         precision=settings.kokoro_precision,
         threads=settings.threads,
         kernels=settings.kokoro_kernels,
+        arena_shrinkage=settings.kokoro_arena_shrinkage,
     )
 
 
