@@ -41,15 +41,18 @@ lint: install-dev
 	$(BIN)/mypy
 
 # The product suite: API, governance and jobs on fake engines (engines/fake.py), each real engine's own tests
-# and one real end-to-end path per feature (tests/conftest.py REAL_MODULES says which and why). Two workers:
-# the real-model tests are two units (the consent checks; the rest), one per worker, each loading its models
-# once; every other module goes to whichever worker is free, longest first by tests/durations.json
+# and one real end-to-end path per feature (tests/conftest.py REAL_MODULES says which and why). The
+# real-model tests are two units (the consent checks; the rest), each on its own worker and loading its
+# models once; every other module goes to whichever worker is free, longest first by tests/durations.json
 # (tests/conftest.py xdist_group; `--store-durations` rewrites it); TEST_WORKERS=0 runs it in one process.
 # The converted weights the tests load are cached per user (~/.cache/voxvault/test-models, or
 # VOXVAULT_TEST_CACHE_DIR), so a second checkout does not rebuild 1.2 GB of graphs.
 # Each worker computes on one thread: two workers with a thread pool each on 2 cores spent 846 CPU-s in
 # 8:10 (threads spinning against each other); one thread each, 587 CPU-s in 7:13 (idle box, same tree).
-TEST_WORKERS ?= 2
+# Three workers on two cores: with two, each worker sat idle about 15 % of its time (a browser recording a
+# script in real time, Ray and servers starting in subprocesses), 329 s of wall against 284 s of CPU each
+# (quiet box, session 16); a third worker runs the short modules in those gaps.
+TEST_WORKERS ?= 3
 TEST_THREADS := $(if $(filter-out 0,$(TEST_WORKERS)),OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 VOXVAULT_THREADS=1)
 # mypy (about 27 CPU-s on a fresh clone, no cache yet) runs beside pytest, in the 10 % of both cores the
 # workers leave idle, and reports after it; either failing fails the target. ruff takes well under a second.

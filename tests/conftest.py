@@ -120,7 +120,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         order_by_unit_cost(items)
 
 
-# -- two workers (``make test``: pytest-xdist ``-n 2 --dist loadgroup``) ------------------------------------
+# -- the workers (``make test``: pytest-xdist ``-n 3 --dist loadgroup``) -------------------------------------
 #: The modules that run the session's real-model VoxVault (a ``REAL_MODULES`` module, or one naming a
 #: ``real_*`` fixture) form two units, split where the work parts: the consent checks (Kokoro readings judged
 #: by GE2E, CAM++ and Whisper) and the rest (cloning, adaptation, batch, transcription). Each unit loads its
