@@ -30,7 +30,31 @@ libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MI
 
 
+TRACE = os.environ.get("M28_TRACE")  # a path: tracemalloc's top growth since the first dump, per dump
+first_snapshot = None
+if TRACE:
+    import tracemalloc
+
+    tracemalloc.start(8)
+
+
+def trace() -> None:
+    global first_snapshot
+    snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    if first_snapshot is None:
+        first_snapshot = snap
+        return
+    with open(TRACE, "a") as f:
+        total = sum(s.size for s in snap.statistics("filename")) / 2**20
+        f.write(f"--- traced {total:.1f} MB\n")
+        for stat in snap.compare_to(first_snapshot, "traceback")[:8]:
+            f.write(f"{stat.size_diff / 2**20:+.2f} MB {stat.count_diff:+d} blocks\n")
+            f.write("\n".join("    " + line for line in stat.traceback.format()[-6:]) + "\n")
+
+
 def dump(*_):
+    if TRACE:
+        trace()
     m = libc.mallinfo2()
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     rss = int(status["VmRSS"].split()[0]) // 1024
